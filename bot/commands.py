@@ -1,0 +1,65 @@
+"""The command menu, per scope and language (setMyCommands)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeAllChatAdministrators,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+)
+from aiogram.utils.i18n import I18n
+
+from services.locales import SUPPORTED_LANGUAGES, TELEGRAM_CODES
+
+log = logging.getLogger(__name__)
+
+
+def N_(message: str) -> str:
+    """Marks a string for extraction into the catalogs; translated later with a locale."""
+    return message
+
+
+PRIVATE = [
+    ("start", N_("Welcome and your groups")),
+    ("settings", N_("Timezone, currency and language of your groups")),
+    ("lang", N_("Choose your language")),
+    ("help", N_("What I can do")),
+]
+GROUP = [("help", N_("What I can do"))]
+GROUP_ADMINS = [
+    ("help", N_("What I can do")),
+    ("settings", N_("Set up this group (in private chat)")),
+]
+
+SCOPES = (
+    (BotCommandScopeAllPrivateChats(), PRIVATE),
+    (BotCommandScopeAllGroupChats(), GROUP),
+    (BotCommandScopeAllChatAdministrators(), GROUP_ADMINS),
+)
+
+
+def menu(i18n: I18n, commands: list[tuple[str, str]], language: str) -> list[BotCommand]:
+    return [
+        BotCommand(command=name, description=i18n.gettext(text, locale=language))
+        for name, text in commands
+    ]
+
+
+async def set_commands(bot: Bot, i18n: I18n, default_language: str) -> None:
+    """One menu per scope for every language, plus a fallback in the default language."""
+    try:
+        for scope, commands in SCOPES:
+            await bot.set_my_commands(menu(i18n, commands, default_language), scope=scope)
+            for language in SUPPORTED_LANGUAGES:
+                await bot.set_my_commands(
+                    menu(i18n, commands, language),
+                    scope=scope,
+                    language_code=TELEGRAM_CODES[language],
+                )
+    except TelegramAPIError as exc:
+        log.warning("could not set the command menu: %s", exc)

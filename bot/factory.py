@@ -1,0 +1,86 @@
+"""Builds the Bot, the Dispatcher, its routers and middlewares. Production and tests both
+use `create_app`, so tests drive exactly the Dispatcher that runs in production."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.base import BaseSession
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.utils.i18n import I18n
+
+from bot.config import Settings
+from bot.i18n import LocaleCache, LocaleMiddleware, make_i18n
+from bot.middlewares.database import TransactionMiddleware
+from bot.storage import SQLStorage
+from bot.telegram import admin_fetcher, make_bot
+from handlers import build_routers
+from models import Database
+from services.admins import AdminDirectory
+
+# chat_member is not sent unless asked for; the bot needs it to see joins and admin changes.
+REQUIRED_UPDATES = ("message", "callback_query", "my_chat_member", "chat_member")
+
+
+@dataclass
+class App:
+    settings: Settings
+    db: Database
+    bot: Bot
+    dispatcher: Dispatcher
+    i18n: I18n
+    locales: LocaleCache
+    admins: AdminDirectory
+
+    @property
+    def allowed_updates(self) -> list[str]:
+        used = set(self.dispatcher.resolve_used_update_types())
+        return sorted(used | set(REQUIRED_UPDATES))
+
+    async def close(self) -> None:
+        await self.dispatcher.storage.close()
+        await self.dispatcher.fsm.events_isolation.close()
+        await self.bot.session.close()
+        await self.db.dispose()
+
+
+def make_storage(settings: Settings, db: Database) -> tuple[BaseStorage, BaseEventIsolation]:
+    """SQL storage by default (survives restarts); Redis with event isolation across
+    instances when REDIS_URL is set."""
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        storage = RedisStorage.from_url(
+            settings.redis_url,
+            key_builder=DefaultKeyBuilder(prefix="tuan", with_bot_id=True, with_destiny=True),
+        )
+        return storage, storage.create_isolation()
+    return SQLStorage(db), SimpleEventIsolation()
+
+
+def create_app(
+    settings: Settings, *, session: BaseSession | None = None, db: Database | None = None
+) -> App:
+    db = db or Database(settings.database_url)
+    bot = make_bot(settings, session)
+    i18n = make_i18n(settings.default_language)
+    locales = LocaleCache(db)
+    admins = AdminDirectory(admin_fetcher(bot), settings.admin_cache_seconds)
+    storage, isolation = make_storage(settings, db)
+    dispatcher = Dispatcher(
+        storage=storage,
+        events_isolation=isolation,
+        settings=settings,
+        db=db,
+        locales=locales,
+        admins=admins,
+    )
+    dispatcher.include_routers(*build_routers())
+    LocaleMiddleware(i18n, locales).setup(dispatcher)
+    transaction = TransactionMiddleware(db)
+    for name, observer in dispatcher.observers.items():
+        if name not in {"update", "error"}:
+            observer.middleware(transaction)
+    return App(settings, db, bot, dispatcher, i18n, locales, admins)

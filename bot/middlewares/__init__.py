@@ -1,0 +1,1 @@
+"""Middlewares: one database transaction per update (only when a handler needs it)."""

@@ -1,0 +1,273 @@
+"""Running the bot: polling or webhook, heartbeat, housekeeping and graceful shutdown.
+
+Polling: updates of one batch are processed concurrently across chats and in order within
+a chat; the next getUpdates (which confirms the batch to Telegram) is sent only after the
+whole batch has been processed, so a crash loses nothing: Telegram sends the batch again
+and replay protection skips what had committed.
+
+Webhook: a request is answered only after its update was processed and its transaction
+committed (aiogram's background mode answers first; we do not use it). Requests without the
+right secret header get 401 and touch nothing. On SIGTERM the server stops taking updates
+(503, so Telegram retries elsewhere or later) and waits for those in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from aiogram.exceptions import (
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.methods import TelegramMethod
+from aiogram.types import Update
+from aiohttp import web
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from bot.commands import set_commands
+from bot.factory import App
+from services import updates as update_service
+
+log = logging.getLogger(__name__)
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+HEARTBEAT_SECONDS = 15.0
+PRUNE_SECONDS = 3600.0
+RETRYABLE = (OperationalError, DBAPIError, TelegramNetworkError, ConnectionError)
+
+
+def chat_key(update: Update) -> int:
+    """Updates with the same key are processed in order (one conversation)."""
+    event = update.event
+    chat = getattr(event, "chat", None)
+    if chat is None:
+        message = getattr(event, "message", None)
+        chat = getattr(message, "chat", None)
+    if chat is not None:
+        return chat.id
+    user = getattr(event, "from_user", None)
+    if user is not None:
+        return user.id
+    return -update.update_id
+
+
+class InFlight:
+    """Counts updates being processed, so shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __enter__(self) -> InFlight:
+        self.count += 1
+        self._idle.clear()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def drained(self, within: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), within)
+            return True
+        except TimeoutError:
+            return False
+
+
+async def process(app: App, update: Update, inflight: InFlight | None = None) -> Any:
+    """Feed one update through the Dispatcher; a method a handler returned is sent too."""
+    inflight = inflight or InFlight()
+    with inflight:
+        result = await app.dispatcher.feed_update(app.bot, update)
+        if isinstance(result, TelegramMethod):
+            await app.dispatcher.silent_call_request(app.bot, result)
+        return result
+
+
+async def process_batch(
+    app: App, batch: Iterable[Update], inflight: InFlight, limit: int = 64
+) -> None:
+    by_chat: dict[int, list[Update]] = defaultdict(list)
+    for update in batch:
+        by_chat[chat_key(update)].append(update)
+    semaphore = asyncio.Semaphore(limit)
+
+    async def run_chat(items: list[Update]) -> None:
+        async with semaphore:
+            for update in items:
+                try:
+                    await process(app, update, inflight)
+                except Exception:  # a broken update must not stop the others
+                    log.exception("update %s failed", update.update_id)
+
+    await asyncio.gather(*(run_chat(items) for items in by_chat.values()))
+
+
+async def poll(
+    app: App, stop: asyncio.Event, *, long_poll: int = 30, inflight: InFlight | None = None
+) -> None:
+    bot = app.bot
+    inflight = inflight or InFlight()
+    await bot.delete_webhook(drop_pending_updates=False)
+    offset: int | None = None
+    backoff = 1.0
+    allowed = app.allowed_updates
+    log.info("polling for %s", ", ".join(allowed))
+    while not stop.is_set():
+        fetch = asyncio.ensure_future(
+            bot.get_updates(offset=offset, timeout=long_poll, allowed_updates=allowed)
+        )
+        stopper = asyncio.ensure_future(stop.wait())
+        done, _pending = await asyncio.wait({fetch, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if fetch not in done:  # stopping while the long poll waits: nothing was taken
+            fetch.cancel()
+            break
+        try:
+            batch = fetch.result()
+        except TelegramUnauthorizedError:
+            raise
+        except TelegramRetryAfter as exc:
+            await _sleep_or_stop(stop, exc.retry_after)
+            continue
+        except (TelegramNetworkError, TelegramServerError, OSError) as exc:
+            log.warning("getUpdates failed (%s); retrying in %.0f s", type(exc).__name__, backoff)
+            await _sleep_or_stop(stop, backoff)
+            backoff = min(backoff * 2, 60.0)
+            continue
+        backoff = 1.0
+        if batch:
+            await process_batch(app, batch, inflight)
+            offset = batch[-1].update_id + 1
+    if offset is not None:
+        try:  # confirm the last batch so it is not delivered again after a restart
+            await bot.get_updates(offset=offset, timeout=0, limit=1, allowed_updates=allowed)
+        except Exception as exc:  # replay protection covers it anyway
+            log.info("could not confirm the last batch: %s", type(exc).__name__)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+def webhook_app(app: App, stop: asyncio.Event, inflight: InFlight) -> web.Application:
+    settings = app.settings
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    if not secret:
+        raise RuntimeError("webhook mode needs WEBHOOK_SECRET")
+
+    async def receive(request: web.Request) -> web.Response:
+        if not secrets.compare_digest(request.headers.get(SECRET_HEADER, ""), secret):
+            return web.Response(status=401, text="Unauthorized")
+        if stop.is_set():
+            return web.Response(status=503, text="Shutting down")
+        try:
+            update = Update.model_validate(await request.json(), context={"bot": app.bot})
+        except ValueError:
+            return web.Response(status=400, text="Bad update")
+        try:
+            await process(app, update, inflight)
+        except RETRYABLE:
+            log.exception("update %s failed; Telegram will deliver it again", update.update_id)
+            return web.Response(status=500, text="Retry")
+        except Exception:
+            log.exception("update %s failed", update.update_id)
+        return web.Response(text="ok")
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    web_app = web.Application()
+    web_app.router.add_post(settings.webhook_path, receive)
+    web_app.router.add_get("/healthz", health)
+    return web_app
+
+
+async def serve_webhook(app: App, stop: asyncio.Event, *, inflight: InFlight | None = None) -> None:
+    settings = app.settings
+    inflight = inflight or InFlight()
+    runner = web.AppRunner(webhook_app(app, stop, inflight), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.webhook_host, settings.webhook_port)
+    await site.start()
+    await app.bot.set_webhook(
+        url=f"{settings.webhook_url}{settings.webhook_path}",
+        secret_token=settings.webhook_secret.get_secret_value(),
+        allowed_updates=app.allowed_updates,
+        drop_pending_updates=False,
+    )
+    log.info(
+        "webhook listening on %s:%s%s",
+        settings.webhook_host,
+        settings.webhook_port,
+        settings.webhook_path,
+    )
+    try:
+        await stop.wait()
+    finally:
+        drained = await inflight.drained(within=50)
+        log.info("webhook stopping; in-flight updates drained: %s", drained)
+        await runner.cleanup()
+
+
+async def heartbeat(path: Path, stop: asyncio.Event, every: float = HEARTBEAT_SECONDS) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while not stop.is_set():
+        path.write_text(str(int(time.time())))  # noqa: ASYNC240 - a few bytes, every 15 s
+        await _sleep_or_stop(stop, every)
+
+
+async def housekeeping(app: App, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            async with app.db.transaction() as session:
+                removed = await update_service.prune(session)
+            if removed:
+                log.info("pruned %d old processed-update ids", removed)
+        except Exception:
+            log.exception("housekeeping failed")
+        await _sleep_or_stop(stop, PRUNE_SECONDS)
+
+
+async def serve(app: App, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or `stop` is set), then drain and close."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread
+            pass
+    me = await app.bot.get_me()
+    log.info("started as @%s (id %s) in %s mode", me.username, me.id, app.settings.mode.value)
+    await set_commands(app.bot, app.i18n, app.settings.default_language)
+    inflight = InFlight()
+    background = [
+        asyncio.create_task(heartbeat(Path(app.settings.data_dir) / "heartbeat", stop)),
+        asyncio.create_task(housekeeping(app, stop)),
+    ]
+    try:
+        if app.settings.mode.value == "webhook":
+            await serve_webhook(app, stop, inflight=inflight)
+        else:
+            await poll(app, stop, inflight=inflight)
+    finally:
+        stop.set()
+        await inflight.drained(within=50)
+        await asyncio.gather(*background, return_exceptions=True)
+        log.info("stopped")

@@ -1,0 +1,76 @@
+"""Shared pieces of the handlers: callback data, keyboards and texts used in several places."""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+
+from services.locales import LANGUAGE_NAMES, SUPPORTED_LANGUAGES
+
+
+class LangCB(CallbackData, prefix="lang"):
+    code: str
+
+
+def language_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=LANGUAGE_NAMES[code], callback_data=LangCB(code=code).pack()
+                )
+                for code in SUPPORTED_LANGUAGES
+            ]
+        ]
+    )
+
+
+def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
+    """Help fitted to where it is read and who reads it."""
+    lines = [_("<b>Tuan (团)</b> runs group-buys and sign-up lists right in your group chat.")]
+    if private:
+        lines += [
+            "",
+            _("<b>For everyone</b>"),
+            _("/start: welcome and your groups"),
+            _("/lang: choose your language"),
+            _("/help: this help"),
+        ]
+        if is_owner:
+            lines += [
+                "",
+                _("<b>For group owners and admins</b>"),
+                _("/settings: timezone, currency and language of your groups"),
+            ]
+        else:
+            lines += [
+                "",
+                _(
+                    "Run a community? Add me to your group and make me an admin; "
+                    "then you can manage it here with /settings."
+                ),
+            ]
+        if is_admin:
+            lines += [
+                "",
+                _("<b>Bot operators</b>"),
+                _("You are listed in ADMIN_IDS of this deployment."),
+            ]
+    else:
+        lines += ["", _("/help: this help")]
+        if is_owner:
+            lines += [
+                "",
+                _("You administer this group: open a private chat with me and use /settings."),
+            ]
+        else:
+            lines += ["", _("Open a private chat with me for your language and your groups.")]
+    return "\n".join(lines)
+
+
+def quote(text: str | None) -> str:
+    """User text, made safe for HTML parse mode."""
+    return escape(text or "", quote=False)

@@ -1,0 +1,313 @@
+"""/settings in private chat: per group timezone (IANA), currency (ISO 4217) and language.
+
+Every step re-checks on the server that the user administers the group: callback data only
+names the group, it is never trusted.
+"""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.i18n import LocaleCache
+from handlers.common import quote
+from models import Group, User
+from services import groups as group_service
+from services.admins import AdminDirectory
+from services.errors import (
+    GroupNotFound,
+    InvalidCurrency,
+    InvalidLanguage,
+    InvalidTimezone,
+    NotGroupAdmin,
+)
+from services.locales import LANGUAGE_NAMES, SUPPORTED_LANGUAGES
+
+FIELDS = ("tz", "cur", "lang")
+
+
+class SettingsCB(CallbackData, prefix="set"):
+    action: str  # open | tz | cur | lang | list | cancel
+    group_id: int = 0
+
+
+class GroupLangCB(CallbackData, prefix="glang"):
+    group_id: int
+    code: str
+
+
+class SettingsForm(StatesGroup):
+    timezone = State()
+    currency = State()
+
+
+def refusal() -> str:
+    return _("Only the owner and administrators of a group can change its settings.")
+
+
+def gone() -> str:
+    return _("That group is unknown or I am no longer in it.")
+
+
+def group_card(group: Group) -> tuple[str, InlineKeyboardMarkup]:
+    text = "\n".join(
+        [
+            _("<b>Settings of {title}</b>").format(title=quote(group.title)),
+            _("Timezone: {value}").format(value=group.timezone),
+            _("Currency: {value}").format(value=group.currency),
+            _("Language: {value}").format(value=LANGUAGE_NAMES.get(group.language, group.language)),
+        ]
+    )
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=_("Timezone"),
+                    callback_data=SettingsCB(action="tz", group_id=group.id).pack(),
+                ),
+                InlineKeyboardButton(
+                    text=_("Currency"),
+                    callback_data=SettingsCB(action="cur", group_id=group.id).pack(),
+                ),
+                InlineKeyboardButton(
+                    text=_("Language"),
+                    callback_data=SettingsCB(action="lang", group_id=group.id).pack(),
+                ),
+            ],
+            [
+                InlineKeyboardButton(
+                    text=_("« All groups"), callback_data=SettingsCB(action="list").pack()
+                )
+            ],
+        ]
+    )
+    return text, keyboard
+
+
+def cancel_keyboard(group_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=_("Cancel"),
+                    callback_data=SettingsCB(action="cancel", group_id=group_id).pack(),
+                )
+            ]
+        ]
+    )
+
+
+async def show_group_list(
+    bot: Bot, user: User, session: AsyncSession, admins: AdminDirectory
+) -> None:
+    """The groups the user runs, as buttons (sent to the user's private chat)."""
+    groups = await admins.groups_of(session, user.id)
+    if not groups:
+        await bot.send_message(
+            user.id,
+            _(
+                "You don't run any group with me yet. Add me to your group and make me an admin, "
+                "then send /settings again."
+            ),
+        )
+        return
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=group.title or str(group.chat_id),
+                callback_data=SettingsCB(action="open", group_id=group.id).pack(),
+            )
+        ]
+        for group, _status in groups
+    ]
+    await bot.send_message(
+        user.id, _("Choose a group:"), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows)
+    )
+
+
+async def settings_command(
+    message: Message, state: FSMContext, session: AsyncSession, user: User, admins: AdminDirectory
+) -> None:
+    await state.clear()
+    await show_group_list(message.bot, user, session, admins)
+
+
+async def settings_button(
+    query: CallbackQuery,
+    callback_data: SettingsCB,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+) -> None:
+    if callback_data.action == "list":
+        await state.clear()
+        await query.answer()
+        await show_group_list(query.bot, user, session, admins)
+        return
+    try:
+        group = await admins.require_admin(session, callback_data.group_id, user.id)
+    except NotGroupAdmin:
+        await query.answer(refusal(), show_alert=True)
+        return
+    except GroupNotFound:
+        await query.answer(gone(), show_alert=True)
+        return
+    action = callback_data.action
+    if action in {"open", "cancel"}:
+        await state.clear()
+        text, keyboard = group_card(group)
+        await query.answer(_("Cancelled.") if action == "cancel" else None)
+        await query.bot.send_message(query.from_user.id, text, reply_markup=keyboard)
+    elif action == "tz":
+        await state.set_state(SettingsForm.timezone)
+        await state.set_data({"group_id": group.id})
+        await query.answer()
+        await query.bot.send_message(
+            query.from_user.id,
+            _(
+                "Send the timezone of {title} as an IANA name, for example "
+                "<code>Asia/Shanghai</code>, <code>Europe/Berlin</code> "
+                "or <code>America/New_York</code>."
+            ).format(title=quote(group.title)),
+            reply_markup=cancel_keyboard(group.id),
+        )
+    elif action == "cur":
+        await state.set_state(SettingsForm.currency)
+        await state.set_data({"group_id": group.id})
+        await query.answer()
+        await query.bot.send_message(
+            query.from_user.id,
+            _(
+                "Send the currency of {title} as an ISO 4217 code, for example "
+                "<code>CNY</code>, <code>USD</code>, <code>EUR</code> or <code>HKD</code>."
+            ).format(title=quote(group.title)),
+            reply_markup=cancel_keyboard(group.id),
+        )
+    elif action == "lang":
+        await query.answer()
+        rows = [
+            [
+                InlineKeyboardButton(
+                    text=LANGUAGE_NAMES[code],
+                    callback_data=GroupLangCB(group_id=group.id, code=code).pack(),
+                )
+                for code in SUPPORTED_LANGUAGES
+            ]
+        ]
+        await query.bot.send_message(
+            query.from_user.id,
+            _("Choose the language I use in {title}:").format(title=quote(group.title)),
+            reply_markup=InlineKeyboardMarkup(inline_keyboard=rows),
+        )
+    else:
+        await query.answer(_("This button is out of date. Send /settings again."), show_alert=True)
+
+
+async def group_language_chosen(
+    query: CallbackQuery,
+    callback_data: GroupLangCB,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    locales: LocaleCache,
+) -> None:
+    try:
+        group = await admins.require_admin(session, callback_data.group_id, user.id)
+        await group_service.set_language(session, group, callback_data.code)
+    except NotGroupAdmin:
+        await query.answer(refusal(), show_alert=True)
+        return
+    except GroupNotFound:
+        await query.answer(gone(), show_alert=True)
+        return
+    except InvalidLanguage:
+        await query.answer(_("This button is out of date. Send /settings again."), show_alert=True)
+        return
+    locales.set_group(group.chat_id, group.language)
+    await query.answer(_("Saved."))
+    text, keyboard = group_card(group)
+    await query.bot.send_message(query.from_user.id, text, reply_markup=keyboard)
+
+
+async def _typed_value(
+    message: Message, state: FSMContext, session: AsyncSession, user: User, admins: AdminDirectory
+) -> Group | None:
+    data = await state.get_data()
+    try:
+        return await admins.require_admin(session, int(data.get("group_id", 0)), user.id)
+    except (NotGroupAdmin, GroupNotFound) as exc:
+        await state.clear()
+        await message.answer(refusal() if isinstance(exc, NotGroupAdmin) else gone())
+        return None
+
+
+async def timezone_typed(
+    message: Message, state: FSMContext, session: AsyncSession, user: User, admins: AdminDirectory
+) -> None:
+    group = await _typed_value(message, state, session, user, admins)
+    if group is None:
+        return
+    try:
+        await group_service.set_timezone(session, group, message.text or "")
+    except InvalidTimezone as exc:
+        await message.answer(
+            _(
+                "“{value}” is not a timezone I know. Send an IANA name such as "
+                "<code>Asia/Shanghai</code>, <code>Europe/Berlin</code> "
+                "or <code>America/New_York</code>."
+            ).format(value=quote(exc.value)),
+            reply_markup=cancel_keyboard(group.id),
+        )
+        return
+    await state.clear()
+    text, keyboard = group_card(group)
+    await message.answer(_("Saved.") + "\n\n" + text, reply_markup=keyboard)
+
+
+async def currency_typed(
+    message: Message, state: FSMContext, session: AsyncSession, user: User, admins: AdminDirectory
+) -> None:
+    group = await _typed_value(message, state, session, user, admins)
+    if group is None:
+        return
+    try:
+        await group_service.set_currency(session, group, message.text or "")
+    except InvalidCurrency as exc:
+        await message.answer(
+            _(
+                "“{value}” is not an ISO 4217 currency code. Send three letters such as "
+                "<code>CNY</code>, <code>USD</code>, <code>EUR</code> or <code>HKD</code>."
+            ).format(value=quote(exc.value)),
+            reply_markup=cancel_keyboard(group.id),
+        )
+        return
+    await state.clear()
+    text, keyboard = group_card(group)
+    await message.answer(_("Saved.") + "\n\n" + text, reply_markup=keyboard)
+
+
+async def not_text(message: Message) -> None:
+    await message.answer(_("Please send the value as text, or tap Cancel."))
+
+
+def router() -> Router:
+    r = Router(name="settings")
+    r.message.filter(F.chat.type == "private")
+    r.message.register(settings_command, Command("settings"))
+    r.message.register(
+        timezone_typed, StateFilter(SettingsForm.timezone), F.text, ~F.text.startswith("/")
+    )
+    r.message.register(
+        currency_typed, StateFilter(SettingsForm.currency), F.text, ~F.text.startswith("/")
+    )
+    r.message.register(not_text, StateFilter(SettingsForm.timezone, SettingsForm.currency), ~F.text)
+    r.callback_query.register(settings_button, SettingsCB.filter())
+    r.callback_query.register(group_language_chosen, GroupLangCB.filter())
+    return r

@@ -1,0 +1,17 @@
+"""ORM models and the database layer (SQLite or PostgreSQL)."""
+
+from models.base import Base
+from models.db import Database, current_session
+from models.entities import FsmState, Group, GroupAdmin, Membership, ProcessedUpdate, User
+
+__all__ = [
+    "Base",
+    "Database",
+    "FsmState",
+    "Group",
+    "GroupAdmin",
+    "Membership",
+    "ProcessedUpdate",
+    "User",
+    "current_session",
+]

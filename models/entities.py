@@ -1,0 +1,123 @@
+"""ORM models of the foundation: people, groups, their administrators and memberships,
+processed updates (replay protection) and persisted FSM state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, UTCDateTime
+
+
+def _now_default():
+    return func.now()
+
+
+class User(Base):
+    """A Telegram user the bot has seen. `language` is the user's explicit choice."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    first_name: Mapped[str] = mapped_column(String(256), default="")
+    last_name: Mapped[str | None] = mapped_column(String(256))
+    username: Mapped[str | None] = mapped_column(String(64))
+    is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    language_code: Mapped[str | None] = mapped_column(String(35))
+    language: Mapped[str | None] = mapped_column(String(16))
+    started: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.last_name) if p) or str(self.id)
+
+
+class Group(Base):
+    """A group or supergroup the bot was added to. `chat_id` follows supergroup upgrades;
+    everything else refers to the stable `id`."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    title: Mapped[str] = mapped_column(String(256), default="")
+    type: Mapped[str] = mapped_column(String(16), default="group")
+    timezone: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    language: Mapped[str] = mapped_column(String(16))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    added_by: Mapped[int | None] = mapped_column(BigInteger)
+    admins_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
+
+
+class GroupAdmin(Base):
+    """An administrator (or the creator) of a group, as Telegram last reported."""
+
+    __tablename__ = "group_admins"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(16))  # creator | administrator
+    can_invite_users: Mapped[bool] = mapped_column(Boolean, default=False)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
+
+    __table_args__ = (Index("ix_group_admins_user_id", "user_id"),)
+
+
+class Membership(Base):
+    """A member of a group (from chat_member updates and messages seen)."""
+
+    __tablename__ = "memberships"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(
+        String(16)
+    )  # member | administrator | creator | left | kicked | restricted
+    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
+
+    __table_args__ = (Index("ix_memberships_user_id", "user_id"),)
+
+
+class ProcessedUpdate(Base):
+    """Update ids whose transaction committed: a replay of the same update changes nothing."""
+
+    __tablename__ = "processed_updates"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
+
+    __table_args__ = (Index("ix_processed_updates_processed_at", "processed_at"),)
+
+
+class FsmState(Base):
+    """aiogram FSM state and data, persisted so a half-finished wizard survives a restart."""
+
+    __tablename__ = "fsm_states"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[str] = mapped_column(Text, default="{}")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())

@@ -1,0 +1,65 @@
+"""Users: who the bot has seen, their language choice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import User
+from models.upsert import upsert
+from services.errors import InvalidLanguage
+from services.locales import SUPPORTED_LANGUAGES
+from services.timezones import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """The Telegram-free description of a user, as the bot layer passes it in."""
+
+    id: int
+    first_name: str
+    last_name: str | None = None
+    username: str | None = None
+    is_bot: bool = False
+    language_code: str | None = None
+
+
+async def remember(session: AsyncSession, person: Person) -> User:
+    """Insert or refresh a user's public profile and return the row."""
+    await upsert(
+        session,
+        User.__table__,
+        {
+            "id": person.id,
+            "first_name": person.first_name[:256],
+            "last_name": (person.last_name or None) and person.last_name[:256],
+            "username": person.username,
+            "is_bot": person.is_bot,
+            "language_code": person.language_code,
+            "started": False,
+            "updated_at": utcnow(),
+        },
+        conflict=["id"],
+        update=["first_name", "last_name", "username", "language_code", "updated_at"],
+    )
+    user = await session.get(User, person.id, populate_existing=True)
+    assert user is not None
+    return user
+
+
+async def mark_started(session: AsyncSession, user_id: int) -> None:
+    await session.execute(update(User).where(User.id == user_id).values(started=True))
+
+
+async def set_language(session: AsyncSession, user_id: int, language: str) -> None:
+    if language not in SUPPORTED_LANGUAGES:
+        raise InvalidLanguage(language)
+    await session.execute(
+        update(User).where(User.id == user_id).values(language=language, updated_at=utcnow())
+    )
+
+
+async def chosen_language(session: AsyncSession, user_id: int) -> str | None:
+    return await session.scalar(select(User.language).where(User.id == user_id))
