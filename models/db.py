@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,12 +25,25 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+AFTER_COMMIT = "tuan_after_commit"
+log = logging.getLogger(__name__)
 
 # The session of the update (or job) being processed, for code that cannot take it as an
 # argument (the FSM storage). Set by Database.transaction().
 current_session: contextvars.ContextVar[AsyncSession | None] = contextvars.ContextVar(
     "current_session", default=None
 )
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], object]) -> None:
+    """Run `callback` (synchronous; schedule tasks from it) once the transaction of `session`
+    has committed; never if it rolls back. A session not opened by Database.transaction()
+    has no known commit point, so there the callback runs at once."""
+    callbacks = session.info.get(AFTER_COMMIT)
+    if callbacks is None:
+        callback()
+    else:
+        callbacks.append(callback)
 
 
 def _prepare_sqlite_path(url: str) -> None:
@@ -102,8 +116,10 @@ class Database:
             return
         if self._write_lock is not None:
             await self._write_lock.acquire()
+        callbacks: list[Callable[[], object]] = []
         try:
             async with self._writer() as session, session.begin():
+                session.info[AFTER_COMMIT] = callbacks
                 token = current_session.set(session)
                 try:
                     yield session
@@ -112,6 +128,11 @@ class Database:
         finally:
             if self._write_lock is not None:
                 self._write_lock.release()
+        for callback in callbacks:  # only reached when the transaction committed
+            try:
+                callback()
+            except Exception:
+                log.exception("after-commit callback failed")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -1,0 +1,110 @@
+"""Group-buy deals (拼团 / 接龙), their posts in groups, and orders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, UTCDateTime
+
+
+class Deal(Base):
+    """A group-buy. Money in minor units of `currency`; times in UTC.
+
+    `total_qty`, `participants` and `stock_left` are changed only by conditional UPDATEs in
+    services.orders, inside the transaction that changes the order, so they always equal the
+    sums over active orders and stock can never go below zero.
+    """
+
+    __tablename__ = "deals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    title: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    photo_file_id: Mapped[str | None] = mapped_column(String(256))
+    currency: Mapped[str] = mapped_column(String(3))
+    unit_price: Mapped[int] = mapped_column(BigInteger)
+    tiers: Mapped[str] = mapped_column(Text, default="[]")  # JSON [[min_units, price_minor], ...]
+    min_kind: Mapped[str | None] = mapped_column(String(16))  # units | participants
+    min_value: Mapped[int | None] = mapped_column(Integer)
+    stock_total: Mapped[int | None] = mapped_column(Integer)
+    stock_left: Mapped[int | None] = mapped_column(Integer)
+    per_person_limit: Mapped[int | None] = mapped_column(Integer)
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    pickup_note: Mapped[str] = mapped_column(Text, default="")
+    # scheduled | open | paused | succeeded | failed | cancelled
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    total_qty: Mapped[int] = mapped_column(Integer, default=0)
+    participants: Mapped[int] = mapped_column(Integer, default=0)
+    final_price: Mapped[int | None] = mapped_column(BigInteger)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("stock_left IS NULL OR stock_left >= 0", name="stock_not_negative"),
+        CheckConstraint("total_qty >= 0 AND participants >= 0", name="counts_not_negative"),
+        Index("ix_deals_status_closes_at", "status", "closes_at"),
+    )
+
+    @property
+    def code(self) -> str:
+        return f"D{self.id}"
+
+
+class DealPost(Base):
+    """A deal's post in one group: where the live sign-up list is shown."""
+
+    __tablename__ = "deal_posts"
+
+    deal_id: Mapped[int] = mapped_column(
+        ForeignKey("deals.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_deal_posts_group_id", "group_id"),)
+
+
+class Order(Base):
+    """One member's order in one deal; its quantity changes, it is never duplicated."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    # active | cancelled | confirmed | failed
+    status: Mapped[str] = mapped_column(String(16))
+    unit_price: Mapped[int | None] = mapped_column(BigInteger)  # set when the deal succeeds
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    pickup_code: Mapped[str] = mapped_column(String(16), unique=True)
+    # none | ready | picked_up | delivered
+    fulfilment: Mapped[str] = mapped_column(String(16), default="none")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("deal_id", "user_id"),
+        CheckConstraint("quantity >= 0", name="quantity_not_negative"),
+        Index("ix_orders_deal_id_status", "deal_id", "status"),
+    )

@@ -1,0 +1,393 @@
+"""Deals: creation, prices and tiers, progress, status changes and the one-time closing.
+
+Rules (see DESIGN §1): the price charged is the tier price reached by the total quantity and
+only falls as more join; a deal closes exactly once — succeeded if its minimum was reached,
+failed otherwise — and its orders are confirmed at the final price or failed with it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import Deal, DealPost, Group, Order, User
+from services.errors import DomainError
+from services.parsing import MAX_QUANTITY, ParseError
+
+OPEN_STATES = ("scheduled", "open", "paused")
+FINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
+class DealNotFound(DomainError):
+    pass
+
+
+class NotDealOwner(DomainError):
+    pass
+
+
+class DealFinished(DomainError):
+    """The deal is closed or cancelled: nothing about it can change any more."""
+
+
+@dataclass
+class DealSpec:
+    """What the wizard collects. Money in minor units of `currency`; times aware UTC."""
+
+    title: str
+    currency: str
+    unit_price: int
+    closes_at: datetime
+    opens_at: datetime | None = None
+    description: str = ""
+    photo_file_id: str | None = None
+    tiers: list[tuple[int, int]] = field(default_factory=list)
+    min_kind: str | None = None  # units | participants
+    min_value: int | None = None
+    stock: int | None = None
+    per_person_limit: int | None = None
+    pickup_note: str = ""
+    group_ids: list[int] = field(default_factory=list)
+
+
+def validate(spec: DealSpec, now: datetime) -> None:
+    """Rules that involve several fields (each field was parsed on its own before)."""
+    opens = spec.opens_at or now
+    if spec.closes_at <= now:
+        raise ParseError("time_past")
+    if spec.opens_at is not None and spec.opens_at < now.replace(second=0, microsecond=0):
+        raise ParseError("time_past")
+    if spec.closes_at <= opens:
+        raise ParseError("closes_before_opens")
+    if spec.unit_price <= 0:
+        raise ParseError("price_positive")
+    if spec.min_kind not in (None, "units", "participants"):
+        raise ParseError("min_kind")
+    if spec.min_kind and not (spec.min_value and 0 < spec.min_value <= MAX_QUANTITY):
+        raise ParseError("quantity_positive")
+    if spec.stock is not None and not 0 < spec.stock <= 1_000_000:
+        raise ParseError("quantity_too_large", max=1_000_000)
+    if spec.per_person_limit is not None and spec.per_person_limit <= 0:
+        raise ParseError("quantity_positive")
+    if spec.stock is not None and spec.min_kind == "units" and spec.min_value > spec.stock:
+        raise ParseError("min_above_stock", stock=spec.stock)
+    if not spec.group_ids:
+        raise ParseError("no_groups")
+
+
+async def create(session: AsyncSession, owner_id: int, spec: DealSpec, now: datetime) -> Deal:
+    validate(spec, now)
+    opens = spec.opens_at or now
+    deal = Deal(
+        owner_id=owner_id,
+        title=spec.title,
+        description=spec.description,
+        photo_file_id=spec.photo_file_id,
+        currency=spec.currency,
+        unit_price=spec.unit_price,
+        tiers=json.dumps(spec.tiers),
+        min_kind=spec.min_kind,
+        min_value=spec.min_value if spec.min_kind else None,
+        stock_total=spec.stock,
+        stock_left=spec.stock,
+        per_person_limit=spec.per_person_limit,
+        opens_at=opens,
+        closes_at=spec.closes_at,
+        pickup_note=spec.pickup_note,
+        status="open" if opens <= now else "scheduled",
+        total_qty=0,
+        participants=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(deal)
+    await session.flush()
+    for group_id in dict.fromkeys(spec.group_ids):
+        session.add(DealPost(deal_id=deal.id, group_id=group_id))
+    await session.flush()
+    return deal
+
+
+# ---------------------------------------------------------------- prices
+
+
+def tiers_of(deal: Deal) -> list[tuple[int, int]]:
+    return [(int(a), int(b)) for a, b in json.loads(deal.tiers or "[]")]
+
+
+def price_at(deal: Deal, total_qty: int) -> int:
+    """The unit price reached by a total quantity (the last tier whose threshold is met)."""
+    price = deal.unit_price
+    for threshold, tier_price in tiers_of(deal):
+        if total_qty >= threshold:
+            price = tier_price
+    return price
+
+
+def next_tier(deal: Deal, total_qty: int) -> tuple[int, int] | None:
+    """(units still needed, price) of the next tier, or None at the lowest price."""
+    for threshold, tier_price in tiers_of(deal):
+        if total_qty < threshold:
+            return threshold - total_qty, tier_price
+    return None
+
+
+def minimum_reached(deal: Deal) -> bool:
+    if not deal.min_kind or not deal.min_value:
+        return True
+    have = deal.total_qty if deal.min_kind == "units" else deal.participants
+    return have >= deal.min_value
+
+
+def missing_for_minimum(deal: Deal) -> int:
+    if not deal.min_kind or not deal.min_value:
+        return 0
+    have = deal.total_qty if deal.min_kind == "units" else deal.participants
+    return max(deal.min_value - have, 0)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def parse_code(text: str) -> int | None:
+    """'D17', 'd17', '17' → 17."""
+    raw = (text or "").strip().upper().removeprefix("D")
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+
+
+async def get(session: AsyncSession, deal_id: int, *, lock: bool = False) -> Deal:
+    stmt = select(Deal).where(Deal.id == deal_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    deal = (
+        await session.execute(stmt.execution_options(populate_existing=True))
+    ).scalar_one_or_none()
+    if deal is None:
+        raise DealNotFound(deal_id)
+    return deal
+
+
+async def get_owned(
+    session: AsyncSession, deal_id: int, owner_id: int, *, lock: bool = False
+) -> Deal:
+    deal = await get(session, deal_id, lock=lock)
+    if deal.owner_id != owner_id:
+        raise NotDealOwner(deal_id)
+    return deal
+
+
+async def posts(session: AsyncSession, deal_id: int) -> list[tuple[DealPost, Group]]:
+    rows = await session.execute(
+        select(DealPost, Group)
+        .join(Group, Group.id == DealPost.group_id)
+        .where(DealPost.deal_id == deal_id)
+    )
+    return [(p, g) for p, g in rows.all()]
+
+
+async def sign_up_list(session: AsyncSession, deal_id: int) -> list[tuple[Order, User | None]]:
+    """Active (or, once closed, confirmed) orders in the order people joined."""
+    rows = await session.execute(
+        select(Order, User)
+        .outerjoin(User, User.id == Order.user_id)
+        .where(
+            Order.deal_id == deal_id, Order.status.in_(("active", "confirmed")), Order.quantity > 0
+        )
+        .order_by(Order.id)
+    )
+    return [(o, u) for o, u in rows.all()]
+
+
+async def open_in_group(session: AsyncSession, group_id: int) -> list[Deal]:
+    rows = await session.scalars(
+        select(Deal)
+        .join(DealPost, DealPost.deal_id == Deal.id)
+        .where(DealPost.group_id == group_id, Deal.status.in_(("open", "paused")))
+        .order_by(Deal.closes_at)
+    )
+    return list(rows)
+
+
+async def owned_by(session: AsyncSession, owner_id: int, limit: int = 30) -> list[Deal]:
+    rows = await session.scalars(
+        select(Deal).where(Deal.owner_id == owner_id).order_by(Deal.id.desc()).limit(limit)
+    )
+    return list(rows)
+
+
+# ---------------------------------------------------------------- status changes
+
+
+@dataclass
+class Closing:
+    deal: Deal
+    outcome: str  # succeeded | failed | cancelled
+    orders: list[Order]
+
+
+async def close(
+    session: AsyncSession, deal_id: int, now: datetime, *, cancel: bool = False
+) -> Closing | None:
+    """Close the deal once: succeeded or failed by its minimum (or cancelled by the owner).
+
+    The deal row is locked, its status changed by a conditional UPDATE, so a second call
+    (a double trigger, a second instance) returns None and changes nothing. Joins check the
+    status in their own conditional UPDATE, so none can slip in after this.
+    """
+    deal = await get(session, deal_id, lock=True)
+    if deal.status not in OPEN_STATES:
+        return None
+    if cancel:
+        outcome = "cancelled"
+    else:
+        outcome = "succeeded" if minimum_reached(deal) else "failed"
+    final_price = price_at(deal, deal.total_qty) if outcome == "succeeded" else None
+    result = await session.execute(
+        update(Deal)
+        .where(Deal.id == deal_id, Deal.status.in_(OPEN_STATES))
+        .values(status=outcome, closed_at=now, final_price=final_price, updated_at=now)
+    )
+    if (result.rowcount or 0) == 0:
+        return None
+    active = (
+        Order.deal_id == deal_id,
+        Order.status == "active",
+        Order.quantity > 0,
+    )
+    if outcome == "succeeded":
+        await session.execute(
+            update(Order)
+            .where(*active)
+            .values(
+                status="confirmed",
+                unit_price=final_price,
+                amount=Order.quantity * final_price,
+                updated_at=now,
+            )
+        )
+    else:
+        await session.execute(
+            update(Order)
+            .where(*active)
+            .values(status="failed" if outcome == "failed" else "cancelled", updated_at=now)
+        )
+    orders = list(
+        await session.scalars(
+            select(Order)
+            .where(
+                Order.deal_id == deal_id,
+                Order.status.in_(("confirmed", "failed", "cancelled")),
+                Order.quantity > 0,
+            )
+            .order_by(Order.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+    await session.refresh(deal)
+    return Closing(deal, outcome, orders)
+
+
+async def due_for_closing(session: AsyncSession, now: datetime) -> list[int]:
+    rows = await session.scalars(
+        select(Deal.id)
+        .where(Deal.status.in_(("open", "paused")), Deal.closes_at <= now)
+        .order_by(Deal.closes_at)
+    )
+    return list(rows)
+
+
+async def due_for_opening(session: AsyncSession, now: datetime) -> list[int]:
+    rows = await session.scalars(
+        select(Deal.id)
+        .where(Deal.status == "scheduled", Deal.opens_at <= now)
+        .order_by(Deal.opens_at)
+    )
+    return list(rows)
+
+
+async def open_scheduled(session: AsyncSession, deal_id: int, now: datetime) -> bool:
+    """scheduled → open, once. True if this call opened it."""
+    result = await session.execute(
+        update(Deal)
+        .where(Deal.id == deal_id, Deal.status == "scheduled", Deal.opens_at <= now)
+        .values(status="open", updated_at=now)
+    )
+    return (result.rowcount or 0) > 0
+
+
+async def set_paused(
+    session: AsyncSession, deal_id: int, owner_id: int, paused: bool, now: datetime
+) -> Deal:
+    deal = await get_owned(session, deal_id, owner_id, lock=True)
+    want_from, want_to = ("open", "paused") if paused else ("paused", "open")
+    if deal.status in FINAL_STATES:
+        raise DealFinished(deal_id)
+    if deal.status == want_from:
+        deal.status = want_to
+        deal.updated_at = now
+        await session.flush()
+    return deal
+
+
+async def edit(
+    session: AsyncSession,
+    deal_id: int,
+    owner_id: int,
+    now: datetime,
+    *,
+    description: str | None = None,
+    closes_at: datetime | None = None,
+    add_stock: int | None = None,
+) -> Deal:
+    """What is safe after publishing: the description, a LATER closing time, MORE stock.
+    Prices are never changed here, so nobody who joined pays more."""
+    deal = await get_owned(session, deal_id, owner_id, lock=True)
+    if deal.status in FINAL_STATES:
+        raise DealFinished(deal_id)
+    if description is not None:
+        deal.description = description
+    if closes_at is not None:
+        if closes_at <= deal.closes_at or closes_at <= now:
+            raise ParseError("closes_not_later")
+        deal.closes_at = closes_at
+    if add_stock is not None:
+        if add_stock <= 0:
+            raise ParseError("quantity_positive")
+        if deal.stock_total is None:
+            raise ParseError("no_stock_limit")
+        await session.execute(
+            update(Deal)
+            .where(Deal.id == deal_id)
+            .values(
+                stock_total=Deal.stock_total + add_stock, stock_left=Deal.stock_left + add_stock
+            )
+        )
+        await session.refresh(deal)
+    deal.updated_at = now
+    await session.flush()
+    return deal
+
+
+async def duplicate(session: AsyncSession, deal_id: int, owner_id: int) -> DealSpec:
+    """A new spec from an old deal (times must be chosen again)."""
+    deal = await get_owned(session, deal_id, owner_id)
+    group_ids = [p.group_id for p, _g in await posts(session, deal_id)]
+    return DealSpec(
+        title=deal.title,
+        currency=deal.currency,
+        unit_price=deal.unit_price,
+        closes_at=deal.closes_at,
+        description=deal.description,
+        photo_file_id=deal.photo_file_id,
+        tiers=tiers_of(deal),
+        min_kind=deal.min_kind,
+        min_value=deal.min_value,
+        stock=deal.stock_total,
+        per_person_limit=deal.per_person_limit,
+        pickup_note=deal.pickup_note,
+        group_ids=group_ids,
+    )

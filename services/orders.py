@@ -1,0 +1,235 @@
+"""Orders: one per member per deal; quantity changes are atomic and never oversell.
+
+How: inside a savepoint, the member's order row is locked (PostgreSQL `FOR UPDATE`; SQLite
+serialises writers anyway), then ONE conditional UPDATE moves the deal's counters —
+`stock_left = stock_left - Δ WHERE status = 'open' AND opens_at <= now < closes_at AND
+stock_left >= Δ`. If it matches no row, nothing changed and the reason is reported (sold
+out, closed, paused, not open yet). The deal's state in the database decides, not a clock in
+a handler. Setting a quantity is absolute, so a double tap or a replay changes nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import Deal, Order
+from services import deals as deal_service
+from services.errors import DomainError
+from services.parsing import MAX_QUANTITY
+
+PICKUP_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
+
+
+class OrderError(DomainError):
+    pass
+
+
+class SoldOut(OrderError):
+    def __init__(self, left: int) -> None:
+        super().__init__(left)
+        self.left = left
+
+
+class LimitExceeded(OrderError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+class DealClosed(OrderError):
+    pass
+
+
+class DealNotOpenYet(OrderError):
+    def __init__(self, opens_at: datetime) -> None:
+        super().__init__(opens_at)
+        self.opens_at = opens_at
+
+
+class DealPaused(OrderError):
+    pass
+
+
+class NotJoined(OrderError):
+    pass
+
+
+class AlreadyJoined(OrderError):
+    def __init__(self, quantity: int) -> None:
+        super().__init__(quantity)
+        self.quantity = quantity
+
+
+class BadQuantity(OrderError):
+    pass
+
+
+@dataclass
+class Change:
+    deal: Deal
+    order: Order | None
+    old_quantity: int
+    new_quantity: int
+
+    @property
+    def changed(self) -> bool:
+        return self.old_quantity != self.new_quantity
+
+
+def new_pickup_code() -> str:
+    return "".join(secrets.choice(PICKUP_ALPHABET) for _ in range(6))
+
+
+async def _why_not(session: AsyncSession, deal_id: int, delta: int, now: datetime) -> OrderError:
+    deal = await deal_service.get(session, deal_id)
+    if deal.status in deal_service.FINAL_STATES or deal.closes_at <= now:
+        return DealClosed(deal_id)
+    if deal.status == "paused":
+        return DealPaused(deal_id)
+    if deal.status == "scheduled" or deal.opens_at > now:
+        return DealNotOpenYet(deal.opens_at)
+    if deal.stock_left is not None and deal.stock_left < delta:
+        return SoldOut(deal.stock_left)
+    return DealClosed(deal_id)  # pragma: no cover - the UPDATE matched nothing for no known reason
+
+
+async def set_quantity(
+    session: AsyncSession,
+    deal_id: int,
+    user_id: int,
+    quantity: int,
+    now: datetime,
+    *,
+    group_id: int | None = None,
+) -> Change:
+    """Make the member's quantity in the deal exactly `quantity` (0 cancels)."""
+    if quantity < 0 or quantity > MAX_QUANTITY:
+        raise BadQuantity(quantity)
+    for attempt in range(5):
+        try:
+            async with session.begin_nested():
+                return await _set_quantity(session, deal_id, user_id, quantity, now, group_id)
+        except IntegrityError:
+            # a concurrent first join of the same member, or a pickup code collision
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _set_quantity(
+    session: AsyncSession,
+    deal_id: int,
+    user_id: int,
+    quantity: int,
+    now: datetime,
+    group_id: int | None,
+) -> Change:
+    order = (
+        await session.execute(
+            select(Order)
+            .where(Order.deal_id == deal_id, Order.user_id == user_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    old = order.quantity if order is not None and order.status == "active" else 0
+    if order is not None and order.status not in ("active", "cancelled"):
+        raise DealClosed(deal_id)  # confirmed or failed: the deal is over
+    deal = await deal_service.get(session, deal_id)
+    if quantity == old:
+        if deal.status in deal_service.FINAL_STATES:
+            raise DealClosed(deal_id)
+        return Change(deal, order, old, old)
+    if deal.per_person_limit is not None and quantity > deal.per_person_limit:
+        raise LimitExceeded(deal.per_person_limit)
+    delta = quantity - old
+    joins = 1 if old == 0 and quantity > 0 else (-1 if old > 0 and quantity == 0 else 0)
+    stock_ok = Deal.stock_left.is_(None) | (Deal.stock_left >= delta)
+    result = await session.execute(
+        update(Deal)
+        .where(
+            Deal.id == deal_id,
+            Deal.status == "open",
+            Deal.opens_at <= now,
+            Deal.closes_at > now,
+            stock_ok,
+        )
+        .values(
+            total_qty=Deal.total_qty + delta,
+            participants=Deal.participants + joins,
+            stock_left=case((Deal.stock_left.is_(None), None), else_=Deal.stock_left - delta),
+            updated_at=now,
+        )
+    )
+    if (result.rowcount or 0) == 0:
+        raise await _why_not(session, deal_id, delta, now)
+    if order is None:
+        order = Order(
+            deal_id=deal_id,
+            user_id=user_id,
+            group_id=group_id,
+            quantity=quantity,
+            status="active",
+            pickup_code=new_pickup_code(),
+            fulfilment="none",
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(order)
+    else:
+        order.quantity = quantity
+        order.status = "active" if quantity > 0 else "cancelled"
+        order.updated_at = now
+        if group_id is not None and quantity > 0 and old == 0:
+            order.group_id = group_id
+    await session.flush()
+    deal = await deal_service.get(session, deal_id)
+    return Change(deal, order, old, quantity)
+
+
+async def join(
+    session: AsyncSession, deal_id: int, user_id: int, now: datetime, *, group_id: int | None = None
+) -> Change:
+    """'Join +1': take one unit if not in yet; if already in, change nothing (a double tap)."""
+    current = await current_quantity(session, deal_id, user_id)
+    if current > 0:
+        raise AlreadyJoined(current)
+    return await set_quantity(session, deal_id, user_id, 1, now, group_id=group_id)
+
+
+async def cancel(session: AsyncSession, deal_id: int, user_id: int, now: datetime) -> Change:
+    if await current_quantity(session, deal_id, user_id) == 0:
+        raise NotJoined(deal_id)
+    return await set_quantity(session, deal_id, user_id, 0, now)
+
+
+async def current_quantity(session: AsyncSession, deal_id: int, user_id: int) -> int:
+    row = await session.execute(
+        select(Order.quantity, Order.status).where(
+            Order.deal_id == deal_id, Order.user_id == user_id
+        )
+    )
+    found = row.first()
+    return found.quantity if found is not None and found.status == "active" else 0
+
+
+async def of_user(session: AsyncSession, user_id: int, limit: int = 50) -> list[tuple[Order, Deal]]:
+    rows = await session.execute(
+        select(Order, Deal)
+        .join(Deal, Deal.id == Order.deal_id)
+        .where(Order.user_id == user_id, Order.quantity > 0)
+        .order_by(Order.id.desc())
+        .limit(limit)
+    )
+    return [(o, d) for o, d in rows.all()]
+
+
+async def of_deal(session: AsyncSession, deal_id: int) -> list[Order]:
+    rows = await session.scalars(select(Order).where(Order.deal_id == deal_id).order_by(Order.id))
+    return list(rows)

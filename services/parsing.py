@@ -1,0 +1,223 @@
+"""Parsers for what owners and members type: prices, tiers, quantities, local times.
+
+Each returns a value or raises `ParseError` with a reason code that handlers turn into a
+localized message with an example. They never guess silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from services.errors import DomainError
+from services.money import is_known_currency, minor_digits
+
+MAX_QUANTITY = 10_000
+MAX_PRICE_MAJOR = 10_000_000
+MAX_TITLE = 100
+
+
+class ParseError(DomainError):
+    """`reason` is a stable code (e.g. "price_decimals"); `detail` carries numbers for the text."""
+
+    def __init__(self, reason: str, **detail: object) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+SYMBOLS = {"¥": "CNY", "￥": "CNY", "元": "CNY", "块": "CNY", "$": "USD", "€": "EUR", "£": "GBP"}
+DOLLARS = {"USD", "HKD", "SGD", "AUD", "CAD", "NZD", "TWD"}
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    amount: int  # minor units
+    currency: str
+
+
+def _number(text: str) -> Decimal:
+    s = text.replace(" ", "").replace("\u00a0", "")
+    if not s or not re.fullmatch(r"[+-]?[0-9.,]+", s):
+        raise ParseError("price_format")
+    if "," in s and "." in s:
+        decimal_sep = "," if s.rfind(",") > s.rfind(".") else "."
+        group_sep = "." if decimal_sep == "," else ","
+        s = s.replace(group_sep, "").replace(decimal_sep, ".")
+    elif "," in s:
+        head, _, tail = s.rpartition(",")
+        if s.count(",") > 1 or (len(tail) == 3 and head.lstrip("+-").isdigit() and len(head) <= 3):
+            s = s.replace(",", "")  # 1,234 or 1,234,567: digit grouping
+        else:
+            s = s.replace(",", ".")  # 12,50: decimal comma
+    if s.count(".") > 1:
+        raise ParseError("price_format")
+    try:
+        return Decimal(s)
+    except InvalidOperation as exc:
+        raise ParseError("price_format") from exc
+
+
+def parse_price(text: str, default_currency: str) -> Price:
+    """'12.5', '12,50', '¥12.5', '12.50 CNY', 'USD 3' → Price in minor units."""
+    raw = (text or "").strip()
+    if not raw or len(raw) > 40:
+        raise ParseError("price_format")
+    currency = None
+    code = re.search(r"[A-Za-z]{3}", raw)
+    if code:
+        candidate = code.group(0).upper()
+        if not is_known_currency(candidate):
+            raise ParseError("price_currency", value=code.group(0))
+        currency = candidate
+        raw = (raw[: code.start()] + raw[code.end() :]).strip()
+    for symbol, sym_currency in SYMBOLS.items():
+        if symbol in raw:
+            raw = raw.replace(symbol, "").strip()
+            if currency is None:
+                if sym_currency == "CNY" and default_currency == "JPY":
+                    currency = "JPY"
+                elif sym_currency == "USD" and default_currency in DOLLARS:
+                    currency = default_currency
+                else:
+                    currency = sym_currency
+    currency = currency or default_currency
+    value = _number(raw)
+    if value <= 0:
+        raise ParseError("price_positive")
+    if value > MAX_PRICE_MAJOR:
+        raise ParseError("price_too_large", max=MAX_PRICE_MAJOR)
+    digits = minor_digits(currency)
+    scaled = value * (10**digits)
+    if scaled != scaled.to_integral_value():
+        raise ParseError("price_decimals", digits=digits, currency=currency)
+    return Price(int(scaled), currency)
+
+
+def parse_tiers(text: str, currency: str, unit_price: int) -> list[tuple[int, int]]:
+    """'10:11.00, 20:9.90' → [(10, 1100), (20, 990)]: from 10 units the price is 11.00.
+
+    Thresholds must rise and prices must fall, each below the unit price.
+    """
+    raw = (text or "").strip()
+    if not raw:
+        raise ParseError("tiers_format")
+    tiers: list[tuple[int, int]] = []
+    for part in re.split(r"[;,，；\n]+(?=\s*\d+\s*[:：=])", raw):
+        part = part.strip()
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)\s*[:：=]\s*(.+)", part)
+        if not m:
+            raise ParseError("tiers_format")
+        threshold = int(m.group(1))
+        if threshold < 2 or threshold > MAX_QUANTITY:
+            raise ParseError("tiers_threshold", max=MAX_QUANTITY)
+        price = parse_price(m.group(2), currency)
+        if price.currency != currency:
+            raise ParseError("tiers_currency", currency=currency)
+        tiers.append((threshold, price.amount))
+    if not tiers:
+        raise ParseError("tiers_format")
+    last_threshold, last_price = 0, unit_price
+    for threshold, price in tiers:
+        if threshold <= last_threshold:
+            raise ParseError("tiers_order")
+        if price >= last_price:
+            raise ParseError("tiers_falling")
+        last_threshold, last_price = threshold, price
+    return tiers
+
+
+def parse_quantity(text: str, *, maximum: int = MAX_QUANTITY) -> int:
+    raw = (text or "").strip().lstrip("×xX*")
+    if not re.fullmatch(r"[+-]?\d{1,9}", raw):
+        raise ParseError("quantity_format")
+    value = int(raw)
+    if value <= 0:
+        raise ParseError("quantity_positive")
+    if value > maximum:
+        raise ParseError("quantity_too_large", max=maximum)
+    return value
+
+
+def parse_title(text: str) -> str:
+    title = " ".join((text or "").split())
+    if not title:
+        raise ParseError("title_empty")
+    if len(title) > MAX_TITLE:
+        raise ParseError("title_too_long", max=MAX_TITLE, length=len(title))
+    return title
+
+
+# ---------------------------------------------------------------- times
+
+_RELATIVE = re.compile(r"^\+\s*(\d{1,4})\s*(m|min|h|d|分钟|小时|天)$", re.IGNORECASE)
+_UNIT_MINUTES = {"m": 1, "min": 1, "分钟": 1, "h": 60, "小时": 60, "d": 1440, "天": 1440}
+_DAY_WORDS = {
+    "today": 0, "今天": 0, "今日": 0,
+    "tomorrow": 1, "明天": 1, "明日": 1,
+    "后天": 2, "day after tomorrow": 2,
+}  # fmt: skip
+
+
+def _clock(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d{1,2})(?:[:：.](\d{2}))?\s*(点|時|时)?", text.strip())
+    if not m:
+        raise ParseError("time_format")
+    hour, minute = int(m.group(1)), int(m.group(2) or 0)
+    if hour > 23 or minute > 59:
+        raise ParseError("time_invalid")
+    return hour, minute
+
+
+def local_to_utc(naive: datetime, timezone: str) -> datetime:
+    """A wall-clock time in `timezone` → UTC. Times skipped by a DST change are refused;
+    repeated times take the first occurrence."""
+    zone = ZoneInfo(timezone)
+    aware = naive.replace(tzinfo=zone, fold=0)
+    back = aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+    if back != naive:
+        raise ParseError("time_nonexistent")
+    return aware.astimezone(UTC)
+
+
+def parse_local_datetime(text: str, timezone: str, now: datetime) -> datetime:
+    """'2026-12-01 20:00', 'tomorrow 20:00', '明天 20:00', '20:00', '+2h' → aware UTC."""
+    raw = " ".join((text or "").strip().lower().split())
+    if not raw or len(raw) > 40:
+        raise ParseError("time_format")
+    m = _RELATIVE.match(raw)
+    if m:
+        n, unit = int(m.group(1)), m.group(2).lower()
+        delta = timedelta(minutes=n * _UNIT_MINUTES[unit])
+        if delta <= timedelta(0):
+            raise ParseError("time_past")
+        return now.astimezone(UTC) + delta
+    local_now = now.astimezone(ZoneInfo(timezone))
+    for word, days in sorted(_DAY_WORDS.items(), key=lambda kv: -len(kv[0])):
+        if raw.startswith(word):
+            rest = raw[len(word) :].strip() or "20:00"
+            hour, minute = _clock(rest)
+            day = (local_now + timedelta(days=days)).date()
+            return local_to_utc(datetime(day.year, day.month, day.day, hour, minute), timezone)
+    m = re.fullmatch(r"(?:(\d{4})[-/.年])?(\d{1,2})[-/.月](\d{1,2})日?\s*(.*)", raw)
+    if m:
+        year = int(m.group(1)) if m.group(1) else local_now.year
+        month, day = int(m.group(2)), int(m.group(3))
+        hour, minute = _clock(m.group(4)) if m.group(4) else (20, 0)
+        try:
+            naive = datetime(year, month, day, hour, minute)
+        except ValueError as exc:
+            raise ParseError("date_invalid") from exc
+        if not m.group(1) and naive < local_now.replace(tzinfo=None):
+            naive = naive.replace(year=year + 1)
+        return local_to_utc(naive, timezone)
+    hour, minute = _clock(raw)
+    candidate = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0, tzinfo=None)
+    if candidate <= local_now.replace(tzinfo=None):
+        candidate += timedelta(days=1)
+    return local_to_utc(candidate, timezone)
