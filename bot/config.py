@@ -151,6 +151,8 @@ def describe_error(exc: Exception) -> str:
             msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
             if err.get("type") == "missing":
                 msg = "is required (set it in the environment or in .env)"
-            parts.append(f"{field.upper()} {msg}" if field != "settings" else msg)
+            # Our validators already name the variable ("BOT_TOKEN looks malformed ...").
+            named = field == "settings" or msg.startswith(field.upper())
+            parts.append(msg if named else f"{field.upper()} {msg}")
         return "configuration error: " + "; ".join(parts)
     return f"configuration error: {exc}"

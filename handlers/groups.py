@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.i18n import LocaleCache
 from bot.telegram import admin_info
 from handlers.common import help_text, quote
-from models import User
+from models import Group, User
 from services import groups as group_service
 from services.admins import AdminDirectory
 from services.groups import AdminInfo, Defaults
@@ -122,17 +122,27 @@ async def member_changed(
         await group_service.record_membership(session, group, member.user.id, member.status)
 
 
+def _follow_language(locales: LocaleCache, old: int, new: int, group: Group | None) -> None:
+    """The new chat speaks the group's language at once: its cache entry may hold nothing
+    (looked up before the migration) or a duplicate row's language (merged away)."""
+    locales.forget_group(old)
+    if group is not None:
+        locales.set_group(new, group.language)
+    else:
+        locales.forget_group(new)
+
+
 async def migrated_to(message: Message, session: AsyncSession, locales: LocaleCache) -> None:
     old, new = message.chat.id, message.migrate_to_chat_id
     group = await group_service.migrate(session, old, new)
-    locales.forget_group(old)
+    _follow_language(locales, old, new, group)
     log.info("chat %s upgraded to supergroup %s (group %s)", old, new, group and group.id)
 
 
 async def migrated_from(message: Message, session: AsyncSession, locales: LocaleCache) -> None:
     old, new = message.migrate_from_chat_id, message.chat.id
     group = await group_service.migrate(session, old, new)
-    locales.forget_group(old)
+    _follow_language(locales, old, new, group)
     log.info("supergroup %s created from chat %s (group %s)", new, old, group and group.id)
 
 

@@ -99,6 +99,12 @@ async def plain_text(message: Message) -> None:
     await message.answer(_("Send /help to see what I can do."))
 
 
+async def stale_button(query: CallbackQuery) -> None:
+    """A button no handler took (an old message, a removed feature, data that does not
+    parse): answer anyway so the client stops waiting."""
+    await query.answer()
+
+
 def router() -> Router:
     r = Router(name="start")
     r.message.filter(F.chat.type == "private")
@@ -110,9 +116,11 @@ def router() -> Router:
 
 
 def fallback_router() -> Router:
-    """Last in the chain: what no other handler took in private chat."""
+    """Last in the chain: what no other handler took (messages in private chat, and any
+    button)."""
     r = Router(name="fallback")
     r.message.filter(F.chat.type == "private")
     r.message.register(unknown_command, F.text.startswith("/"))
     r.message.register(plain_text)
+    r.callback_query.register(stale_button)
     return r

@@ -34,7 +34,9 @@ _NAMES: dict[str, str] | None = None
 def _names() -> dict[str, str]:
     global _NAMES
     if _NAMES is None:
-        _NAMES = {n.lower(): n for n in available_timezones()}
+        # "localtime" is a link some systems add to the zoneinfo directory: the host's own
+        # zone, which differs between machines; it is not an IANA name.
+        _NAMES = {n.lower(): n for n in available_timezones() if n != "localtime"}
     return _NAMES
 
 
