@@ -31,6 +31,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import TelegramMethod
 from aiogram.types import Update
+from aiogram.types.update import UpdateTypeLookupError
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -47,7 +48,10 @@ RETRYABLE = (OperationalError, DBAPIError, TelegramNetworkError, ConnectionError
 
 def chat_key(update: Update) -> int:
     """Updates with the same key are processed in order (one conversation)."""
-    event = update.event
+    try:
+        event = update.event
+    except UpdateTypeLookupError:  # a type this aiogram does not know: the Dispatcher skips it
+        return -update.update_id
     chat = getattr(event, "chat", None)
     if chat is None:
         message = getattr(event, "message", None)

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 AFTER_COMMIT = "tuan_after_commit"
+OWNER = "tuan_database"
 log = logging.getLogger(__name__)
 
 # The session of the update (or job) being processed, for code that cannot take it as an
@@ -100,6 +101,14 @@ class Database:
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
+    def current(self) -> AsyncSession | None:
+        """The transaction of this database that the running task is inside, if any.
+        (A transaction of another Database object — a second instance in a test — is not.)"""
+        session = current_session.get()
+        if session is not None and session.info.get(OWNER) is self:
+            return session
+        return None
+
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
@@ -110,7 +119,7 @@ class Database:
 
         Nested use (a job or update that is already inside a transaction) joins the outer one.
         """
-        outer = current_session.get()
+        outer = self.current()
         if outer is not None:
             yield outer
             return
@@ -120,6 +129,7 @@ class Database:
         try:
             async with self._writer() as session, session.begin():
                 session.info[AFTER_COMMIT] = callbacks
+                session.info[OWNER] = self
                 token = current_session.set(session)
                 try:
                     yield session
@@ -137,7 +147,7 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A read-only session (no write lock); uses the current transaction if there is one."""
-        outer = current_session.get()
+        outer = self.current()
         if outer is not None:
             yield outer
             return
