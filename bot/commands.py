@@ -26,13 +26,23 @@ def N_(message: str) -> str:
 
 PRIVATE = [
     ("start", N_("Welcome and your groups")),
+    ("myorders", N_("Your orders")),
+    ("newdeal", N_("Create a group-buy deal")),
+    ("deals", N_("Your deals")),
+    ("orders", N_("Orders of a deal, exports, fulfilment")),
+    ("pickup", N_("Mark an order picked up by its code")),
     ("settings", N_("Timezone, currency and language of your groups")),
     ("lang", N_("Choose your language")),
     ("help", N_("What I can do")),
 ]
-GROUP = [("help", N_("What I can do"))]
-GROUP_ADMINS = [
+GROUP = [
+    ("deals", N_("Open deals in this group")),
+    ("buy", N_("Order: /buy D17 2")),
+    ("cancel", N_("Cancel your order: /cancel D17")),
     ("help", N_("What I can do")),
+]
+GROUP_ADMINS = [
+    *GROUP,
     ("settings", N_("Set up this group (in private chat)")),
 ]
 

@@ -14,6 +14,7 @@ from aiogram.utils.i18n import I18n
 from bot.config import Settings
 from bot.i18n import LocaleCache, LocaleMiddleware, make_i18n
 from bot.middlewares.database import TransactionMiddleware
+from bot.posts import PostRefresher
 from bot.storage import SQLStorage
 from bot.telegram import admin_fetcher, make_bot
 from handlers import build_routers
@@ -40,6 +41,9 @@ class App:
         return sorted(used | set(REQUIRED_UPDATES))
 
     async def close(self) -> None:
+        posts = self.dispatcher.workflow_data.get("posts")
+        if posts is not None:  # finish pending edits of deal posts first
+            await posts.close()
         await self.dispatcher.storage.close()
         await self.dispatcher.fsm.events_isolation.close()
         await self.bot.session.close()
@@ -69,6 +73,7 @@ def create_app(
     locales = LocaleCache(db)
     admins = AdminDirectory(admin_fetcher(bot), settings.admin_cache_seconds)
     storage, isolation = make_storage(settings, db)
+    posts = PostRefresher(bot, db, i18n)
     dispatcher = Dispatcher(
         storage=storage,
         events_isolation=isolation,
@@ -76,6 +81,7 @@ def create_app(
         db=db,
         locales=locales,
         admins=admins,
+        posts=posts,
     )
     dispatcher.include_routers(*build_routers())
     LocaleMiddleware(i18n, locales).setup(dispatcher)

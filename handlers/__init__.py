@@ -8,13 +8,27 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import groups, settings, start
+from handlers import (
+    deal_post,
+    deal_wizard,
+    groups,
+    my_orders,
+    owner_deals,
+    owner_orders,
+    settings,
+    start,
+)
 
 
 def build_routers() -> list[Router]:
     return [
         groups.router(),  # my_chat_member, chat_member, migrations, group /help and /settings
+        deal_wizard.router(),  # private /newdeal wizard (state before the generic handlers)
+        owner_deals.router(),  # private /deals: the owner's deals and their actions
         settings.router(),  # private /settings wizard
+        deal_post.router(),  # deal posts in groups: buttons, /buy, /cancel, /deals
+        owner_orders.router(),  # private /orders, exports, fulfilment, /pickup (owners)
+        my_orders.router(),  # private /myorders (members)
         start.router(),  # private /start, /lang, /help
         start.fallback_router(),  # private: unknown commands and stray text get a hint
     ]

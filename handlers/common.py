@@ -36,6 +36,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
             "",
             _("<b>For everyone</b>"),
             _("/start: welcome and your groups"),
+            _("/myorders: your orders, their status and pickup codes"),
             _("/lang: choose your language"),
             _("/help: this help"),
         ]
@@ -43,6 +44,10 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
             lines += [
                 "",
                 _("<b>For group owners and admins</b>"),
+                _("/newdeal: create a group-buy deal"),
+                _("/deals: your deals: edit, pause, close, cancel, duplicate"),
+                _("/orders D17: orders of a deal, exports, fulfilment"),
+                _("/pickup CODE: mark an order picked up"),
                 _("/settings: timezone, currency and language of your groups"),
             ]
         else:
@@ -60,7 +65,13 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
                 _("You are listed in ADMIN_IDS of this deployment."),
             ]
     else:
-        lines += ["", _("/help: this help")]
+        lines += [
+            "",
+            _("/deals: the open deals of this group"),
+            _("/buy D17 2: order 2 units of deal D17 (or tap Join on the post)"),
+            _("/cancel D17: cancel your order"),
+            _("/help: this help"),
+        ]
         if is_owner:
             lines += [
                 "",

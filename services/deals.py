@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, DealPost, Group, Order, User
@@ -187,6 +187,23 @@ async def posts(session: AsyncSession, deal_id: int) -> list[tuple[DealPost, Gro
         .where(DealPost.deal_id == deal_id)
     )
     return [(p, g) for p, g in rows.all()]
+
+
+async def groups_by_deal(session: AsyncSession, deal_ids: list[int]) -> dict[int, list[Group]]:
+    """The target groups of several deals at once (by group id), e.g. to show each deal's
+    times in its groups' timezones without one query per deal."""
+    result: dict[int, list[Group]] = {deal_id: [] for deal_id in deal_ids}
+    if not deal_ids:
+        return result
+    rows = await session.execute(
+        select(DealPost.deal_id, Group)
+        .join(Group, Group.id == DealPost.group_id)
+        .where(DealPost.deal_id.in_(deal_ids))
+        .order_by(DealPost.deal_id, DealPost.group_id)
+    )
+    for deal_id, group in rows.all():
+        result[deal_id].append(group)
+    return result
 
 
 async def sign_up_list(session: AsyncSession, deal_id: int) -> list[tuple[Order, User | None]]:
@@ -391,3 +408,90 @@ async def duplicate(session: AsyncSession, deal_id: int, owner_id: int) -> DealS
         pickup_note=deal.pickup_note,
         group_ids=group_ids,
     )
+
+
+# ---------------------------------------------------------------- posts in groups
+
+# A post being sent is claimed by setting `posted_at` while `message_id` is still empty; a
+# claim older than this (the sender crashed) may be taken again.
+POST_CLAIM_LEASE = timedelta(minutes=5)
+
+
+async def posted_in_chat(session: AsyncSession, deal_id: int, chat_id: int) -> tuple[Deal, Group]:
+    """The deal and the group, if the deal is posted in the group with this chat id; else
+    DealNotFound (an unknown deal and one that belongs to another group look the same)."""
+    row = (
+        await session.execute(
+            select(Deal, Group)
+            .join(DealPost, DealPost.deal_id == Deal.id)
+            .join(Group, Group.id == DealPost.group_id)
+            .where(Deal.id == deal_id, Group.chat_id == chat_id)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    if row is None:
+        raise DealNotFound(deal_id)
+    return row[0], row[1]
+
+
+async def claim_post(session: AsyncSession, deal_id: int, group_id: int, now: datetime) -> bool:
+    """Take the right to send the deal's post into the group (once; see POST_CLAIM_LEASE)."""
+    result = await session.execute(
+        update(DealPost)
+        .where(
+            DealPost.deal_id == deal_id,
+            DealPost.group_id == group_id,
+            DealPost.message_id.is_(None),
+            or_(DealPost.posted_at.is_(None), DealPost.posted_at < now - POST_CLAIM_LEASE),
+        )
+        .values(posted_at=now)
+    )
+    return (result.rowcount or 0) > 0
+
+
+async def store_post(
+    session: AsyncSession, deal_id: int, group_id: int, message_id: int, now: datetime
+) -> None:
+    await session.execute(
+        update(DealPost)
+        .where(DealPost.deal_id == deal_id, DealPost.group_id == group_id)
+        .values(message_id=message_id, posted_at=now)
+    )
+
+
+async def release_post(session: AsyncSession, deal_id: int, group_id: int) -> None:
+    """Sending failed: give the claim back so a later run tries again."""
+    await session.execute(
+        update(DealPost)
+        .where(
+            DealPost.deal_id == deal_id,
+            DealPost.group_id == group_id,
+            DealPost.message_id.is_(None),
+        )
+        .values(posted_at=None)
+    )
+
+
+async def unposted(session: AsyncSession, now: datetime) -> list[int]:
+    """Open deals with a post not sent yet into an active group (and not being sent)."""
+    rows = await session.scalars(
+        select(Deal.id)
+        .join(DealPost, DealPost.deal_id == Deal.id)
+        .join(Group, Group.id == DealPost.group_id)
+        .where(
+            Deal.status.in_(("open", "paused")),
+            Group.is_active.is_(True),
+            DealPost.message_id.is_(None),
+            or_(DealPost.posted_at.is_(None), DealPost.posted_at < now - POST_CLAIM_LEASE),
+        )
+        .distinct()
+        .order_by(Deal.id)
+    )
+    return list(rows)
+
+
+async def people_of(session: AsyncSession, user_ids: list[int]) -> dict[int, User]:
+    if not user_ids:
+        return {}
+    rows = await session.scalars(select(User).where(User.id.in_(sorted(set(user_ids)))))
+    return {u.id: u for u in rows}

@@ -47,7 +47,9 @@ async def test_many_concurrent_joins_never_oversell(db) -> None:
     async with db.read() as session:
         deal = await session.get(Deal, deal_id)
         units = await session.scalar(
-            select(func.sum(Order.quantity)).where(Order.deal_id == deal_id, Order.status == "active")
+            select(func.sum(Order.quantity)).where(
+                Order.deal_id == deal_id, Order.status == "active"
+            )
         )
     assert (deal.stock_left, deal.total_qty, deal.participants, units) == (0, 100, 100, 100)
 

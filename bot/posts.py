@@ -1,0 +1,702 @@
+"""A deal's post in its groups: the card with the live sign-up list (接龙), publishing it,
+coalesced edits while people join, and the announcements when the deal closes.
+
+- `render_card` builds the text and buttons in the current gettext locale (callers wrap it in
+  `i18n.use_locale(group.language)`); it folds long lists so the text stays within Telegram's
+  limits (4096 characters, 1024 for the caption of a photo post).
+- `publish` sends the card into each target group once: a post is claimed in the database
+  before it is sent (services.deals.claim_post), so two callers never both send it.
+- `PostRefresher` coalesces edits: `touch(deal_id)` (sync, from `after_commit`) asks for an
+  edit; at most one edit per deal per `interval` seconds runs, and it reads the state from
+  the database when it runs, so the last edit always shows the final state.
+- `announce_closing` edits the posts to the final state (no buttons) and tells participants
+  and the owner privately.
+
+Background work runs in tasks with a fresh context: they never join the transaction of the
+update that started them, and they set the I18n context themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import datetime
+from html import escape
+from typing import Any, TypeVar
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramRetryAfter,
+)
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import I18n, ngettext
+from aiogram.utils.i18n import gettext as _
+from babel.dates import format_skeleton
+
+from models import Database, Deal, Group, Order, User
+from services import deals as deal_service
+from services import groups as group_service
+from services.deals import Closing
+from services.locales import BABEL_LOCALES, SUPPORTED_LANGUAGES, from_telegram
+from services.money import format_money
+from services.timezones import to_local, utcnow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+ALERT_LIMIT = 200  # answerCallbackQuery text
+MAX_LISTED = 30  # sign-up entries shown before "…and N more"
+NAME_MAX = 32
+QUANTITY_CHOICES = (1, 2, 3, 5)
+SEND_ATTEMPTS = 3
+# Private messages at closing: a burst, then a steady pace under Telegram's ~30 messages/s.
+PRIVATE_BURST = 25
+PRIVATE_PACE = 1 / 25
+
+
+class DealCB(CallbackData, prefix="dp"):
+    """Buttons of a deal post. Ids only; everything is checked again on the server."""
+
+    action: str  # join | qty | cancel | share | info
+    deal_id: int
+    qty: int = 0
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def quote(text: str | None) -> str:
+    """User text, made safe for HTML parse mode (as handlers.common.quote)."""
+    return escape(text or "", quote=False)
+
+
+def tg_len(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units); tags count too, to be safe."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def cut(text: str, limit: int) -> str:
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)].rstrip() + "…"
+
+
+def display_name(user: User | None) -> str:
+    if user is None:
+        return _("a member")
+    return cut(user.full_name, NAME_MAX)
+
+
+def money(amount: int, deal: Deal, language: str) -> str:
+    return format_money(amount, deal.currency, language)
+
+
+def local_time(moment: datetime, group: Group) -> str:
+    """'Tue, Dec 1 20:00' / '12月1日周二 20:00' in the group's timezone."""
+    local = to_local(moment, group.timezone)
+    day = format_skeleton("MMMEd", local, locale=BABEL_LOCALES.get(group.language, "en"))
+    return f"{day} {local:%H:%M}"
+
+
+def duration(seconds: float) -> str:
+    minutes = max(int(seconds // 60), 1)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return _("{days} d {hours} h").format(days=days, hours=hours)
+    if hours:
+        return _("{hours} h {minutes} min").format(hours=hours, minutes=mins)
+    return _("{minutes} min").format(minutes=mins)
+
+
+def _price_lines(deal: Deal, language: str) -> list[str]:
+    current = deal_service.price_at(deal, deal.total_qty)
+    if deal.status == "succeeded" and deal.final_price is not None:
+        current = deal.final_price
+    if current < deal.unit_price:
+        was, now = money(deal.unit_price, deal, language), money(current, deal, language)
+        shown = f"<s>{was}</s> <b>{now}</b>"
+    else:
+        shown = f"<b>{money(current, deal, language)}</b>"
+    lines = ["💰 " + _("{price} per unit").format(price=shown)]
+    tiers = deal_service.tiers_of(deal)
+    if tiers:
+        ladder = " · ".join(f"≥{units} {money(price, deal, language)}" for units, price in tiers)
+        lines.append("🏷 " + _("Tier prices: {ladder}").format(ladder=ladder))
+    return lines
+
+
+def _progress_lines(deal: Deal, language: str) -> list[str]:
+    lines = []
+    if deal.min_kind and deal.min_value:
+        missing = deal_service.missing_for_minimum(deal)
+        have = deal.total_qty if deal.min_kind == "units" else deal.participants
+        if missing == 0:
+            lines.append("🎯 " + _("Minimum reached: the deal goes ahead"))
+        elif deal.min_kind == "units":
+            lines.append(
+                "🎯 "
+                + ngettext(
+                    "{have}/{need} · {missing} more unit needed for the deal to go ahead",
+                    "{have}/{need} · {missing} more units needed for the deal to go ahead",
+                    missing,
+                ).format(have=have, need=deal.min_value, missing=missing)
+            )
+        else:
+            lines.append(
+                "🎯 "
+                + ngettext(
+                    "{have}/{need} · {missing} more person needed for the deal to go ahead",
+                    "{have}/{need} · {missing} more people needed for the deal to go ahead",
+                    missing,
+                ).format(have=have, need=deal.min_value, missing=missing)
+            )
+    upcoming = deal_service.next_tier(deal, deal.total_qty)
+    if upcoming is not None:
+        missing, price = upcoming
+        lines.append(
+            "📈 "
+            + _("{have}/{need} · {missing} more to unlock {price}").format(
+                have=deal.total_qty,
+                need=deal.total_qty + missing,
+                missing=missing,
+                price=money(price, deal, language),
+            )
+        )
+    return lines
+
+
+def _outcome_line(deal: Deal, language: str) -> str:
+    if deal.status == "succeeded":
+        price = money(deal.final_price or deal.unit_price, deal, language)
+        text = _("Closed: the deal succeeded at {price} per unit").format(price=price)
+        return f"✅ <b>{text}</b>"
+    if deal.status == "failed":
+        have = deal.total_qty if deal.min_kind == "units" else deal.participants
+        return (
+            "❌ <b>"
+            + _(
+                "Closed: the deal did not reach its minimum ({have}/{need}); orders are cancelled"
+            ).format(have=have, need=deal.min_value or 0)
+            + "</b>"
+        )
+    return "🚫 <b>" + _("Cancelled by the organiser; orders are cancelled") + "</b>"
+
+
+def _compose(
+    deal: Deal,
+    signups: Sequence[tuple[Order, User | None]],
+    group: Group,
+    now: datetime,
+    shown: int,
+    note_cap: int | None,
+) -> str:
+    language = group.language
+    final = deal.status in deal_service.FINAL_STATES
+
+    def note(text: str) -> str:
+        return quote(cut(text, note_cap) if note_cap is not None else text.strip())
+
+    lines = [f"🛒 <b>{quote(deal.title)}</b>"]
+    if deal.description.strip() and note_cap != 0:
+        lines.append(note(deal.description))
+    lines.append("")
+    lines += _price_lines(deal, language)
+    if final:
+        lines.append(_outcome_line(deal, language))
+    else:
+        if deal.status == "paused":
+            lines.append("⏸ " + _("Paused by the organiser"))
+        lines += _progress_lines(deal, language)
+        if deal.stock_total is not None:
+            lines.append(
+                "📦 "
+                + _("{left} of {total} left").format(
+                    left=deal.stock_left or 0, total=deal.stock_total
+                )
+            )
+        if deal.per_person_limit is not None:
+            limit = deal.per_person_limit
+            lines.append("👤 " + _("At most {limit} per person").format(limit=limit))
+        if deal.status == "scheduled" and deal.opens_at > now:
+            lines.append("🕒 " + _("Opens {when}").format(when=local_time(deal.opens_at, group)))
+        left = (deal.closes_at - now).total_seconds()
+        if left > 0:
+            lines.append(
+                "⏰ "
+                + _("Closes in {duration} · {when}").format(
+                    duration=duration(left), when=local_time(deal.closes_at, group)
+                )
+            )
+        else:
+            lines.append("⏰ " + _("Closing now"))
+    if deal.pickup_note.strip() and note_cap != 0 and deal.status != "failed":
+        lines.append("📍 " + note(deal.pickup_note))
+    lines.append("")
+    units = sum(order.quantity for order, _user in signups)
+    if signups or not final:
+        lines.append(
+            "<b>"
+            + _("Sign-up list")
+            + "</b> · "
+            + ngettext("{n} person", "{n} people", len(signups)).format(n=len(signups))
+            + ", "
+            + ngettext("{n} unit", "{n} units", units).format(n=units)
+        )
+    if not signups and not final:
+        lines.append(_("Nobody yet: be the first!"))
+    for index, (order, user) in enumerate(signups[:shown], start=1):
+        lines.append(f"{index}. {quote(display_name(user))} ×{order.quantity}")
+    if len(signups) > shown:
+        more = len(signups) - shown
+        lines.append(ngettext("…and {n} more", "…and {n} more", more).format(n=more))
+    lines.append("")
+    code = f"<code>{deal.code}</code>"
+    if final:
+        lines.append(_("Code {code}").format(code=code))
+    else:
+        lines.append(
+            _("Code {code} · order with {usage}").format(
+                code=code, usage=f"<code>/buy {deal.code} 2</code>"
+            )
+        )
+    return "\n".join(lines)
+
+
+def render_card(
+    deal: Deal,
+    signups: Sequence[tuple[Order, User | None]],
+    group: Group,
+    now: datetime,
+    *,
+    limit: int | None = None,
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The post's text and buttons (None once the deal is closed), in the current locale.
+
+    Long content is folded to fit `limit` (default: 1024 for a photo caption, else 4096):
+    first long notes are shortened, then fewer sign-up entries are listed.
+    """
+    limit = limit or (CAPTION_LIMIT if deal.photo_file_id else TEXT_LIMIT)
+    shown = min(len(signups), MAX_LISTED)
+    note_cap: int | None = None
+    while True:
+        text = _compose(deal, signups, group, now, shown, note_cap)
+        if tg_len(text) <= limit:
+            break
+        if note_cap is None:
+            note_cap = 300
+        elif shown > 0:
+            shown = shown * 3 // 4
+        elif note_cap > 60:
+            note_cap = 60
+        elif note_cap > 0:
+            note_cap = 0
+        else:  # pragma: no cover - a title of at most 100 characters always fits
+            break
+    return text, keyboard(deal)
+
+
+def keyboard(deal: Deal) -> InlineKeyboardMarkup | None:
+    if deal.status in deal_service.FINAL_STATES:
+        return None
+
+    def button(text: str, action: str, qty: int = 0) -> InlineKeyboardButton:
+        data = DealCB(action=action, deal_id=deal.id, qty=qty).pack()
+        return InlineKeyboardButton(text=text, callback_data=data)
+
+    limit = deal.per_person_limit
+    choices = [q for q in QUANTITY_CHOICES if limit is None or q <= limit]
+    if deal.stock_total is not None:
+        choices = [q for q in choices if q <= deal.stock_total]
+    rows = [[button("🙋 " + _("Join +1"), "join")]]
+    if len(choices) > 1:
+        rows.append([button(f"×{q}", "qty", q) for q in choices])
+    rows.append([button(_("Cancel my order"), "cancel")])
+    rows.append([button("📤 " + _("Share"), "share"), button("ℹ️ " + _("Details"), "info")])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def details_text(deal: Deal) -> str:
+    """The Details alert (plain text, at most 200 characters)."""
+    parts = [deal.description.strip() or deal.title]
+    if deal.pickup_note.strip():
+        parts.append("📍 " + deal.pickup_note.strip())
+    return cut("\n".join(parts), ALERT_LIMIT)
+
+
+def share_text(deal: Deal, bot_username: str | None) -> str:
+    link = f"https://t.me/{bot_username}?start=deal_{deal.id}"
+    head = _("Share {code}: {link}").format(code=deal.code, link=link)
+    return cut(f"{head}\n{deal.title}", ALERT_LIMIT)
+
+
+# ---------------------------------------------------------------- sending
+
+
+async def with_retry(call: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
+    """Call Telegram; on 429 wait exactly `retry_after` and try again."""
+    attempts = SEND_ATTEMPTS
+    for attempt in range(attempts):
+        try:
+            return await call(*args, **kwargs)
+        except TelegramRetryAfter as exc:
+            if attempt == attempts - 1:
+                raise
+            log.warning("429 from Telegram; waiting %s s", exc.retry_after)
+            await asyncio.sleep(exc.retry_after)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _deactivate(db: Database, chat_id: int) -> None:
+    async with db.transaction() as session:
+        await group_service.deactivate(session, chat_id)
+    log.info("chat %s refused the bot (403); group marked inactive", chat_id)
+
+
+async def _send_card(bot: Bot, deal: Deal, chat_id: int, text: str, markup) -> Message:
+    if deal.photo_file_id:
+        return await with_retry(
+            bot.send_photo, chat_id, deal.photo_file_id, caption=text, reply_markup=markup
+        )
+    return await with_retry(bot.send_message, chat_id, text, reply_markup=markup)
+
+
+async def publish(bot: Bot, db: Database, i18n: I18n, deal_id: int) -> int:
+    """Post the deal's card into each of its groups that has no post yet; returns posts sent.
+
+    Only open (or paused) deals are posted; a scheduled deal is posted when it opens. Each
+    post is claimed in the database before sending, so concurrent callers never double it;
+    a failed send gives the claim back (a later run retries); 403 marks the group inactive.
+    """
+    now = utcnow()
+    async with db.read() as session:
+        try:
+            deal = await deal_service.get(session, deal_id)
+        except deal_service.DealNotFound:
+            return 0
+        if deal.status not in ("open", "paused"):
+            return 0
+        signups = await deal_service.sign_up_list(session, deal_id)
+        targets = [
+            (post.group_id, group)
+            for post, group in await deal_service.posts(session, deal_id)
+            if post.message_id is None and group.is_active
+        ]
+    sent = 0
+    for group_id, group in targets:
+        async with db.transaction() as session:
+            if not await deal_service.claim_post(session, deal_id, group_id, utcnow()):
+                continue
+        with i18n.context(), i18n.use_locale(group.language):
+            text, markup = render_card(deal, signups, group, now)
+        chat_id = group.chat_id
+        try:
+            try:
+                message = await _send_card(bot, deal, chat_id, text, markup)
+            except TelegramMigrateToChat as exc:
+                async with db.transaction() as session:
+                    await group_service.migrate(session, chat_id, exc.migrate_to_chat_id)
+                chat_id = exc.migrate_to_chat_id
+                message = await _send_card(bot, deal, chat_id, text, markup)
+        except TelegramForbiddenError:
+            await _deactivate(db, chat_id)
+            async with db.transaction() as session:
+                await deal_service.release_post(session, deal_id, group_id)
+            continue
+        except Exception as exc:
+            log.warning("deal %s: post to chat %s failed: %s", deal_id, chat_id, exc)
+            async with db.transaction() as session:
+                await deal_service.release_post(session, deal_id, group_id)
+            continue
+        async with db.transaction() as session:
+            await deal_service.store_post(session, deal_id, group_id, message.message_id, utcnow())
+        log.info("deal %s posted to chat %s as message %s", deal_id, chat_id, message.message_id)
+        sent += 1
+    return sent
+
+
+async def edit_posts(bot: Bot, db: Database, i18n: I18n, deal_id: int) -> int:
+    """Edit every post of the deal to its current state (read now); returns edits sent."""
+    async with db.read() as session:
+        try:
+            deal = await deal_service.get(session, deal_id)
+        except deal_service.DealNotFound:
+            return 0
+        signups = await deal_service.sign_up_list(session, deal_id)
+        targets = [
+            (post.message_id, group)
+            for post, group in await deal_service.posts(session, deal_id)
+            if post.message_id is not None and group.is_active
+        ]
+    now = utcnow()
+    edits = 0
+    for message_id, group in targets:
+        with i18n.context(), i18n.use_locale(group.language):
+            text, markup = render_card(deal, signups, group, now)
+        chat_id = group.chat_id
+        try:
+            if deal.photo_file_id:
+                await with_retry(
+                    bot.edit_message_caption,
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    caption=text,
+                    reply_markup=markup,
+                )
+            else:
+                await with_retry(
+                    bot.edit_message_text,
+                    text=text,
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    reply_markup=markup,
+                )
+            edits += 1
+        except TelegramBadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                log.warning("deal %s: edit in chat %s failed: %s", deal_id, chat_id, exc.message)
+        except TelegramForbiddenError:
+            await _deactivate(db, chat_id)
+        except TelegramAPIError as exc:
+            log.warning("deal %s: edit in chat %s failed: %s", deal_id, chat_id, exc)
+    return edits
+
+
+class PostRefresher:
+    """Coalesced edits of deal posts: at most one edit per deal per `interval` seconds, each
+    showing the state read from the database when it runs; a change after an edit started
+    leads to one more edit, so the final state is always shown."""
+
+    def __init__(self, bot: Bot, db: Database, i18n: I18n, interval: float = 2.5) -> None:
+        self.bot = bot
+        self.db = db
+        self.i18n = i18n
+        self.interval = interval
+        self.edits = 0  # edit requests sent (for logs, tests and benchmarks)
+        self._dirty: set[int] = set()
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._last: dict[int, float] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._closed = False
+
+    # -- called from after_commit callbacks (synchronous, inside the event loop)
+
+    def touch(self, deal_id: int) -> None:
+        """The deal changed: its posts will show it within `interval` seconds."""
+        if self._closed:
+            return
+        self._dirty.add(deal_id)
+        if deal_id not in self._tasks:
+            self._tasks[deal_id] = self._create(self._run(deal_id))
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run `coro` in the background (outside any transaction); flush() waits for it."""
+        task = self._create(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def publish_soon(self, deal_id: int) -> None:
+        """For after_commit: post the deal into its groups once the transaction committed."""
+        if not self._closed:
+            self.spawn(publish(self.bot, self.db, self.i18n, deal_id))
+
+    @staticmethod
+    def _create(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        # A fresh context: the task must not join the transaction of the update that started it.
+        return asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
+
+    # -- the work
+
+    async def _run(self, deal_id: int) -> None:
+        try:
+            while deal_id in self._dirty:
+                wait = self._last.get(deal_id, float("-inf")) + self.interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._dirty.discard(deal_id)
+                await self.refresh(deal_id)
+        finally:
+            self._tasks.pop(deal_id, None)
+            self._prune()
+
+    async def refresh(self, deal_id: int) -> int:
+        """Edit the deal's posts now (one deal's edits never overlap, so the last to run
+        shows the latest state). Returns edits sent."""
+        lock = self._locks.setdefault(deal_id, asyncio.Lock())
+        async with lock:
+            try:
+                edits = await edit_posts(self.bot, self.db, self.i18n, deal_id)
+            except Exception:
+                log.exception("deal %s: refreshing its posts failed", deal_id)
+                edits = 0
+            finally:
+                self._last[deal_id] = time.monotonic()
+            self.edits += edits
+            return edits
+
+    def _prune(self) -> None:
+        if len(self._last) < 512:
+            return
+        horizon = time.monotonic() - self.interval
+        for deal_id, at in list(self._last.items()):
+            if at < horizon and deal_id not in self._tasks:
+                del self._last[deal_id]
+                lock = self._locks.get(deal_id)
+                if lock is not None and not lock.locked():
+                    del self._locks[deal_id]
+
+    async def flush(self) -> None:
+        """Wait until every pending edit and background task is done."""
+        while True:
+            pending = [t for t in (*self._tasks.values(), *self._background) if not t.done()]
+            if not pending:
+                return
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop taking work, finish what is pending (within `timeout`), cancel the rest."""
+        self._closed = True
+        try:
+            await asyncio.wait_for(self.flush(), timeout)
+        except TimeoutError:
+            log.warning("post refresher closed with work pending")
+        for task in (*self._tasks.values(), *self._background):
+            task.cancel()
+
+
+# ---------------------------------------------------------------- closing
+
+
+def _language(user: User | None, fallback: str) -> str:
+    if user is not None:
+        if user.language in SUPPORTED_LANGUAGES:
+            return user.language
+        if language := from_telegram(user.language_code):
+            return language
+    return fallback
+
+
+def member_text(closing: Closing, order: Order, language: str) -> str:
+    deal = closing.deal
+    title = quote(deal.title)
+    if closing.outcome == "succeeded":
+        price = order.unit_price if order.unit_price is not None else deal.final_price or 0
+        amount = order.amount if order.amount is not None else order.quantity * price
+        lines = [
+            "✅ "
+            + _("{title} ({code}) succeeded! Your order: {quantity} × {price} = {amount}.").format(
+                title=title,
+                code=deal.code,
+                quantity=order.quantity,
+                price=money(price, deal, language),
+                amount=f"<b>{money(amount, deal, language)}</b>",
+            ),
+            _("Pickup code: {code}").format(code=f"<code>{order.pickup_code}</code>"),
+        ]
+        if deal.pickup_note.strip():
+            lines.append("📍 " + quote(deal.pickup_note.strip()))
+        return "\n".join(lines)
+    if closing.outcome == "failed":
+        return "❌ " + _(
+            "{title} ({code}) did not reach its minimum; your order (×{quantity}) is cancelled. "
+            "You pay nothing."
+        ).format(title=title, code=deal.code, quantity=order.quantity)
+    return "🚫 " + _(
+        "{title} ({code}) was cancelled by the organiser; your order (×{quantity}) is "
+        "cancelled. You pay nothing."
+    ).format(title=title, code=deal.code, quantity=order.quantity)
+
+
+def owner_text(closing: Closing, language: str) -> str:
+    deal = closing.deal
+    title = quote(deal.title)
+    people = len(closing.orders)
+    units = sum(o.quantity for o in closing.orders)
+    revenue = sum(o.amount or 0 for o in closing.orders if o.status == "confirmed")
+    if closing.outcome == "succeeded":
+        head = "✅ " + _("{code} «{title}» closed: it succeeded at {price} per unit.").format(
+            code=deal.code, title=title, price=money(deal.final_price or 0, deal, language)
+        )
+    elif closing.outcome == "failed":
+        have = deal.total_qty if deal.min_kind == "units" else deal.participants
+        head = "❌ " + _(
+            "{code} «{title}» closed: it did not reach its minimum ({have}/{need}); "
+            "all orders are cancelled."
+        ).format(code=deal.code, title=title, have=have, need=deal.min_value or 0)
+    else:
+        head = "🚫 " + _("{code} «{title}» was cancelled; all orders are cancelled.").format(
+            code=deal.code, title=title
+        )
+    return "\n".join(
+        [
+            head,
+            _("Participants: {people} · units: {units}").format(people=people, units=units),
+            _("Revenue: {amount}").format(
+                amount=f"<b>{money(revenue, deal, language)}</b> ({deal.currency})"
+            ),
+        ]
+    )
+
+
+async def _private(bot: Bot, user_id: int, text: str) -> bool:
+    try:
+        await with_retry(bot.send_message, user_id, text)
+        return True
+    except TelegramForbiddenError:
+        log.info("user %s has blocked the bot or never started it; message skipped", user_id)
+    except TelegramAPIError as exc:
+        log.warning("private message to %s failed: %s", user_id, exc)
+    return False
+
+
+async def announce_closing(
+    bot: Bot, db: Database, i18n: I18n, closing: Closing, *, posts: PostRefresher | None = None
+) -> int:
+    """After the closing committed: the group posts show the final state without buttons;
+    each participant who started the bot is told their outcome and amount; the owner gets a
+    summary. Returns the private messages sent. Pass `posts` so this final edit is ordered
+    after any edit the refresher has in flight."""
+    deal = closing.deal
+    if posts is not None:
+        await posts.refresh(deal.id)
+    else:
+        await edit_posts(bot, db, i18n, deal.id)
+    async with db.read() as session:
+        people = await deal_service.people_of(
+            session, [o.user_id for o in closing.orders] + [deal.owner_id]
+        )
+        groups = {group.id: group for _post, group in await deal_service.posts(session, deal.id)}
+    fallback = next(iter(groups.values())).language if groups else i18n.default_locale
+    sent = 0
+    for order in closing.orders:
+        person = people.get(order.user_id)
+        if person is None or not person.started or person.is_bot:
+            continue
+        group = groups.get(order.group_id) if order.group_id is not None else None
+        language = _language(person, group.language if group else fallback)
+        with i18n.context(), i18n.use_locale(language):
+            text = member_text(closing, order, language)
+        if sent >= PRIVATE_BURST:
+            await asyncio.sleep(PRIVATE_PACE)
+        if await _private(bot, person.id, text):
+            sent += 1
+    language = _language(people.get(deal.owner_id), fallback)
+    with i18n.context(), i18n.use_locale(language):
+        text = owner_text(closing, language)
+    if await _private(bot, deal.owner_id, text):
+        sent += 1
+    log.info("deal %s closed (%s); %d private messages sent", deal.id, closing.outcome, sent)
+    return sent

@@ -1,0 +1,297 @@
+"""A deal's post in a group: its buttons (Join +1, ×N, Cancel my order, Share, Details) and
+the group commands `/buy D17 2`, `/cancel D17` and `/deals`.
+
+Callback data is never trusted: every button re-checks that the deal is posted in the chat
+the button was pressed in, and the order rules (stock, limit, status) live in
+services.orders. Answers are returned as methods, so they are sent once the update's
+transaction has committed (the deal row is not held locked during a network call). After a
+change the post is refreshed through the coalescing PostRefresher.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import F, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command, CommandObject
+from aiogram.methods import AnswerCallbackQuery, SendMessage
+from aiogram.types import CallbackQuery, ErrorEvent, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.posts import (
+    DealCB,
+    PostRefresher,
+    cut,
+    details_text,
+    duration,
+    local_time,
+    money,
+    quote,
+    share_text,
+)
+from handlers.deal_texts import domain_error_text
+from models import Database, Deal, Group, User
+from models.db import after_commit
+from services import deals as deal_service
+from services import groups as group_service
+from services import orders as order_service
+from services.orders import Change, OrderError
+from services.parsing import ParseError, parse_quantity
+from services.timezones import utcnow
+
+log = logging.getLogger(__name__)
+GROUP_TYPES = {"group", "supergroup"}
+MAX_ID = 2**31 - 1  # deals.id is a 32-bit integer; larger ids in forged data are refused early
+READ_ACTIONS = {"info", "share"}
+
+
+# ---------------------------------------------------------------- texts
+
+
+def buy_usage() -> str:
+    return _("Usage: {usage} (the deal code, then how many you want)").format(
+        usage="<code>/buy D17 2</code>"
+    )
+
+
+def cancel_usage() -> str:
+    return _("Usage: {usage}").format(usage="<code>/cancel D17</code>")
+
+
+def not_here(code: str) -> str:
+    return _("There is no deal {code} in this group. Send /deals to see what is open.").format(
+        code=quote(code)
+    )
+
+
+def not_posted_here() -> str:
+    return _("This deal is not posted in this chat.")
+
+
+def stale_button() -> str:
+    return _("This button is out of date.")
+
+
+def refusal(exc: OrderError, deal: Deal, group: Group) -> str:
+    if isinstance(exc, order_service.NotJoined) and deal.status in deal_service.FINAL_STATES:
+        exc = order_service.DealClosed(deal.id)  # a confirmed order cannot be cancelled either
+    if isinstance(exc, order_service.DealNotOpenYet):
+        return _("This deal is not open yet: it opens {when}.").format(
+            when=local_time(exc.opens_at, group)
+        )
+    return domain_error_text(exc)
+
+
+def confirmation(change: Change, title: str) -> str:
+    title = cut(title, 80)
+    if change.new_quantity == 0:
+        return _("Your order for {title} is cancelled.").format(title=title)
+    if not change.changed:
+        return _("You already have ×{quantity} of {title}.").format(
+            quantity=change.new_quantity, title=title
+        )
+    if change.old_quantity == 0:
+        return _("You're in: {title} ×{quantity}.").format(
+            title=title, quantity=change.new_quantity
+        )
+    return _("Your order for {title} is now ×{quantity}.").format(
+        title=title, quantity=change.new_quantity
+    )
+
+
+def _valid_id(deal_id: int) -> bool:
+    return 0 < deal_id <= MAX_ID
+
+
+def _touch(session: AsyncSession, posts: PostRefresher, deal_id: int, change: Change) -> None:
+    if change.changed:
+        after_commit(session, lambda: posts.touch(deal_id))
+
+
+# ---------------------------------------------------------------- buttons
+
+
+async def order_button(
+    query: CallbackQuery,
+    callback_data: DealCB,
+    session: AsyncSession,
+    user: User,
+    posts: PostRefresher,
+) -> AnswerCallbackQuery:
+    """Join +1, ×N (an absolute quantity) and Cancel my order."""
+    chat = query.message.chat if query.message is not None else None
+    if chat is None or not _valid_id(callback_data.deal_id):
+        return query.answer(not_posted_here(), show_alert=True)
+    try:
+        deal, group = await deal_service.posted_in_chat(session, callback_data.deal_id, chat.id)
+    except deal_service.DealNotFound:
+        return query.answer(not_posted_here(), show_alert=True)
+    now = utcnow()
+    try:
+        if callback_data.action == "qty" and callback_data.qty < 1:
+            raise order_service.BadQuantity(callback_data.qty)
+        if callback_data.action == "join":
+            change = await order_service.join(session, deal.id, user.id, now, group_id=group.id)
+        elif callback_data.action == "qty":
+            change = await order_service.set_quantity(
+                session, deal.id, user.id, callback_data.qty, now, group_id=group.id
+            )
+        elif callback_data.action == "cancel":
+            change = await order_service.cancel(session, deal.id, user.id, now)
+        else:
+            return query.answer(stale_button(), show_alert=True)
+    except OrderError as exc:
+        return query.answer(refusal(exc, deal, group), show_alert=True)
+    _touch(session, posts, deal.id, change)
+    return query.answer(confirmation(change, deal.title))
+
+
+async def info_button(
+    query: CallbackQuery, callback_data: DealCB, db: Database
+) -> AnswerCallbackQuery:
+    """Details and Share: read only, no write transaction."""
+    chat = query.message.chat if query.message is not None else None
+    if chat is None or not _valid_id(callback_data.deal_id):
+        return query.answer(not_posted_here(), show_alert=True)
+    async with db.read() as session:
+        try:
+            deal, _group = await deal_service.posted_in_chat(
+                session, callback_data.deal_id, chat.id
+            )
+        except deal_service.DealNotFound:
+            return query.answer(not_posted_here(), show_alert=True)
+    if callback_data.action == "info":
+        return query.answer(details_text(deal), show_alert=True)
+    me = await query.bot.me()
+    return query.answer(share_text(deal, me.username), show_alert=True)
+
+
+async def unknown_button(query: CallbackQuery) -> AnswerCallbackQuery:
+    """A deal-post button whose data does not parse (forged or from an older version)."""
+    return query.answer(stale_button(), show_alert=True)
+
+
+def _is_deal_button(event: ErrorEvent) -> bool:
+    query = event.update.callback_query
+    return query is not None and (query.data or "").startswith(DealCB.__prefix__ + ":")
+
+
+async def button_failed(event: ErrorEvent) -> None:
+    """A deal button failed unexpectedly (e.g. the database was unreachable); its
+    transaction was rolled back. The member is still answered, so they can tap again."""
+    query = event.update.callback_query
+    log.error(
+        "update %s: deal button %r failed", event.update.update_id, query.data,
+        exc_info=event.exception,
+    )  # fmt: skip
+    try:
+        await query.answer(_("Something went wrong. Please try again."), show_alert=True)
+    except TelegramAPIError as exc:
+        log.warning("could not answer callback %s: %s", query.id, exc)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def parse_buy(args: str | None) -> tuple[int, int] | None:
+    """'D17 2' → (17, 2); 'D17' → (17, 1); anything else → None."""
+    parts = (args or "").split()
+    if not 1 <= len(parts) <= 2:
+        return None
+    deal_id = deal_service.parse_code(parts[0])
+    if deal_id is None or not _valid_id(deal_id):
+        return None
+    try:
+        quantity = parse_quantity(parts[1]) if len(parts) == 2 else 1
+    except ParseError:
+        return None
+    return deal_id, quantity
+
+
+async def buy_command(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    posts: PostRefresher,
+) -> SendMessage:
+    parsed = parse_buy(command.args)
+    if parsed is None:
+        return message.reply(buy_usage())
+    deal_id, quantity = parsed
+    try:
+        deal, group = await deal_service.posted_in_chat(session, deal_id, message.chat.id)
+    except deal_service.DealNotFound:
+        return message.reply(not_here(f"D{deal_id}"))
+    try:
+        change = await order_service.set_quantity(
+            session, deal.id, user.id, quantity, utcnow(), group_id=group.id
+        )
+    except OrderError as exc:
+        return message.reply(refusal(exc, deal, group))
+    _touch(session, posts, deal.id, change)
+    return message.reply(quote(confirmation(change, deal.title)))
+
+
+async def cancel_command(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    posts: PostRefresher,
+) -> SendMessage:
+    parts = (command.args or "").split()
+    deal_id = deal_service.parse_code(parts[0]) if len(parts) == 1 else None
+    if deal_id is None or not _valid_id(deal_id):
+        return message.reply(cancel_usage())
+    try:
+        deal, group = await deal_service.posted_in_chat(session, deal_id, message.chat.id)
+    except deal_service.DealNotFound:
+        return message.reply(not_here(f"D{deal_id}"))
+    try:
+        change = await order_service.cancel(session, deal.id, user.id, utcnow())
+    except OrderError as exc:
+        return message.reply(refusal(exc, deal, group))
+    _touch(session, posts, deal.id, change)
+    return message.reply(quote(confirmation(change, deal.title)))
+
+
+async def deals_command(message: Message, db: Database) -> SendMessage:
+    """What is open in this group, with the codes to order by."""
+    async with db.read() as session:
+        group = await group_service.get_by_chat(session, message.chat.id)
+        deals = await deal_service.open_in_group(session, group.id) if group else []
+    if group is None or not deals:
+        return message.reply(_("No deals are open in this group right now."))
+    now = utcnow()
+    lines = ["<b>" + _("Open deals") + "</b>"]
+    for deal in deals[:30]:
+        price = money(deal_service.price_at(deal, deal.total_qty), deal, group.language)
+        people = ngettext("{n} person", "{n} people", deal.participants).format(n=deal.participants)
+        state = (
+            _("paused")
+            if deal.status == "paused"
+            else _("closes in {duration}").format(
+                duration=duration(max((deal.closes_at - now).total_seconds(), 0))
+            )
+        )
+        title = quote(cut(deal.title, 60))
+        lines.append(f"• <code>{deal.code}</code> {title} · {price} · {people} · {state}")
+    lines += ["", buy_usage()]
+    return message.reply("\n".join(lines))
+
+
+def router() -> Router:
+    r = Router(name="deal_post")
+    r.message.filter(F.chat.type.in_(GROUP_TYPES))
+    r.message.register(buy_command, Command("buy"))
+    r.message.register(cancel_command, Command("cancel"))
+    r.message.register(deals_command, Command("deals"))
+    r.callback_query.register(info_button, DealCB.filter(F.action.in_(READ_ACTIONS)))
+    r.callback_query.register(order_button, DealCB.filter())
+    r.callback_query.register(unknown_button, F.data.startswith(DealCB.__prefix__ + ":"))
+    r.errors.register(button_failed, _is_deal_button)
+    return r

@@ -1,0 +1,235 @@
+"""Localized texts shared by the deal handlers: why an input was refused (with an example),
+domain errors, status names, money and group-local times.
+
+`parse_error_text(err)` turns a `ParseError` reason code from services.parsing or
+services.deals into one sentence with an example; `domain_error_text(err)` does the same for
+the other domain errors of deals and orders. Both need the i18n context of an update.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram.utils.i18n import get_i18n, ngettext
+from aiogram.utils.i18n import gettext as _
+
+from services import deals as deal_service
+from services import orders as order_service
+from services.errors import DomainError
+from services.money import format_money
+from services.parsing import ParseError
+from services.timezones import to_local
+
+LOCAL_FORMAT = "%Y-%m-%d %H:%M"
+
+
+def language() -> str:
+    """The language of the update being handled (for Babel formatting)."""
+    try:
+        return get_i18n().current_locale
+    except LookupError:  # pragma: no cover - outside an update
+        return "en"
+
+
+def money(amount: int, currency: str) -> str:
+    return format_money(amount, currency, language())
+
+
+def local_time(moment: datetime, timezone: str, *, with_zone: bool = True) -> str:
+    """'2026-12-01 20:00 (Asia/Shanghai)': a UTC moment as the group's wall clock."""
+    text = to_local(moment, timezone).strftime(LOCAL_FORMAT)
+    return f"{text} ({timezone})" if with_zone else text
+
+
+def local_times(moment: datetime, timezones: list[str]) -> str:
+    """The moment in each distinct timezone of the target groups, first group first."""
+    seen = list(dict.fromkeys(timezones))
+    return " · ".join(local_time(moment, tz) for tz in seen)
+
+
+def units(n: int) -> str:
+    return ngettext("{n} unit", "{n} units", n).format(n=n)
+
+
+def participants(n: int) -> str:
+    return ngettext("{n} participant", "{n} participants", n).format(n=n)
+
+
+def status_name(status: str) -> str:
+    names = {
+        "scheduled": _("scheduled"),
+        "open": _("open"),
+        "paused": _("paused"),
+        "succeeded": _("succeeded"),
+        "failed": _("failed (minimum not reached)"),
+        "cancelled": _("cancelled"),
+    }
+    return names.get(status, status)
+
+
+def parse_error_text(err: ParseError) -> str:
+    """One sentence saying what was wrong with the input, with an example of a good one."""
+    d = err.detail
+    reason = err.reason
+    if reason == "price_format":
+        return _(
+            "That is not a price I understand. Send a number, for example <code>12.50</code>, "
+            "<code>12,50</code>, <code>¥12.5</code> or <code>12.50 CNY</code>."
+        )
+    if reason == "price_currency":
+        return _(
+            "“{value}” is not a currency code I know. Use a three-letter ISO code, "
+            "for example <code>12.50 CNY</code> or <code>3 USD</code>."
+        ).format(value=d.get("value", ""))
+    if reason == "price_positive":
+        return _("The price must be more than zero, for example <code>12.50</code>.")
+    if reason == "price_too_large":
+        return _("That price is too large (at most {max}). For example <code>12.50</code>.").format(
+            max=d.get("max", "")
+        )
+    if reason == "price_decimals":
+        digits = int(d.get("digits", 0) or 0)
+        currency = d.get("currency", "")
+        if digits == 0:
+            return _(
+                "{currency} has no decimal places: send a whole amount, "
+                "for example <code>1200</code>."
+            ).format(currency=currency)
+        example = "12." + "5" * digits
+        return ngettext(
+            "{currency} has {digits} decimal place: send at most {digits} digit after the point, "
+            "for example <code>{example}</code>.",
+            "{currency} has {digits} decimal places: send at most {digits} digits after the "
+            "point, for example <code>{example}</code>.",
+            digits,
+        ).format(currency=currency, digits=digits, example=example)
+    if reason == "tiers_format":
+        return _(
+            "Send the tiers as <code>units:price</code> pairs separated by commas, for example "
+            "<code>10:11.00, 20:9.90</code> (from 10 units the price is 11.00)."
+        )
+    if reason == "tiers_threshold":
+        return _(
+            "Each tier starts at 2 to {max} units, for example <code>10:11.00, 20:9.90</code>."
+        ).format(max=d.get("max", ""))
+    if reason == "tiers_currency":
+        return _(
+            "Tier prices must be in {currency}, like the unit price, "
+            "for example <code>10:11.00, 20:9.90</code>."
+        ).format(currency=d.get("currency", ""))
+    if reason == "tiers_order":
+        return _(
+            "Tier thresholds must rise from one tier to the next, "
+            "for example <code>10:11.00, 20:9.90</code>."
+        )
+    if reason == "tiers_falling":
+        return _(
+            "Tier prices must fall as the thresholds rise, each below the unit price, "
+            "for example <code>10:11.00, 20:9.90</code> for a unit price of 12.00."
+        )
+    if reason == "quantity_format":
+        return _("Send a whole number, for example <code>10</code>.")
+    if reason == "quantity_positive":
+        return _("The number must be at least 1, for example <code>10</code>.")
+    if reason == "quantity_too_large":
+        return _("That number is too large: at most {max}, for example <code>10</code>.").format(
+            max=d.get("max", "")
+        )
+    if reason == "title_empty":
+        return _("The title cannot be empty, for example <code>Hainan mangoes 5 kg</code>.")
+    if reason == "title_too_long":
+        return _(
+            "The title is {length} characters long; at most {max} are allowed, "
+            "for example <code>Hainan mangoes 5 kg</code>."
+        ).format(length=d.get("length", ""), max=d.get("max", ""))
+    if reason == "text_too_long":
+        return _("That text is {length} characters long; at most {max} are allowed.").format(
+            length=d.get("length", ""), max=d.get("max", "")
+        )
+    if reason == "time_format":
+        return _(
+            "That is not a time I understand. For example <code>2026-12-01 20:00</code>, "
+            "<code>tomorrow 20:00</code>, <code>明天 20:00</code> or <code>+2h</code>."
+        )
+    if reason == "time_invalid":
+        return _(
+            "That time of day does not exist: hours go from 00 to 23 and minutes from 00 to 59, "
+            "for example <code>20:00</code>."
+        )
+    if reason == "date_invalid":
+        return _(
+            "That date does not exist, for example <code>2026-12-01 20:00</code> is a valid one."
+        )
+    if reason == "time_nonexistent":
+        return _(
+            "That local time does not exist: the clocks skip it for daylight saving time. "
+            "Choose another time, for example one hour later."
+        )
+    if reason == "time_past":
+        return _(
+            "That time has already passed. Choose a time in the future, for example "
+            "<code>tomorrow 20:00</code> or <code>+2h</code>."
+        )
+    if reason == "closes_before_opens":
+        return _(
+            "The deal must open before it closes. Choose an opening time before the closing "
+            "time, or tap Now."
+        )
+    if reason == "closes_not_later":
+        return _(
+            "The new closing time must be later than the current one (and in the future); "
+            "a deal can only be extended, for example <code>+1d</code>."
+        )
+    if reason == "min_kind":
+        return _("Choose units or participants for the minimum.")
+    if reason == "min_above_stock":
+        return _(
+            "The stock ({stock}) is below the minimum of units needed to succeed: "
+            "send a larger stock, or go back and lower the minimum."
+        ).format(stock=d.get("stock", ""))
+    if reason == "no_groups":
+        return _("Choose at least one group for the deal.")
+    if reason == "no_stock_limit":
+        return _("This deal has no stock limit, so there is no stock to add.")
+    if reason == "photo_expected":
+        return _("Send a photo (as a picture, not as a file), or tap Skip.")
+    if reason == "use_buttons":
+        return _("Please use the buttons below.")
+    return _("That input was not accepted. Please try again.")
+
+
+def domain_error_text(err: DomainError) -> str:
+    """A localized sentence for a domain error of deals and orders."""
+    if isinstance(err, ParseError):
+        return parse_error_text(err)
+    if isinstance(err, (deal_service.DealNotFound, deal_service.NotDealOwner)):
+        return _("That deal does not exist or is not yours.")
+    if isinstance(err, deal_service.DealFinished):
+        return _("This deal is closed: it can no longer be changed.")
+    if isinstance(err, order_service.SoldOut):
+        if err.left > 0:
+            return ngettext(
+                "Not enough stock: only {n} unit left.",
+                "Not enough stock: only {n} units left.",
+                err.left,
+            ).format(n=err.left)
+        return _("Sold out.")
+    if isinstance(err, order_service.LimitExceeded):
+        return ngettext(
+            "The limit is {n} unit per person.", "The limit is {n} units per person.", err.limit
+        ).format(n=err.limit)
+    if isinstance(err, order_service.DealClosed):
+        return _("This deal is closed.")
+    if isinstance(err, order_service.DealPaused):
+        return _("This deal is paused for now.")
+    if isinstance(err, order_service.DealNotOpenYet):
+        return _("This deal is not open yet.")
+    if isinstance(err, order_service.NotJoined):
+        return _("You have no order in this deal.")
+    if isinstance(err, order_service.AlreadyJoined):
+        return ngettext(
+            "You are already in with {n} unit.", "You are already in with {n} units.", err.quantity
+        ).format(n=err.quantity)
+    if isinstance(err, order_service.BadQuantity):
+        return _("That quantity is not possible.")
+    return _("That is not possible right now.")

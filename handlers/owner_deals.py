@@ -1,0 +1,508 @@
+"""/deals in private chat: the owner's deals, newest first, and what can be done with each.
+
+After publishing only what cannot hurt people already in may change (services.deals.edit):
+the description, a LATER closing time, MORE stock; never the price. Pause / resume, close now,
+cancel (asked to confirm first) and duplicate (the wizard, pre-filled) complete the set.
+
+Callback data carries only a deal id; every action re-checks on the server that the deal
+belongs to the user (a forged or stale id is refused and nothing changes). Closing and
+cancelling go through `scheduler.deals.close_now`, which closes the deal once and tells the
+participants. After an edit the group posts are refreshed once the transaction committed
+(`posts.touch`, when the Dispatcher carries a `posts` object).
+
+`now()` is this module's clock (tests freeze it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from datetime import datetime
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from handlers import deal_wizard
+from handlers.common import quote
+from handlers.deal_texts import (
+    domain_error_text,
+    local_times,
+    money,
+    parse_error_text,
+    participants,
+    status_name,
+    units,
+)
+from models import Database, Deal, Group, User
+from models.db import after_commit
+from services import deals as deal_service
+from services.admins import AdminDirectory
+from services.errors import DomainError
+from services.parsing import ParseError, parse_local_datetime, parse_quantity
+from services.timezones import utcnow
+
+log = logging.getLogger(__name__)
+PAGE = 8
+MAX_DESCRIPTION = deal_wizard.MAX_DESCRIPTION
+
+
+def now() -> datetime:
+    """This module's clock (UTC); tests monkeypatch it."""
+    return utcnow()
+
+
+class OwnerDealCB(CallbackData, prefix="od"):
+    # list | open | desc | later | stock | pause | resume | close | cancel | cancel_yes | dup
+    action: str
+    deal_id: int = 0
+    page: int = 0
+
+
+class OwnerEdit(StatesGroup):
+    description = State()
+    closes = State()
+    stock = State()
+
+
+def _button(text: str, action: str, deal_id: int = 0, page: int = 0) -> InlineKeyboardButton:
+    return InlineKeyboardButton(
+        text=text, callback_data=OwnerDealCB(action=action, deal_id=deal_id, page=page).pack()
+    )
+
+
+def _timezones(groups: list[Group], settings: Settings) -> list[str]:
+    return [g.timezone for g in groups] or [settings.default_timezone]
+
+
+def touch_posts(session: AsyncSession, posts: Any, deal_id: int) -> None:
+    """Refresh the deal's group posts once the transaction committed."""
+    if posts is None:
+        return
+
+    def run() -> None:
+        result = posts.touch(deal_id)
+        if inspect.isawaitable(result):
+            deal_wizard.spawn(result)
+
+    after_commit(session, run)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def progress_text(deal: Deal) -> str:
+    parts = [units(deal.total_qty), participants(deal.participants)]
+    if deal.min_kind and deal.min_value:
+        missing = deal_service.missing_for_minimum(deal)
+        needed = units(deal.min_value) if deal.min_kind == "units" else participants(deal.min_value)
+        if missing:
+            parts.append(
+                _("minimum {needed}, {missing} more").format(needed=needed, missing=missing)
+            )
+        else:
+            parts.append(_("minimum {needed} reached").format(needed=needed))
+    if deal.stock_total is not None:
+        parts.append(
+            _("stock {left} of {total} left").format(left=deal.stock_left, total=deal.stock_total)
+        )
+    return " · ".join(parts)
+
+
+def summary(deal: Deal, timezones: list[str]) -> str:
+    return "\n".join(
+        [
+            f"<b>{deal.code}</b> · {quote(deal.title)} — {status_name(deal.status)}",
+            progress_text(deal),
+            _("Closes: {time}").format(time=local_times(deal.closes_at, timezones)),
+        ]
+    )
+
+
+def card(deal: Deal, groups: list[Group], settings: Settings) -> tuple[str, InlineKeyboardMarkup]:
+    tzs = _timezones(groups, settings)
+    cur = deal.currency
+    lines = [
+        f"<b>{deal.code} · {quote(deal.title)}</b>",
+        _("Status: {status}").format(status=status_name(deal.status)),
+        _("Price: {price} per unit").format(price=money(deal.unit_price, cur)),
+    ]
+    tiers = deal_service.tiers_of(deal)
+    if tiers:
+        lines.append(
+            _("Tiers: {tiers}").format(
+                tiers=", ".join(
+                    _("from {units}: {price}").format(units=units(t), price=money(p, cur))
+                    for t, p in tiers
+                )
+            )
+        )
+    if deal.final_price is not None:
+        lines.append(_("Final price: {price}").format(price=money(deal.final_price, cur)))
+    elif tiers:
+        lines.append(
+            _("Price reached: {price}").format(
+                price=money(deal_service.price_at(deal, deal.total_qty), cur)
+            )
+        )
+    lines.append(_("Progress: {progress}").format(progress=progress_text(deal)))
+    if deal.per_person_limit is not None:
+        lines.append(_("Per person: at most {value}").format(value=units(deal.per_person_limit)))
+    lines.append(_("Opens: {time}").format(time=local_times(deal.opens_at, tzs)))
+    lines.append(_("Closes: {time}").format(time=local_times(deal.closes_at, tzs)))
+    if deal.pickup_note:
+        lines.append(_("Pickup / delivery: {note}").format(note=quote(deal.pickup_note)))
+    lines.append(
+        _("Groups: {titles}").format(
+            titles=", ".join(quote(g.title or str(g.chat_id)) for g in groups) or "—"
+        )
+    )
+    if deal.description:
+        text = deal.description if len(deal.description) <= 500 else deal.description[:500] + "…"
+        lines += ["", quote(text)]
+    rows: list[list[InlineKeyboardButton]] = []
+    if deal.status not in deal_service.FINAL_STATES:
+        rows.append([_button(_("✏️ Description"), "desc", deal.id)])
+        extend = [_button(_("⏰ Later closing"), "later", deal.id)]
+        if deal.stock_total is not None:
+            extend.append(_button(_("➕ Stock"), "stock", deal.id))
+        rows.append(extend)
+        if deal.status == "open":
+            rows.append([_button(_("⏸ Pause"), "pause", deal.id)])
+        elif deal.status == "paused":
+            rows.append([_button(_("▶️ Resume"), "resume", deal.id)])
+        rows.append(
+            [
+                _button(_("🏁 Close now"), "close", deal.id),
+                _button(_("🗑 Cancel deal"), "cancel", deal.id),
+            ]
+        )
+    rows.append([_button(_("📋 Duplicate"), "dup", deal.id)])
+    rows.append([_button(_("« All deals"), "list")])
+    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+async def send_list(
+    bot: Bot, session: AsyncSession, user_id: int, settings: Settings, page: int = 0
+) -> None:
+    page = max(page, 0)
+    found = await deal_service.owned_by(session, user_id, limit=(page + 1) * PAGE + 1)
+    items = found[page * PAGE : (page + 1) * PAGE]
+    if not items:
+        await bot.send_message(user_id, _("You have no deals yet. Create one with /newdeal."))
+        return
+    groups = await deal_service.groups_by_deal(session, [d.id for d in items])
+    lines = [_("<b>Your deals</b>")]
+    for deal in items:
+        lines += ["", summary(deal, _timezones(groups[deal.id], settings))]
+    rows = [
+        [_button(f"{d.code} · {d.title[:40]}", "open", d.id)] for d in items
+    ]  # fmt: skip
+    nav = []
+    if page > 0:
+        nav.append(_button(_("« Newer"), "list", page=page - 1))
+    if len(found) > (page + 1) * PAGE:
+        nav.append(_button(_("Older »"), "list", page=page + 1))
+    if nav:
+        rows.append(nav)
+    await bot.send_message(
+        user_id, "\n".join(lines), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows)
+    )
+
+
+async def send_card(
+    bot: Bot, session: AsyncSession, deal: Deal, settings: Settings, note: str | None = None
+) -> None:
+    groups = [g for _p, g in await deal_service.posts(session, deal.id)]
+    text, keyboard = card(deal, groups, settings)
+    if note:
+        text = note + "\n\n" + text
+    await bot.send_message(deal.owner_id, text, reply_markup=keyboard)
+
+
+# ---------------------------------------------------------------- handlers
+
+
+async def deals_command(
+    message: Message, state: FSMContext, session: AsyncSession, user: User, settings: Settings
+) -> None:
+    if await state.get_state() in OwnerEdit.__all_states_names__:
+        await state.clear()
+    await send_list(message.bot, session, user.id, settings)
+
+
+async def owner_button(
+    query: CallbackQuery,
+    callback_data: OwnerDealCB,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    settings: Settings,
+    posts: Any = None,
+) -> None:
+    bot = query.bot
+    action = callback_data.action
+    if action == "list":
+        if await state.get_state() in OwnerEdit.__all_states_names__:
+            await state.clear()
+        await query.answer()
+        await send_list(bot, session, user.id, settings, callback_data.page)
+        return
+    try:
+        deal = await deal_service.get_owned(
+            session, callback_data.deal_id, user.id, lock=action in {"pause", "resume"}
+        )
+    except DomainError as err:
+        await query.answer(domain_error_text(err), show_alert=True)
+        return
+    moment = now()
+    if action == "open":
+        if await state.get_state() in OwnerEdit.__all_states_names__:
+            await state.clear()
+        await query.answer()
+        await send_card(bot, session, deal, settings)
+    elif action == "dup":
+        if not await deal_wizard.owned_groups(session, admins, user.id):
+            await query.answer(deal_wizard.not_an_owner(), show_alert=True)
+            return
+        spec = await deal_service.duplicate(session, deal.id, user.id)
+        await query.answer()
+        await deal_wizard.start_copy(
+            bot, user.id, state, session, admins, settings, spec, deal.code
+        )
+    elif deal.status in deal_service.FINAL_STATES:
+        await query.answer(domain_error_text(deal_service.DealFinished(deal.id)), show_alert=True)
+    elif action in {"pause", "resume"}:
+        before = deal.status
+        deal = await deal_service.set_paused(session, deal.id, user.id, action == "pause", moment)
+        if deal.status == before:
+            await query.answer(
+                _("Only an open deal can be paused.")
+                if action == "pause"
+                else _("Only a paused deal can be resumed."),
+                show_alert=True,
+            )
+            return
+        touch_posts(session, posts, deal.id)
+        await query.answer(_("Paused.") if action == "pause" else _("Resumed."))
+        note = (
+            _("{code} is paused: nobody can join or change orders until you resume it.")
+            if action == "pause"
+            else _("{code} is open again.")
+        ).format(code=deal.code)
+        await send_card(bot, session, deal, settings, note)
+    elif action in {"desc", "later", "stock"}:
+        await _ask_edit(query, state, session, deal, settings, action)
+    elif action == "cancel":
+        await query.answer()
+        await bot.send_message(
+            user.id,
+            _(
+                "Cancel {code} “{title}”? Every order is cancelled, the participants are told, "
+                "and this cannot be undone."
+            ).format(code=deal.code, title=quote(deal.title)),
+            reply_markup=InlineKeyboardMarkup(
+                inline_keyboard=[
+                    [
+                        _button(_("Yes, cancel the deal"), "cancel_yes", deal.id),
+                        _button(_("No, keep it"), "open", deal.id),
+                    ]
+                ]
+            ),
+        )
+    else:
+        await query.answer(_("This button is out of date."), show_alert=True)
+
+
+async def _ask_edit(
+    query: CallbackQuery,
+    state: FSMContext,
+    session: AsyncSession,
+    deal: Deal,
+    settings: Settings,
+    action: str,
+) -> None:
+    groups = [g for _p, g in await deal_service.posts(session, deal.id)]
+    tzs = _timezones(groups, settings)
+    if action == "stock" and deal.stock_total is None:
+        await query.answer(parse_error_text(ParseError("no_stock_limit")), show_alert=True)
+        return
+    if action == "desc":
+        await state.set_state(OwnerEdit.description)
+        text = _(
+            "Send the new description of {code} (up to {max} characters). "
+            "It replaces the current one."
+        ).format(code=deal.code, max=MAX_DESCRIPTION)
+    elif action == "later":
+        await state.set_state(OwnerEdit.closes)
+        text = _(
+            "{code} closes at {time}. Send a LATER closing time in {timezone} time, for example "
+            "<code>2026-12-01 20:00</code>, <code>tomorrow 20:00</code> or <code>+1d</code>. "
+            "A deal can only be extended."
+        ).format(code=deal.code, time=local_times(deal.closes_at, tzs), timezone=tzs[0])
+    else:
+        await state.set_state(OwnerEdit.stock)
+        text = _(
+            "{code} has {left} of {total} units left. How many units do you add? "
+            "Send a number, for example <code>10</code>. Stock can only be increased."
+        ).format(code=deal.code, left=deal.stock_left, total=deal.stock_total)
+    await state.set_data({"deal_id": deal.id})
+    await query.answer()
+    await query.bot.send_message(
+        deal.owner_id,
+        text,
+        reply_markup=InlineKeyboardMarkup(
+            inline_keyboard=[[_button(_("✖ Cancel"), "open", deal.id)]]
+        ),
+    )
+
+
+async def edit_typed(
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    raw_state: str | None = None,
+    posts: Any = None,
+) -> None:
+    data = await state.get_data()
+    deal_id = int(data.get("deal_id") or 0)
+    text = (message.text or "").strip()
+    cancel = InlineKeyboardMarkup(inline_keyboard=[[_button(_("✖ Cancel"), "open", deal_id)]])
+    try:
+        deal = await deal_service.get_owned(session, deal_id, user.id)
+        if deal.status in deal_service.FINAL_STATES:
+            raise deal_service.DealFinished(deal_id)
+    except DomainError as err:
+        await state.clear()
+        await message.answer(domain_error_text(err))
+        return
+    moment = now()
+    try:
+        if raw_state == OwnerEdit.description.state:
+            if len(text) > MAX_DESCRIPTION:
+                raise ParseError("text_too_long", max=MAX_DESCRIPTION, length=len(text))
+            deal = await deal_service.edit(session, deal_id, user.id, moment, description=text)
+            note = _("The description of {code} is updated.")
+        elif raw_state == OwnerEdit.closes.state:
+            groups = [g for _p, g in await deal_service.posts(session, deal_id)]
+            tz = _timezones(groups, settings)[0]
+            closes = parse_local_datetime(text, tz, moment).replace(second=0, microsecond=0)
+            deal = await deal_service.edit(session, deal_id, user.id, moment, closes_at=closes)
+            note = _("{code} now closes later.")
+        else:
+            try:
+                add = parse_quantity(text)
+            except ParseError as err:
+                if err.reason == "quantity_positive":
+                    raise ParseError("stock_only_up") from err
+                raise
+            deal = await deal_service.edit(session, deal_id, user.id, moment, add_stock=add)
+            note = _("Stock of {code} increased.")
+    except ParseError as err:
+        if err.reason == "stock_only_up":
+            reason = _(
+                "Stock can only be increased: send how many units to add, "
+                "for example <code>10</code>."
+            )
+        else:
+            reason = parse_error_text(err)
+        await message.answer(reason, reply_markup=cancel)
+        return
+    except DomainError as err:
+        await state.clear()
+        await message.answer(domain_error_text(err))
+        return
+    await state.clear()
+    touch_posts(session, posts, deal.id)
+    await send_card(message.bot, session, deal, settings, note.format(code=deal.code))
+
+
+async def edit_not_text(message: Message) -> None:
+    await message.answer(_("Please send the value as text, or tap Cancel."))
+
+
+async def edit_cancel_command(message: Message, state: FSMContext) -> None:
+    await state.clear()
+    await message.answer(_("Cancelled."))
+
+
+async def close_button(
+    query: CallbackQuery,
+    callback_data: OwnerDealCB,
+    session: AsyncSession,
+    user: User,
+    bot: Bot,
+    db: Database,
+    i18n: I18n,
+    settings: Settings,
+    posts: Any = None,
+) -> None:
+    """Close now, or cancel once confirmed. close_now joins this update's transaction: the
+    deal closes exactly once, and participants are told in the background after commit."""
+    cancel = callback_data.action == "cancel_yes"
+    try:
+        deal = await deal_service.get_owned(session, callback_data.deal_id, user.id)
+    except DomainError as err:
+        await query.answer(domain_error_text(err), show_alert=True)
+        return
+    if deal.status in deal_service.FINAL_STATES:
+        await query.answer(domain_error_text(deal_service.DealFinished(deal.id)), show_alert=True)
+        return
+    try:
+        scheduler_deals = importlib.import_module("scheduler.deals")
+    except ImportError:  # pragma: no cover - a broken deployment
+        log.exception("scheduler.deals is missing: cannot close deal %s", deal.id)
+        await query.answer(_("That is not possible right now."), show_alert=True)
+        return
+    try:
+        closing = await scheduler_deals.close_now(
+            bot, db, i18n, posts, deal.id, user.id, cancel=cancel
+        )
+    except DomainError as err:
+        await query.answer(domain_error_text(err), show_alert=True)
+        return
+    if not closing:
+        await query.answer(domain_error_text(deal_service.DealFinished(deal.id)), show_alert=True)
+        return
+    log.info("deal %s %s by its owner %s", deal.id, "cancelled" if cancel else "closed", user.id)
+    await query.answer(_("Cancelled.") if cancel else _("Closed."))
+    deal = await deal_service.get(session, deal.id)
+    if deal.status == "cancelled":
+        note = _("{code} is cancelled; the participants will be told.")
+    elif deal.status == "succeeded":
+        note = _("{code} is closed and succeeded; the participants will be told.")
+    else:
+        note = _("{code} is closed without reaching its minimum; the participants will be told.")
+    await send_card(bot, session, deal, settings, note.format(code=deal.code))
+
+
+async def stale_button(query: CallbackQuery) -> None:
+    await query.answer(_("This button is out of date."), show_alert=True)
+
+
+def router() -> Router:
+    r = Router(name="owner_deals")
+    r.message.filter(F.chat.type == "private")
+    r.callback_query.filter(F.message.chat.type == "private")
+    r.message.register(deals_command, Command("deals"))
+    r.message.register(edit_cancel_command, Command("cancel"), StateFilter(OwnerEdit))
+    r.message.register(edit_typed, StateFilter(OwnerEdit), F.text, ~F.text.startswith("/"))
+    r.message.register(edit_not_text, StateFilter(OwnerEdit), ~F.text)
+    r.callback_query.register(
+        close_button, OwnerDealCB.filter(F.action.in_({"close", "cancel_yes"}))
+    )
+    r.callback_query.register(owner_button, OwnerDealCB.filter())
+    r.callback_query.register(stale_button, F.data.startswith("od:"))
+    return r

@@ -1,0 +1,220 @@
+"""Fulfilment of confirmed orders: ready for pickup, picked up (核销), delivered.
+
+Rules: only confirmed orders of a succeeded deal move, and only forward —
+none → ready | picked_up | delivered, ready → picked_up | delivered; picked up and delivered
+are final. Marking an order with the state it already has changes nothing (idempotent), so a
+double tap or a second owner click notifies the member once. Each change is a conditional
+UPDATE on the order's current fulfilment, so two concurrent marks cannot both report a change.
+Only the deal's owner may mark. Callers learn exactly which orders changed (to notify them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import Deal, Order
+from services import deals as deal_service
+from services.deals import DealNotFound, NotDealOwner
+from services.errors import DomainError
+
+STATES = ("ready", "picked_up", "delivered")
+# state wanted → fulfilments it may be reached from
+ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    "ready": ("none",),
+    "picked_up": ("none", "ready"),
+    "delivered": ("none", "ready"),
+}
+
+__all__ = [
+    "ALLOWED_FROM",
+    "STATES",
+    "BadTransition",
+    "Bulk",
+    "DealNotFound",
+    "FulfilmentError",
+    "Marked",
+    "NotConfirmed",
+    "NotDealOwner",
+    "OrderNotFound",
+    "UnknownPickupCode",
+    "by_pickup_code",
+    "mark",
+    "mark_all",
+    "normalise_code",
+]
+
+
+class FulfilmentError(DomainError):
+    pass
+
+
+class OrderNotFound(FulfilmentError):
+    pass
+
+
+class UnknownPickupCode(FulfilmentError):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class NotConfirmed(FulfilmentError):
+    """The order is not confirmed (still active, cancelled, failed) or its deal did not
+    succeed: there is nothing to hand over."""
+
+    def __init__(self, order_status: str, deal_status: str) -> None:
+        super().__init__(order_status, deal_status)
+        self.order_status = order_status
+        self.deal_status = deal_status
+
+
+class BadTransition(FulfilmentError):
+    """A step backwards or sideways (picked up → ready, delivered → picked up)."""
+
+    def __init__(self, current: str, wanted: str) -> None:
+        super().__init__(current, wanted)
+        self.current = current
+        self.wanted = wanted
+
+
+@dataclass
+class Marked:
+    order: Order
+    deal: Deal
+    previous: str
+    state: str
+
+    @property
+    def changed(self) -> bool:
+        return self.previous != self.state
+
+
+@dataclass
+class Bulk:
+    deal: Deal
+    state: str
+    changed: list[Marked] = field(default_factory=list)
+    unchanged: int = 0  # confirmed orders already in that state, or past it
+
+
+def _check_state(state: str) -> None:
+    if state not in ALLOWED_FROM:
+        raise ValueError(f"unknown fulfilment state {state!r}")
+
+
+def normalise_code(code: str) -> str:
+    """What an owner types ('abc-234', ' Abc234 ') → the stored form ('ABC234')."""
+    return "".join(ch for ch in (code or "").upper() if ch.isalnum())
+
+
+async def _order(session: AsyncSession, order_id: int) -> Order:
+    order = (
+        await session.execute(
+            select(Order)
+            .where(Order.id == order_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if order is None:
+        raise OrderNotFound(order_id)
+    return order
+
+
+async def mark(
+    session: AsyncSession, order_id: int, owner_id: int, state: str, now: datetime
+) -> Marked:
+    """Move one order to `state`. Returns what happened; `changed` is False when the order
+    already was in that state (nothing was written)."""
+    _check_state(state)
+    order = await _order(session, order_id)
+    deal = await deal_service.get(session, order.deal_id)
+    if deal.owner_id != owner_id:
+        raise NotDealOwner(deal.id)
+    if order.status != "confirmed" or deal.status != "succeeded" or order.quantity <= 0:
+        raise NotConfirmed(order.status, deal.status)
+    previous = order.fulfilment
+    if previous == state:
+        return Marked(order, deal, previous, state)
+    if previous not in ALLOWED_FROM[state]:
+        raise BadTransition(previous, state)
+    result = await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.fulfilment == previous)
+        .values(fulfilment=state, updated_at=now)
+    )
+    if (result.rowcount or 0) == 0:  # pragma: no cover - the row is locked above
+        await session.refresh(order)
+        return Marked(order, deal, order.fulfilment, order.fulfilment)
+    await session.refresh(order)
+    return Marked(order, deal, previous, state)
+
+
+async def mark_all(
+    session: AsyncSession, deal_id: int, owner_id: int, state: str, now: datetime
+) -> Bulk:
+    """Move every confirmed order of the deal that can reach `state` to it. Orders already
+    there (or past it: picked up or delivered) are left alone and counted in `unchanged`."""
+    _check_state(state)
+    deal = await deal_service.get_owned(session, deal_id, owner_id)
+    if deal.status != "succeeded":
+        raise NotConfirmed("", deal.status)
+    confirmed = (Order.deal_id == deal_id, Order.status == "confirmed", Order.quantity > 0)
+    candidates = list(
+        await session.scalars(
+            select(Order)
+            .where(*confirmed, Order.fulfilment.in_(ALLOWED_FROM[state]))
+            .order_by(Order.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+    bulk = Bulk(deal, state)
+    previous = {o.id: o.fulfilment for o in candidates}
+    ids = list(previous)
+    for start in range(0, len(ids), 500):  # keeps the IN list within every driver's limits
+        await session.execute(
+            update(Order)
+            .where(
+                Order.id.in_(ids[start : start + 500]),
+                Order.fulfilment.in_(ALLOWED_FROM[state]),
+            )
+            .values(fulfilment=state, updated_at=now)
+        )
+    # the candidate rows are locked (FOR UPDATE; SQLite serialises writers), so all moved
+    for start in range(0, len(ids), 500):
+        for order in await session.scalars(
+            select(Order)
+            .where(Order.id.in_(ids[start : start + 500]))
+            .order_by(Order.id)
+            .execution_options(populate_existing=True)
+        ):
+            bulk.changed.append(Marked(order, deal, previous[order.id], order.fulfilment))
+    total = await session.scalar(select(func.count(Order.id)).where(*confirmed))
+    bulk.unchanged = int(total or 0) - len(bulk.changed)
+    return bulk
+
+
+async def by_pickup_code(session: AsyncSession, code: str, owner_id: int) -> Order:
+    """The order with that pickup code (any case, spaces and dashes ignored), if it belongs
+    to one of the owner's deals."""
+    normal = normalise_code(code)
+    if not normal or len(normal) > 16:
+        raise UnknownPickupCode(code)
+    order = (
+        await session.execute(
+            select(Order)
+            .where(Order.pickup_code == normal)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if order is None:
+        raise UnknownPickupCode(normal)
+    owner = await session.scalar(select(Deal.owner_id).where(Deal.id == order.deal_id))
+    if owner != owner_id:
+        raise NotDealOwner(order.deal_id)
+    return order

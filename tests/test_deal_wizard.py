@@ -1,0 +1,560 @@
+"""/newdeal: the wizard through the real Dispatcher — buttons and typed input, Back, Cancel,
+a restart in the middle, every refused input (which stays on its step and creates nothing),
+owners only, forged buttons, and local times in Asia/Shanghai and across Berlin's DST change."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiogram.fsm.storage.base import StorageKey
+from aiogram.methods import AnswerCallbackQuery, SendMessage, SendPhoto
+from aiogram.types import Location, PhotoSize
+from sqlalchemy import func, select, update
+
+from bot.factory import create_app
+from bot.runner import process
+from handlers import deal_wizard
+from handlers.deal_wizard import WizardCB
+from models import Deal, DealPost, Group
+from tests.builders import group, person, private
+from tests.fake_api import FakeTelegram
+
+OWNER = person(501, "Alice")
+STRANGER = person(502, "Bob")
+SHANGHAI = group(-1001000000777, "Fruit Lovers")
+BERLIN = group(-1001000000888, "Berliner Runde")
+ELSEWHERE = group(-1001000000999, "Not Yours")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+async def add_group(harness, chat=SHANGHAI, owner=OWNER, timezone: str | None = None) -> int:
+    harness.api.set_admins(chat.id, owner)
+    await harness.feed(harness.updates.my_chat_member(chat, owner, "left", "administrator"))
+    async with harness.db.transaction() as s:
+        row = await s.scalar(select(Group).where(Group.chat_id == chat.id))
+        if timezone:
+            row.timezone = timezone
+        return row.id
+
+
+def cb(step: str, action: str, value: str = "") -> str:
+    return WizardCB(step=step, action=action, value=value).pack()
+
+
+def last(harness, user=OWNER) -> SendMessage:
+    return harness.api.sent(user.id)[-1]
+
+
+def buttons(request) -> dict[str, str]:
+    return {b.text: b.callback_data for row in request.reply_markup.inline_keyboard for b in row}
+
+
+async def say(harness, text: str, user=OWNER) -> str:
+    await harness.feed(harness.updates.message(private(user), user, text))
+    return last(harness, user).text
+
+
+async def tap(harness, data: str, user=OWNER) -> AnswerCallbackQuery:
+    before = len(harness.api.answers())
+    await harness.feed(harness.updates.callback(user, data))
+    answers = harness.api.answers()
+    assert len(answers) == before + 1, "every callback is answered"
+    return answers[-1]
+
+
+def key(harness, user=OWNER) -> StorageKey:
+    return StorageKey(bot_id=harness.app.bot.id, chat_id=user.id, user_id=user.id)
+
+
+async def fsm(harness, user=OWNER) -> tuple[str | None, dict[str, Any]]:
+    storage = harness.app.dispatcher.storage
+    return await storage.get_state(key(harness, user)), await storage.get_data(key(harness, user))
+
+
+async def at_step(harness, step: str, draft: dict[str, Any], user=OWNER, **extra) -> None:
+    storage = harness.app.dispatcher.storage
+    await storage.set_state(key(harness, user), f"DealWizard:{step}")
+    await storage.set_data(key(harness, user), {"draft": draft, **extra})
+
+
+async def deal_count(harness) -> int:
+    async with harness.db.read() as s:
+        return await s.scalar(select(func.count()).select_from(Deal))
+
+
+async def settle(harness) -> None:
+    await harness.app.dispatcher["posts"].flush()
+    await deal_wizard.drain()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Freeze the wizard's clock: clock(datetime) sets it."""
+
+    def set_now(moment: datetime) -> None:
+        monkeypatch.setattr(deal_wizard, "now", lambda: moment)
+
+    return set_now
+
+
+def full_draft(group_id: int, now: datetime, **changes) -> dict[str, Any]:
+    draft = {
+        "title": "Mangoes",
+        "group_ids": [group_id],
+        "description": "",
+        "photo": None,
+        "price": 1250,
+        "currency": "CNY",
+        "tiers": [],
+        "min_kind": None,
+        "min_value": None,
+        "stock": None,
+        "limit": None,
+        "closes_at": (now + timedelta(days=1)).isoformat(),
+        "opens_at": None,
+        "pickup": "",
+    }
+    draft.update(changes)
+    return draft
+
+
+# ---------------------------------------------------------------- the whole path
+
+
+async def test_full_wizard_with_buttons_and_typed_input_publishes(harness) -> None:
+    gid = await add_group(harness)
+    harness.api.clear()
+
+    text = await say(harness, "/newdeal")
+    assert "step 1 of 12" in text and "title" in text
+    assert {"« Back", "✖ Cancel"} <= set(buttons(last(harness)))
+
+    text = await say(harness, "Hainan <b>mangoes</b> *5 kg*")
+    assert "Which of your groups" in text
+    kb = buttons(last(harness))
+    assert kb["✅ Fruit Lovers"] == cb("groups", "toggle", str(gid))  # the only group, selected
+    await tap(harness, cb("groups", "done"))
+    assert "description" in last(harness).text
+
+    await say(harness, "Sweet & ripe <i>from Hainan</i>")
+    assert "photo" in last(harness).text
+    photo = [
+        PhotoSize(file_id="small", file_unique_id="s", width=90, height=90),
+        PhotoSize(file_id="large", file_unique_id="l", width=1280, height=1280),
+    ]
+    await harness.feed(harness.updates.message(private(OWNER), OWNER, None, photo=photo))
+    text = last(harness).text
+    assert "unit price in CNY" in text
+
+    assert "tiers" in await say(harness, "¥12.5")
+    assert "minimum to succeed" in await say(harness, "10:11.00, 20:9.90")
+    await tap(harness, cb("minimum", "kind", "units"))
+    assert "How many units must be ordered" in last(harness).text
+    assert "supply in total" in await say(harness, "10")
+    assert "one person" in await say(harness, "50")
+    text = await say(harness, "3")
+    assert "When does the deal close?" in text and "Asia/Shanghai" in text
+    assert "+2 hours" in buttons(last(harness))
+
+    await tap(harness, cb("closes", "pick", "2h"))
+    assert "When does the deal open?" in last(harness).text
+    await tap(harness, cb("opens", "now"))
+    assert "pickup or delivery" in last(harness).text
+    preview = await say(harness, "Gate 3 <script>, Saturday")
+
+    assert preview.startswith("<b>Preview</b>")
+    assert "Hainan &lt;b&gt;mangoes&lt;/b&gt; *5 kg*" in preview
+    assert "Sweet &amp; ripe &lt;i&gt;from Hainan&lt;/i&gt;" in preview
+    assert "Gate 3 &lt;script&gt;, Saturday" in preview
+    assert "<script>" not in preview and "<i>from" not in preview
+    assert "Price: CN¥12.50 per unit" in preview
+    assert "from 10 units: CN¥11.00, from 20 units: CN¥9.90" in preview
+    assert "Minimum to succeed: 10 units" in preview
+    assert "Stock: 50 units" in preview and "Per person: at most 3 units" in preview
+    assert "Opens: now" in preview and "Closes: " in preview and "(Asia/Shanghai)" in preview
+    assert "Groups: Fruit Lovers" in preview and "Photo: attached" in preview
+    assert set(buttons(last(harness))) == {"✅ Publish", "« Back", "✖ Cancel"}
+
+    started = datetime.now(UTC)
+    answer = await tap(harness, cb("preview", "publish"))
+    assert answer.text == "Done."
+    assert "Deal D1 is created and is being posted to 1 group." in last(harness).text
+    await settle(harness)
+
+    async with harness.db.read() as s:
+        deal = await s.scalar(select(Deal))
+        posts = (await s.scalars(select(DealPost))).all()
+    assert deal.owner_id == OWNER.id and deal.status == "open"
+    assert deal.title == "Hainan <b>mangoes</b> *5 kg*"
+    assert deal.description == "Sweet & ripe <i>from Hainan</i>"
+    assert deal.photo_file_id == "large"
+    assert (deal.unit_price, deal.currency, deal.tiers) == (1250, "CNY", "[[10, 1100], [20, 990]]")
+    assert (deal.min_kind, deal.min_value, deal.stock_total, deal.stock_left) == (
+        "units", 10, 50, 50,
+    )  # fmt: skip
+    assert deal.per_person_limit == 3 and deal.pickup_note == "Gate 3 <script>, Saturday"
+    closes = deal.closes_at.replace(tzinfo=UTC) if deal.closes_at.tzinfo is None else deal.closes_at
+    assert timedelta(hours=1, minutes=58) < closes - started <= timedelta(hours=2)
+    assert [(p.deal_id, p.group_id) for p in posts] == [(deal.id, gid)]
+    assert posts[0].message_id is not None  # bot/posts.py sent it
+    [card] = [r for r in harness.api.of(SendPhoto) if r.chat_id == SHANGHAI.id]
+    assert card.photo == "large"
+    assert await fsm(harness) == (None, {})
+
+
+async def test_back_on_a_middle_step_keeps_values_and_cancel_discards(harness) -> None:
+    await add_group(harness)
+    await say(harness, "/newdeal")
+    await say(harness, "Mangoes")
+    await tap(harness, cb("groups", "done"))
+    await tap(harness, cb("description", "skip"))
+    await tap(harness, cb("photo", "skip"))
+    await say(harness, "12.50")
+    assert (await fsm(harness))[0] == "DealWizard:tiers"
+
+    await tap(harness, cb("tiers", "back"))  # back to the price: it shows the current value
+    text = last(harness).text
+    assert "unit price" in text and "Current: CN¥12.50" in text
+    assert "Keep current" in buttons(last(harness))
+    await tap(harness, cb("price", "back"))
+    assert (await fsm(harness))[0] == "DealWizard:photo"
+    await tap(harness, cb("photo", "skip"))
+    await tap(harness, cb("price", "keep"))
+    state, data = await fsm(harness)
+    assert state == "DealWizard:tiers" and data["draft"]["price"] == 1250
+
+    # a button of an earlier step does nothing to the current one
+    answer = await tap(harness, cb("price", "keep"))
+    assert "earlier step" in answer.text
+    assert (await fsm(harness))[0] == "DealWizard:tiers"
+
+    answer = await tap(harness, cb("tiers", "cancel"))
+    assert answer.text == "Cancelled."
+    assert "discarded" in last(harness).text
+    assert await fsm(harness) == (None, {})
+    assert await deal_count(harness) == 0
+    # the wizard is over: typing now gets the general hint
+    assert "/help" in await say(harness, "10:11.00")
+    answer = await tap(harness, cb("tiers", "skip"))
+    assert "no longer open" in answer.text
+
+
+async def test_back_on_the_first_step_and_minimum_sub_step(harness) -> None:
+    gid = await add_group(harness)
+    await say(harness, "/newdeal")
+    answer = await tap(harness, cb("title", "back"))
+    assert answer.text == "This is the first step."
+    assert (await fsm(harness))[0] == "DealWizard:title"
+    now = datetime.now(UTC)
+    await at_step(harness, "min_value", full_draft(gid, now, min_kind="participants"))
+    assert "at least 1" in (await say(harness, "0"))
+    await tap(harness, cb("min_value", "back"))
+    assert (await fsm(harness))[0] == "DealWizard:minimum"
+    await tap(harness, cb("minimum", "skip"))  # "No minimum"
+    state, data = await fsm(harness)
+    assert state == "DealWizard:stock" and data["draft"]["min_kind"] is None
+    await tap(harness, cb("stock", "back"))  # no minimum kind: straight back to the choice
+    assert (await fsm(harness))[0] == "DealWizard:minimum"
+
+
+async def test_draft_survives_a_restart(harness) -> None:
+    gid = await add_group(harness)
+    await say(harness, "/newdeal")
+    await say(harness, "Lychees")
+    await tap(harness, cb("groups", "done"))
+    await say(harness, "Fresh from Guangdong")
+    await tap(harness, cb("photo", "skip"))
+    assert (await fsm(harness))[0] == "DealWizard:price"
+
+    # the process restarts: a new app on the same database
+    api = FakeTelegram()
+    app = create_app(harness.app.settings, session=api, db=harness.db)
+    try:
+        updates = harness.updates
+        await process(app, updates.message(private(OWNER), OWNER, "9.90"))
+        assert "tiers" in api.texts(OWNER.id)[-1]
+        await process(app, updates.callback(OWNER, cb("tiers", "skip")))
+        assert "minimum" in api.texts(OWNER.id)[-1]
+        data = await app.dispatcher.storage.get_data(key(harness))
+    finally:
+        await app.dispatcher.storage.close()
+        await app.dispatcher["posts"].close()
+    draft = data["draft"]
+    assert draft["title"] == "Lychees" and draft["description"] == "Fresh from Guangdong"
+    assert draft["group_ids"] == [gid] and draft["price"] == 990 and draft["tiers"] == []
+
+
+async def test_newdeal_with_a_draft_offers_to_continue_or_start_over(harness) -> None:
+    await add_group(harness)
+    await say(harness, "/newdeal")
+    await say(harness, "Lychees")
+    text = await say(harness, "/newdeal")
+    assert "unfinished deal, “Lychees”" in text
+    kb = buttons(last(harness))
+    await tap(harness, kb["Continue"])
+    assert "Which of your groups" in last(harness).text
+    await tap(harness, kb["Start over"])
+    state, data = await fsm(harness)
+    assert state == "DealWizard:title" and data == {"draft": {}}
+
+
+# ---------------------------------------------------------------- who may
+
+
+async def test_non_owner_is_refused(harness) -> None:
+    await add_group(harness)  # Alice's group; Bob administers nothing
+    text = await say(harness, "/newdeal", user=STRANGER)
+    assert "Only owners and administrators" in text and "Add me to your group" in text
+    assert await fsm(harness, STRANGER) == (None, {})
+
+
+async def test_forged_group_toggle_is_refused(harness) -> None:
+    mine = await add_group(harness)
+    theirs = await add_group(harness, ELSEWHERE, owner=STRANGER)
+    await say(harness, "/newdeal")
+    await say(harness, "Mangoes")
+    answer = await tap(harness, cb("groups", "toggle", str(theirs)))
+    assert answer.show_alert and "not an owner or administrator" in answer.text
+    answer = await tap(harness, cb("groups", "toggle", "junk"))
+    assert answer.show_alert
+    assert (await fsm(harness))[1]["draft"]["group_ids"] == [mine]
+    # a draft naming someone else's group is refused at publishing, too
+    now = datetime.now(UTC)
+    await at_step(harness, "preview", full_draft(theirs, now))
+    await tap(harness, cb("preview", "publish"))
+    assert "no longer run some of the chosen groups" in last(harness).text
+    assert (await fsm(harness))[0] == "DealWizard:groups"
+    assert await deal_count(harness) == 0
+
+
+async def test_toggling_groups_and_done_without_any(harness) -> None:
+    first = await add_group(harness)
+    second = await add_group(harness, BERLIN, timezone="Europe/Berlin")
+    await say(harness, "/newdeal")
+    await say(harness, "Mangoes")
+    kb = buttons(last(harness))
+    assert "▫️ Fruit Lovers" in kb and "▫️ Berliner Runde" in kb  # several groups: none chosen
+    answer = await tap(harness, cb("groups", "done"))
+    assert answer.show_alert and "at least one group" in answer.text
+    await tap(harness, cb("groups", "toggle", str(second)))
+    await tap(harness, cb("groups", "toggle", str(first)))
+    await tap(harness, cb("groups", "toggle", str(second)))
+    await tap(harness, cb("groups", "toggle", str(second)))
+    assert (await fsm(harness))[1]["draft"]["group_ids"] == [first, second]
+    await tap(harness, cb("groups", "done"))
+    assert (await fsm(harness))[0] == "DealWizard:description"
+
+
+# ---------------------------------------------------------------- refused input
+
+
+NOW = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+
+BAD_INPUT = [
+    ("title", "x" * 101, "at most 100"),
+    ("price", "0", "more than zero"),
+    ("price", "-5", "more than zero"),
+    ("price", "12.345", "2 decimal places"),
+    ("price", "12.5.6", "not a price I understand"),
+    ("price", "12.50 XYZ", "not a currency code I know"),
+    ("tiers", "10:13.00, 20:9.90", "must fall"),
+    ("tiers", "10:11.00, 20:11.50", "must fall"),
+    ("tiers", "20:11.00, 10:9.90", "must rise"),
+    ("min_value", "0", "at least 1"),
+    ("min_value", "-3", "at least 1"),
+    ("min_value", "10001", "too large"),
+    ("stock", "0", "at least 1"),
+    ("stock", "-1", "at least 1"),
+    ("stock", "99999", "too large"),
+    ("stock", "5", "below the minimum"),
+    ("limit", "0", "at least 1"),
+    ("limit", "lots", "whole number"),
+    ("closes", "2026-02-30 20:00", "date does not exist"),
+    ("closes", "25:61", "hours go from 00 to 23"),
+    ("closes", "2026-12-01 25:61", "hours go from 00 to 23"),
+    ("closes", "2026-11-19 20:00", "already passed"),
+    ("closes", "someday", "not a time I understand"),
+    ("opens", "+3d", "must open before it closes"),
+    ("opens", "2026-11-19 20:00", "already passed"),
+]
+
+
+@pytest.mark.parametrize(("step", "typed", "reason"), BAD_INPUT)
+async def test_bad_input_stays_on_the_step(harness, clock, step, typed, reason) -> None:
+    gid = await add_group(harness)
+    clock(NOW)
+    draft = full_draft(
+        gid, NOW, min_kind="units", min_value=10, tiers=[] if step == "tiers" else [[10, 1100]]
+    )
+    await at_step(harness, step, draft)
+    harness.api.clear()
+
+    text = await say(harness, typed)
+
+    assert reason in text
+    assert "for example" in text.lower() or "Choose" in text or "lower the minimum" in text
+    kb = buttons(last(harness))
+    assert {"« Back", "✖ Cancel"} <= set(kb)
+    assert await fsm(harness) == (f"DealWizard:{step}", {"draft": draft})
+    assert await deal_count(harness) == 0
+
+
+async def test_quick_pick_in_the_past_is_refused(harness, clock) -> None:
+    gid = await add_group(harness)
+    late = datetime(2026, 11, 20, 13, 0, tzinfo=UTC)  # 21:00 in Shanghai
+    clock(late)
+    draft = full_draft(gid, late)
+    await at_step(harness, "closes", draft)
+    await tap(harness, cb("closes", "back"))
+    await tap(harness, cb("limit", "skip"))
+    assert "Tonight 20:00" not in buttons(last(harness))  # too late today
+    await tap(harness, cb("closes", "pick", "tonight"))  # an old button
+    assert "already passed" in last(harness).text
+    assert (await fsm(harness))[0] == "DealWizard:closes"
+
+
+async def test_photo_step_wants_a_photo_and_text_steps_want_text(harness) -> None:
+    gid = await add_group(harness)
+    now = datetime.now(UTC)
+    await at_step(harness, "photo", full_draft(gid, now))
+    assert "Send a photo" in await say(harness, "here is my photo")
+    where = Location(latitude=31.2, longitude=121.5)
+    await harness.feed(harness.updates.message(private(OWNER), OWNER, None, location=where))
+    assert "Send a photo" in last(harness).text
+    assert (await fsm(harness))[0] == "DealWizard:photo"
+    await at_step(harness, "price", full_draft(gid, now))
+    photo = [PhotoSize(file_id="p", file_unique_id="p", width=9, height=9)]
+    await harness.feed(harness.updates.message(private(OWNER), OWNER, None, photo=photo))
+    assert "as text" in last(harness).text
+    assert (await fsm(harness))[0] == "DealWizard:price"
+    await at_step(harness, "preview", full_draft(gid, now))
+    assert "use the buttons" in await say(harness, "publish please")
+    assert (await fsm(harness))[0] == "DealWizard:preview"
+
+
+async def test_publishing_after_the_closing_time_passed_goes_back_to_it(harness, clock) -> None:
+    gid = await add_group(harness)
+    clock(NOW)
+    await at_step(harness, "preview", full_draft(gid, NOW))
+    clock(NOW + timedelta(days=2))  # the owner waited too long
+    await tap(harness, cb("preview", "publish"))
+    assert "already passed" in last(harness).text
+    assert (await fsm(harness))[0] == "DealWizard:closes"
+    assert await deal_count(harness) == 0
+
+
+# ---------------------------------------------------------------- times
+
+
+async def test_shanghai_local_time_is_stored_in_utc(harness, clock) -> None:
+    gid = await add_group(harness)
+    harness.api.clear()
+    clock(NOW)
+    await at_step(harness, "closes", full_draft(gid, NOW, closes_at=None))
+    await say(harness, "明天 20:00")
+    assert (await fsm(harness))[1]["draft"]["closes_at"] == "2026-11-21T12:00:00+00:00"
+    await tap(harness, cb("opens", "back"))
+    await say(harness, "2026-12-01 20:00")
+    await tap(harness, cb("opens", "pick", "tomorrow9"))  # tomorrow 09:00 Shanghai
+    assert (await fsm(harness))[1]["draft"]["opens_at"] == "2026-11-21T01:00:00+00:00"
+    preview = await say(harness, "Gate 3")
+    assert "Closes: 2026-12-01 20:00 (Asia/Shanghai)" in preview
+    assert "Opens: 2026-11-21 09:00 (Asia/Shanghai)" in preview
+    await tap(harness, cb("preview", "publish"))
+    assert "scheduled: it will be posted at 2026-11-21 09:00 (Asia/Shanghai)" in last(harness).text
+    await settle(harness)
+    async with harness.db.read() as s:
+        deal = await s.scalar(select(Deal))
+        post = await s.scalar(select(DealPost))
+    assert deal.status == "scheduled"
+    assert deal.closes_at.replace(tzinfo=UTC) == datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert deal.opens_at.replace(tzinfo=UTC) == datetime(2026, 11, 21, 1, 0, tzinfo=UTC)
+    assert post.message_id is None  # posted when it opens, not now
+    assert harness.api.sent(SHANGHAI.id) == [] and harness.api.of(SendPhoto) == []
+
+
+async def test_berlin_owner_typing_across_the_dst_change(harness, clock) -> None:
+    gid = await add_group(harness, BERLIN, timezone="Europe/Berlin")
+    before = datetime(2026, 3, 20, 9, 0, tzinfo=UTC)
+    clock(before)
+    await at_step(harness, "closes", full_draft(gid, before, closes_at=None))
+
+    text = await say(harness, "2026-03-29 02:30")  # skipped: clocks jump from 02:00 to 03:00
+    assert "does not exist" in text and "daylight saving" in text
+    assert (await fsm(harness))[0] == "DealWizard:closes"
+
+    await say(harness, "2026-03-28 12:00")  # CET, UTC+1
+    assert (await fsm(harness))[1]["draft"]["closes_at"] == "2026-03-28T11:00:00+00:00"
+    await tap(harness, cb("opens", "back"))
+    await say(harness, "2026-03-30 12:00")  # CEST, UTC+2
+    assert (await fsm(harness))[1]["draft"]["closes_at"] == "2026-03-30T10:00:00+00:00"
+    await say(harness, "2026-03-28 12:00")  # opens before the change, closes after it
+    assert (await fsm(harness))[1]["draft"]["opens_at"] == "2026-03-28T11:00:00+00:00"
+    preview = await say(harness, "Alexanderplatz")
+    assert "Opens: 2026-03-28 12:00 (Europe/Berlin)" in preview
+    assert "Closes: 2026-03-30 12:00 (Europe/Berlin)" in preview
+
+    await tap(harness, cb("preview", "publish"))
+    async with harness.db.read() as s:
+        deal = await s.scalar(select(Deal))
+    assert deal.status == "scheduled"
+    assert deal.opens_at.replace(tzinfo=UTC) == datetime(2026, 3, 28, 11, 0, tzinfo=UTC)
+    assert deal.closes_at.replace(tzinfo=UTC) == datetime(2026, 3, 30, 10, 0, tzinfo=UTC)
+
+
+async def test_price_in_the_first_groups_currency(harness) -> None:
+    first = await add_group(harness, BERLIN, timezone="Europe/Berlin")
+    second = await add_group(harness)
+    async with harness.db.transaction() as s:
+        await s.execute(update(Group).where(Group.id == first).values(currency="EUR"))
+    await say(harness, "/newdeal")
+    await say(harness, "Brezeln")
+    await tap(harness, cb("groups", "toggle", str(first)))
+    await tap(harness, cb("groups", "toggle", str(second)))
+    await tap(harness, cb("groups", "done"))
+    await tap(harness, cb("description", "skip"))
+    await tap(harness, cb("photo", "skip"))
+    assert "unit price in EUR" in last(harness).text
+    await say(harness, "12,50")
+    draft = (await fsm(harness))[1]["draft"]
+    assert (draft["price"], draft["currency"]) == (1250, "EUR")
+    # choosing groups again with another first currency drops the price
+    for _ in range(4):
+        await tap(harness, cb((await fsm(harness))[0].split(":")[1], "back"))
+    assert (await fsm(harness))[0] == "DealWizard:groups"
+    await tap(harness, cb("groups", "toggle", str(first)))
+    await tap(harness, cb("groups", "done"))
+    draft = (await fsm(harness))[1]["draft"]
+    assert draft["group_ids"] == [second] and "price" not in draft
+
+
+async def test_double_tap_on_publish_creates_one_deal(harness) -> None:
+    gid = await add_group(harness)
+    await at_step(harness, "preview", full_draft(gid, datetime.now(UTC)))
+    await tap(harness, cb("preview", "publish"))
+    answer = await tap(harness, cb("preview", "publish"))
+    assert answer.show_alert and "no longer open" in answer.text
+    update = harness.updates.callback(OWNER, cb("preview", "publish"))
+    await at_step(harness, "preview", full_draft(gid, datetime.now(UTC)))
+    await harness.feed(update)
+    await harness.feed(update)  # the same update delivered twice
+    await settle(harness)
+    assert await deal_count(harness) == 2
+
+
+async def test_publishing_without_a_post_refresher(harness) -> None:
+    """Without a `posts` object in the Dispatcher, the deal is posted after commit anyway."""
+    gid = await add_group(harness)
+    harness.api.clear()
+    harness.app.dispatcher.workflow_data.pop("posts")
+    await at_step(harness, "preview", full_draft(gid, datetime.now(UTC)))
+    await tap(harness, cb("preview", "publish"))
+    await deal_wizard.drain()
+    async with harness.db.read() as s:
+        post = await s.scalar(select(DealPost))
+    assert post.message_id is not None
+    assert [r.chat_id for r in harness.api.sent(SHANGHAI.id)] == [SHANGHAI.id]

@@ -1,0 +1,201 @@
+"""/myorders through the real Dispatcher: open and past orders in the member's language and
+in the group's timezone, cancelling while open, refusals after closing and for forged ids."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from aiogram import methods as m
+from sqlalchemy import select
+
+from handlers.my_orders import MyOrdersCB
+from models import Deal, Group, Order
+from services import deals, orders, people
+from services.money import format_money
+from services.people import Person
+from services.timezones import to_local, utcnow
+from tests.builders import person, private
+
+OWNER = person(701, "Olivia")
+ALICE = person(711, "Alice")
+BOB = person(712, "Bob")
+
+
+def tomorrow_noon_utc() -> datetime:
+    day = utcnow().date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 12, 0, tzinfo=UTC)
+
+
+async def make_group(harness, chat_id: int, timezone: str) -> int:
+    async with harness.db.transaction() as session:
+        group = Group(chat_id=chat_id, title=f"G{chat_id}", type="supergroup", timezone=timezone,
+                      currency="CNY", language="en", is_active=True)  # fmt: skip
+        session.add(group)
+        await session.flush()
+        return group.id
+
+
+async def make_deal(
+    harness, group_id: int, members: list[tuple[object, int]], *, close: bool = False, **spec
+) -> tuple[int, dict[int, int]]:
+    now = utcnow()
+    async with harness.db.transaction() as session:
+        values = {
+            "title": "Mangoes",
+            "currency": "CNY",
+            "unit_price": 1250,
+            "closes_at": tomorrow_noon_utc(),
+            "group_ids": [group_id],
+        }
+        values.update(spec)
+        deal = await deals.create(session, OWNER.id, deals.DealSpec(**values), now)
+        ids = {}
+        for member, quantity in members:
+            await people.remember(session, Person(member.id, member.first_name, language_code="en"))
+            change = await orders.set_quantity(
+                session, deal.id, member.id, quantity, now, group_id=group_id
+            )
+            ids[member.id] = change.order.id
+        if close:
+            await deals.close(session, deal.id, now)
+        return deal.id, ids
+
+
+async def my_orders(harness, user) -> m.SendMessage:
+    await harness.feed(harness.updates.command(private(user), user, "/myorders"))
+    return harness.api.sent(user.id)[-1]
+
+
+async def tap(harness, user, data: MyOrdersCB) -> m.AnswerCallbackQuery:
+    await harness.feed(harness.updates.callback(user, data.pack()))
+    return harness.api.answers()[-1]
+
+
+def callbacks(request) -> list[str]:
+    if request.reply_markup is None:
+        return []
+    return [b.callback_data for row in request.reply_markup.inline_keyboard for b in row]
+
+
+async def order_state(harness, order_id: int) -> tuple[str, int]:
+    async with harness.db.read() as s:
+        order = await s.get(Order, order_id)
+        return order.status, order.quantity
+
+
+def money(minor: int) -> str:
+    return format_money(minor, "CNY", "en")
+
+
+async def test_no_orders(harness) -> None:
+    reply = await my_orders(harness, ALICE)
+    assert reply.text.startswith("You have no orders yet.") and callbacks(reply) == []
+
+
+async def test_open_and_past_orders_in_the_groups_timezone(harness) -> None:
+    shanghai = await make_group(harness, -100801, "Asia/Shanghai")
+    berlin = await make_group(harness, -100802, "Europe/Berlin")
+    open_id, open_ids = await make_deal(
+        harness, shanghai, [(ALICE, 2), (BOB, 1)], title="<b>Fresh</b> & co", tiers=[(3, 1100)]
+    )
+    past_id, past_ids = await make_deal(harness, berlin, [(ALICE, 1)], close=True)
+    async with harness.db.read() as s:
+        past = await s.get(Deal, past_id)
+        codes = dict((await s.execute(select(Order.id, Order.pickup_code))).all())
+
+    reply = await my_orders(harness, ALICE)
+    text = reply.text
+    assert text.startswith("<b>Your orders</b>\n\n<b>Open</b>\n")
+    assert text.index("<b>Open</b>") < text.index(f"(D{open_id})") < text.index("<b>Past</b>")
+    assert text.index("<b>Past</b>") < text.index(f"(D{past_id})")
+    open_block = text[text.index("• <b>&lt;b&gt;Fresh") : text.index("<b>Past</b>")]
+    assert f"• <b>&lt;b&gt;Fresh&lt;/b&gt; &amp; co</b> (D{open_id})" in open_block
+    assert f"×2 · {money(2200)} expected · joined" in open_block  # tier reached: 11.00
+    assert f"Pickup code: <code>{codes[open_ids[ALICE.id]]}</code>" in open_block
+    # closes at 12:00 UTC, shown in the group's time: 20:00 in Shanghai
+    local_day = tomorrow_noon_utc().strftime("%Y-%m-%d")
+    assert f"Closes {local_day} 20:00 (Asia/Shanghai)" in open_block
+    past_block = text[text.index("<b>Past</b>") :]
+    assert f"×1 · {money(1250)} · confirmed · not handed over yet" in past_block
+    closed_local = to_local(past.closed_at, "Europe/Berlin")
+    assert f"Closed {closed_local:%Y-%m-%d %H:%M} (Europe/Berlin)" in past_block
+    assert f"Pickup code: <code>{codes[past_ids[ALICE.id]]}</code>" in past_block
+    # a Cancel button for the open order only
+    assert callbacks(reply) == [f"my:cancel:{open_ids[ALICE.id]}:0"]
+    assert "Bob" not in text
+
+
+async def test_cancel_while_open(harness) -> None:
+    group_id = await make_group(harness, -100801, "Asia/Shanghai")
+    deal_id, ids = await make_deal(harness, group_id, [(ALICE, 2), (BOB, 1)], stock=10)
+    await my_orders(harness, ALICE)
+    answer = await tap(harness, ALICE, MyOrdersCB(action="cancel", order_id=ids[ALICE.id]))
+    assert answer.text == "Order cancelled." and not answer.show_alert
+    edit = harness.api.of(m.EditMessageText)[-1]
+    assert edit.text.startswith("You have no orders yet.")
+    assert await order_state(harness, ids[ALICE.id]) == ("cancelled", 0)
+    async with harness.db.read() as s:
+        deal = await s.get(Deal, deal_id)
+    assert (deal.total_qty, deal.participants, deal.stock_left) == (1, 1, 9)
+
+    # tapping the old button again: already cancelled, nothing changes
+    answer = await tap(harness, ALICE, MyOrdersCB(action="cancel", order_id=ids[ALICE.id]))
+    assert answer.show_alert and "already cancelled" in answer.text
+    async with harness.db.read() as s:
+        assert (await s.get(Deal, deal_id)).stock_left == 9
+
+
+async def test_cancel_refused_after_closing(harness) -> None:
+    group_id = await make_group(harness, -100801, "Asia/Shanghai")
+    deal_id, ids = await make_deal(harness, group_id, [(ALICE, 2)])
+    reply = await my_orders(harness, ALICE)
+    button = MyOrdersCB(action="cancel", order_id=ids[ALICE.id])
+    assert callbacks(reply) == [button.pack()]
+    async with harness.db.transaction() as session:  # the deal closes meanwhile
+        await deals.close(session, deal_id, utcnow())
+    answer = await tap(harness, ALICE, button)
+    assert answer.show_alert
+    assert answer.text == f"D{deal_id} has closed; the order can no longer be cancelled."
+    assert await order_state(harness, ids[ALICE.id]) == ("confirmed", 2)
+    reply = await my_orders(harness, ALICE)
+    assert callbacks(reply) == [] and "<b>Past</b>" in reply.text
+
+
+async def test_cancel_refused_when_paused(harness) -> None:
+    group_id = await make_group(harness, -100801, "Asia/Shanghai")
+    deal_id, ids = await make_deal(harness, group_id, [(ALICE, 1)])
+    async with harness.db.transaction() as session:
+        await deals.set_paused(session, deal_id, OWNER.id, True, utcnow())
+    reply = await my_orders(harness, ALICE)
+    assert callbacks(reply) == []  # no button while paused
+    answer = await tap(harness, ALICE, MyOrdersCB(action="cancel", order_id=ids[ALICE.id]))
+    assert answer.show_alert and "paused" in answer.text
+    assert await order_state(harness, ids[ALICE.id]) == ("active", 1)
+
+
+async def test_forged_cancels_are_refused(harness) -> None:
+    group_id = await make_group(harness, -100801, "Asia/Shanghai")
+    _deal_id, ids = await make_deal(harness, group_id, [(ALICE, 2)])
+    for order_id in (ids[ALICE.id], 999_999, 2**40, -1):
+        answer = await tap(harness, BOB, MyOrdersCB(action="cancel", order_id=order_id))
+        assert answer.show_alert and "not yours" in answer.text
+    answer = await tap(harness, ALICE, MyOrdersCB(action="nuke", order_id=ids[ALICE.id]))
+    assert answer.show_alert
+    assert await order_state(harness, ids[ALICE.id]) == ("active", 2)
+    assert harness.api.of(m.EditMessageText) == []
+
+
+async def test_many_orders_are_paginated(harness) -> None:
+    group_id = await make_group(harness, -100801, "Asia/Shanghai")
+    for n in range(13):
+        await make_deal(harness, group_id, [(ALICE, 1)], title=f"Deal number {n} " + "y" * 80)
+    reply = await my_orders(harness, ALICE)
+    assert len(reply.text) <= 4096 and "Page 1 of 2" in reply.text
+    assert "my:page:0:1" in callbacks(reply)
+    cancel_buttons = [c for c in callbacks(reply) if c.startswith("my:cancel")]
+    await tap(harness, ALICE, MyOrdersCB(action="page", page=1))
+    edit = harness.api.of(m.EditMessageText)[-1]
+    assert "Page 2 of 2" in edit.text
+    more = [c for c in callbacks(edit) if c.startswith("my:cancel")]
+    assert len(cancel_buttons) + len(more) == 13
+    assert reply.text.count("• <b>") + edit.text.count("• <b>") == 13
