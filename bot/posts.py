@@ -663,12 +663,19 @@ async def _private(bot: Bot, user_id: int, text: str) -> bool:
 
 
 async def announce_closing(
-    bot: Bot, db: Database, i18n: I18n, closing: Closing, *, posts: PostRefresher | None = None
+    bot: Bot,
+    db: Database,
+    i18n: I18n,
+    closing: Closing,
+    *,
+    posts: PostRefresher | None = None,
+    record: bool = True,
 ) -> int:
     """After the closing committed: the group posts show the final state without buttons;
     each participant who started the bot is told their outcome and amount; the owner gets a
     summary. Returns the private messages sent. Pass `posts` so this final edit is ordered
-    after any edit the refresher has in flight."""
+    after any edit the refresher has in flight. At the end the deal is marked announced
+    (`record`), so a crash in between is repaired by scheduler.deals.run_due."""
     deal = closing.deal
     if posts is not None:
         await posts.refresh(deal.id)
@@ -698,5 +705,8 @@ async def announce_closing(
         text = owner_text(closing, language)
     if await _private(bot, deal.owner_id, text):
         sent += 1
+    if record:
+        async with db.transaction() as session:
+            await deal_service.mark_announced(session, deal.id, utcnow())
     log.info("deal %s closed (%s); %d private messages sent", deal.id, closing.outcome, sent)
     return sent

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 HEARTBEAT_SECONDS = 15.0
 PRUNE_SECONDS = 3600.0
+DUE_CHECK_SECONDS = 20.0
 RETRYABLE = (OperationalError, DBAPIError, TelegramNetworkError, ConnectionError)
 
 
@@ -248,6 +249,22 @@ async def housekeeping(app: App, stop: asyncio.Event) -> None:
         await _sleep_or_stop(stop, PRUNE_SECONDS)
 
 
+async def deal_clock(app: App, stop: asyncio.Event, every: float = DUE_CHECK_SECONDS) -> None:
+    """Until the scheduler issue's APScheduler jobs take over: publish deals whose opening
+    time came, close deals past their closing time, repair lost announcements. The database
+    decides what is due and every step is conditional, so two instances doing this at once
+    still open, close and announce each deal once."""
+    from scheduler.deals import run_due
+
+    posts = app.dispatcher.workflow_data["posts"]
+    while not stop.is_set():
+        try:
+            await run_due(app.bot, app.db, app.i18n, posts)
+        except Exception:
+            log.exception("due-deal check failed")
+        await _sleep_or_stop(stop, every)
+
+
 async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or `stop` is set), then drain and close."""
     stop = stop or asyncio.Event()
@@ -264,6 +281,7 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     background = [
         asyncio.create_task(heartbeat(Path(app.settings.data_dir) / "heartbeat", stop)),
         asyncio.create_task(housekeeping(app, stop)),
+        asyncio.create_task(deal_clock(app, stop)),
     ]
     try:
         if app.settings.mode.value == "webhook":

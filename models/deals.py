@@ -52,6 +52,8 @@ class Deal(Base):
     participants: Mapped[int] = mapped_column(Integer, default=0)
     final_price: Mapped[int | None] = mapped_column(BigInteger)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the closing was announced (posts, members, owner); NULL after a crash in between.
+    announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
 

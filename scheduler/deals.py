@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiogram import Bot
 from aiogram.utils.i18n import I18n
@@ -25,6 +25,8 @@ from services.deals import Closing
 from services.timezones import utcnow
 
 log = logging.getLogger(__name__)
+# A closing whose announcement has not been recorded this long after is taken for lost.
+ANNOUNCE_GRACE = timedelta(minutes=10)
 
 
 @dataclass
@@ -33,6 +35,7 @@ class DueResult:
     closed: list[int] = field(default_factory=list)
     posted: int = 0
     failed: list[int] = field(default_factory=list)
+    announced_late: list[int] = field(default_factory=list)
 
 
 async def run_due(
@@ -64,6 +67,25 @@ async def run_due(
                 await announce_closing(bot, db, i18n, done, posts=posts)
         except Exception:
             log.exception("deal %s: closing failed", deal_id)
+            result.failed.append(deal_id)
+    # Closings never announced (the process stopped in between): claim, then announce once.
+    try:
+        async with db.read() as session:
+            silent = await deal_service.unannounced(session, now - ANNOUNCE_GRACE)
+    except Exception:
+        log.exception("looking for unannounced closings failed")
+        silent = []
+    for deal_id in silent:
+        try:
+            async with db.transaction() as session:
+                if not await deal_service.mark_announced(session, deal_id, now):
+                    continue
+                done = await deal_service.closing_of(session, deal_id)
+            log.warning("deal %s: closing was never announced; announcing now", deal_id)
+            await announce_closing(bot, db, i18n, done, posts=posts, record=False)
+            result.announced_late.append(deal_id)
+        except Exception:
+            log.exception("deal %s: late announcement failed", deal_id)
             result.failed.append(deal_id)
     # Posts not sent yet (a crash after opening, a network error): claims make this safe.
     try:

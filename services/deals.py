@@ -308,6 +308,50 @@ async def close(
     return Closing(deal, outcome, orders)
 
 
+async def closing_of(session: AsyncSession, deal_id: int) -> Closing:
+    """The outcome of an already closed deal, as `close` returned it (for a late announcement)."""
+    deal = await get(session, deal_id)
+    if deal.status not in FINAL_STATES:
+        raise DomainError(f"deal {deal_id} is not closed")
+    orders = list(
+        await session.scalars(
+            select(Order)
+            .where(
+                Order.deal_id == deal_id,
+                Order.status.in_(("confirmed", "failed", "cancelled")),
+                Order.quantity > 0,
+            )
+            .order_by(Order.id)
+        )
+    )
+    return Closing(deal, deal.status, orders)
+
+
+async def mark_announced(session: AsyncSession, deal_id: int, now: datetime) -> bool:
+    """Claim the announcement of a closed deal: True for the one caller that gets it."""
+    result = await session.execute(
+        update(Deal)
+        .where(Deal.id == deal_id, Deal.status.in_(FINAL_STATES), Deal.announced_at.is_(None))
+        .values(announced_at=now)
+    )
+    return (result.rowcount or 0) > 0
+
+
+async def unannounced(session: AsyncSession, closed_before: datetime) -> list[int]:
+    """Deals that closed before `closed_before` but whose closing was never announced
+    (the process stopped between the closing and its messages)."""
+    rows = await session.scalars(
+        select(Deal.id)
+        .where(
+            Deal.status.in_(FINAL_STATES),
+            Deal.announced_at.is_(None),
+            Deal.closed_at <= closed_before,
+        )
+        .order_by(Deal.closed_at)
+    )
+    return list(rows)
+
+
 async def due_for_closing(session: AsyncSession, now: datetime) -> list[int]:
     rows = await session.scalars(
         select(Deal.id)

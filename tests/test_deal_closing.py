@@ -307,3 +307,62 @@ def test_render_shows_the_local_date_across_midnight() -> None:
         grp.language = "zh_Hans"
         text, _markup = render_card(deal, [], grp, closes - timedelta(minutes=42))
     assert "3月2日周六 02:30" in text and "42" in text
+
+
+async def test_a_closing_lost_in_a_crash_is_announced_once_later(harness) -> None:
+    """The process stopped after the closing committed and before anyone was told."""
+    _group_id, deal_id = await ready(harness, tiers=[(2, 1000)])
+    await press(harness, ALICE, deal_id, "join")
+    await press(harness, BOB, deal_id, "join")
+    await started(harness, ALICE, BOB)
+    closed_at = utcnow() + LATER
+    async with harness.db.transaction() as s:  # closed, but announce_closing never ran
+        assert await deals.close(s, deal_id, closed_at) is not None
+    harness.api.clear()
+
+    soon = await due(harness, closed_at + timedelta(minutes=1))
+    assert soon.announced_late == []  # within the grace period an announcer may still be busy
+    assert harness.api.of(SendMessage) == []
+
+    late = closed_at + timedelta(minutes=11)
+    results = await asyncio.gather(due(harness, late), due(harness, late))
+    await refresher(harness).flush()
+    assert sorted(len(r.announced_late) for r in results) == [0, 1]
+    assert len(private_texts(harness, ALICE)) == 1 and len(private_texts(harness, BOB)) == 1
+    assert len(private_texts(harness, OWNER)) == 1
+    assert (await deal_row(harness, deal_id)).announced_at is not None
+    assert (await due(harness, late + timedelta(hours=1))).announced_late == []
+
+
+async def test_a_normal_closing_is_recorded_as_announced(harness) -> None:
+    _group_id, deal_id = await ready(harness)
+    await press(harness, ALICE, deal_id, "join")
+    await due(harness)
+    await refresher(harness).flush()
+    assert (await deal_row(harness, deal_id)).announced_at is not None
+    harness.api.clear()
+    assert (await due(harness, utcnow() + timedelta(days=1))).announced_late == []
+    assert harness.api.of(SendMessage) == []
+
+
+async def test_the_running_bot_closes_deals_when_their_time_comes(harness) -> None:
+    """bot.runner's deal clock (what `python -m bot` runs) closes a due deal by itself."""
+    from bot.runner import deal_clock
+
+    _group_id, deal_id = await ready(harness)
+    await press(harness, ALICE, deal_id, "join")
+    async with harness.db.transaction() as s:  # its closing time has just passed
+        await s.execute(
+            update(Deal).where(Deal.id == deal_id).values(closes_at=utcnow() - timedelta(seconds=1))
+        )
+    stop = asyncio.Event()
+    clock = asyncio.create_task(deal_clock(harness.app, stop, every=0.02))
+    try:
+        for _ in range(200):
+            if (await deal_row(harness, deal_id)).status == "succeeded":
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.wait_for(clock, 5)
+    assert (await deal_row(harness, deal_id)).status == "succeeded"
