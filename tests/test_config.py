@@ -330,3 +330,14 @@ async def test_make_bot_defaults_to_telegram() -> None:
         assert bot.default.parse_mode == "HTML"
     finally:
         await bot.session.close()
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    rows = {
+        line.split("|")[1].strip().strip("`")
+        for line in readme.splitlines()
+        if line.startswith("| `")
+    }
+    missing = [name.upper() for name in Settings.model_fields if name.upper() not in rows]
+    assert missing == []

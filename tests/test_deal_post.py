@@ -565,6 +565,12 @@ async def test_rush_of_joins_never_oversells_and_edits_are_coalesced(harness) ->
     assert f"…and {100 - MAX_LISTED} more" in final
     print(f"\n520 joins in {duration:.2f} s; {len(edits)} edits at interval {posts.interval}")
     assert group_id
+    # at closing exactly those 100 units are confirmed
+    async with harness.db.transaction() as s:
+        closing = await deals.close(s, deal_id, utcnow())
+    assert closing.outcome == "succeeded"
+    confirmed = [o for o in closing.orders if o.status == "confirmed"]
+    assert (len(confirmed), sum(o.quantity for o in confirmed)) == (100, 100)
 
 
 async def test_refresher_coalesces_a_steady_stream_and_ends_on_the_final_state(harness) -> None:
