@@ -292,20 +292,23 @@ async def close(
             .where(*active)
             .values(status="failed" if outcome == "failed" else "cancelled", updated_at=now)
         )
-    orders = list(
-        await session.scalars(
-            select(Order)
-            .where(
-                Order.deal_id == deal_id,
-                Order.status.in_(("confirmed", "failed", "cancelled")),
-                Order.quantity > 0,
-            )
-            .order_by(Order.id)
-            .execution_options(populate_existing=True)
-        )
-    )
     await session.refresh(deal)
-    return Closing(deal, outcome, orders)
+    return Closing(deal, outcome, await _closed_orders(session, deal_id))
+
+
+async def _closed_orders(session: AsyncSession, deal_id: int) -> list[Order]:
+    """The orders a closing decided (confirmed, failed or cancelled with it), in join order."""
+    rows = await session.scalars(
+        select(Order)
+        .where(
+            Order.deal_id == deal_id,
+            Order.status.in_(("confirmed", "failed", "cancelled")),
+            Order.quantity > 0,
+        )
+        .order_by(Order.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows)
 
 
 async def closing_of(session: AsyncSession, deal_id: int) -> Closing:
@@ -313,18 +316,7 @@ async def closing_of(session: AsyncSession, deal_id: int) -> Closing:
     deal = await get(session, deal_id)
     if deal.status not in FINAL_STATES:
         raise DomainError(f"deal {deal_id} is not closed")
-    orders = list(
-        await session.scalars(
-            select(Order)
-            .where(
-                Order.deal_id == deal_id,
-                Order.status.in_(("confirmed", "failed", "cancelled")),
-                Order.quantity > 0,
-            )
-            .order_by(Order.id)
-        )
-    )
-    return Closing(deal, deal.status, orders)
+    return Closing(deal, deal.status, await _closed_orders(session, deal_id))
 
 
 async def mark_announced(session: AsyncSession, deal_id: int, now: datetime) -> bool:
