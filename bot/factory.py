@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.i18n import LocaleCache, LocaleMiddleware, make_i18n
 from bot.middlewares.database import TransactionMiddleware
 from bot.posts import PostRefresher
+from bot.sender import Sender
 from bot.storage import SQLStorage
 from bot.telegram import admin_fetcher, make_bot
 from handlers import build_routers
@@ -36,6 +37,10 @@ class App:
     admins: AdminDirectory
 
     @property
+    def sender(self) -> Sender:
+        return self.dispatcher.workflow_data["sender"]
+
+    @property
     def allowed_updates(self) -> list[str]:
         used = set(self.dispatcher.resolve_used_update_types())
         return sorted(used | set(REQUIRED_UPDATES))
@@ -44,6 +49,9 @@ class App:
         posts = self.dispatcher.workflow_data.get("posts")
         if posts is not None:  # finish pending edits of deal posts first
             await posts.close()
+        sender = self.dispatcher.workflow_data.get("sender")
+        if sender is not None:  # then every send still queued
+            await sender.close()
         await self.dispatcher.storage.close()
         await self.dispatcher.fsm.events_isolation.close()
         await self.bot.session.close()
@@ -73,7 +81,8 @@ def create_app(
     locales = LocaleCache(db)
     admins = AdminDirectory(admin_fetcher(bot), settings.admin_cache_seconds)
     storage, isolation = make_storage(settings, db)
-    posts = PostRefresher(bot, db, i18n)
+    sender = Sender(bot, db)
+    posts = PostRefresher(bot, db, i18n, sender=sender)
     dispatcher = Dispatcher(
         storage=storage,
         events_isolation=isolation,
@@ -82,6 +91,7 @@ def create_app(
         locales=locales,
         admins=admins,
         posts=posts,
+        sender=sender,
     )
     dispatcher.include_routers(*build_routers())
     LocaleMiddleware(i18n, locales).setup(dispatcher)

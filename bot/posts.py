@@ -22,28 +22,22 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import datetime
 from html import escape
 from typing import Any, TypeVar
 
 from aiogram import Bot
-from aiogram.exceptions import (
-    TelegramAPIError,
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramMigrateToChat,
-    TelegramRetryAfter,
-)
 from aiogram.filters.callback_data import CallbackData
+from aiogram.methods import EditMessageCaption, EditMessageText, SendMessage, SendPhoto
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from babel.dates import format_skeleton
 
+from bot.sender import Sender, sender_for
 from models import Database, Deal, Group, Order, User
 from services import deals as deal_service
-from services import groups as group_service
 from services.deals import Closing
 from services.locales import BABEL_LOCALES, SUPPORTED_LANGUAGES, from_telegram
 from services.money import format_money
@@ -58,10 +52,6 @@ ALERT_LIMIT = 200  # answerCallbackQuery text
 MAX_LISTED = 30  # sign-up entries shown before "…and N more"
 NAME_MAX = 32
 QUANTITY_CHOICES = (1, 2, 3, 5)
-SEND_ATTEMPTS = 3
-# Private messages at closing: a burst, then a steady pace under Telegram's ~30 messages/s.
-PRIVATE_BURST = 25
-PRIVATE_PACE = 1 / 25
 
 
 class DealCB(CallbackData, prefix="dp"):
@@ -342,43 +332,35 @@ def share_text(deal: Deal, bot_username: str | None) -> str:
 
 
 # ---------------------------------------------------------------- sending
+# Everything here goes through bot.sender.Sender: limits, 429 waits, retries, 403 (chat marked
+# inactive), supergroup migrations and the record of failed sends live there.
 
 
-async def with_retry(call: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
-    """Call Telegram; on 429 wait exactly `retry_after` and try again."""
-    attempts = SEND_ATTEMPTS
-    for attempt in range(attempts):
-        try:
-            return await call(*args, **kwargs)
-        except TelegramRetryAfter as exc:
-            if attempt == attempts - 1:
-                raise
-            log.warning("429 from Telegram; waiting %s s", exc.retry_after)
-            await asyncio.sleep(exc.retry_after)
-    raise AssertionError("unreachable")  # pragma: no cover
+def _sender(bot: Bot, db: Database, sender: Sender | None) -> Sender:
+    return sender if sender is not None else sender_for(bot, db)
 
 
-async def _deactivate(db: Database, chat_id: int) -> None:
-    async with db.transaction() as session:
-        await group_service.deactivate(session, chat_id)
-    log.info("chat %s refused the bot (403); group marked inactive", chat_id)
-
-
-async def _send_card(bot: Bot, deal: Deal, chat_id: int, text: str, markup) -> Message:
+async def _send_card(sender: Sender, deal: Deal, chat_id: int, text: str, markup) -> Message | None:
     if deal.photo_file_id:
-        return await with_retry(
-            bot.send_photo, chat_id, deal.photo_file_id, caption=text, reply_markup=markup
+        method: Any = SendPhoto(
+            chat_id=chat_id, photo=deal.photo_file_id, caption=text, reply_markup=markup
         )
-    return await with_retry(bot.send_message, chat_id, text, reply_markup=markup)
+    else:
+        method = SendMessage(chat_id=chat_id, text=text, reply_markup=markup)
+    return await sender.send(method, chat_id=chat_id)
 
 
-async def publish(bot: Bot, db: Database, i18n: I18n, deal_id: int) -> int:
+async def publish(
+    bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: Sender | None = None
+) -> int:
     """Post the deal's card into each of its groups that has no post yet; returns posts sent.
 
     Only open (or paused) deals are posted; a scheduled deal is posted when it opens. Each
     post is claimed in the database before sending, so concurrent callers never double it;
-    a failed send gives the claim back (a later run retries); 403 marks the group inactive.
+    a failed send gives the claim back (a later run retries); the sender waits out 429s,
+    follows supergroup migrations and marks a group that refuses the bot (403) inactive.
     """
+    sender = _sender(bot, db, sender)
     now = utcnow()
     async with db.read() as session:
         try:
@@ -402,32 +384,29 @@ async def publish(bot: Bot, db: Database, i18n: I18n, deal_id: int) -> int:
             text, markup = render_card(deal, signups, group, now)
         chat_id = group.chat_id
         try:
-            try:
-                message = await _send_card(bot, deal, chat_id, text, markup)
-            except TelegramMigrateToChat as exc:
-                async with db.transaction() as session:
-                    await group_service.migrate(session, chat_id, exc.migrate_to_chat_id)
-                chat_id = exc.migrate_to_chat_id
-                message = await _send_card(bot, deal, chat_id, text, markup)
-        except TelegramForbiddenError:
-            await _deactivate(db, chat_id)
-            async with db.transaction() as session:
-                await deal_service.release_post(session, deal_id, group_id)
-            continue
-        except Exception as exc:
-            log.warning("deal %s: post to chat %s failed: %s", deal_id, chat_id, exc)
+            message = await _send_card(sender, deal, chat_id, text, markup)
+        except Exception:
+            log.exception("deal %s: post to chat %s failed", deal_id, chat_id)
+            message = None
+        if message is None:
+            log.warning("deal %s: post to chat %s not sent; claim released", deal_id, chat_id)
             async with db.transaction() as session:
                 await deal_service.release_post(session, deal_id, group_id)
             continue
         async with db.transaction() as session:
             await deal_service.store_post(session, deal_id, group_id, message.message_id, utcnow())
-        log.info("deal %s posted to chat %s as message %s", deal_id, chat_id, message.message_id)
+        log.info(
+            "deal %s posted to chat %s as message %s", deal_id, message.chat.id, message.message_id
+        )
         sent += 1
     return sent
 
 
-async def edit_posts(bot: Bot, db: Database, i18n: I18n, deal_id: int) -> int:
+async def edit_posts(
+    bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: Sender | None = None
+) -> int:
     """Edit every post of the deal to its current state (read now); returns edits sent."""
+    sender = _sender(bot, db, sender)
     async with db.read() as session:
         try:
             deal = await deal_service.get(session, deal_id)
@@ -445,31 +424,16 @@ async def edit_posts(bot: Bot, db: Database, i18n: I18n, deal_id: int) -> int:
         with i18n.context(), i18n.use_locale(group.language):
             text, markup = render_card(deal, signups, group, now)
         chat_id = group.chat_id
-        try:
-            if deal.photo_file_id:
-                await with_retry(
-                    bot.edit_message_caption,
-                    chat_id=chat_id,
-                    message_id=message_id,
-                    caption=text,
-                    reply_markup=markup,
-                )
-            else:
-                await with_retry(
-                    bot.edit_message_text,
-                    text=text,
-                    chat_id=chat_id,
-                    message_id=message_id,
-                    reply_markup=markup,
-                )
+        if deal.photo_file_id:
+            method: Any = EditMessageCaption(
+                chat_id=chat_id, message_id=message_id, caption=text, reply_markup=markup
+            )
+        else:
+            method = EditMessageText(
+                chat_id=chat_id, message_id=message_id, text=text, reply_markup=markup
+            )
+        if await sender.send(method, chat_id=chat_id) is not None:
             edits += 1
-        except TelegramBadRequest as exc:
-            if "not modified" not in exc.message.lower():
-                log.warning("deal %s: edit in chat %s failed: %s", deal_id, chat_id, exc.message)
-        except TelegramForbiddenError:
-            await _deactivate(db, chat_id)
-        except TelegramAPIError as exc:
-            log.warning("deal %s: edit in chat %s failed: %s", deal_id, chat_id, exc)
     return edits
 
 
@@ -478,11 +442,19 @@ class PostRefresher:
     showing the state read from the database when it runs; a change after an edit started
     leads to one more edit, so the final state is always shown."""
 
-    def __init__(self, bot: Bot, db: Database, i18n: I18n, interval: float = 2.5) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        db: Database,
+        i18n: I18n,
+        interval: float = 2.5,
+        sender: Sender | None = None,
+    ) -> None:
         self.bot = bot
         self.db = db
         self.i18n = i18n
         self.interval = interval
+        self.sender = _sender(bot, db, sender)
         self.edits = 0  # edit requests sent (for logs, tests and benchmarks)
         self._dirty: set[int] = set()
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -511,7 +483,7 @@ class PostRefresher:
     def publish_soon(self, deal_id: int) -> None:
         """For after_commit: post the deal into its groups once the transaction committed."""
         if not self._closed:
-            self.spawn(publish(self.bot, self.db, self.i18n, deal_id))
+            self.spawn(publish(self.bot, self.db, self.i18n, deal_id, sender=self.sender))
 
     @staticmethod
     def _create(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -538,7 +510,7 @@ class PostRefresher:
         lock = self._locks.setdefault(deal_id, asyncio.Lock())
         async with lock:
             try:
-                edits = await edit_posts(self.bot, self.db, self.i18n, deal_id)
+                edits = await edit_posts(self.bot, self.db, self.i18n, deal_id, sender=self.sender)
             except Exception:
                 log.exception("deal %s: refreshing its posts failed", deal_id)
                 edits = 0
@@ -651,15 +623,14 @@ def owner_text(closing: Closing, language: str) -> str:
     )
 
 
-async def _private(bot: Bot, user_id: int, text: str) -> bool:
+async def _private(sender: Sender, user_id: int, text: str) -> bool:
+    """A private notice through the sender (a 403 marks the person as not started)."""
     try:
-        await with_retry(bot.send_message, user_id, text)
-        return True
-    except TelegramForbiddenError:
-        log.info("user %s has blocked the bot or never started it; message skipped", user_id)
-    except TelegramAPIError as exc:
-        log.warning("private message to %s failed: %s", user_id, exc)
-    return False
+        result = await sender.send(SendMessage(chat_id=user_id, text=text), chat_id=user_id)
+    except Exception:
+        log.exception("private message to %s failed", user_id)
+        return False
+    return result is not None
 
 
 async def announce_closing(
@@ -670,24 +641,29 @@ async def announce_closing(
     *,
     posts: PostRefresher | None = None,
     record: bool = True,
+    sender: Sender | None = None,
 ) -> int:
     """After the closing committed: the group posts show the final state without buttons;
     each participant who started the bot is told their outcome and amount; the owner gets a
     summary. Returns the private messages sent. Pass `posts` so this final edit is ordered
     after any edit the refresher has in flight. At the end the deal is marked announced
-    (`record`), so a crash in between is repaired by scheduler.deals.run_due."""
+    (`record`), so a crash in between is repaired by scheduler.deals.run_due. Everything is
+    sent through the sender (`sender`, else the refresher's, else the bot's)."""
+    if sender is None and posts is not None:
+        sender = posts.sender
+    sender = _sender(bot, db, sender)
     deal = closing.deal
     if posts is not None:
         await posts.refresh(deal.id)
     else:
-        await edit_posts(bot, db, i18n, deal.id)
+        await edit_posts(bot, db, i18n, deal.id, sender=sender)
     async with db.read() as session:
         people = await deal_service.people_of(
             session, [o.user_id for o in closing.orders] + [deal.owner_id]
         )
         groups = {group.id: group for _post, group in await deal_service.posts(session, deal.id)}
     fallback = next(iter(groups.values())).language if groups else i18n.default_locale
-    sent = 0
+    notices: list[tuple[int, str]] = []
     for order in closing.orders:
         person = people.get(order.user_id)
         if person is None or not person.started or person.is_bot:
@@ -695,15 +671,14 @@ async def announce_closing(
         group = groups.get(order.group_id) if order.group_id is not None else None
         language = _language(person, group.language if group else fallback)
         with i18n.context(), i18n.use_locale(language):
-            text = member_text(closing, order, language)
-        if sent >= PRIVATE_BURST:
-            await asyncio.sleep(PRIVATE_PACE)
-        if await _private(bot, person.id, text):
-            sent += 1
+            notices.append((person.id, member_text(closing, order, language)))
+    # The sender paces them under Telegram's limits; they queue there, not here.
+    results = await asyncio.gather(*(_private(sender, uid, text) for uid, text in notices))
+    sent = sum(results)
     language = _language(people.get(deal.owner_id), fallback)
     with i18n.context(), i18n.use_locale(language):
         text = owner_text(closing, language)
-    if await _private(bot, deal.owner_id, text):
+    if await _private(sender, deal.owner_id, text):
         sent += 1
     if record:
         async with db.transaction() as session:

@@ -19,13 +19,11 @@ from datetime import datetime
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import (
-    TelegramAPIError,
     TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramRetryAfter,
 )
 from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
+from aiogram.methods import SendMessage
 from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
@@ -35,10 +33,11 @@ from aiogram.types import (
 )
 from aiogram.utils.i18n import I18n, get_i18n, ngettext
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.posts import PostRefresher
+from bot.sender import Sender, sender_for
 from handlers.common import quote
 from models import Database, Deal, Group, Order, User
 from models.db import after_commit
@@ -58,8 +57,6 @@ PAGE_ITEMS = 24
 NAME_MAX = (
     64  # characters of a member's name in a list line  # orders per page (each may get a button)
 )
-SEND_BURST = 20  # private messages sent at once before pacing
-SEND_PAUSE = 1 / 25  # then about 25 per second, under Telegram's ~30/s
 MAX_ID = 2**31 - 1  # ids are 32-bit integers; larger ones in forged data are refused early
 ACTIONS = ("list", "csv", "xlsx", "order", "mark", "ask", "all")
 
@@ -480,42 +477,23 @@ async def audience(session: AsyncSession, i18n: I18n, changes: Sequence[Marked])
     return result
 
 
-async def _send(bot: Bot, chat_id: int, text: str) -> None:
-    try:
-        await bot.send_message(chat_id, text)
-    except TelegramRetryAfter as exc:  # wait exactly as long as Telegram asks, then once more
-        await asyncio.sleep(exc.retry_after)
-        await bot.send_message(chat_id, text)
-
-
-async def deliver(bot: Bot, db: Database, notices: Sequence[Notice]) -> int:
-    """Send the notices (after the change committed, outside any transaction), paced under
-    Telegram's limits. A member who blocked the bot (403) is marked as not started; one
-    failure never stops the others. Returns how many were sent."""
-    sent = 0
-    blocked: list[int] = []
-    for index, notice in enumerate(notices):
-        if index >= SEND_BURST:
-            await asyncio.sleep(SEND_PAUSE)
-        try:
-            await _send(bot, notice.user_id, notice.text)
-            sent += 1
-        except TelegramForbiddenError:
-            log.info(
-                "user %s blocked the bot; order %s not notified", notice.user_id, notice.order_id
-            )
-            blocked.append(notice.user_id)
-        except TelegramAPIError as exc:
-            log.warning(
-                "could not notify user %s of order %s: %s",
-                notice.user_id,
-                notice.order_id,
-                type(exc).__name__,
-            )
-    if blocked:
-        async with db.transaction() as session:
-            await session.execute(update(User).where(User.id.in_(blocked)).values(started=False))
-    log.info("fulfilment notices: %d sent, %d blocked, %d in all", sent, len(blocked), len(notices))
+async def deliver(
+    bot: Bot, db: Database, notices: Sequence[Notice], sender: Sender | None = None
+) -> int:
+    """Send the notices (after the change committed, outside any transaction) through the
+    sender, which keeps Telegram's limits, waits out 429s and marks a member who blocked the
+    bot (403) as not started; one failure never stops the others (each is recorded). Returns
+    how many were sent."""
+    sender = sender if sender is not None else sender_for(bot, db)
+    results = await asyncio.gather(
+        *(
+            sender.send(SendMessage(chat_id=n.user_id, text=n.text), chat_id=n.user_id)
+            for n in notices
+        ),
+        return_exceptions=True,
+    )
+    sent = sum(1 for r in results if r is not None and not isinstance(r, BaseException))
+    log.info("fulfilment notices: %d sent, %d not sent", sent, len(notices) - sent)
     return sent
 
 
@@ -523,7 +501,7 @@ def send_after_commit(
     session: AsyncSession, bot: Bot, db: Database, posts: PostRefresher, notices: list[Notice]
 ) -> None:
     if notices:
-        after_commit(session, lambda: posts.spawn(deliver(bot, db, notices)))
+        after_commit(session, lambda: posts.spawn(deliver(bot, db, notices, sender=posts.sender)))
 
 
 def audience_text(found: Audience) -> str:

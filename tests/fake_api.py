@@ -20,6 +20,7 @@ from aiogram.client.session.base import BaseSession
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramForbiddenError,
+    TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramRetryAfter,
 )
@@ -69,11 +70,12 @@ def admin_member(user: User, *, can_invite: bool = True) -> ChatMemberAdministra
 
 @dataclass
 class Injected:
-    kind: str  # retry_after | forbidden | network | bad_request
+    kind: str  # retry_after | forbidden | network | bad_request | migrate
     method: type[TelegramMethod] | None
     chat_id: int | None
     retry_after: int = 1
     message: str = ""
+    migrate_to: int = 0
 
 
 class FakeTelegram(BaseSession):
@@ -120,10 +122,12 @@ class FakeTelegram(BaseSession):
         times: int = 1,
         retry_after: int = 1,
         message: str = "",
+        migrate_to: int = 0,
     ) -> None:
-        """The next `times` matching requests fail with a 429, 403, network or 400 error."""
+        """The next `times` matching requests fail with a 429, 403, network or 400 error, or
+        (kind "migrate") say the group became the supergroup `migrate_to`."""
         for _ in range(times):
-            self._faults.append(Injected(kind, method, chat_id, retry_after, message))
+            self._faults.append(Injected(kind, method, chat_id, retry_after, message, migrate_to))
 
     # ------------------------------------------------------------------ inspection
     def of(self, kind: type[TelegramMethod]) -> list[Any]:
@@ -186,6 +190,12 @@ class FakeTelegram(BaseSession):
                 raise TelegramForbiddenError(
                     method=method,
                     message=fault.message or "Forbidden: bot was kicked from the group chat",
+                )
+            if fault.kind == "migrate":
+                raise TelegramMigrateToChat(
+                    method=method,
+                    message="Bad Request: group chat was upgraded to a supergroup chat",
+                    migrate_to_chat_id=fault.migrate_to,
                 )
             if fault.kind == "network":
                 raise TelegramNetworkError(method=method, message="Connection reset")

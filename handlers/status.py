@@ -1,0 +1,77 @@
+"""/status in private chat, for the operators of the deployment (ADMIN_IDS): the sender's
+figures (queue, sends in flight, sent and failed, the last failure per chat) and the next
+scheduled items (deals to open and to close)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.sender import Sender
+from handlers.common import quote
+from services import deals as deal_service
+
+FAILURES_SHOWN = 10
+DEALS_SHOWN = 5
+REASON_SHOWN = 120
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def status_command(
+    message: Message, session: AsyncSession, settings: Settings, sender: Sender
+) -> None:
+    if message.from_user is None or message.from_user.id not in settings.admin_ids:
+        await message.answer(_("Only the operators of this bot can see its status."))
+        return
+    stats = sender.stats()
+    lines = [
+        "<b>" + _("Delivery") + "</b>",
+        _("Queue (waiting for a slot): {n}").format(n=stats.waiting),
+        _("In flight: {n} · pending in all: {pending}").format(
+            n=stats.in_flight, pending=stats.pending
+        ),
+        _("Sent: {sent} · failed: {failed}").format(sent=stats.sent, failed=stats.failed),
+        "",
+        "<b>" + _("Last failure per chat") + "</b>",
+    ]
+    if stats.last_failures:
+        for failure in stats.last_failures[:FAILURES_SHOWN]:
+            lines.append(
+                f"• <code>{failure.chat_id}</code> {_when(failure.at)} · {failure.method}: "
+                + quote(_cut(failure.reason, REASON_SHOWN))
+            )
+        hidden = len(stats.last_failures) - FAILURES_SHOWN
+        if hidden > 0:
+            lines.append(_("…and {n} more chats").format(n=hidden))
+    else:
+        lines.append(_("None"))
+    opening, closing = await deal_service.next_due(session, DEALS_SHOWN)
+    lines += ["", "<b>" + _("Next deals to open") + "</b>"]
+    lines += [f"• {_when(d.opens_at)} · {d.code} {quote(_cut(d.title, 40))}" for d in opening] or [
+        _("None")
+    ]
+    lines += ["", "<b>" + _("Next deals to close") + "</b>"]
+    lines += [f"• {_when(d.closes_at)} · {d.code} {quote(_cut(d.title, 40))}" for d in closing] or [
+        _("None")
+    ]
+    await message.answer("\n".join(lines))
+
+
+def router() -> Router:
+    r = Router(name="status")
+    r.message.filter(F.chat.type == "private")
+    r.message.register(status_command, Command("status"))
+    return r

@@ -1,0 +1,58 @@
+"""/status for the operators (ADMIN_IDS): the sender's figures, the last failure per chat and
+the next deals to open and close; anyone else is refused."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiogram.methods import SendMessage
+
+from services.timezones import utcnow
+from tests.builders import person, private
+from tests.test_deal_post import GROUP, add_group, create_deal
+
+ADMIN = person(42, "Operator")  # settings fixture: ADMIN_IDS=42
+STRANGER = person(43, "Stranger")
+
+
+async def status(harness, user) -> str:
+    harness.api.clear()
+    await harness.feed(harness.updates.command(private(user), user, "/status"))
+    [text] = harness.api.texts(user.id)
+    return text
+
+
+async def test_admin_sees_the_figures_and_the_next_deals(harness) -> None:
+    group_id = await add_group(harness)
+    soon = await create_deal(harness, [group_id], title="Lychees")
+    later = await create_deal(
+        harness,
+        [group_id],
+        title="Durian",
+        opens_at=utcnow() + timedelta(days=1),
+        closes_at=utcnow() + timedelta(days=2),
+    )
+    sender = harness.app.sender
+    harness.api.fail_next("bad_request", SendMessage, chat_id=GROUP.id, message="Bad Request: nope")
+    assert await sender.send(SendMessage(chat_id=GROUP.id, text="x"), chat_id=GROUP.id) is None
+    assert await sender.send(SendMessage(chat_id=7, text="y"), chat_id=7) is not None
+
+    text = await status(harness, ADMIN)
+    assert "Queue (waiting for a slot): 0" in text
+    assert "In flight: 0 · pending in all: 0" in text
+    assert "Sent: 1 · failed: 1" in text
+    assert f"<code>{GROUP.id}</code>" in text and "SendMessage: 400 Bad Request: nope" in text
+    opening = text.split("Next deals to open")[1].split("Next deals to close")[0]
+    closing = text.split("Next deals to close")[1]
+    assert f"D{later} Durian" in opening and "Lychees" not in opening
+    assert f"D{soon} Lychees" in closing and "Durian" not in closing
+
+
+async def test_nothing_to_report(harness) -> None:
+    text = await status(harness, ADMIN)
+    assert "Sent: 0 · failed: 0" in text and text.count("None") == 3
+
+
+async def test_others_are_refused(harness) -> None:
+    text = await status(harness, STRANGER)
+    assert text == "Only the operators of this bot can see its status."
