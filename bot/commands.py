@@ -29,6 +29,7 @@ PRIVATE = [
     ("myorders", N_("Your orders")),
     ("newdeal", N_("Create a group-buy deal")),
     ("deals", N_("Your deals")),
+    ("schedule", N_("Scheduled posts in your groups")),
     ("orders", N_("Orders of a deal, exports, fulfilment")),
     ("pickup", N_("Mark an order picked up by its code")),
     ("settings", N_("Timezone, currency and language of your groups")),

@@ -37,6 +37,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.commands import set_commands
 from bot.factory import App
+from scheduler.jobs import TICK_SECONDS, Jobs
 from services import updates as update_service
 
 log = logging.getLogger(__name__)
@@ -250,10 +251,10 @@ async def housekeeping(app: App, stop: asyncio.Event) -> None:
 
 
 async def deal_clock(app: App, stop: asyncio.Event, every: float = DUE_CHECK_SECONDS) -> None:
-    """Until the scheduler issue's APScheduler jobs take over: publish deals whose opening
-    time came, close deals past their closing time, repair lost announcements. The database
-    decides what is due and every step is conditional, so two instances doing this at once
-    still open, close and announce each deal once."""
+    """Publish deals whose opening time came, close deals past their closing time, repair
+    lost announcements. `serve()` no longer runs this (the APScheduler job of
+    scheduler/jobs.py does, with reminders and content posts); kept for callers that want
+    only the deal part. Every step is conditional, so running it twice at once is safe."""
     from scheduler.deals import run_due
 
     posts = app.dispatcher.workflow_data["posts"]
@@ -263,6 +264,14 @@ async def deal_clock(app: App, stop: asyncio.Event, every: float = DUE_CHECK_SEC
         except Exception:
             log.exception("due-deal check failed")
         await _sleep_or_stop(stop, every)
+
+
+def start_jobs(app: App, every: float | None = None) -> Jobs:
+    """The APScheduler job (scheduler/jobs.py) that publishes, closes, reminds and posts what
+    the database says is due; `await jobs.stop()` stops it."""
+    jobs = Jobs(app, every if every is not None else TICK_SECONDS)
+    jobs.start()
+    return jobs
 
 
 async def serve(app: App, stop: asyncio.Event | None = None) -> None:
@@ -281,8 +290,8 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     background = [
         asyncio.create_task(heartbeat(Path(app.settings.data_dir) / "heartbeat", stop)),
         asyncio.create_task(housekeeping(app, stop)),
-        asyncio.create_task(deal_clock(app, stop)),
     ]
+    jobs = start_jobs(app)
     try:
         if app.settings.mode.value == "webhook":
             await serve_webhook(app, stop, inflight=inflight)
@@ -291,5 +300,6 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     finally:
         stop.set()
         await inflight.drained(within=50)
+        await jobs.stop()
         await asyncio.gather(*background, return_exceptions=True)
         log.info("stopped")

@@ -15,8 +15,10 @@ from handlers import (
     my_orders,
     owner_deals,
     owner_orders,
+    schedule,
     settings,
     start,
+    status,
 )
 
 
@@ -25,10 +27,12 @@ def build_routers() -> list[Router]:
         groups.router(),  # my_chat_member, chat_member, migrations, group /help and /settings
         deal_wizard.router(),  # private /newdeal wizard (state before the generic handlers)
         owner_deals.router(),  # private /deals: the owner's deals and their actions
+        schedule.router(),  # private /schedule: the content calendar (wizard and list)
         settings.router(),  # private /settings wizard
         deal_post.router(),  # deal posts in groups: buttons, /buy, /cancel, /deals
         owner_orders.router(),  # private /orders, exports, fulfilment, /pickup (owners)
         my_orders.router(),  # private /myorders (members)
+        status.router(),  # private /status (operators: delivery figures, next due items)
         start.router(),  # private /start, /lang, /help
         start.fallback_router(),  # private: unknown commands and stray text get a hint
     ]

@@ -48,6 +48,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
                 _("/deals: your deals: edit, pause, close, cancel, duplicate"),
                 _("/orders D17: orders of a deal, exports, fulfilment"),
                 _("/pickup CODE: mark an order picked up"),
+                _("/schedule: posts to your groups at set times (/schedule list)"),
                 _("/settings: timezone, currency and language of your groups"),
             ]
         else:
@@ -62,7 +63,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
             lines += [
                 "",
                 _("<b>Bot operators</b>"),
-                _("You are listed in ADMIN_IDS of this deployment."),
+                _("/status: delivery queue, failures and what is due next"),
             ]
     else:
         lines += [

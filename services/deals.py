@@ -531,3 +531,18 @@ async def people_of(session: AsyncSession, user_ids: list[int]) -> dict[int, Use
         return {}
     rows = await session.scalars(select(User).where(User.id.in_(sorted(set(user_ids)))))
     return {u.id: u for u in rows}
+
+
+async def next_due(session: AsyncSession, limit: int = 5) -> tuple[list[Deal], list[Deal]]:
+    """The next deals to open (scheduled, by opens_at) and to close (open or paused, by
+    closes_at), `limit` of each: the operator's view (/status)."""
+    opening = await session.scalars(
+        select(Deal).where(Deal.status == "scheduled").order_by(Deal.opens_at, Deal.id).limit(limit)
+    )
+    closing = await session.scalars(
+        select(Deal)
+        .where(Deal.status.in_(("open", "paused")))
+        .order_by(Deal.closes_at, Deal.id)
+        .limit(limit)
+    )
+    return list(opening), list(closing)

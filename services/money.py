@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from functools import lru_cache
 
 from babel.numbers import format_currency, get_currency_precision, list_currencies
@@ -33,6 +34,5 @@ def minor_digits(currency: str) -> int:
 
 
 def format_money(amount_minor: int, currency: str, language: str) -> str:
-    digits = minor_digits(currency)
-    value = amount_minor / (10**digits) if digits else amount_minor
+    value = Decimal(amount_minor).scaleb(-minor_digits(currency))  # exact, never a float
     return format_currency(value, currency, locale=BABEL_LOCALES.get(language, "en"))

@@ -1,0 +1,321 @@
+"""The in-process scheduler: one APScheduler 3 job that runs `tick` every few seconds.
+
+The DATABASE holds the schedule (deals' opens-at / closes-at, reminders taken, content posts'
+next runs), so APScheduler only provides the heartbeat: one periodic job, `max_instances=1`,
+`coalesce=True`. Each `tick(app, now)`:
+
+1. `scheduler.deals.run_due`: publication at opens-at, closing at closes-at, lost
+   announcements and unsent posts (each exactly once through conditional updates);
+2. reminders before closing (2 h and 15 min): taken once per deal and kind by inserting into
+   `deal_reminders_sent` (unique) in a transaction, then sent into each group with a post, as
+   a reply to it, in the group's language. Stale ones (after downtime) are recorded as
+   skipped and logged, never sent late;
+3. content posts whose next run came: each target is claimed with a conditional UPDATE (one
+   instance wins), sent, then moved to its next FUTURE run in the group's timezone;
+4. `digest_hook(app, now)`: the daily digest (a later issue fills it).
+
+After a restart whatever fell due while the bot was down is thus handled once. Two instances
+sharing a database never do the same item twice.
+
+Sends go through the app's Sender (`dispatcher["sender"]`, bot/sender.py) when the
+Dispatcher carries one; otherwise straight to the Bot API with 403 / 429 handling here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
+from aiogram.methods import SendMessage, SendPhoto, TelegramMethod
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from models import Deal, Group
+from scheduler.deals import DueResult, run_due
+from services import calendar
+from services import deals as deal_service
+from services import groups as group_service
+from services.money import format_money
+from services.timezones import utcnow
+
+if TYPE_CHECKING:
+    from bot.factory import App
+
+log = logging.getLogger(__name__)
+TICK_SECONDS = 10.0
+
+
+@dataclass
+class TickResult:
+    deals: DueResult | None = None
+    reminders_sent: list[tuple[int, str]] = field(default_factory=list)
+    reminders_skipped: list[tuple[int, str]] = field(default_factory=list)
+    posts_sent: list[tuple[int, int]] = field(default_factory=list)  # (post id, group id)
+    posts_failed: list[tuple[int, int]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- sending
+
+
+async def deliver(app: App, method: TelegramMethod[Any], chat_id: int) -> tuple[Any, str | None]:
+    """Send through the app's sender if it has one. (result, None) or (None, reason)."""
+    sender = app.dispatcher.workflow_data.get("sender")
+    if sender is not None:
+        result = await sender.send(method, chat_id=chat_id)
+        return result, None if result is not None else "send failed (see send_failures)"
+    try:
+        return await app.bot(method), None
+    except TelegramRetryAfter as exc:
+        return None, f"retry:429 retry after {exc.retry_after} s"
+    except TelegramForbiddenError as exc:
+        async with app.db.transaction() as session:
+            await group_service.deactivate(session, chat_id)
+        return None, f"403 {exc.message}"
+    except Exception as exc:
+        return None, f"retry:{type(exc).__name__}: {exc}"
+
+
+# ---------------------------------------------------------------- reminders
+
+
+def time_left(seconds: float) -> str:
+    minutes = max(round(seconds / 60), 1)
+    hours, mins = divmod(minutes, 60)
+    if hours and not mins:
+        return ngettext("{n} hour left", "{n} hours left", hours).format(n=hours)
+    if hours:
+        return _("{hours} h {minutes} min left").format(hours=hours, minutes=mins)
+    return ngettext("{n} minute left", "{n} minutes left", mins).format(n=mins)
+
+
+def reminder_text(deal: Deal, group: Group, now: datetime) -> str:
+    """'⏰ Mangoes (D3): 2 hours left · 3 more to unlock CN¥9.90' in the current locale."""
+    parts = [time_left((deal.closes_at - now).total_seconds())]
+    upcoming = deal_service.next_tier(deal, deal.total_qty)
+    missing = deal_service.missing_for_minimum(deal)
+    if upcoming is not None:
+        more, price = upcoming
+        parts.append(
+            _("{missing} more to unlock {price}").format(
+                missing=more, price=format_money(price, deal.currency, group.language)
+            )
+        )
+    elif missing:
+        if deal.min_kind == "units":
+            text = ngettext(
+                "{n} more unit needed for the deal to go ahead",
+                "{n} more units needed for the deal to go ahead",
+                missing,
+            )
+        else:
+            text = ngettext(
+                "{n} more person needed for the deal to go ahead",
+                "{n} more people needed for the deal to go ahead",
+                missing,
+            )
+        parts.append(text.format(n=missing))
+    title = f"<b>{escape(deal.title, quote=False)}</b> ({deal.code})"
+    return f"⏰ {title}: " + " · ".join(parts)
+
+
+async def send_reminders(app: App, now: datetime, result: TickResult) -> None:
+    async with app.db.read() as session:
+        due = await calendar.reminders_due(session, now)
+    for item in due:
+        outcome = "skipped" if item.stale else "sent"
+        try:
+            async with app.db.transaction() as session:
+                if not await calendar.take_reminder(session, item.deal_id, item.kind, now, outcome):
+                    continue  # another instance (or an earlier tick) took it
+                deal = await deal_service.get(session, item.deal_id)
+                targets = [
+                    (post.message_id, group)
+                    for post, group in await deal_service.posts(session, item.deal_id)
+                    if post.message_id is not None and group.is_active
+                ]
+        except Exception:
+            log.exception("deal %s: taking reminder %s failed", item.deal_id, item.kind)
+            continue
+        if item.stale:
+            log.info(
+                "deal %s: reminder %s (due %s) is stale; skipped",
+                item.deal_id,
+                item.kind,
+                item.moment.isoformat(),
+            )
+            result.reminders_skipped.append((item.deal_id, item.kind))
+            continue
+        for message_id, group in targets:
+            with app.i18n.context(), app.i18n.use_locale(group.language):
+                text = reminder_text(deal, group, now)
+            method = SendMessage(
+                chat_id=group.chat_id,
+                text=text,
+                reply_parameters=ReplyParameters(
+                    message_id=message_id, allow_sending_without_reply=True
+                ),
+            )
+            _sent, error = await deliver(app, method, group.chat_id)
+            if error:
+                log.warning(
+                    "deal %s: reminder to chat %s failed: %s", deal.id, group.chat_id, error
+                )
+        log.info("deal %s: reminder %s sent to %d group(s)", deal.id, item.kind, len(targets))
+        result.reminders_sent.append((item.deal_id, item.kind))
+
+
+# ---------------------------------------------------------------- content posts
+
+
+async def run_posts(app: App, now: datetime, result: TickResult) -> None:
+    async with app.db.read() as session:
+        due = await calendar.due(session, now)
+    if not due:
+        return
+    username = (await app.bot.me()).username
+    for target_id in due:
+        try:
+            async with app.db.transaction() as session:
+                if not await calendar.claim(session, target_id, now):
+                    continue
+                target, post, group = await calendar.claimed(session, target_id)
+        except Exception:
+            log.exception("scheduled target %s: claim failed", target_id)
+            continue
+        error: str | None = None
+        if not group.is_active:
+            error = "group inactive"
+        else:
+            with app.i18n.context(), app.i18n.use_locale(group.language):
+                markup = None
+                if post.deal_id is not None and username:
+                    link = f"https://t.me/{username}?start=deal_{post.deal_id}"
+                    label = "🛒 " + _("Open deal D{id}").format(id=post.deal_id)
+                    markup = InlineKeyboardMarkup(
+                        inline_keyboard=[[InlineKeyboardButton(text=label, url=link)]]
+                    )
+            text = escape(post.text, quote=False)
+            method: TelegramMethod[Any]
+            if post.photo_file_id:
+                method = SendPhoto(
+                    chat_id=group.chat_id,
+                    photo=post.photo_file_id,
+                    caption=text or None,
+                    reply_markup=markup,
+                )
+            else:
+                method = SendMessage(chat_id=group.chat_id, text=text, reply_markup=markup)
+            try:
+                _sent, error = await deliver(app, method, group.chat_id)
+            except Exception as exc:
+                error = f"retry:{type(exc).__name__}: {exc}"
+        retry = bool(error and error.startswith("retry:"))
+        try:
+            async with app.db.transaction() as session:
+                following = await calendar.finish(session, target_id, now, error=error, retry=retry)
+        except Exception:
+            log.exception("scheduled target %s: recording the run failed", target_id)
+            following = None
+        if error:
+            log.warning("scheduled post %s to chat %s failed: %s", post.id, group.chat_id, error)
+            result.posts_failed.append((post.id, group.id))
+        else:
+            log.info(
+                "scheduled post %s sent to chat %s; next run %s",
+                post.id,
+                group.chat_id,
+                following.isoformat() if following else "none",
+            )
+            result.posts_sent.append((post.id, group.id))
+
+
+# ---------------------------------------------------------------- the tick
+
+
+async def digest_hook(app: App, now: datetime) -> None:
+    """The daily digest (filled by the digest issue): runs every tick; it must decide itself,
+    from the database, whether a digest is due, and claim it so it goes out once."""
+    return None
+
+
+async def tick(app: App, now: datetime | None = None) -> TickResult:
+    """Everything due at `now` (default: the current time), each step on its own."""
+    now = now or utcnow()
+    result = TickResult()
+    posts = app.dispatcher.workflow_data["posts"]
+    try:
+        result.deals = await run_due(app.bot, app.db, app.i18n, posts, now)
+    except Exception:
+        log.exception("due-deal check failed")
+    for step in (send_reminders, run_posts):
+        try:
+            await step(app, now, result)
+        except Exception:
+            log.exception("scheduler step %s failed", step.__name__)
+    try:
+        await digest_hook(app, now)
+    except Exception:
+        log.exception("digest hook failed")
+    return result
+
+
+class Jobs:
+    """The app's AsyncIOScheduler with the periodic tick. `start()` inside the event loop;
+    `await stop()` waits for a tick in progress (within a timeout) and shuts down."""
+
+    def __init__(self, app: App, every: float = TICK_SECONDS) -> None:
+        self.app = app
+        self.every = every
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.ticks = 0
+        self._running: asyncio.Task[Any] | None = None
+
+    async def _tick(self) -> None:
+        self._running = asyncio.current_task()
+        try:
+            await tick(self.app)
+        except Exception:  # pragma: no cover - tick logs its own failures
+            log.exception("scheduler tick failed")
+        finally:
+            self.ticks += 1
+            self._running = None
+
+    @property
+    def running(self) -> bool:
+        return self.scheduler.running
+
+    def start(self) -> None:
+        self.scheduler.add_job(
+            self._tick,
+            IntervalTrigger(seconds=self.every, timezone=UTC),
+            id="tick",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC) + timedelta(milliseconds=10),
+        )
+        self.scheduler.start()
+        log.info("scheduler started (tick every %.0f s)", self.every)
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)  # AsyncIOScheduler: runs on the next loop turn
+            for _ in range(10):
+                await asyncio.sleep(0)
+                if not self.scheduler.running:
+                    break
+        running = self._running
+        if running is not None and not running.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(running), timeout)
+            except (TimeoutError, asyncio.CancelledError):
+                log.warning("scheduler stopped with a tick in progress")
+        log.info("scheduler stopped")

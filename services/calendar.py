@@ -1,0 +1,509 @@
+"""The content calendar: owners' scheduled posts, their next runs in each group's timezone,
+validation of what owners type, and claims so a run happens once across instances.
+
+No aiogram here. Rules:
+- A one-off post runs at one UTC moment (typed in the first chosen group's timezone) in every
+  target group. A recurring post (daily / weekly / cron) runs at its wall-clock time in EACH
+  group's own timezone; the next run is computed from the zone's rules, so a 09:00 post
+  stays at 09:00 local across DST changes (a time skipped by the change runs at the first
+  moment after it; a repeated time runs at its first occurrence).
+- A run is claimed with a conditional UPDATE (`claim`): only one caller gets a due target;
+  then the post is sent; then `finish` moves it to its next FUTURE occurrence (missed runs are
+  never sent in bulk: after downtime a recurring post runs once and then at its next time).
+  A claim expires after CLAIM_LEASE, so a crash between claim and finish retries the run.
+- Cron expressions have five fields; anything firing more often than every MIN_INTERVAL, or
+  never, is refused.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import Deal, DealReminderSent, Group, ScheduledPost, ScheduledTarget
+from models.upsert import insert_ignore
+from services.errors import DomainError
+from services.parsing import ParseError
+
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+MIN_INTERVAL = timedelta(minutes=5)
+CLAIM_LEASE = timedelta(minutes=5)
+RETRY_DELAY = timedelta(minutes=1)
+MAX_ATTEMPTS = 3
+KINDS = ("once", "daily", "weekly", "cron")
+INSTANCE = f"i-{uuid.uuid4().hex[:12]}"  # this process, for claims
+
+
+class PostNotFound(DomainError):
+    pass
+
+
+# ---------------------------------------------------------------- validation
+
+
+def tg_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def check_text(text: str, *, photo: bool) -> str:
+    """The post's text within Telegram's limits (4096; a photo's caption 1024)."""
+    text = (text or "").strip()
+    if not text and not photo:
+        raise ParseError("post_empty")
+    limit = CAPTION_LIMIT if photo else TEXT_LIMIT
+    if tg_len(text) > limit:
+        raise ParseError(
+            "caption_too_long" if photo else "post_too_long", max=limit, length=tg_len(text)
+        )
+    return text
+
+
+def parse_clock(text: str) -> str:
+    """'9:00', '09:00', '21.30' → 'HH:MM'; '25:61' is refused."""
+    m = re.fullmatch(r"\s*(\d{1,2})[:：.](\d{2})\s*", text or "")
+    if not m:
+        raise ParseError("clock_format")
+    hour, minute = int(m.group(1)), int(m.group(2))
+    if hour > 23 or minute > 59:
+        raise ParseError("clock_invalid")
+    return f"{hour:02d}:{minute:02d}"
+
+
+def _trigger(expr: str, timezone: str) -> CronTrigger:
+    return CronTrigger.from_crontab(expr, timezone=ZoneInfo(timezone))
+
+
+def check_cron(text: str, timezone: str, now: datetime) -> str:
+    """A five-field cron expression that fires, and at most once every MIN_INTERVAL."""
+    expr = " ".join((text or "").split())
+    fields = expr.split(" ") if expr else []
+    if len(fields) == 6:
+        raise ParseError("cron_seconds")
+    if len(fields) != 5 or len(expr) > 120:
+        raise ParseError("cron_format")
+    try:
+        trigger = _trigger(expr, timezone)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ParseError("cron_format") from exc
+    fires: list[datetime] = []
+    moment = now
+    for _ in range(100):  # covers a full hour of minute values
+        fire = trigger.get_next_fire_time(None, moment)
+        if fire is None:
+            break
+        fires.append(fire)
+        moment = fire + timedelta(seconds=1)
+    if not fires:
+        raise ParseError("cron_never")
+    gaps = [b - a for a, b in zip(fires, fires[1:], strict=False)]
+    if gaps and min(gaps) < MIN_INTERVAL:
+        raise ParseError("cron_too_often", minutes=int(MIN_INTERVAL.total_seconds() // 60))
+    return expr
+
+
+def check_weekdays(days: list[int]) -> str:
+    chosen = sorted({int(d) for d in days if 0 <= int(d) <= 6})
+    if not chosen:
+        raise ParseError("weekdays_empty")
+    return ",".join(str(d) for d in chosen)
+
+
+# ---------------------------------------------------------------- next runs
+
+
+def _at_local(day: date, clock: str, zone: ZoneInfo) -> datetime:
+    hour, minute = (int(x) for x in clock.split(":"))
+    # fold=0: a repeated time runs at its first occurrence; a skipped one maps past the gap.
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).astimezone(UTC)
+
+
+def next_run(post: ScheduledPost, timezone: str, after: datetime) -> datetime | None:
+    """The first run strictly after `after` (UTC) in `timezone`; None when there is none."""
+    after = after.astimezone(UTC)
+    if post.kind == "once":
+        return post.run_at if post.run_at is not None and post.run_at > after else None
+    zone = ZoneInfo(timezone)
+    if post.kind == "cron":
+        fire = _trigger(post.cron or "", timezone).get_next_fire_time(
+            None, after + timedelta(seconds=1)
+        )
+        return fire.astimezone(UTC) if fire is not None else None
+    days = (
+        {int(d) for d in (post.weekdays or "").split(",") if d}
+        if post.kind == "weekly"
+        else set(range(7))
+    )
+    local_day = after.astimezone(zone).date()
+    for offset in range(0, 15):
+        day = local_day + timedelta(days=offset)
+        if day.weekday() not in days:
+            continue
+        candidate = _at_local(day, post.at_time or "00:00", zone)
+        if candidate > after:
+            return candidate
+    return None  # pragma: no cover - a weekday always comes within 15 days
+
+
+def first_run(post: ScheduledPost, timezone: str, now: datetime) -> datetime | None:
+    if post.kind == "once":
+        return post.run_at
+    return next_run(post, timezone, now)
+
+
+# ---------------------------------------------------------------- the owner's posts
+
+
+@dataclass
+class PostSpec:
+    text: str
+    kind: str
+    group_ids: list[int]
+    photo_file_id: str | None = None
+    deal_id: int | None = None
+    run_at: datetime | None = None
+    at_time: str | None = None
+    weekdays: str | None = None
+    cron: str | None = None
+
+
+def _post_from(spec: PostSpec, owner_id: int) -> ScheduledPost:
+    return ScheduledPost(
+        owner_id=owner_id,
+        text=spec.text,
+        photo_file_id=spec.photo_file_id,
+        deal_id=spec.deal_id,
+        kind=spec.kind,
+        run_at=spec.run_at,
+        at_time=spec.at_time,
+        weekdays=spec.weekdays,
+        cron=spec.cron,
+        paused=False,
+    )
+
+
+def validate(spec: PostSpec, timezone: str, now: datetime) -> None:
+    """Everything a stored post must satisfy (the wizard checked each piece already)."""
+    if spec.kind not in KINDS:
+        raise ParseError("kind_unknown")
+    if not spec.group_ids:
+        raise ParseError("groups_empty")
+    check_text(spec.text, photo=spec.photo_file_id is not None)
+    if spec.kind == "once":
+        if spec.run_at is None or spec.run_at <= now:
+            raise ParseError("time_past")
+    elif spec.kind in ("daily", "weekly"):
+        parse_clock(spec.at_time or "")
+        if spec.kind == "weekly":
+            check_weekdays([int(d) for d in (spec.weekdays or "").split(",") if d])
+    else:
+        check_cron(spec.cron or "", timezone, now)
+
+
+async def create(
+    session: AsyncSession, owner_id: int, spec: PostSpec, now: datetime
+) -> ScheduledPost:
+    groups = {
+        g.id: g for g in await session.scalars(select(Group).where(Group.id.in_(spec.group_ids)))
+    }
+    ordered = [groups[i] for i in spec.group_ids if i in groups]
+    if not ordered:
+        raise ParseError("groups_empty")
+    validate(spec, ordered[0].timezone, now)
+    post = _post_from(spec, owner_id)
+    session.add(post)
+    await session.flush()
+    for group in ordered:
+        session.add(
+            ScheduledTarget(
+                post_id=post.id,
+                group_id=group.id,
+                next_run_at=first_run(post, group.timezone, now),
+                attempts=0,
+            )
+        )
+    await session.flush()
+    return post
+
+
+def preview_runs(
+    spec: PostSpec, groups: list[Group], now: datetime
+) -> list[tuple[Group, datetime]]:
+    post = _post_from(spec, 0)
+    runs = []
+    for group in groups:
+        moment = first_run(post, group.timezone, now)
+        if moment is not None:
+            runs.append((group, moment))
+    return runs
+
+
+@dataclass
+class Listed:
+    post: ScheduledPost
+    groups: list[Group] = field(default_factory=list)
+    next_run: tuple[Group, datetime] | None = None
+
+
+async def owned(session: AsyncSession, owner_id: int, limit: int = 20) -> list[Listed]:
+    posts = list(
+        await session.scalars(
+            select(ScheduledPost)
+            .where(ScheduledPost.owner_id == owner_id)
+            .order_by(ScheduledPost.id.desc())
+            .limit(limit)
+        )
+    )
+    if not posts:
+        return []
+    rows = await session.execute(
+        select(ScheduledTarget, Group)
+        .join(Group, Group.id == ScheduledTarget.group_id)
+        .where(ScheduledTarget.post_id.in_([p.id for p in posts]))
+        .order_by(ScheduledTarget.id)
+    )
+    listed = {p.id: Listed(p) for p in posts}
+    for target, group in rows:
+        item = listed[target.post_id]
+        item.groups.append(group)
+        if target.next_run_at is not None and (
+            item.next_run is None or target.next_run_at < item.next_run[1]
+        ):
+            item.next_run = (group, target.next_run_at)
+    return list(listed.values())
+
+
+async def get_owned(session: AsyncSession, post_id: int, owner_id: int) -> ScheduledPost:
+    post = await session.get(ScheduledPost, post_id)
+    if post is None or post.owner_id != owner_id:
+        raise PostNotFound(post_id)
+    return post
+
+
+async def set_paused(
+    session: AsyncSession, post_id: int, owner_id: int, paused: bool, now: datetime
+) -> ScheduledPost:
+    """Pause, or resume: a resumed recurring post runs next at its next future time (the
+    runs it missed while paused are not sent)."""
+    post = await get_owned(session, post_id, owner_id)
+    post.paused = paused
+    post.updated_at = now
+    if not paused and post.kind != "once":
+        rows = await session.execute(
+            select(ScheduledTarget, Group)
+            .join(Group, Group.id == ScheduledTarget.group_id)
+            .where(ScheduledTarget.post_id == post_id)
+        )
+        for target, group in rows:
+            if target.next_run_at is None or target.next_run_at <= now:
+                target.next_run_at = next_run(post, group.timezone, now)
+    await session.flush()
+    return post
+
+
+async def edit_text(
+    session: AsyncSession, post_id: int, owner_id: int, text: str, now: datetime
+) -> ScheduledPost:
+    post = await get_owned(session, post_id, owner_id)
+    post.text = check_text(text, photo=post.photo_file_id is not None)
+    post.updated_at = now
+    await session.flush()
+    return post
+
+
+async def remove(session: AsyncSession, post_id: int, owner_id: int) -> None:
+    await get_owned(session, post_id, owner_id)
+    await session.execute(delete(ScheduledTarget).where(ScheduledTarget.post_id == post_id))
+    await session.execute(delete(ScheduledPost).where(ScheduledPost.id == post_id))
+
+
+async def owner_deal(session: AsyncSession, deal_id: int, owner_id: int) -> Deal:
+    deal = await session.get(Deal, deal_id)
+    if deal is None or deal.owner_id != owner_id:
+        raise ParseError("deal_unknown")
+    return deal
+
+
+# ---------------------------------------------------------------- runs (scheduler side)
+
+
+async def due(session: AsyncSession, now: datetime, limit: int = 100) -> list[int]:
+    """Targets due now and not claimed by anyone (ids)."""
+    rows = await session.scalars(
+        select(ScheduledTarget.id)
+        .join(ScheduledPost, ScheduledPost.id == ScheduledTarget.post_id)
+        .where(
+            ScheduledTarget.next_run_at.is_not(None),
+            ScheduledTarget.next_run_at <= now,
+            ScheduledPost.paused.is_(False),
+            or_(ScheduledTarget.claimed_until.is_(None), ScheduledTarget.claimed_until < now),
+        )
+        .order_by(ScheduledTarget.next_run_at)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def claim(
+    session: AsyncSession, target_id: int, now: datetime, owner: str = INSTANCE
+) -> bool:
+    """Take a due target for this instance; False if someone else has it or it is not due."""
+    paused = select(ScheduledPost.paused).where(ScheduledPost.id == ScheduledTarget.post_id)
+    result = await session.execute(
+        update(ScheduledTarget)
+        .where(
+            ScheduledTarget.id == target_id,
+            ScheduledTarget.next_run_at.is_not(None),
+            ScheduledTarget.next_run_at <= now,
+            or_(ScheduledTarget.claimed_until.is_(None), ScheduledTarget.claimed_until < now),
+            paused.scalar_subquery().is_(False),
+        )
+        .values(claimed_by=owner, claimed_until=now + CLAIM_LEASE)
+        .execution_options(synchronize_session=False)
+    )
+    return (result.rowcount or 0) > 0
+
+
+async def claimed(
+    session: AsyncSession, target_id: int
+) -> tuple[ScheduledTarget, ScheduledPost, Group]:
+    row = (
+        await session.execute(
+            select(ScheduledTarget, ScheduledPost, Group)
+            .join(ScheduledPost, ScheduledPost.id == ScheduledTarget.post_id)
+            .join(Group, Group.id == ScheduledTarget.group_id)
+            .where(ScheduledTarget.id == target_id)
+        )
+    ).one()
+    return row[0], row[1], row[2]
+
+
+async def finish(
+    session: AsyncSession,
+    target_id: int,
+    now: datetime,
+    *,
+    error: str | None = None,
+    retry: bool = False,
+    owner: str = INSTANCE,
+) -> datetime | None:
+    """After sending (or failing to): move the target to its next future run and release the
+    claim. `retry`: a transient failure, tried again after RETRY_DELAY (MAX_ATTEMPTS in all).
+    Returns the next run (None: the post is done in this group)."""
+    target, post, group = await claimed(session, target_id)
+    if target.claimed_by != owner:
+        return target.next_run_at
+    if retry and target.attempts + 1 < MAX_ATTEMPTS:
+        target.attempts += 1
+        target.last_error = (error or "")[:200]
+        target.claimed_by = None
+        target.claimed_until = now + RETRY_DELAY  # not claimable before then
+        await session.flush()
+        return target.next_run_at
+    target.next_run_at = None if post.kind == "once" else next_run(post, group.timezone, now)
+    target.last_run_at = now
+    target.last_error = (error or "")[:200] or None
+    target.attempts = 0
+    target.claimed_by = None
+    target.claimed_until = None
+    await session.flush()
+    return target.next_run_at
+
+
+async def stop_group(session: AsyncSession, group_id: int) -> None:
+    """The group refused the bot (403): its scheduled posts stop."""
+    await session.execute(
+        update(ScheduledTarget)
+        .where(ScheduledTarget.group_id == group_id)
+        .values(next_run_at=None, claimed_by=None, claimed_until=None)
+    )
+
+
+async def upcoming(session: AsyncSession, limit: int = 10) -> list[tuple[ScheduledTarget, Group]]:
+    """The next scheduled runs (for an operator view)."""
+    rows = await session.execute(
+        select(ScheduledTarget, Group)
+        .join(Group, Group.id == ScheduledTarget.group_id)
+        .join(ScheduledPost, ScheduledPost.id == ScheduledTarget.post_id)
+        .where(ScheduledTarget.next_run_at.is_not(None), ScheduledPost.paused.is_(False))
+        .order_by(ScheduledTarget.next_run_at)
+        .limit(limit)
+    )
+    return [(t, g) for t, g in rows]
+
+
+# ---------------------------------------------------------------- reminders before closing
+
+REMINDERS: dict[str, timedelta] = {"2h": timedelta(hours=2), "15m": timedelta(minutes=15)}
+REMINDER_STALE = timedelta(minutes=5)  # later than this after its moment: skipped, not sent
+REMINDER_MIN_LEFT = timedelta(minutes=2)  # closes sooner than this: a reminder is pointless
+
+
+@dataclass(frozen=True)
+class ReminderDue:
+    deal_id: int
+    kind: str
+    moment: datetime  # when it should have gone out
+    stale: bool
+
+
+async def reminders_due(
+    session: AsyncSession, now: datetime, reminders: dict[str, timedelta] | None = None
+) -> list[ReminderDue]:
+    """Reminders whose moment came and that were not taken yet. Stale ones (their moment
+    passed more than REMINDER_STALE ago, before the deal opened, or the deal closes within
+    REMINDER_MIN_LEFT) are listed with stale=True: the caller records and logs them."""
+
+    reminders = reminders or REMINDERS
+    horizon = max(reminders.values())
+    deals = list(
+        await session.scalars(
+            select(Deal).where(
+                Deal.status == "open", Deal.closes_at > now, Deal.closes_at <= now + horizon
+            )
+        )
+    )
+    if not deals:
+        return []
+    taken = {
+        (d, k)
+        for d, k in await session.execute(
+            select(DealReminderSent.deal_id, DealReminderSent.kind).where(
+                DealReminderSent.deal_id.in_([d.id for d in deals])
+            )
+        )
+    }
+    result = []
+    for deal in deals:
+        # The shortest first: after downtime only the reminder that still matters is sent.
+        for kind, before in sorted(reminders.items(), key=lambda kv: kv[1]):
+            moment = deal.closes_at - before
+            if moment > now or (deal.id, kind) in taken:
+                continue
+            stale = (
+                now - moment > REMINDER_STALE
+                or moment < deal.opens_at
+                or deal.closes_at - now < REMINDER_MIN_LEFT
+            )
+            result.append(ReminderDue(deal.id, kind, moment, stale))
+    return result
+
+
+async def take_reminder(
+    session: AsyncSession, deal_id: int, kind: str, now: datetime, outcome: str
+) -> bool:
+    """Record the reminder (once per deal and kind); True when this call took it."""
+
+    return await insert_ignore(
+        session,
+        DealReminderSent.__table__,
+        {"deal_id": deal_id, "kind": kind, "outcome": outcome, "sent_at": now},
+        ("deal_id", "kind"),
+    )

@@ -1,0 +1,311 @@
+"""The content calendar: validation of what owners type, next runs in each group's timezone
+through DST changes, and the /schedule wizard and list through the real Dispatcher (every
+refused input stays on its step and saves nothing)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiogram.methods import SendPhoto
+from aiogram.types import PhotoSize
+from sqlalchemy import func, select
+
+from handlers import schedule as schedule_handlers
+from handlers.schedule import ScheduleCB, ScheduleItemCB
+from models import ScheduledPost, ScheduledTarget
+from services import calendar
+from services.parsing import ParseError
+from tests.builders import private
+from tests.test_deal_wizard import OWNER, SHANGHAI, STRANGER, add_group
+
+NOW = datetime(2026, 3, 20, 6, 0, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- rules
+
+
+@pytest.mark.parametrize("text", ["25:61", "24:00", "9:60", "nine", "", "0900"])
+def test_bad_clock_times_are_refused(text: str) -> None:
+    with pytest.raises(ParseError):
+        calendar.parse_clock(text)
+
+
+@pytest.mark.parametrize(("text", "expected"), [("9:00", "09:00"), ("21.30", "21:30")])
+def test_clock_times(text: str, expected: str) -> None:
+    assert calendar.parse_clock(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("expr", "reason"),
+    [
+        ("0 0 30 2 *", "cron_never"),
+        ("* * * * *", "cron_too_often"),
+        ("*/2 * * * *", "cron_too_often"),
+        ("0,1 9 * * *", "cron_too_often"),
+        ("* * * * * *", "cron_seconds"),
+        ("0 9 * *", "cron_format"),
+        ("61 9 * * *", "cron_format"),
+        ("hello world a b c", "cron_format"),
+    ],
+)
+def test_bad_cron_expressions_are_refused(expr: str, reason: str) -> None:
+    with pytest.raises(ParseError) as err:
+        calendar.check_cron(expr, "Europe/Berlin", NOW)
+    assert err.value.reason == reason
+
+
+@pytest.mark.parametrize("expr", ["*/5 * * * *", "0 9 * * 1-5", "0 0 29 2 *", "55,0 * * * *"])
+def test_cron_expressions_at_most_every_5_minutes_are_accepted(expr: str) -> None:
+    assert calendar.check_cron(expr, "Europe/Berlin", NOW) == expr
+
+
+def test_text_limits() -> None:
+    assert calendar.check_text("x" * 4096, photo=False)
+    with pytest.raises(ParseError) as err:
+        calendar.check_text("x" * 4097, photo=False)
+    assert err.value.reason == "post_too_long"
+    assert calendar.check_text("x" * 1024, photo=True)
+    with pytest.raises(ParseError) as err:
+        calendar.check_text("x" * 1025, photo=True)
+    assert err.value.reason == "caption_too_long"
+    with pytest.raises(ParseError):
+        calendar.check_text("  ", photo=False)
+    assert calendar.check_text("", photo=True) == ""
+
+
+def post(kind: str, **values) -> ScheduledPost:
+    return ScheduledPost(kind=kind, text="hi", **values)
+
+
+BERLIN = "Europe/Berlin"
+
+
+def test_daily_0900_in_berlin_follows_dst() -> None:
+    daily = post("daily", at_time="09:00")
+    moment = datetime(2026, 3, 26, 12, 0, tzinfo=UTC)
+    runs = []
+    for _ in range(5):
+        moment = calendar.next_run(daily, BERLIN, moment)
+        runs.append(moment)
+    assert runs == [
+        datetime(2026, 3, 27, 8, 0, tzinfo=UTC),
+        datetime(2026, 3, 28, 8, 0, tzinfo=UTC),
+        datetime(2026, 3, 29, 7, 0, tzinfo=UTC),  # CEST from 2026-03-29
+        datetime(2026, 3, 30, 7, 0, tzinfo=UTC),
+        datetime(2026, 3, 31, 7, 0, tzinfo=UTC),
+    ]
+    # and back in October
+    assert calendar.next_run(daily, BERLIN, datetime(2026, 10, 24, 12, 0, tzinfo=UTC)) == datetime(
+        2026, 10, 25, 8, 0, tzinfo=UTC
+    )
+
+
+def test_weekly_and_cron_in_berlin_follow_dst() -> None:
+    weekly = post("weekly", at_time="09:00", weekdays="5")  # Saturdays
+    first = calendar.next_run(weekly, BERLIN, datetime(2026, 3, 22, tzinfo=UTC))
+    second = calendar.next_run(weekly, BERLIN, first)
+    assert (first, second) == (
+        datetime(2026, 3, 28, 8, 0, tzinfo=UTC),
+        datetime(2026, 4, 4, 7, 0, tzinfo=UTC),
+    )
+    cron = post("cron", cron="0 9 * * *")
+    assert calendar.next_run(cron, BERLIN, datetime(2026, 3, 28, 8, 0, tzinfo=UTC)) == datetime(
+        2026, 3, 29, 7, 0, tzinfo=UTC
+    )
+    # A time skipped by the change (02:30 on 2026-03-29) runs right after the gap.
+    night = post("daily", at_time="02:30")
+    assert calendar.next_run(night, BERLIN, datetime(2026, 3, 28, 12, 0, tzinfo=UTC)) == datetime(
+        2026, 3, 29, 1, 30, tzinfo=UTC
+    )
+
+
+def test_once_runs_only_at_its_moment() -> None:
+    once = post("once", run_at=NOW)
+    assert calendar.next_run(once, BERLIN, NOW - timedelta(minutes=1)) == NOW
+    assert calendar.next_run(once, BERLIN, NOW) is None
+
+
+# ---------------------------------------------------------------- the wizard
+
+
+def sc(step: str, action: str, value: str = "") -> str:
+    return ScheduleCB(step=step, action=action, value=value).pack()
+
+
+def si(action: str, post_id: int = 0) -> str:
+    return ScheduleItemCB(action=action, post_id=post_id).pack()
+
+
+async def say(harness, text: str, user=OWNER, **fields) -> str:
+    await harness.feed(harness.updates.message(private(user), user, text, **fields))
+    return harness.api.sent(user.id)[-1].text
+
+
+async def tap(harness, data: str, user=OWNER):
+    before = len(harness.api.answers())
+    await harness.feed(harness.updates.callback(user, data))
+    answers = harness.api.answers()
+    assert len(answers) == before + 1, "every callback is answered"
+    return answers[-1]
+
+
+async def saved(harness) -> int:
+    async with harness.db.read() as s:
+        return await s.scalar(select(func.count()).select_from(ScheduledPost))
+
+
+@pytest.fixture
+def frozen(monkeypatch):
+    moment = datetime(2026, 3, 20, 6, 0, tzinfo=UTC)
+    monkeypatch.setattr(schedule_handlers, "now", lambda: moment)
+    return moment
+
+
+async def to_when(harness, kind: str, text: str = "Fresh mangoes today!") -> None:
+    assert "Which groups" in await say(harness, "/schedule")
+    await tap(harness, sc("groups", "done"))
+    assert "Send the post" in harness.api.sent(OWNER.id)[-1].text
+    assert "Add a button" in await say(harness, text)
+    await tap(harness, sc("button", "nodeal"))
+    await tap(harness, sc("kind", "kind", kind))
+
+
+async def test_daily_post_end_to_end_then_list_pause_edit_delete(harness, frozen) -> None:
+    group_id = await add_group(harness, timezone="Europe/Berlin")
+    await to_when(harness, "daily")
+    assert "HH:MM" in harness.api.sent(OWNER.id)[-1].text
+    refused = await say(harness, "25:61")
+    assert "00 to 23" in refused and "<code>09:00</code>" in refused
+    assert await saved(harness) == 0
+    preview = await say(harness, "09:00")
+    assert "Schedule: daily at 09:00" in preview
+    assert "Next run in Fruit Lovers: 2026-03-20 09:00 (Europe/Berlin)" in preview
+    assert harness.api.sent(OWNER.id)[-2].text == "Fresh mangoes today!"  # the post itself
+    answer = await tap(harness, sc("preview", "save"))
+    assert answer.text == "Saved"
+    async with harness.db.read() as s:
+        row = await s.scalar(select(ScheduledPost))
+        target = await s.scalar(select(ScheduledTarget))
+    assert (row.kind, row.at_time, row.owner_id) == ("daily", "09:00", OWNER.id)
+    assert (target.group_id, target.next_run_at) == (
+        group_id,
+        datetime(2026, 3, 20, 8, 0, tzinfo=UTC),
+    )
+
+    listing = await say(harness, "/schedule list")
+    assert f"#{row.id} · daily at 09:00 · next: 2026-03-20 09:00 (Europe/Berlin)" in listing
+    await tap(harness, si("pause", row.id))
+    assert "paused" in harness.api.sent(OWNER.id)[-1].text
+    async with harness.db.read() as s:
+        assert (await s.get(ScheduledPost, row.id)).paused is True
+    await tap(harness, si("resume", row.id))
+    async with harness.db.read() as s:
+        assert (await s.get(ScheduledPost, row.id)).paused is False
+
+    await tap(harness, si("edit", row.id))
+    too_long = await say(harness, "y" * 4097)
+    assert "at most 4096" in too_long
+    assert "updated" in await say(harness, "Mangoes are back!")
+    async with harness.db.read() as s:
+        assert (await s.get(ScheduledPost, row.id)).text == "Mangoes are back!"
+
+    # Somebody else's buttons change nothing.
+    assert (await tap(harness, si("delete", row.id), user=STRANGER)).show_alert
+    assert await saved(harness) == 1
+    await tap(harness, si("delete", row.id))
+    assert await saved(harness) == 0
+
+
+async def test_weekly_post_with_photo_and_deal_button(harness, frozen) -> None:
+    from tests.test_deal_post import create_deal
+
+    group_id = await add_group(harness, timezone="Europe/Berlin")
+    deal_id = await create_deal(harness, [group_id], owner=OWNER.id)
+    await say(harness, "/schedule")
+    await tap(harness, sc("groups", "done"))
+    photo = [PhotoSize(file_id="PHOTO1", file_unique_id="u1", width=10, height=10)]
+    refused = await say(harness, None, photo=photo, caption="c" * 1025)
+    assert "at most 1024" in refused
+    await say(harness, None, photo=photo, caption="Weekend special")
+    assert "not one of your deals" in await say(harness, "D99999")
+    await say(harness, f"D{deal_id}")
+    await tap(harness, sc("kind", "kind", "weekly"))
+    answer = await tap(harness, sc("days", "done"))
+    assert answer.show_alert  # no day chosen
+    await tap(harness, sc("days", "day", "5"))
+    await tap(harness, sc("days", "day", "6"))
+    await tap(harness, sc("days", "done"))
+    preview = await say(harness, "9:00")
+    assert "every Sat, Sun at 09:00" in preview
+    shown = harness.api.of(SendPhoto)[-1]
+    assert shown.caption == "Weekend special"
+    assert shown.reply_markup.inline_keyboard[0][0].url.endswith(f"?start=deal_{deal_id}")
+    await tap(harness, sc("preview", "save"))
+    async with harness.db.read() as s:
+        row = await s.scalar(select(ScheduledPost))
+        target = await s.scalar(select(ScheduledTarget))
+    assert (row.weekdays, row.photo_file_id, row.deal_id) == ("5,6", "PHOTO1", deal_id)
+    assert target.next_run_at == datetime(2026, 3, 21, 8, 0, tzinfo=UTC)  # Saturday 09:00 CET
+
+
+@pytest.mark.parametrize(
+    ("kind", "typed", "expected"),
+    [
+        ("once", "2026-02-30 10:00", "date"),
+        ("once", "25:61", ""),
+        ("once", "2026-01-01 10:00", ""),  # in the past
+        ("cron", "0 0 30 2 *", "never fires"),
+        ("cron", "* * * * *", "every 5 minutes"),
+        ("cron", "*/1 * * * * *", "seconds"),
+        ("cron", "every day", "five fields"),
+        ("daily", "9", "HH:MM"),
+    ],
+)
+async def test_bad_times_are_refused_and_nothing_is_saved(
+    harness, frozen, kind: str, typed: str, expected: str
+) -> None:
+    await add_group(harness, timezone="Europe/Berlin")
+    await to_when(harness, kind)
+    prompt = harness.api.sent(OWNER.id)[-1].text
+    answer = await say(harness, typed)
+    assert answer != prompt and "<code>" in answer
+    assert expected in answer
+    assert await saved(harness) == 0
+    state = await harness.app.dispatcher.storage.get_state(
+        key=__import__("aiogram").fsm.storage.base.StorageKey(
+            bot_id=harness.app.bot.id, chat_id=OWNER.id, user_id=OWNER.id
+        )
+    )
+    assert state == "ScheduleWizard:when"  # stays on its step
+
+
+async def test_too_long_post_is_refused(harness, frozen) -> None:
+    await add_group(harness)
+    await say(harness, "/schedule")
+    await tap(harness, sc("groups", "done"))
+    answer = await say(harness, "x" * 5000)
+    assert "5000 characters" in answer and "4096" in answer
+    assert await saved(harness) == 0
+
+
+async def test_once_post_and_cancel(harness, frozen) -> None:
+    await add_group(harness, timezone="Europe/Berlin")
+    await to_when(harness, "once")
+    preview = await say(harness, "2026-03-29 09:00")
+    assert "2026-03-29 09:00 (Europe/Berlin)" in preview
+    await tap(harness, sc("preview", "back"))
+    await tap(harness, sc("when", "cancel"))
+    assert await saved(harness) == 0
+    await to_when(harness, "once")
+    await say(harness, "2026-03-29 09:00")
+    await tap(harness, sc("preview", "save"))
+    async with harness.db.read() as s:
+        target = await s.scalar(select(ScheduledTarget))
+    assert target.next_run_at == datetime(2026, 3, 29, 7, 0, tzinfo=UTC)
+
+
+async def test_only_owners_can_schedule(harness) -> None:
+    await add_group(harness, chat=SHANGHAI)
+    answer = await say(harness, "/schedule", user=STRANGER)
+    assert "Only owners" in answer
