@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.sender import Sender
 from handlers.common import quote
+from services import calendar
 from services import deals as deal_service
 
 FAILURES_SHOWN = 10
@@ -67,6 +68,12 @@ async def status_command(
     lines += [f"• {_when(d.closes_at)} · {d.code} {quote(_cut(d.title, 40))}" for d in closing] or [
         _("None")
     ]
+    upcoming = await calendar.upcoming(session, DEALS_SHOWN)
+    lines += ["", "<b>" + _("Next scheduled posts") + "</b>"]
+    lines += [
+        f"• {_when(target.next_run_at)} · #{target.post_id} → {quote(_cut(group.title, 40))}"
+        for target, group in upcoming
+    ] or [_("None")]
     await message.answer("\n".join(lines))
 
 

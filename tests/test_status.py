@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from aiogram.methods import SendMessage
 
+from services import calendar
 from services.timezones import utcnow
 from tests.builders import person, private
 from tests.test_deal_post import GROUP, add_group, create_deal
@@ -50,7 +51,23 @@ async def test_admin_sees_the_figures_and_the_next_deals(harness) -> None:
 
 async def test_nothing_to_report(harness) -> None:
     text = await status(harness, ADMIN)
-    assert "Sent: 0 · failed: 0" in text and text.count("None") == 3
+    assert "Sent: 0 · failed: 0" in text and text.count("None") == 4
+
+
+async def test_admin_sees_the_next_scheduled_posts(harness) -> None:
+    group_id = await add_group(harness)
+    async with harness.db.transaction() as session:
+        post = await calendar.create(
+            session,
+            ADMIN.id,
+            calendar.PostSpec(
+                text="Fresh mangoes", kind="daily", group_ids=[group_id], at_time="09:00"
+            ),
+            utcnow(),
+        )
+    text = await status(harness, ADMIN)
+    scheduled = text.split("Next scheduled posts")[1]
+    assert f"#{post.id} → " in scheduled and "None" not in scheduled
 
 
 async def test_others_are_refused(harness) -> None:
