@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.posts import PostRefresher
 from bot.sender import Sender, sender_for
 from handlers.common import quote
+from handlers.deal_texts import status_name
 from models import Database, Deal, Group, Order, User
 from models.db import after_commit
 from services import deals as deal_service
@@ -90,18 +91,6 @@ def status_label(status: str) -> str:
         "active": _("joined"),
         "confirmed": _("confirmed"),
         "failed": _("deal failed"),
-        "cancelled": _("cancelled"),
-    }
-    return labels.get(status, status)
-
-
-def deal_status_label(status: str) -> str:
-    labels = {
-        "scheduled": _("scheduled"),
-        "open": _("open"),
-        "paused": _("paused"),
-        "succeeded": _("succeeded"),
-        "failed": _("failed"),
         "cancelled": _("cancelled"),
     }
     return labels.get(status, status)
@@ -221,7 +210,7 @@ def _totals(deal: Deal, rows: list[tuple[Order, User | None]], timezone: str) ->
     units = sum(o.quantity for o, _u in rows)
     lines = [
         _("<b>{code} · {title}</b> ({status})").format(
-            code=deal.code, title=quote(deal.title), status=deal_status_label(deal.status)
+            code=deal.code, title=quote(deal.title), status=status_name(deal.status)
         ),
         (_("Closed: {time}") if deal.closed_at else _("Closes: {time}")).format(
             time=local_time(deal.closed_at or deal.closes_at, timezone)
@@ -544,7 +533,7 @@ def not_confirmed_text(exc: NotConfirmed) -> str:
     if exc.deal_status != "succeeded":
         return _(
             "Only orders of a deal that succeeded can be handed over; this deal is {status}."
-        ).format(status=deal_status_label(exc.deal_status))
+        ).format(status=status_name(exc.deal_status))
     return _("Only confirmed orders can be handed over; this order is {status}.").format(
         status=status_label(exc.order_status)
     )
@@ -563,7 +552,7 @@ async def _owned_deals_keyboard(session: AsyncSession, owner_id: int) -> InlineK
     rows = [
         [
             InlineKeyboardButton(
-                text=f"{deal.code} · {deal.title[:40]} · {deal_status_label(deal.status)}",
+                text=f"{deal.code} · {deal.title[:40]} · {status_name(deal.status)}",
                 callback_data=OrdersCB(action="list", deal_id=deal.id).pack(),
             )
         ]
