@@ -203,6 +203,15 @@ async def test_a_group_that_removed_the_bot_gets_nothing_and_the_post_moves_on(h
 # ---------------------------------------------------------------- restart and two instances
 
 
+def steady_now() -> datetime:
+    """A "now" one minute past a 5-minute boundary, so the ticks a few seconds later cannot
+    legitimately reach the next run of the */5 cron or the daily 09:00 post."""
+    real = utcnow()
+    return real.replace(minute=real.minute - real.minute % 5, second=0, microsecond=0) + timedelta(
+        minutes=1
+    )
+
+
 async def past_items(harness, now: datetime) -> dict[str, int]:
     """Everything that fell due while the bot was down."""
     group_id = await add_group(harness, timezone="Europe/Berlin")
@@ -242,7 +251,7 @@ async def check_once(harness, apis: list[FakeTelegram], items: dict[str, int], n
 
 
 async def test_restart_with_due_items_handles_each_once(harness) -> None:
-    now = utcnow()
+    now = steady_now()
     items = await past_items(harness, now)
     harness.api.clear()
     await tick(harness.app, now)
@@ -252,7 +261,7 @@ async def test_restart_with_due_items_handles_each_once(harness) -> None:
 
 
 async def test_two_instances_on_one_database_never_double_run(harness, settings) -> None:
-    now = utcnow()
+    now = steady_now()
     items = await past_items(harness, now)
     harness.api.clear()
     api2 = FakeTelegram()
