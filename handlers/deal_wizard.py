@@ -1063,10 +1063,6 @@ async def start_copy(
     await show_step(bot, user_id, step, state, session, admins, settings, note=note)
 
 
-async def stale_button(query: CallbackQuery) -> None:
-    await query.answer(_("This button is out of date."), show_alert=True)
-
-
 def router() -> Router:
     r = Router(name="deal_wizard")
     r.message.filter(F.chat.type == "private")
@@ -1077,5 +1073,4 @@ def router() -> Router:
     r.message.register(text_typed, StateFilter(DealWizard), F.text, ~F.text.startswith("/"))
     r.message.register(other_content, StateFilter(DealWizard), ~F.text)
     r.callback_query.register(wizard_button, WizardCB.filter())
-    r.callback_query.register(stale_button, F.data.startswith("dw:"))
     return r

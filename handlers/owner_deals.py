@@ -488,10 +488,6 @@ async def close_button(
     await send_card(bot, session, deal, settings, note.format(code=deal.code))
 
 
-async def stale_button(query: CallbackQuery) -> None:
-    await query.answer(_("This button is out of date."), show_alert=True)
-
-
 def router() -> Router:
     r = Router(name="owner_deals")
     r.message.filter(F.chat.type == "private")
@@ -504,5 +500,4 @@ def router() -> Router:
         close_button, OwnerDealCB.filter(F.action.in_({"close", "cancel_yes"}))
     )
     r.callback_query.register(owner_button, OwnerDealCB.filter())
-    r.callback_query.register(stale_button, F.data.startswith("od:"))
     return r

@@ -101,8 +101,8 @@ async def plain_text(message: Message) -> None:
 
 async def stale_button(query: CallbackQuery) -> None:
     """A button no handler took (an old message, a removed feature, data that does not
-    parse): answer anyway so the client stops waiting."""
-    await query.answer()
+    parse): every router relies on this one answer, so the client never keeps waiting."""
+    await query.answer(_("This button is out of date."), show_alert=True)
 
 
 def router() -> Router:
