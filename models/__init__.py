@@ -4,24 +4,43 @@ from models.base import Base
 from models.db import Database, current_session
 from models.deals import Deal, DealPost, Order
 from models.delivery import SendFailure
+from models.digest import DigestRun, DigestSubscription
 from models.entities import FsmState, Group, GroupAdmin, Membership, ProcessedUpdate, User
+from models.growth import (
+    CreditEntry,
+    GroupActivityDay,
+    InviteLink,
+    MemberActivityDay,
+    Referral,
+    ShareClick,
+    ShareLink,
+)
 from models.schedule import DealReminderSent, ScheduledPost, ScheduledTarget
 
 __all__ = [
     "Base",
+    "CreditEntry",
     "Database",
     "Deal",
-    "DealReminderSent",
     "DealPost",
+    "DealReminderSent",
+    "DigestRun",
+    "DigestSubscription",
     "FsmState",
     "Group",
+    "GroupActivityDay",
     "GroupAdmin",
+    "InviteLink",
+    "MemberActivityDay",
     "Membership",
     "Order",
     "ProcessedUpdate",
+    "Referral",
     "ScheduledPost",
     "ScheduledTarget",
     "SendFailure",
+    "ShareClick",
+    "ShareLink",
     "User",
     "current_session",
 ]

@@ -46,6 +46,11 @@ class Deal(Base):
     opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
     pickup_note: Mapped[str] = mapped_column(Text, default="")
+    # Reminders before closing, minutes, comma-separated and descending ("120,15");
+    # NULL: the default (2 h and 15 min); "": none.
+    reminders: Mapped[str | None] = mapped_column(String(64))
+    # Commission for this deal in basis points; NULL: the group's setting.
+    commission_bp: Mapped[int | None] = mapped_column(Integer)
     # scheduled | open | paused | succeeded | failed | cancelled
     status: Mapped[str] = mapped_column(String(16), index=True)
     total_qty: Mapped[int] = mapped_column(Integer, default=0)
@@ -102,6 +107,13 @@ class Order(Base):
     pickup_code: Mapped[str] = mapped_column(String(16), unique=True)
     # none | ready | picked_up | delivered
     fulfilment: Mapped[str] = mapped_column(String(16), default="none")
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Single-level referral: who gets credit for this order (a share link's sharer), never
+    # the buyer; set when the order is placed (last click within the group's window).
+    referrer_id: Mapped[int | None] = mapped_column(BigInteger)
+    share_code: Mapped[str | None] = mapped_column(String(32))
+    # Credit spent on this order as a discount (minor units, <= amount).
+    discount: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
 

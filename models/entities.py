@@ -37,6 +37,8 @@ class User(Base):
     language_code: Mapped[str | None] = mapped_column(String(35))
     language: Mapped[str | None] = mapped_column(String(16))
     started: Mapped[bool] = mapped_column(Boolean, default=False)
+    # /hideme: never shown on leaderboards (/top) in any group.
+    leaderboard_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
 
@@ -60,6 +62,16 @@ class Group(Base):
     language: Mapped[str] = mapped_column(String(16))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     added_by: Mapped[int | None] = mapped_column(BigInteger)
+    # Growth (owner settings): commission in basis points (500 = 5 %), share-link attribution
+    # window in days, whether members may spend credit as a discount, and the "core member"
+    # threshold (active on at least N of the last 14 days).
+    commission_bp: Mapped[int] = mapped_column(Integer, default=0)
+    attribution_days: Mapped[int] = mapped_column(Integer, default=7)
+    credit_spendable: Mapped[bool] = mapped_column(Boolean, default=False)
+    core_min_days: Mapped[int] = mapped_column(Integer, default=5)
+    # Daily digest: local wall-clock time "HH:MM" in the group's timezone, and on/off.
+    digest_time: Mapped[str] = mapped_column(String(5), default="09:00")
+    digest_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     admins_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
@@ -95,6 +107,7 @@ class Membership(Base):
     )  # member | administrator | creator | left | kicked | restricted
     joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_active_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
 
     __table_args__ = (Index("ix_memberships_user_id", "user_id"),)
