@@ -6,6 +6,10 @@ are final. Marking an order with the state it already has changes nothing (idemp
 double tap or a second owner click notifies the member once. Each change is a conditional
 UPDATE on the order's current fulfilment, so two concurrent marks cannot both report a change.
 Only the deal's owner may mark. Callers learn exactly which orders changed (to notify them).
+
+Commission (services.credit): picking up, delivering or marking paid credits the order's
+referrer in the same transaction (`Marked.credit`); refunding a confirmed order cancels it
+and reverses that credit (`Refunded.entries`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Deal, Order
+from models import CreditEntry, Deal, Order
+from services import credit as credit_service
 from services import deals as deal_service
 from services.deals import DealNotFound, NotDealOwner
 from services.errors import DomainError
@@ -40,11 +45,14 @@ __all__ = [
     "NotConfirmed",
     "NotDealOwner",
     "OrderNotFound",
+    "Refunded",
     "UnknownPickupCode",
     "by_pickup_code",
     "mark",
     "mark_all",
+    "mark_paid",
     "normalise_code",
+    "refund",
 ]
 
 
@@ -87,6 +95,7 @@ class Marked:
     deal: Deal
     previous: str
     state: str
+    credit: CreditEntry | None = None  # commission earned by this change
 
     @property
     def changed(self) -> bool:
@@ -151,7 +160,8 @@ async def mark(
         await session.refresh(order)
         return Marked(order, deal, order.fulfilment, order.fulfilment)
     await session.refresh(order)
-    return Marked(order, deal, previous, state)
+    credit = await credit_service.on_fulfilled(session, order, now)
+    return Marked(order, deal, previous, state, credit)
 
 
 async def mark_all(
@@ -193,7 +203,8 @@ async def mark_all(
             .order_by(Order.id)
             .execution_options(populate_existing=True)
         ):
-            bulk.changed.append(Marked(order, deal, previous[order.id], order.fulfilment))
+            credit = await credit_service.on_fulfilled(session, order, now)
+            bulk.changed.append(Marked(order, deal, previous[order.id], order.fulfilment, credit))
     total = await session.scalar(select(func.count(Order.id)).where(*confirmed))
     bulk.unchanged = int(total or 0) - len(bulk.changed)
     return bulk
@@ -218,3 +229,58 @@ async def by_pickup_code(session: AsyncSession, code: str, owner_id: int) -> Ord
     if owner != owner_id:
         raise NotDealOwner(order.deal_id)
     return order
+
+
+@dataclass
+class Refunded:
+    order: Order
+    deal: Deal
+    changed: bool
+    entries: list[CreditEntry] = field(default_factory=list)  # reversals, credit given back
+
+
+async def _owned_confirmed(
+    session: AsyncSession, order_id: int, owner_id: int
+) -> tuple[Order, Deal]:
+    order = await _order(session, order_id)
+    deal = await deal_service.get(session, order.deal_id)
+    if deal.owner_id != owner_id:
+        raise NotDealOwner(deal.id)
+    return order, deal
+
+
+async def mark_paid(session: AsyncSession, order_id: int, owner_id: int, now: datetime) -> Marked:
+    """Record that the member paid (once: `paid_at` is set only while empty); paying counts
+    as fulfilment for commission. `changed` is False when it was already marked paid."""
+    order, deal = await _owned_confirmed(session, order_id, owner_id)
+    if order.status != "confirmed" or deal.status != "succeeded" or order.quantity <= 0:
+        raise NotConfirmed(order.status, deal.status)
+    if order.paid_at is not None:
+        return Marked(order, deal, "paid", "paid")
+    await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.paid_at.is_(None))
+        .values(paid_at=now, updated_at=now)
+    )
+    await session.refresh(order)
+    credit = await credit_service.on_fulfilled(session, order, now)
+    return Marked(order, deal, "unpaid", "paid", credit)
+
+
+async def refund(session: AsyncSession, order_id: int, owner_id: int, now: datetime) -> Refunded:
+    """Cancel a confirmed order (a refund, before or after hand-over): its status becomes
+    `cancelled`, its referrer's commission is reversed and credit its buyer spent on it is
+    given back. A second call changes nothing (`changed` False)."""
+    order, deal = await _owned_confirmed(session, order_id, owner_id)
+    if order.status == "cancelled" and deal.status == "succeeded":
+        return Refunded(order, deal, False)
+    if order.status != "confirmed" or deal.status != "succeeded" or order.quantity <= 0:
+        raise NotConfirmed(order.status, deal.status)
+    await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status == "confirmed")
+        .values(status="cancelled", updated_at=now)
+    )
+    await session.refresh(order)
+    entries = await credit_service.on_cancelled(session, order, now)
+    return Refunded(order, deal, True, entries)
