@@ -27,12 +27,14 @@ def N_(message: str) -> str:
 PRIVATE = [
     ("start", N_("Welcome and your groups")),
     ("myorders", N_("Your orders")),
+    ("mycredit", N_("Your referral credit")),
     ("newdeal", N_("Create a group-buy deal")),
     ("deals", N_("Your deals")),
     ("schedule", N_("Scheduled posts in your groups")),
     ("orders", N_("Orders of a deal, exports, fulfilment")),
     ("pickup", N_("Mark an order picked up by its code")),
     ("settings", N_("Timezone, currency and language of your groups")),
+    ("commission", N_("Commission, credit spending and payouts")),
     ("lang", N_("Choose your language")),
     ("help", N_("What I can do")),
 ]

@@ -37,6 +37,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
             _("<b>For everyone</b>"),
             _("/start: welcome and your groups"),
             _("/myorders: your orders, their status and pickup codes"),
+            _("/mycredit: your referral credit, its history, using it on an order"),
             _("/lang: choose your language"),
             _("/help: this help"),
         ]
@@ -50,6 +51,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
                 _("/pickup CODE: mark an order picked up"),
                 _("/schedule: posts to your groups at set times (/schedule list)"),
                 _("/settings: timezone, currency and language of your groups"),
+                _("/commission: commission, credit spending and payouts in your groups"),
             ]
         else:
             lines += [

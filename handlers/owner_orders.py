@@ -1,6 +1,7 @@
 """Orders for owners, in private chat: the list per deal with totals, CSV/XLSX exports,
 fulfilment (ready for pickup, picked up, delivered) with a private message to each member,
-and `/pickup CODE` (核销).
+`/pickup CODE` (核销), and per order "Mark paid" and "Refund / cancel order" (commission is
+credited or reversed in the same transaction; the members concerned are told after commit).
 
 Callback data only names a deal, an order, a state and a page; every action re-checks on the
 server that the user owns the deal (services.deals.get_owned / services.fulfilment).
@@ -39,8 +40,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.posts import PostRefresher
 from bot.sender import Sender, sender_for
 from handlers.common import quote
+from handlers.credit_texts import change_notice
 from handlers.deal_texts import status_name
-from models import Database, Deal, Group, Order, User
+from models import CreditEntry, Database, Deal, Group, Order, User
 from models.db import after_commit
 from services import deals as deal_service
 from services import exports
@@ -59,12 +61,13 @@ NAME_MAX = (
     64  # characters of a member's name in a list line  # orders per page (each may get a button)
 )
 MAX_ID = 2**31 - 1  # ids are 32-bit integers; larger ones in forged data are refused early
-ACTIONS = ("list", "csv", "xlsx", "order", "mark", "ask", "all")
+ACTIONS = ("list", "csv", "xlsx", "order", "mark", "ask", "all", "paid", "rfask", "refund")
 
 
 class OrdersCB(CallbackData, prefix="ord"):
     """action: list (page of a deal's orders) | csv | xlsx | order (one order's card) |
-    mark (one order to `state`) | ask (confirm marking all) | all (mark all to `state`)."""
+    mark (one order to `state`) | ask (confirm marking all) | all (mark all to `state`) |
+    paid (mark one order paid) | rfask (confirm a refund) | refund (cancel a confirmed order)."""
 
     action: str
     deal_id: int
@@ -201,6 +204,8 @@ def _order_line(number: int, order: Order, user: User | None, deal: Deal, price:
     ]
     if order.status == "confirmed":
         parts.append(fulfilment_label(order.fulfilment))
+        if order.paid_at is not None:
+            parts.append(_("paid"))
     parts.append(f"<code>{quote(order.pickup_code)}</code>")
     return " · ".join(parts)
 
@@ -357,6 +362,17 @@ async def order_card(
     ]
     if group is not None:
         lines.append(_("Group: {title}").format(title=quote(group.title)))
+    if order.discount:
+        lines.append(
+            _("Credit used: {credit} · left to pay: {left}").format(
+                credit=format_money(order.discount, deal.currency, current_language()),
+                left=format_money(
+                    max((order.amount or 0) - order.discount, 0), deal.currency, current_language()
+                ),
+            )
+        )
+    if order.paid_at is not None:
+        lines.append(_("Paid: {time}").format(time=local_time(order.paid_at, timezone)))
     row = [
         InlineKeyboardButton(
             text=mark_button_label(state),
@@ -369,6 +385,26 @@ async def order_card(
         and order.fulfilment in fulfilment_service.ALLOWED_FROM[state]
     ]
     keyboard = [row] if row else []
+    if order.status == "confirmed" and deal.status == "succeeded":
+        money_row = []
+        if order.paid_at is None:
+            money_row.append(
+                InlineKeyboardButton(
+                    text=_("Mark paid"),
+                    callback_data=OrdersCB(
+                        action="paid", deal_id=deal.id, order_id=order.id, page=page
+                    ).pack(),
+                )
+            )
+        money_row.append(
+            InlineKeyboardButton(
+                text=_("Refund / cancel order"),
+                callback_data=OrdersCB(
+                    action="rfask", deal_id=deal.id, order_id=order.id, page=page
+                ).pack(),
+            )
+        )
+        keyboard.append(money_row)
     keyboard.append(
         [
             InlineKeyboardButton(
@@ -464,6 +500,27 @@ async def audience(session: AsyncSession, i18n: I18n, changes: Sequence[Marked])
             text = _member_text(marked, language)
         result.notices.append(Notice(user.id, marked.order.id, text))
     return result
+
+
+async def credit_notices(
+    session: AsyncSession, i18n: I18n, entries: Sequence[CreditEntry | None]
+) -> list[Notice]:
+    """Private messages to the members whose credit an order change moved (earned, reversed,
+    given back), each in their language; members who never started the bot are skipped."""
+    found = [e for e in entries if e is not None]
+    notices: list[Notice] = []
+    for entry in found:
+        user = await session.get(User, entry.user_id)
+        group = await session.get(Group, entry.group_id)
+        if user is None or not user.started or user.is_bot or group is None:
+            continue
+        order = await session.get(Order, entry.order_id) if entry.order_id else None
+        deal = await session.get(Deal, order.deal_id) if order is not None else None
+        language = _member_language(user, group, i18n.default_locale)
+        with i18n.use_locale(language):
+            text = change_notice(entry, deal, group, language)
+        notices.append(Notice(user.id, entry.order_id or 0, text))
+    return notices
 
 
 async def deliver(
@@ -660,8 +717,10 @@ async def orders_button(
             ]
         )
         await show(query, text, keyboard)
-    else:  # all
+    elif data.action == "all":
         await _mark_all(query, data, session, user, i18n, db, posts, deal)
+    else:  # paid | rfask | refund
+        await _money_action(query, data, session, user, i18n, db, posts, deal)
 
 
 async def _mark_one(
@@ -699,7 +758,8 @@ async def _mark_one(
         return
     await query.answer(_("Marked {state}.").format(state=fulfilment_label(marked.state)))
     found = await audience(session, i18n, [marked])
-    send_after_commit(session, query.bot, db, posts, found.notices)
+    credited = await credit_notices(session, i18n, [marked.credit])
+    send_after_commit(session, query.bot, db, posts, found.notices + credited)
     text, keyboard = await order_card(session, marked.deal, marked.order, data.page)
     await show(query, text + "\n\n" + audience_text(found), keyboard)
 
@@ -733,11 +793,112 @@ async def _mark_all(
             bulk.unchanged,
         ).format(n=bulk.unchanged)
     found = await audience(session, i18n, bulk.changed)
-    send_after_commit(session, query.bot, db, posts, found.notices)
+    credited = await credit_notices(session, i18n, [m.credit for m in bulk.changed])
+    send_after_commit(session, query.bot, db, posts, found.notices + credited)
     if bulk.changed:
         summary += " " + audience_text(found)
     text, keyboard = await deal_page(session, bulk.deal, data.page)
     await show(query, summary + "\n\n" + text, keyboard)
+
+
+def _refund_notice(refunded: fulfilment_service.Refunded) -> str:
+    deal, order = refunded.deal, refunded.order
+    return _(
+        "Your order “{title}” ({code}, ×{quantity}) was cancelled by the group's owner. "
+        "Contact them about a refund if you already paid."
+    ).format(title=quote(deal.title), code=deal.code, quantity=order.quantity)
+
+
+async def _money_action(
+    query: CallbackQuery,
+    data: OrdersCB,
+    session: AsyncSession,
+    user: User,
+    i18n: I18n,
+    db: Database,
+    posts: PostRefresher,
+    deal: Deal,
+) -> None:
+    """Mark paid, ask to confirm a refund, or refund (cancel) one confirmed order."""
+    order = await session.get(Order, data.order_id)
+    if order is None or order.deal_id != deal.id:
+        await query.answer(unknown_order(), show_alert=True)
+        return
+    if data.action == "rfask":
+        if order.status != "confirmed" or deal.status != "succeeded":
+            await query.answer(
+                not_confirmed_text(NotConfirmed(order.status, deal.status)), show_alert=True
+            )
+            return
+        await query.answer()
+        member = await session.get(User, order.user_id)
+        text = _(
+            "Cancel order {id} of {who} (×{quantity}, {code} · {title}) as refunded? "
+            "The order becomes cancelled, commission earned on it is reversed and credit "
+            "spent on it goes back to the member. This cannot be undone."
+        ).format(
+            id=order.id,
+            who=member_name(member, order.user_id),
+            quantity=order.quantity,
+            code=deal.code,
+            title=quote(deal.title),
+        )
+        keyboard = InlineKeyboardMarkup(
+            inline_keyboard=[
+                [
+                    InlineKeyboardButton(
+                        text=_("Yes, cancel the order"),
+                        callback_data=OrdersCB(
+                            action="refund", deal_id=deal.id, order_id=order.id, page=data.page
+                        ).pack(),
+                    ),
+                    InlineKeyboardButton(
+                        text=_("« Back"),
+                        callback_data=OrdersCB(
+                            action="order", deal_id=deal.id, order_id=order.id, page=data.page
+                        ).pack(),
+                    ),
+                ]
+            ]
+        )
+        await show(query, text, keyboard)
+        return
+    now = utcnow()
+    notices: list[Notice] = []
+    try:
+        if data.action == "paid":
+            marked = await fulfilment_service.mark_paid(session, order.id, user.id, now)
+            changed, result_order = marked.changed, marked.order
+            answer = _("Marked paid.") if changed else _("Already paid; nothing changed.")
+            notices += await credit_notices(session, i18n, [marked.credit])
+        else:
+            refunded = await fulfilment_service.refund(session, order.id, user.id, now)
+            changed, result_order = refunded.changed, refunded.order
+            answer = _("Order cancelled.") if changed else _("Already cancelled; nothing changed.")
+            if changed:
+                member = await session.get(User, order.user_id)
+                if member is not None and member.started and not member.is_bot:
+                    group = await session.get(Group, order.group_id) if order.group_id else None
+                    language = _member_language(member, group, i18n.default_locale)
+                    with i18n.use_locale(language):
+                        notices.append(Notice(member.id, order.id, _refund_notice(refunded)))
+                notices += await credit_notices(session, i18n, refunded.entries)
+                deal_id = deal.id
+                after_commit(session, lambda: posts.touch(deal_id))
+    except (OrderNotFound, DealNotFound):
+        await query.answer(unknown_order(), show_alert=True)
+        return
+    except NotDealOwner:
+        await query.answer(not_yours(), show_alert=True)
+        return
+    except NotConfirmed as exc:
+        await query.answer(not_confirmed_text(exc), show_alert=True)
+        return
+    log.info("order %s %s by %s (changed: %s)", order.id, data.action, user.id, changed)
+    await query.answer(answer)
+    send_after_commit(session, query.bot, db, posts, notices)
+    text, keyboard = await order_card(session, deal, result_order, data.page)
+    await show(query, text, keyboard)
 
 
 def export_titles() -> dict[str, str]:
@@ -814,7 +975,8 @@ async def pickup_command(
         await message.answer(head + "\n" + _("It was already picked up; nothing changed."))
         return
     found = await audience(session, i18n, [marked])
-    send_after_commit(session, message.bot, db, posts, found.notices)
+    credited = await credit_notices(session, i18n, [marked.credit])
+    send_after_commit(session, message.bot, db, posts, found.notices + credited)
     await message.answer(head + "\n" + _("Marked picked up.") + " " + audience_text(found))
 
 
