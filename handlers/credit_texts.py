@@ -89,4 +89,8 @@ def change_notice(entry: CreditEntry, deal: Deal | None, group: Group, language:
             "{amount} of credit you used on “{title}” ({code}) is back in your balance "
             "in {group}: the order was cancelled."
         ).format(**values)
-    return text + "\n" + _("See /mycredit for your balance.")
+    return text
+
+
+def see_balance() -> str:
+    return _("See /mycredit for your balance.")

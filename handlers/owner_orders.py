@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.posts import PostRefresher
 from bot.sender import Sender, sender_for
 from handlers.common import quote
-from handlers.credit_texts import change_notice
+from handlers.credit_texts import change_notice, see_balance
 from handlers.deal_texts import status_name
 from models import CreditEntry, Database, Deal, Group, Order, User
 from models.db import after_commit
@@ -506,20 +506,27 @@ async def credit_notices(
     session: AsyncSession, i18n: I18n, entries: Sequence[CreditEntry | None]
 ) -> list[Notice]:
     """Private messages to the members whose credit an order change moved (earned, reversed,
-    given back), each in their language; members who never started the bot are skipped."""
-    found = [e for e in entries if e is not None]
-    notices: list[Notice] = []
-    for entry in found:
+    given back), each in their language, one message per member (a bulk change crediting
+    the same referrer for many orders is one message); members who never started the bot
+    are skipped."""
+    lines: dict[int, list[str]] = {}
+    languages: dict[int, str] = {}
+    for entry in (e for e in entries if e is not None):
         user = await session.get(User, entry.user_id)
         group = await session.get(Group, entry.group_id)
         if user is None or not user.started or user.is_bot or group is None:
             continue
         order = await session.get(Order, entry.order_id) if entry.order_id else None
         deal = await session.get(Deal, order.deal_id) if order is not None else None
-        language = _member_language(user, group, i18n.default_locale)
+        language = languages.setdefault(user.id, _member_language(user, group, i18n.default_locale))
         with i18n.use_locale(language):
-            text = change_notice(entry, deal, group, language)
-        notices.append(Notice(user.id, entry.order_id or 0, text))
+            lines.setdefault(user.id, []).append(change_notice(entry, deal, group, language))
+    notices = []
+    for user_id, body in lines.items():
+        if len(body) > 20:  # within Telegram's 4096 characters; the rest is in /mycredit
+            body = [*body[:20], "…"]
+        with i18n.use_locale(languages[user_id]):
+            notices.append(Notice(user_id, 0, "\n".join(body) + "\n" + see_balance()))
     return notices
 
 

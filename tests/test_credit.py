@@ -97,14 +97,18 @@ async def test_pickup_credits_the_referrer_once_and_tells_them(harness) -> None:
     assert "already picked up; nothing changed" in second
 
 
-async def test_mark_all_delivered_credits_only_attributed_orders(harness) -> None:
-    deal_id, _g, _ids = await attributed_deal(harness)
+async def test_mark_all_tells_each_referrer_once(harness) -> None:
+    deal_id, _g, ids = await attributed_deal(harness)
+    async with harness.db.transaction() as s:  # Rita referred 小王's order too
+        await s.execute(update(Order).where(Order.id == ids[WANG.id]).values(referrer_id=REF.id))
     await tap(harness, OWNER, OrdersCB(action="all", deal_id=deal_id, state="delivered"))
     assert "2 members are told privately." in last_edit(harness).text  # buyers, not Rita
     await tap(harness, OWNER, OrdersCB(action="all", deal_id=deal_id, state="delivered"))
     await flush(harness)
-    assert await ledger(harness) == [(REF.id, "earned", 250)]
-    assert len(harness.api.sent(REF.id)) == 1
+    assert await ledger(harness) == [(REF.id, "earned", 250), (REF.id, "earned", 125)]
+    [notice] = harness.api.sent(REF.id)  # one message for both orders
+    assert notice.text.count("You earned") == 2 and notice.text.count("/mycredit") == 1
+    assert f"You earned {money(125)}" in notice.text
 
 
 async def test_mark_paid_then_refund_reverses_and_tells_everyone(harness) -> None:
