@@ -34,6 +34,8 @@ PRIVATE = [
     ("pickup", N_("Mark an order picked up by its code")),
     ("settings", N_("Timezone, currency and language of your groups")),
     ("lang", N_("Choose your language")),
+    ("mydata", N_("A copy of everything stored about you")),
+    ("forgetme", N_("Delete your personal data")),
     ("help", N_("What I can do")),
 ]
 GROUP = [

@@ -15,6 +15,7 @@ from handlers import (
     my_orders,
     owner_deals,
     owner_orders,
+    privacy,
     schedule,
     settings,
     start,
@@ -32,6 +33,7 @@ def build_routers() -> list[Router]:
         deal_post.router(),  # deal posts in groups: buttons, /buy, /cancel, /deals
         owner_orders.router(),  # private /orders, exports, fulfilment, /pickup (owners)
         my_orders.router(),  # private /myorders (members)
+        privacy.router(),  # private /mydata (export) and /forgetme (delete, anonymise)
         status.router(),  # private /status (operators: delivery figures, next due items)
         start.router(),  # private /start, /lang, /help
         start.fallback_router(),  # private: unknown commands and stray text get a hint
