@@ -185,8 +185,8 @@ async def forget_button(
     summary = await privacy.forget(session, user_id)
     orders = summary.count("orders")
     done = _(
-        "Done: your personal data is deleted. {orders} orders stay in the owners' books "
-        "without your name or id. Goodbye!"
+        "Done: your personal data is deleted. Orders kept in the owners' books without your "
+        "name or id: {orders}. Goodbye!"
     ).format(orders=orders)
     sender = data.get("sender")
 

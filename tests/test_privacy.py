@@ -394,7 +394,7 @@ async def test_forgetme_leaves_no_personal_data_in_any_table(harness) -> None:
 
     answer = await tap(harness, ALICE, "confirm")
     assert not answer.show_alert
-    assert "Done" in harness.api.of(m.EditMessageText)[-1].text
+    assert "without your name or id: 2." in harness.api.of(m.EditMessageText)[-1].text
     after = await snapshot(harness)
 
     # 1. Alice is nowhere: not her id (as a number or inside text), not her names.
