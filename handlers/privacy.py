@@ -183,7 +183,7 @@ async def forget_button(
     user_id = user.id  # the row is about to go
     await state.clear()  # the FSM storage may live outside the database (Redis)
     summary = await privacy.forget(session, user_id)
-    orders = summary.count("orders")
+    orders = summary.anonymised.get("orders.user_id", 0)  # their own, not referred ones
     done = _(
         "Done: your personal data is deleted. Orders kept in the owners' books without your "
         "name or id: {orders}. Goodbye!"

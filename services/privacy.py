@@ -152,9 +152,6 @@ class ForgetSummary:
     # The person's live invite links (group chat id, link), to revoke at Telegram after commit.
     invite_links: list[tuple[int, str]] = field(default_factory=list)
 
-    def count(self, table: str) -> int:
-        return sum(n for key, n in self.anonymised.items() if key.split(".")[0] == table)
-
 
 def _blank(column: Column) -> Any:
     if column.nullable:
