@@ -36,6 +36,8 @@ PRIVATE = [
     ("settings", N_("Timezone, currency and language of your groups")),
     ("commission", N_("Commission, credit spending and payouts")),
     ("lang", N_("Choose your language")),
+    ("mydata", N_("A copy of everything stored about you")),
+    ("forgetme", N_("Delete your personal data")),
     ("help", N_("What I can do")),
 ]
 GROUP = [

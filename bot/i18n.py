@@ -58,6 +58,10 @@ class LocaleCache:
     def forget_group(self, chat_id: int) -> None:
         self._groups.pop(chat_id, None)
 
+    def forget_user(self, user_id: int) -> None:
+        """/forgetme: drop the user's language (called after the commit)."""
+        self._users.pop(user_id, None)
+
     async def user_language(self, user_id: int) -> str | None:
         value = self._get(self._users, user_id)
         if value is _MISSING:

@@ -48,6 +48,7 @@ from sqlalchemy import select, update
 
 from models import Database, Group, SendFailure, User
 from services import groups as group_service
+from services.privacy import is_pseudonym
 from services.timezones import utcnow
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,11 @@ class Sender:
     def is_inactive(self, chat_id: int) -> bool:
         return chat_id in self._inactive
 
+    def forget_user(self, user_id: int) -> None:
+        """/forgetme: drop what is kept in memory about the user's private chat."""
+        self.last_failure.pop(user_id, None)
+        self._inactive.discard(user_id)
+
     async def close(self, timeout: float = 30.0) -> None:
         """Wait (within `timeout`) until every pending send has finished."""
         try:
@@ -186,6 +192,9 @@ class Sender:
     async def _send(self, method: TelegramMethod[T], chat_id: int, hops: int) -> T | None:
         name = type(method).__name__
         chat_id = self._moved.get(chat_id, chat_id)
+        if is_pseudonym(chat_id):  # someone /forgetme made anonymous: no chat to reach
+            log.info("%s to a forgotten person skipped", name)
+            return None
         if getattr(method, "chat_id", None) not in (None, chat_id):
             method = method.model_copy(update={"chat_id": chat_id})
         if chat_id in self._inactive and not await self._active_again(chat_id):

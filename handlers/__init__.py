@@ -16,6 +16,7 @@ from handlers import (
     my_orders,
     owner_deals,
     owner_orders,
+    privacy,
     schedule,
     settings,
     start,
@@ -34,6 +35,7 @@ def build_routers() -> list[Router]:
         owner_orders.router(),  # private /orders, exports, fulfilment, /pickup (owners)
         my_orders.router(),  # private /myorders (members)
         credit.router(),  # private /commission (owners: rates, payouts) and /mycredit (members)
+        privacy.router(),  # private /mydata (export) and /forgetme (delete, anonymise)
         status.router(),  # private /status (operators: delivery figures, next due items)
         start.router(),  # private /start, /lang, /help
         start.fallback_router(),  # private: unknown commands and stray text get a hint

@@ -39,6 +39,8 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
             _("/myorders: your orders, their status and pickup codes"),
             _("/mycredit: your referral credit, its history, using it on an order"),
             _("/lang: choose your language"),
+            _("/mydata: a copy of everything stored about you"),
+            _("/forgetme: delete your personal data"),
             _("/help: this help"),
         ]
         if is_owner:

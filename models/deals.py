@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime
+from models.base import Base, UTCDateTime, person_id, personal
 
 
 class Deal(Base):
@@ -31,7 +31,7 @@ class Deal(Base):
     __tablename__ = "deals"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    owner_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    owner_id: Mapped[int] = mapped_column(BigInteger, index=True, info=person_id("anonymise"))
     title: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
     photo_file_id: Mapped[str | None] = mapped_column(String(256))
@@ -84,7 +84,7 @@ class DealPost(Base):
     group_id: Mapped[int] = mapped_column(
         ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
     )
-    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, info=person_id("none"))
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_deal_posts_group_id", "group_id"),)
@@ -97,21 +97,23 @@ class Order(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, index=True, info=person_id("anonymise"))
     group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
     quantity: Mapped[int] = mapped_column(Integer)
     # active | cancelled | confirmed | failed
     status: Mapped[str] = mapped_column(String(16))
     unit_price: Mapped[int | None] = mapped_column(BigInteger)  # set when the deal succeeds
     amount: Mapped[int | None] = mapped_column(BigInteger)
-    pickup_code: Mapped[str] = mapped_column(String(16), unique=True)
+    pickup_code: Mapped[str] = mapped_column(
+        String(16), unique=True, info=personal("user_id", blank=False)
+    )
     # none | ready | picked_up | delivered
     fulfilment: Mapped[str] = mapped_column(String(16), default="none")
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Single-level referral: who gets credit for this order (a share link's sharer), never
     # the buyer; set when the order is placed (last click within the group's window).
-    referrer_id: Mapped[int | None] = mapped_column(BigInteger)
-    share_code: Mapped[str | None] = mapped_column(String(32))
+    referrer_id: Mapped[int | None] = mapped_column(BigInteger, info=person_id("anonymise"))
+    share_code: Mapped[str | None] = mapped_column(String(32), info=personal("referrer_id"))
     # Credit spent on this order as a discount (minor units, <= amount).
     discount: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Index, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime
+from models.base import Base, UTCDateTime, person_id
 
 
 class SendFailure(Base):
@@ -18,7 +18,8 @@ class SendFailure(Base):
     __table_args__ = (Index("ix_send_failures_chat_created", "chat_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    chat_id: Mapped[int] = mapped_column(BigInteger)
+    # A private chat's id is its user's id: those rows are the user's (group ids are < 0).
+    chat_id: Mapped[int] = mapped_column(BigInteger, info=person_id("key"))
     method: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())

@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime
+from models.base import Base, UTCDateTime, person_id, personal
 
 
 def _now_default():
@@ -29,13 +29,15 @@ class User(Base):
 
     __tablename__ = "users"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    first_name: Mapped[str] = mapped_column(String(256), default="")
-    last_name: Mapped[str | None] = mapped_column(String(256))
-    username: Mapped[str | None] = mapped_column(String(64))
+    id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=False, info=person_id("key")
+    )
+    first_name: Mapped[str] = mapped_column(String(256), default="", info=personal("id"))
+    last_name: Mapped[str | None] = mapped_column(String(256), info=personal("id"))
+    username: Mapped[str | None] = mapped_column(String(64), info=personal("id"))
     is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
-    language_code: Mapped[str | None] = mapped_column(String(35))
-    language: Mapped[str | None] = mapped_column(String(16))
+    language_code: Mapped[str | None] = mapped_column(String(35), info=personal("id"))
+    language: Mapped[str | None] = mapped_column(String(16), info=personal("id"))
     started: Mapped[bool] = mapped_column(Boolean, default=False)
     # /hideme: never shown on leaderboards (/top) in any group.
     leaderboard_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -54,14 +56,14 @@ class Group(Base):
     __tablename__ = "groups"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    chat_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, unique=True, info=person_id("none"))
     title: Mapped[str] = mapped_column(String(256), default="")
     type: Mapped[str] = mapped_column(String(16), default="group")
     timezone: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
     language: Mapped[str] = mapped_column(String(16))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    added_by: Mapped[int | None] = mapped_column(BigInteger)
+    added_by: Mapped[int | None] = mapped_column(BigInteger, info=person_id("anonymise"))
     # Growth (owner settings): commission in basis points (500 = 5 %), share-link attribution
     # window in days, whether members may spend credit as a discount, and the "core member"
     # threshold (active on at least N of the last 14 days).
@@ -85,7 +87,9 @@ class GroupAdmin(Base):
     group_id: Mapped[int] = mapped_column(
         ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
     )
-    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=False, info=person_id("key")
+    )
     status: Mapped[str] = mapped_column(String(16))  # creator | administrator
     can_invite_users: Mapped[bool] = mapped_column(Boolean, default=False)
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
@@ -101,7 +105,9 @@ class Membership(Base):
     group_id: Mapped[int] = mapped_column(
         ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
     )
-    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=False, info=person_id("key")
+    )
     status: Mapped[str] = mapped_column(
         String(16)
     )  # member | administrator | creator | left | kicked | restricted
@@ -118,8 +124,12 @@ class ProcessedUpdate(Base):
 
     __tablename__ = "processed_updates"
 
-    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    bot_id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=False, info=person_id("none")
+    )
+    update_id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=False, info=person_id("none")
+    )
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
 
     __table_args__ = (Index("ix_processed_updates_processed_at", "processed_at"),)
@@ -130,7 +140,8 @@ class FsmState(Base):
 
     __tablename__ = "fsm_states"
 
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # "fsm:<bot>:<chat>:<user>:<destiny>": private chats only, where chat = user.
+    key: Mapped[str] = mapped_column(String(200), primary_key=True, info=person_id("key"))
     state: Mapped[str | None] = mapped_column(String(200))
     data: Mapped[str] = mapped_column(Text, default="{}")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime
+from models.base import Base, UTCDateTime, person_id, personal
 
 
 class MemberActivityDay(Base):
@@ -35,7 +35,9 @@ class MemberActivityDay(Base):
         ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=False, info=person_id("key")
+    )
     messages: Mapped[int] = mapped_column(Integer, default=0)
     signups: Mapped[int] = mapped_column(Integer, default=0)
     orders: Mapped[int] = mapped_column(Integer, default=0)
@@ -69,9 +71,9 @@ class InviteLink(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(BigInteger)
-    link: Mapped[str] = mapped_column(String(128), unique=True)
-    name: Mapped[str] = mapped_column(String(32), default="")
+    user_id: Mapped[int] = mapped_column(BigInteger, info=person_id("key"))
+    link: Mapped[str] = mapped_column(String(128), unique=True, info=personal("user_id"))
+    name: Mapped[str] = mapped_column(String(32), default="", info=personal("user_id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -87,8 +89,11 @@ class Referral(Base):
     group_id: Mapped[int] = mapped_column(
         ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
     )
-    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    inviter_id: Mapped[int] = mapped_column(BigInteger)
+    # The invitee: anonymised (not deleted) on /forgetme, so the inviter keeps the count.
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=False, info=person_id("anonymise")
+    )
+    inviter_id: Mapped[int] = mapped_column(BigInteger, info=person_id("anonymise"))
     invite_link_id: Mapped[int | None] = mapped_column(
         ForeignKey("invite_links.id", ondelete="SET NULL")
     )
@@ -102,10 +107,10 @@ class ShareLink(Base):
 
     __tablename__ = "share_links"
 
-    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), primary_key=True, info=personal("user_id"))
     deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger, info=person_id("key"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -120,7 +125,7 @@ class ShareClick(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     code: Mapped[str] = mapped_column(ForeignKey("share_links.code", ondelete="CASCADE"))
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger, info=person_id("key"))
     clicked_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_share_clicks_user_group", "user_id", "group_id", "clicked_at"),)
@@ -138,13 +143,13 @@ class CreditEntry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger, info=person_id("anonymise"))
     currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
-    note: Mapped[str] = mapped_column(Text, default="")
-    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(Text, default="", info=personal("user_id"))
+    created_by: Mapped[int | None] = mapped_column(BigInteger, info=person_id("anonymise"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
 
     __table_args__ = (

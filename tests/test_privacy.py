@@ -1,0 +1,573 @@
+"""Privacy: every column that can hold a person is annotated; /mydata exports the person's rows
+and nothing of anyone else; /forgetme leaves no personal data in any table, keeps the owners'
+books with one consistent pseudonym, and leaves everyone else's rows untouched."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiogram import methods as m
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, select
+
+from handlers import privacy as privacy_handlers
+from handlers.privacy import ForgetCB
+from models import (
+    Base,
+    CreditEntry,
+    Deal,
+    DealPost,
+    DigestSubscription,
+    FsmState,
+    Group,
+    GroupAdmin,
+    InviteLink,
+    MemberActivityDay,
+    Membership,
+    Order,
+    Referral,
+    ScheduledPost,
+    ScheduledTarget,
+    SendFailure,
+    ShareClick,
+    ShareLink,
+    User,
+)
+from services import privacy
+from tests.builders import person, private
+from tests.fake_api import BOT_ID
+
+# Distinctive values, so a scan for them cannot hit anything by chance.
+ALICE_ID = 5_551_234_567
+BOB_ID = 5_559_876_543
+OWNER_ID = 5_550_001_111
+ALICE = person(ALICE_ID, "Alicia", last_name="Zyxwerty", username="alicia_zz")
+BOB = person(BOB_ID, "Bobrov", last_name="Qwerplex", username="bob_qq")
+ALICE_NEEDLES = (str(ALICE_ID), "alicia", "zyxwerty", "alicia_zz", "alicode")
+# (Not "bobcode": Alice opened that share link herself; her click on it is hers.)
+BOB_NEEDLES = (str(BOB_ID), "bobrov", "qwerplex", "bob_qq", "pk-b", "+boblink", str(OWNER_ID))
+G1_CHAT = -1001000000001
+G2_CHAT = -1001000000002
+ALICE_LINK = "https://t.me/+aliciaLink1"
+
+# ---------------------------------------------------------------- the annotations
+
+ID_NAME = re.compile(
+    r"(^|_)(user|owner|inviter|referrer|member|admin|buyer|chat|person)(_id)?$|_by$"
+)
+MONEY_NAME = re.compile(r"(amount|price|discount|balance|total|_minor)$")
+
+
+def unannotated(metadata: MetaData) -> list[str]:
+    """Columns that look like they hold a Telegram user id and say nothing about it: every
+    BigInteger that is not money or a foreign key, and every column with an id-like name."""
+    missing = []
+    for table in metadata.sorted_tables:
+        for column in table.columns:
+            if "person" in column.info:
+                continue
+            big = isinstance(column.type, BigInteger) and not column.foreign_keys
+            if (big and not MONEY_NAME.search(column.name)) or ID_NAME.search(column.name):
+                missing.append(f"{table.name}.{column.name}")
+    return missing
+
+
+def test_every_id_like_column_has_a_privacy_policy() -> None:
+    missing = unannotated(Base.metadata)
+    assert missing == [], (
+        "annotate these columns with info=person_id('key' | 'anonymise' | 'none') "
+        f"(models/base.py) and add them to README's Privacy table: {missing}"
+    )
+
+
+def test_the_check_catches_a_new_table() -> None:
+    metadata = MetaData()
+    Table(
+        "wishlists",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("member_id", Integer),
+        Column("telegram_ref", BigInteger),
+        Column("price_minor", BigInteger),
+    )
+    assert unannotated(metadata) == ["wishlists.member_id", "wishlists.telegram_ref"]
+
+
+def test_personal_columns_belong_to_a_person_column() -> None:
+    for policy in privacy.policies():
+        for name, owner in policy.personal.items():
+            column = policy.table.columns[owner]
+            assert column in policy.people, f"{policy.table.name}.{name} → {owner}"
+            if column in policy.anonymise and name in policy.blank:  # must be possible
+                target = policy.table.columns[name]
+                assert target.nullable or isinstance(target.type, String), target
+
+
+def test_pseudonyms_are_far_from_telegram_ids() -> None:
+    values = {privacy.new_pseudonym() for _ in range(1000)}
+    assert len(values) == 1000
+    assert all(-(2**63) < v <= privacy.PSEUDONYM_FLOOR for v in values)
+    assert all(privacy.is_pseudonym(v) for v in values)
+    assert not privacy.is_pseudonym(G1_CHAT) and not privacy.is_pseudonym(ALICE_ID)
+
+
+# ---------------------------------------------------------------- seeding every table
+
+
+async def seed(harness) -> dict[str, int]:
+    """Alice (to be forgotten) and Bob in every table that can hold a person; Owner runs G1."""
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    later = now + timedelta(days=3)
+    ids: dict[str, int] = {}
+    async with harness.db.transaction() as s:
+        for tg in (ALICE, BOB):
+            s.add(
+                User(
+                    id=tg.id,
+                    first_name=tg.first_name,
+                    last_name=tg.last_name,
+                    username=tg.username,
+                    language_code="en",
+                    language="en",
+                    started=True,
+                )
+            )
+        s.add(User(id=OWNER_ID, first_name="Olga", started=True))
+        g1 = Group(
+            chat_id=G1_CHAT,
+            title="Fruit",
+            timezone="Asia/Shanghai",
+            currency="CNY",
+            language="en",
+            added_by=ALICE_ID,
+        )
+        g2 = Group(
+            chat_id=G2_CHAT,
+            title="Veg",
+            timezone="Asia/Shanghai",
+            currency="CNY",
+            language="en",
+            added_by=OWNER_ID,
+        )
+        s.add_all([g1, g2])
+        await s.flush()
+        ids["g1"], ids["g2"] = g1.id, g2.id
+        s.add_all(
+            [
+                GroupAdmin(group_id=g1.id, user_id=ALICE_ID, status="administrator"),
+                GroupAdmin(group_id=g1.id, user_id=OWNER_ID, status="creator"),
+                GroupAdmin(group_id=g2.id, user_id=BOB_ID, status="creator"),
+                Membership(group_id=g1.id, user_id=ALICE_ID, status="member", joined_at=now),
+                Membership(group_id=g1.id, user_id=BOB_ID, status="member", joined_at=now),
+                FsmState(
+                    key=f"fsm:{BOT_ID}:{ALICE_ID}:{ALICE_ID}:default",
+                    state="DealWizard:title",
+                    data='{"title": "honey"}',
+                ),
+                FsmState(
+                    key=f"fsm:{BOT_ID}:{BOB_ID}:{BOB_ID}:default",
+                    state="DealWizard:title",
+                    data='{"title": "jam"}',
+                ),
+                SendFailure(chat_id=ALICE_ID, method="SendMessage", reason="Forbidden: blocked"),
+                SendFailure(chat_id=BOB_ID, method="SendMessage", reason="Forbidden: blocked"),
+                SendFailure(chat_id=G2_CHAT, method="SendMessage", reason="Bad Request"),
+                DigestSubscription(group_id=g1.id, user_id=ALICE_ID),
+                DigestSubscription(group_id=g1.id, user_id=OWNER_ID),
+            ]
+        )
+        deal_values = dict(
+            currency="CNY", unit_price=1250, opens_at=now, closes_at=later, status="open"
+        )
+        d1 = Deal(owner_id=OWNER_ID, title="Mangoes", **deal_values)
+        d2 = Deal(owner_id=ALICE_ID, title="Honey", **deal_values)
+        d3 = Deal(owner_id=BOB_ID, title="Jam", **deal_values)
+        s.add_all([d1, d2, d3])
+        await s.flush()
+        ids["d1"], ids["d2"] = d1.id, d2.id
+        s.add_all([DealPost(deal_id=d.id, group_id=g1.id, message_id=10 + d.id) for d in (d1, d2)])
+        s.add_all(
+            [
+                ShareLink(code="alicode", deal_id=d1.id, group_id=g1.id, user_id=ALICE_ID),
+                ShareLink(code="bobcode", deal_id=d1.id, group_id=g1.id, user_id=BOB_ID),
+            ]
+        )
+        await s.flush()
+        o_alice = Order(
+            deal_id=d1.id,
+            user_id=ALICE_ID,
+            group_id=g1.id,
+            quantity=2,
+            status="confirmed",
+            unit_price=1250,
+            amount=2500,
+            pickup_code="PK-A1",
+            referrer_id=BOB_ID,
+            share_code="bobcode",
+        )
+        o_bob = Order(
+            deal_id=d1.id,
+            user_id=BOB_ID,
+            group_id=g1.id,
+            quantity=1,
+            status="confirmed",
+            unit_price=1250,
+            amount=1250,
+            pickup_code="PK-B1",
+            referrer_id=ALICE_ID,
+            share_code="alicode",
+        )
+        o_bob2 = Order(
+            deal_id=d2.id,
+            user_id=BOB_ID,
+            group_id=g1.id,
+            quantity=3,
+            status="active",
+            pickup_code="PK-B2",
+        )
+        o_alice2 = Order(
+            deal_id=d3.id,
+            user_id=ALICE_ID,
+            group_id=g2.id,
+            quantity=5,
+            status="active",
+            pickup_code="PK-A2",
+        )
+        s.add_all([o_alice, o_bob, o_bob2, o_alice2])
+        link_a = InviteLink(group_id=g1.id, user_id=ALICE_ID, link=ALICE_LINK, name="Alicia")
+        link_old = InviteLink(
+            group_id=g1.id,
+            user_id=ALICE_ID,
+            link="https://t.me/+aliciaOld",
+            name="Alicia",
+            revoked_at=now,
+        )
+        link_b = InviteLink(
+            group_id=g2.id, user_id=BOB_ID, link="https://t.me/+bobLink", name="Bobrov"
+        )
+        s.add_all([link_a, link_old, link_b])
+        await s.flush()
+        s.add_all(
+            [
+                Referral(
+                    group_id=g1.id,
+                    user_id=BOB_ID,
+                    inviter_id=ALICE_ID,
+                    invite_link_id=link_a.id,
+                    joined_at=now,
+                ),
+                Referral(
+                    group_id=g2.id,
+                    user_id=ALICE_ID,
+                    inviter_id=BOB_ID,
+                    invite_link_id=link_b.id,
+                    joined_at=now,
+                ),
+                ShareClick(code="bobcode", group_id=g1.id, user_id=ALICE_ID, clicked_at=now),
+                ShareClick(code="bobcode", group_id=g1.id, user_id=BOB_ID, clicked_at=now),
+                MemberActivityDay(
+                    group_id=g1.id,
+                    day=date(2026, 3, 1),
+                    user_id=ALICE_ID,
+                    messages=7,
+                    last_active_at=now,
+                ),
+                MemberActivityDay(
+                    group_id=g1.id,
+                    day=date(2026, 3, 1),
+                    user_id=BOB_ID,
+                    messages=3,
+                    last_active_at=now,
+                ),
+                CreditEntry(
+                    group_id=g1.id,
+                    user_id=ALICE_ID,
+                    currency="CNY",
+                    amount=125,
+                    kind="earned",
+                    order_id=o_bob.id,
+                    note="Alicia via alicode",
+                    created_by=OWNER_ID,
+                ),
+                CreditEntry(
+                    group_id=g1.id,
+                    user_id=BOB_ID,
+                    currency="CNY",
+                    amount=-100,
+                    kind="payout",
+                    note="cash",
+                    created_by=ALICE_ID,
+                ),
+                CreditEntry(
+                    group_id=g2.id,
+                    user_id=BOB_ID,
+                    currency="CNY",
+                    amount=60,
+                    kind="earned",
+                    order_id=o_alice.id,
+                    note="",
+                    created_by=None,
+                ),
+            ]
+        )
+        post_a = ScheduledPost(
+            owner_id=ALICE_ID, text="Fresh honey on Friday", kind="once", run_at=later
+        )
+        post_o = ScheduledPost(owner_id=OWNER_ID, text="Mangoes!", kind="once", run_at=later)
+        s.add_all([post_a, post_o])
+        await s.flush()
+        s.add_all(
+            [
+                ScheduledTarget(post_id=post_a.id, group_id=g1.id, next_run_at=later),
+                ScheduledTarget(post_id=post_o.id, group_id=g1.id, next_run_at=later),
+            ]
+        )
+        ids["o_alice"], ids["o_bob"] = o_alice.id, o_bob.id
+        ids["post_a"] = post_a.id
+
+    # The seed must cover every person column of every table (a new table or column fails).
+    async with harness.db.read() as s:
+        for policy in privacy.policies():
+            for column in policy.people:
+                value = (
+                    f"fsm:{BOT_ID}:{ALICE_ID}:{ALICE_ID}:default"
+                    if column.name == "key"
+                    else ALICE_ID
+                )
+                found = await s.scalar(
+                    select(func.count()).select_from(policy.table).where(column == value)
+                )
+                assert found, f"seed() puts no row with Alice in {policy.table.name}.{column.name}"
+    return ids
+
+
+async def snapshot(harness) -> dict[str, list[tuple[Any, ...]]]:
+    tables = {}
+    async with harness.db.read() as s:
+        for table in Base.metadata.sorted_tables:
+            rows = (await s.execute(select(table))).all()
+            tables[table.name] = sorted((tuple(r) for r in rows), key=repr)
+    return tables
+
+
+def holds(value: Any, ids: tuple[int, ...], needles: tuple[str, ...]) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value in ids
+    if isinstance(value, str):
+        low = value.lower()
+        return any(n in low for n in needles)
+    return False
+
+
+def row_holds(row: tuple[Any, ...], ids: tuple[int, ...], needles: tuple[str, ...]) -> bool:
+    return any(holds(v, ids, needles) for v in row)
+
+
+async def command(harness, user, text: str) -> None:
+    await harness.feed(harness.updates.command(private(user), user, text))
+
+
+async def tap(harness, user, action: str) -> m.AnswerCallbackQuery:
+    await harness.feed(harness.updates.callback(user, ForgetCB(action=action).pack()))
+    await privacy_handlers.drain()
+    return harness.api.answers()[-1]
+
+
+# ---------------------------------------------------------------- /forgetme
+
+
+async def test_forgetme_leaves_no_personal_data_in_any_table(harness) -> None:
+    ids = await seed(harness)
+    harness.app.locales.set_user(ALICE_ID, "zh_Hans")
+    harness.app.sender._inactive.add(ALICE_ID)
+    before = await snapshot(harness)
+
+    await command(harness, ALICE, "/forgetme")
+    [prompt] = harness.api.sent(ALICE_ID)
+    assert "cannot be undone" in prompt.text and "anonymous" in prompt.text
+    buttons = [b.callback_data for row in prompt.reply_markup.inline_keyboard for b in row]
+    assert buttons == [ForgetCB(action="confirm").pack(), ForgetCB(action="cancel").pack()]
+
+    answer = await tap(harness, ALICE, "confirm")
+    assert not answer.show_alert
+    assert "without your name or id: 2." in harness.api.of(m.EditMessageText)[-1].text
+    after = await snapshot(harness)
+
+    # 1. Alice is nowhere: not her id (as a number or inside text), not her names.
+    leaks = [
+        (table, row)
+        for table, rows in after.items()
+        for row in rows
+        if row_holds(row, (ALICE_ID,), ALICE_NEEDLES)
+    ]
+    assert leaks == []
+
+    # 2. Every row without Alice is exactly as it was (Bob's, Owner's, the groups' counts),
+    # but for the targets of her scheduled post, which go with it.
+    def hers(table: str, row: tuple[Any, ...]) -> bool:
+        if table == "scheduled_post_groups" and row[1] == ids["post_a"]:
+            return True
+        return row_holds(row, (ALICE_ID,), ALICE_NEEDLES)
+
+    for table, rows in before.items():
+        for row in rows:
+            if not hers(table, row):
+                assert row in after[table], (table, row)
+
+    # 3. The owners' books: orders and ledger lines are kept, with one pseudonym for Alice.
+    async with harness.db.read() as s:
+        orders = {o.id: o for o in await s.scalars(select(Order))}
+        entries = list(await s.scalars(select(CreditEntry).order_by(CreditEntry.id)))
+        deals = {d.id: d for d in await s.scalars(select(Deal))}
+        referrals = list(await s.scalars(select(Referral).order_by(Referral.group_id)))
+        g1 = await s.get(Group, ids["g1"])
+    pseudonym = orders[ids["o_alice"]].user_id
+    assert privacy.is_pseudonym(pseudonym)
+    assert len(orders) == 4
+    mine = orders[ids["o_alice"]]
+    assert (mine.quantity, mine.amount, mine.unit_price, mine.status, mine.pickup_code) == (
+        2,
+        2500,
+        1250,
+        "confirmed",
+        "PK-A1",
+    )
+    assert (mine.referrer_id, mine.share_code) == (BOB_ID, "bobcode")  # Bob's credit stays
+    bobs = orders[ids["o_bob"]]
+    assert (bobs.user_id, bobs.quantity, bobs.amount) == (BOB_ID, 1, 1250)
+    assert (bobs.referrer_id, bobs.share_code) == (pseudonym, None)
+    assert sorted(o.user_id for o in orders.values()).count(pseudonym) == 2
+    assert deals[ids["d2"]].owner_id == pseudonym and deals[ids["d1"]].owner_id == OWNER_ID
+    assert g1.added_by == pseudonym
+    assert [(e.user_id, e.amount, e.note, e.created_by) for e in entries] == [
+        (pseudonym, 125, "", OWNER_ID),
+        (BOB_ID, -100, "cash", pseudonym),
+        (BOB_ID, 60, "", None),
+    ]
+    assert [(r.user_id, r.inviter_id, r.invite_link_id) for r in referrals] == [
+        (BOB_ID, pseudonym, None),  # Alice's link is gone, Bob's inviter is anonymous
+        (pseudonym, BOB_ID, referrals[1].invite_link_id),  # Bob keeps his invitee, anonymous
+    ]
+    assert referrals[1].invite_link_id is not None
+    # Alice's own rows are gone; her scheduled post with its target too.
+    assert len(after["users"]) == 2 and len(after["scheduled_posts"]) == 1
+    assert len(after["scheduled_post_groups"]) == 1
+    assert len(after["invite_links"]) == 1 and len(after["share_links"]) == 1
+
+    # 4. Her live invite link was revoked at Telegram (the revoked one is left alone).
+    [revoke] = harness.api.of(m.RevokeChatInviteLink)
+    assert (revoke.chat_id, revoke.invite_link) == (G1_CHAT, ALICE_LINK)
+    # 5. In-memory caches forgot her.
+    assert ALICE_ID not in harness.app.locales._users
+    assert not harness.app.sender.is_inactive(ALICE_ID)
+
+
+async def test_after_forgetting_the_user_is_new(harness) -> None:
+    await seed(harness)
+    await command(harness, ALICE, "/forgetme")
+    await tap(harness, ALICE, "confirm")
+    await command(harness, ALICE, "/myorders")
+    assert "no orders yet" in harness.api.sent(ALICE_ID)[-1].text
+    async with harness.db.read() as s:
+        user = await s.get(User, ALICE_ID)
+    assert user is not None and user.language is None and not user.started
+
+
+async def test_cancel_changes_nothing(harness) -> None:
+    await seed(harness)
+    await command(harness, ALICE, "/forgetme")
+    before = await snapshot(harness)
+    answer = await tap(harness, ALICE, "cancel")
+    after = await snapshot(harness)
+    assert "Cancelled" in answer.text
+    assert harness.api.of(m.EditMessageText)[-1].text == "Nothing was deleted."
+
+    def stable(tables):  # the middleware records the update and refreshes Alice's profile
+        skip = {"processed_updates", "users"}
+        return {t: rows for t, rows in tables.items() if t not in skip}
+
+    assert stable(after) == stable(before)
+    assert [r[:4] for r in after["users"]] == [r[:4] for r in before["users"]]
+    assert harness.api.of(m.RevokeChatInviteLink) == []
+
+
+async def test_a_failed_revocation_is_logged_and_changes_nothing(harness, caplog) -> None:
+    await seed(harness)
+    await command(harness, ALICE, "/forgetme")
+    harness.api.fail_next("bad_request", m.RevokeChatInviteLink, message="Bad Request: no rights")
+    with caplog.at_level(logging.WARNING):
+        await tap(harness, ALICE, "confirm")
+        await harness.app.sender.close()
+    assert harness.api.of(m.RevokeChatInviteLink)
+    assert any("could not be revoked" in r.getMessage() for r in caplog.records)
+    async with harness.db.read() as s:
+        assert await s.get(User, ALICE_ID) is None
+
+
+async def test_forged_action_is_refused(harness) -> None:
+    await seed(harness)
+    answer = await tap(harness, ALICE, "nuke")
+    assert answer.show_alert
+    async with harness.db.read() as s:
+        assert await s.get(User, ALICE_ID) is not None
+
+
+# ---------------------------------------------------------------- /mydata
+
+
+async def test_mydata_exports_every_table_and_nothing_of_others(harness) -> None:
+    await seed(harness)
+    await command(harness, ALICE, "/mydata")
+    [document] = harness.api.of(m.SendDocument)
+    assert document.chat_id == ALICE_ID
+    assert document.document.filename == f"tuan-mydata-{ALICE_ID}.json"
+    raw = document.document.data.decode("utf-8")
+    data = json.loads(raw)
+    assert data["user_id"] == ALICE_ID
+    tables = data["tables"]
+    assert set(tables) == {p.table.name for p in privacy.policies()}
+    assert document.caption.startswith("Everything I store about you")
+    assert f"{sum(len(r) for r in tables.values())} records" in document.caption
+
+    [me] = tables["users"]
+    assert (me["first_name"], me["last_name"], me["username"]) == (
+        "Alicia",
+        "Zyxwerty",
+        "alicia_zz",
+    )
+    assert me["created_at"].endswith("+00:00")
+    # Her two orders, and Bob's through her share link without his id or pickup code.
+    assert sorted(((o["user_id"], o["pickup_code"]) for o in tables["orders"]), key=repr) == sorted(
+        [(ALICE_ID, "PK-A1"), (ALICE_ID, "PK-A2"), (None, None)], key=repr
+    )
+    d1_order = next(o for o in tables["orders"] if o["pickup_code"] == "PK-A1")
+    assert (d1_order["quantity"], d1_order["amount"]) == (2, 2500)
+    assert (d1_order["referrer_id"], d1_order["share_code"]) == (None, None)  # Bob's
+    assert [d["title"] for d in tables["deals"]] == ["Honey"]
+    assert [a["day"] for a in tables["member_activity_days"]] == ["2026-03-01"]
+    assert sorted(link["link"] for link in tables["invite_links"]) == [
+        ALICE_LINK,
+        "https://t.me/+aliciaOld",
+    ]
+    assert [e["amount"] for e in tables["credit_entries"]] == [125, -100]
+    assert tables["credit_entries"][0]["created_by"] is None  # the owner's id is theirs
+    assert [f["key"] for f in tables["fsm_states"]] == [
+        f"fsm:{BOT_ID}:{ALICE_ID}:{ALICE_ID}:default"
+    ]
+    assert [c["code"] for c in tables["share_clicks"]] == ["bobcode"]
+    # Nothing of Bob or the owner: no id, no name, no pickup code, no invite link.
+    low = raw.lower()
+    assert [n for n in BOB_NEEDLES if n in low] == []
+
+
+@pytest.mark.parametrize("text", ["/mydata", "/forgetme"])
+async def test_private_only(harness, text: str) -> None:
+    from tests.builders import group
+
+    await harness.feed(harness.updates.command(group(G1_CHAT), ALICE, text))
+    assert harness.api.of(m.SendDocument) == []
+    assert not any("Forget me" in t for t in harness.api.texts())
