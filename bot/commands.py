@@ -33,6 +33,7 @@ PRIVATE = [
     ("orders", N_("Orders of a deal, exports, fulfilment")),
     ("pickup", N_("Mark an order picked up by its code")),
     ("settings", N_("Timezone, currency and language of your groups")),
+    ("members", N_("Core and dormant members of your groups")),
     ("lang", N_("Choose your language")),
     ("help", N_("What I can do")),
 ]
@@ -40,6 +41,7 @@ GROUP = [
     ("deals", N_("Open deals in this group")),
     ("buy", N_("Order: /buy D17 2")),
     ("cancel", N_("Cancel your order: /cancel D17")),
+    ("top", N_("Most active members and top inviters")),
     ("help", N_("What I can do")),
 ]
 GROUP_ADMINS = [

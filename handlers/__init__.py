@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiogram import Router
 
 from handlers import (
+    activity,
     deal_post,
     deal_wizard,
     groups,
@@ -32,6 +33,7 @@ def build_routers() -> list[Router]:
         deal_post.router(),  # deal posts in groups: buttons, /buy, /cancel, /deals
         owner_orders.router(),  # private /orders, exports, fulfilment, /pickup (owners)
         my_orders.router(),  # private /myorders (members)
+        activity.router(),  # group /top, /hideme and /showme, private /members (owners)
         status.router(),  # private /status (operators: delivery figures, next due items)
         start.router(),  # private /start, /lang, /help
         start.fallback_router(),  # private: unknown commands and stray text get a hint
