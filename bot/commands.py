@@ -35,6 +35,7 @@ PRIVATE = [
     ("pickup", N_("Mark an order picked up by its code")),
     ("settings", N_("Timezone, currency and language of your groups")),
     ("commission", N_("Commission, credit spending and payouts")),
+    ("members", N_("Core and dormant members of your groups")),
     ("lang", N_("Choose your language")),
     ("mydata", N_("A copy of everything stored about you")),
     ("forgetme", N_("Delete your personal data")),
@@ -44,6 +45,7 @@ GROUP = [
     ("deals", N_("Open deals in this group")),
     ("buy", N_("Order: /buy D17 2")),
     ("cancel", N_("Cancel your order: /cancel D17")),
+    ("top", N_("Most active members and top inviters")),
     ("help", N_("What I can do")),
 ]
 GROUP_ADMINS = [

@@ -50,6 +50,7 @@ class Settings(DatabaseSettings):
     default_currency: str = "CNY"
     log_level: str = "INFO"
     admin_cache_seconds: int = Field(default=600, ge=0)
+    activity_flush_seconds: float = Field(default=5.0, gt=0, le=3600)
 
     @field_validator("bot_token")
     @classmethod

@@ -3,7 +3,8 @@ use `create_app`, so tests drive exactly the Dispatcher that runs in production.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.base import BaseSession
@@ -13,6 +14,7 @@ from aiogram.utils.i18n import I18n
 
 from bot.config import Settings
 from bot.i18n import LocaleCache, LocaleMiddleware, make_i18n
+from bot.middlewares.activity import ActivityMiddleware
 from bot.middlewares.database import TransactionMiddleware
 from bot.posts import PostRefresher
 from bot.sender import Sender
@@ -20,7 +22,10 @@ from bot.storage import SQLStorage
 from bot.telegram import admin_fetcher, make_bot
 from handlers import build_routers
 from models import Database
+from services.activity import ActivityBuffer
 from services.admins import AdminDirectory
+
+log = logging.getLogger(__name__)
 
 # chat_member is not sent unless asked for; the bot needs it to see joins and admin changes.
 REQUIRED_UPDATES = ("message", "callback_query", "my_chat_member", "chat_member")
@@ -35,10 +40,20 @@ class App:
     i18n: I18n
     locales: LocaleCache
     admins: AdminDirectory
+    activity: ActivityBuffer = field(default_factory=ActivityBuffer)
 
     @property
     def sender(self) -> Sender:
         return self.dispatcher.workflow_data["sender"]
+
+    async def flush_activity(self) -> bool:
+        """Write the activity counts kept in memory; on failure they stay buffered."""
+        try:
+            await self.activity.flush_to(self.db)
+            return True
+        except Exception:
+            log.exception("activity flush failed; %d entries kept", self.activity.pending)
+            return False
 
     @property
     def allowed_updates(self) -> list[str]:
@@ -52,6 +67,7 @@ class App:
         sender = self.dispatcher.workflow_data.get("sender")
         if sender is not None:  # then every send still queued
             await sender.close()
+        await self.flush_activity()  # the last counts kept in memory
         await self.dispatcher.storage.close()
         await self.dispatcher.fsm.events_isolation.close()
         await self.bot.session.close()
@@ -83,6 +99,7 @@ def create_app(
     storage, isolation = make_storage(settings, db)
     sender = Sender(bot, db)
     posts = PostRefresher(bot, db, i18n, sender=sender)
+    activity = ActivityBuffer()
     dispatcher = Dispatcher(
         storage=storage,
         events_isolation=isolation,
@@ -92,11 +109,13 @@ def create_app(
         admins=admins,
         posts=posts,
         sender=sender,
+        activity=activity,
     )
     dispatcher.include_routers(*build_routers())
     LocaleMiddleware(i18n, locales).setup(dispatcher)
+    dispatcher.message.outer_middleware(ActivityMiddleware(activity))  # counts, no SQL
     transaction = TransactionMiddleware(db)
     for name, observer in dispatcher.observers.items():
         if name not in {"update", "error"}:
             observer.middleware(transaction)
-    return App(settings, db, bot, dispatcher, i18n, locales, admins)
+    return App(settings, db, bot, dispatcher, i18n, locales, admins, activity)

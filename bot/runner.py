@@ -266,6 +266,16 @@ async def deal_clock(app: App, stop: asyncio.Event, every: float = DUE_CHECK_SEC
         await _sleep_or_stop(stop, every)
 
 
+async def activity_flusher(app: App, stop: asyncio.Event, every: float | None = None) -> None:
+    """Write the activity counts kept in memory every ACTIVITY_FLUSH_SECONDS (a failed
+    flush keeps them for the next one). The last flush is App.close's, after the updates
+    in flight have finished."""
+    every = every if every is not None else app.settings.activity_flush_seconds
+    while not stop.is_set():
+        await _sleep_or_stop(stop, every)
+        await app.flush_activity()
+
+
 def start_jobs(app: App, every: float | None = None) -> Jobs:
     """The APScheduler job (scheduler/jobs.py) that publishes, closes, reminds and posts what
     the database says is due; `await jobs.stop()` stops it."""
@@ -290,6 +300,7 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     background = [
         asyncio.create_task(heartbeat(Path(app.settings.data_dir) / "heartbeat", stop)),
         asyncio.create_task(housekeeping(app, stop)),
+        asyncio.create_task(activity_flusher(app, stop)),
     ]
     jobs = start_jobs(app)
     try:
@@ -302,4 +313,5 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
         await inflight.drained(within=50)
         await jobs.stop()
         await asyncio.gather(*background, return_exceptions=True)
+        await app.flush_activity()  # App.close flushes again: whatever came in after this
         log.info("stopped")

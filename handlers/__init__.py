@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiogram import Router
 
 from handlers import (
+    activity,
     credit,
     deal_post,
     deal_wizard,
@@ -36,6 +37,7 @@ def build_routers() -> list[Router]:
         my_orders.router(),  # private /myorders (members)
         credit.router(),  # private /commission (owners: rates, payouts) and /mycredit (members)
         privacy.router(),  # private /mydata (export) and /forgetme (delete, anonymise)
+        activity.router(),  # group /top, /hideme and /showme, private /members (owners)
         status.router(),  # private /status (operators: delivery figures, next due items)
         start.router(),  # private /start, /lang, /help
         start.fallback_router(),  # private: unknown commands and stray text get a hint

@@ -41,6 +41,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
             _("/lang: choose your language"),
             _("/mydata: a copy of everything stored about you"),
             _("/forgetme: delete your personal data"),
+            _("/hideme, /showme: leave or rejoin the groups' leaderboards"),
             _("/help: this help"),
         ]
         if is_owner:
@@ -54,6 +55,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
                 _("/schedule: posts to your groups at set times (/schedule list)"),
                 _("/settings: timezone, currency and language of your groups"),
                 _("/commission: commission, credit spending and payouts in your groups"),
+                _("/members: core and dormant members of your groups"),
             ]
         else:
             lines += [
@@ -75,6 +77,8 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
             _("/deals: the open deals of this group"),
             _("/buy D17 2: order 2 units of deal D17 (or tap Join on the post)"),
             _("/cancel D17: cancel your order"),
+            _("/top: most active members and top inviters (/top 30 for 30 days)"),
+            _("/hideme: keep your name off /top (/showme to undo)"),
             _("/help: this help"),
         ]
         if is_owner:

@@ -38,6 +38,7 @@ from models.db import after_commit
 from services import deals as deal_service
 from services import groups as group_service
 from services import orders as order_service
+from services.activity import ActivityBuffer
 from services.orders import Change, OrderError
 from services.parsing import ParseError, parse_quantity
 from services.timezones import utcnow
@@ -111,6 +112,15 @@ def _touch(session: AsyncSession, posts: PostRefresher, deal_id: int, change: Ch
         after_commit(session, lambda: posts.touch(deal_id))
 
 
+def _count_signup(
+    session: AsyncSession, activity: ActivityBuffer, chat_id: int, user_id: int, change: Change
+) -> None:
+    """A join of the sign-up list (not a change of quantity) counts once it committed."""
+    if change.old_quantity == 0 and change.new_quantity > 0:
+        at = utcnow()
+        after_commit(session, lambda: activity.record_signup(chat_id, user_id, at))
+
+
 # ---------------------------------------------------------------- buttons
 
 
@@ -120,6 +130,7 @@ async def order_button(
     session: AsyncSession,
     user: User,
     posts: PostRefresher,
+    activity: ActivityBuffer,
 ) -> AnswerCallbackQuery:
     """Join +1, ×N (an absolute quantity) and Cancel my order."""
     chat = query.message.chat if query.message is not None else None
@@ -146,6 +157,7 @@ async def order_button(
     except OrderError as exc:
         return query.answer(refusal(exc, deal, group), show_alert=True)
     _touch(session, posts, deal.id, change)
+    _count_signup(session, activity, chat.id, user.id, change)
     return query.answer(confirmation(change, deal.title))
 
 
@@ -217,6 +229,7 @@ async def buy_command(
     session: AsyncSession,
     user: User,
     posts: PostRefresher,
+    activity: ActivityBuffer,
 ) -> SendMessage:
     parsed = parse_buy(command.args)
     if parsed is None:
@@ -233,6 +246,7 @@ async def buy_command(
     except OrderError as exc:
         return message.reply(refusal(exc, deal, group))
     _touch(session, posts, deal.id, change)
+    _count_signup(session, activity, message.chat.id, user.id, change)
     return message.reply(quote(confirmation(change, deal.title)))
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, DealPost, Group, Order, User
+from services import activity
 from services.errors import DomainError
 from services.parsing import MAX_QUANTITY, ParseError
 
@@ -293,7 +294,10 @@ async def close(
             .values(status="failed" if outcome == "failed" else "cancelled", updated_at=now)
         )
     await session.refresh(deal)
-    return Closing(deal, outcome, await _closed_orders(session, deal_id))
+    closed = await _closed_orders(session, deal_id)
+    if outcome == "succeeded":  # the activity counters' "orders", in this same transaction
+        await activity.count_orders(session, closed, now)
+    return Closing(deal, outcome, closed)
 
 
 async def _closed_orders(session: AsyncSession, deal_id: int) -> list[Order]:

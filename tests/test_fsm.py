@@ -22,7 +22,7 @@ from bot.factory import App, create_app
 from bot.runner import process
 from bot.storage import SQLStorage
 from handlers.settings import SettingsCB, SettingsForm
-from models import Database, FsmState, Group
+from models import Database, FsmState, Group, MemberActivityDay
 from tests.builders import Updates, group, person, private
 from tests.conftest import IN_CI, make_settings
 from tests.fake_api import BOT_ID, FakeTelegram
@@ -245,7 +245,7 @@ async def test_group_chatter_runs_no_sql(harness) -> None:
     owner = person(571, "Alice")
     known = group(-1001000000571, "Known")
     unknown = group(-1001000000572, "Not registered")
-    await add_group(harness, owner, known)
+    known_id = await add_group(harness, owner, known)
     members = [person(580 + i, f"M{i}") for i in range(5)]
     for chat in (known, unknown):  # warm the language cache (one read per group a minute)
         await harness.feed(harness.updates.message(chat, members[0], "hello"))
@@ -258,6 +258,19 @@ async def test_group_chatter_runs_no_sql(harness) -> None:
             await harness.feed(harness.updates.message(chat, members[i % 5], text))
     assert seen == []
     assert harness.api.requests == []  # and no call to Telegram either
+    # yet every message was counted (in memory), and one flush writes them in a few statements
+    assert harness.app.activity.pending > 0
+    with sql_statements(harness.db) as seen:
+        await harness.app.activity.flush_to(harness.db)
+    assert 0 < len(seen) <= 10
+    async with harness.db.read() as session:
+        counted = await session.scalar(
+            select(func.sum(MemberActivityDay.messages)).where(
+                MemberActivityDay.group_id == known_id
+            )
+        )
+        total = await session.scalar(select(func.sum(MemberActivityDay.messages)))
+    assert counted == total == 1 + 25  # the warm-up and the odd ones; unknown chats: none
 
     with sql_statements(harness.db) as seen:  # while a group command does use the database
         await harness.feed(harness.updates.command(known, owner, "/help"))

@@ -1,0 +1,58 @@
+"""Counts group messages into the in-memory ActivityBuffer: no database round trip.
+
+An outer middleware of the message observer, so it sees every message (commands and
+chatter alike) before any filter, whether or not a handler matches. It records the chat,
+the sender and the time, never the text. Bots, anonymous admins and channels (which post
+as bots), service messages and private chats are not counted. A message delivered twice
+(a replay) may be counted twice: counts are statistics, not money.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import Message, TelegramObject
+
+from bot.telegram import person
+from services.activity import ActivityBuffer
+
+GROUP_TYPES = frozenset({"group", "supergroup"})
+SERVICE_FIELDS = (
+    "new_chat_members",
+    "left_chat_member",
+    "new_chat_title",
+    "new_chat_photo",
+    "delete_chat_photo",
+    "group_chat_created",
+    "supergroup_chat_created",
+    "migrate_to_chat_id",
+    "migrate_from_chat_id",
+    "pinned_message",
+)
+
+
+def countable(message: Message) -> bool:
+    if message.chat.type not in GROUP_TYPES:
+        return False
+    sender = message.from_user
+    if sender is None or sender.is_bot or message.sender_chat is not None:
+        return False
+    return not any(getattr(message, name, None) for name in SERVICE_FIELDS)
+
+
+class ActivityMiddleware(BaseMiddleware):
+    def __init__(self, buffer: ActivityBuffer) -> None:
+        self.buffer = buffer
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        if isinstance(event, Message) and countable(event):
+            sender = event.from_user
+            self.buffer.record_message(event.chat.id, sender.id, event.date, person=person(sender))
+        return await handler(event, data)
