@@ -32,6 +32,7 @@ PRIVATE = [
     ("schedule", N_("Scheduled posts in your groups")),
     ("orders", N_("Orders of a deal, exports, fulfilment")),
     ("pickup", N_("Mark an order picked up by its code")),
+    ("digest", N_("Daily digest of your groups")),
     ("settings", N_("Timezone, currency and language of your groups")),
     ("lang", N_("Choose your language")),
     ("help", N_("What I can do")),

@@ -50,6 +50,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
                 _("/pickup CODE: mark an order picked up"),
                 _("/schedule: posts to your groups at set times (/schedule list)"),
                 _("/settings: timezone, currency and language of your groups"),
+                _("/digest: yesterday's digest of your groups (/digest 7d, /digest settings)"),
             ]
         else:
             lines += [
