@@ -33,6 +33,7 @@ PRIVATE = [
     ("schedule", N_("Scheduled posts in your groups")),
     ("orders", N_("Orders of a deal, exports, fulfilment")),
     ("pickup", N_("Mark an order picked up by its code")),
+    ("digest", N_("Daily digest of your groups")),
     ("settings", N_("Timezone, currency and language of your groups")),
     ("commission", N_("Commission, credit spending and payouts")),
     ("members", N_("Core and dormant members of your groups")),

@@ -13,6 +13,7 @@ from handlers import (
     credit,
     deal_post,
     deal_wizard,
+    digest,
     groups,
     my_orders,
     owner_deals,
@@ -33,6 +34,7 @@ def build_routers() -> list[Router]:
         schedule.router(),  # private /schedule: the content calendar (wizard and list)
         settings.router(),  # private /settings wizard
         deal_post.router(),  # deal posts in groups: buttons, /buy, /cancel, /deals
+        digest.router(),  # private /digest: digests on demand and their settings
         owner_orders.router(),  # private /orders, exports, fulfilment, /pickup (owners)
         my_orders.router(),  # private /myorders (members)
         credit.router(),  # private /commission (owners: rates, payouts) and /mycredit (members)

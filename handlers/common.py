@@ -56,6 +56,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
                 _("/settings: timezone, currency and language of your groups"),
                 _("/commission: commission, credit spending and payouts in your groups"),
                 _("/members: core and dormant members of your groups"),
+                _("/digest: yesterday's digest of your groups (/digest 7d, /digest settings)"),
             ]
         else:
             lines += [

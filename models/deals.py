@@ -66,6 +66,7 @@ class Deal(Base):
         CheckConstraint("stock_left IS NULL OR stock_left >= 0", name="stock_not_negative"),
         CheckConstraint("total_qty >= 0 AND participants >= 0", name="counts_not_negative"),
         Index("ix_deals_status_closes_at", "status", "closes_at"),
+        Index("ix_deals_closed_at", "closed_at"),  # digests: deals closed in a period
     )
 
     @property
@@ -123,4 +124,6 @@ class Order(Base):
         UniqueConstraint("deal_id", "user_id"),
         CheckConstraint("quantity >= 0", name="quantity_not_negative"),
         Index("ix_orders_deal_id_status", "deal_id", "status"),
+        # Digests: a group's cancellations in a period.
+        Index("ix_orders_group_status_updated_at", "group_id", "status", "updated_at"),
     )

@@ -15,7 +15,10 @@ class SendFailure(Base):
     """One send that did not reach its chat: the method, why, and when (UTC)."""
 
     __tablename__ = "send_failures"
-    __table_args__ = (Index("ix_send_failures_chat_created", "chat_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_send_failures_chat_created", "chat_id", "created_at"),
+        Index("ix_send_failures_created_at", "created_at"),  # the operators' digest
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # A private chat's id is its user's id: those rows are the user's (group ids are < 0).

@@ -116,7 +116,12 @@ class Membership(Base):
     last_active_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
 
-    __table_args__ = (Index("ix_memberships_user_id", "user_id"),)
+    __table_args__ = (
+        Index("ix_memberships_user_id", "user_id"),
+        # Digests: who joined / left a group in a period.
+        Index("ix_memberships_group_joined_at", "group_id", "joined_at"),
+        Index("ix_memberships_group_left_at", "group_id", "left_at"),
+    )
 
 
 class ProcessedUpdate(Base):

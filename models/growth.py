@@ -155,4 +155,5 @@ class CreditEntry(Base):
     __table_args__ = (
         Index("ix_credit_entries_group_user", "group_id", "user_id"),
         Index("ix_credit_entries_order_id", "order_id"),
+        Index("ix_credit_entries_group_kind_created_at", "group_id", "kind", "created_at"),
     )

@@ -12,7 +12,7 @@ next runs), so APScheduler only provides the heartbeat: one periodic job, `max_i
    skipped and logged, never sent late;
 3. content posts whose next run came: each target is claimed with a conditional UPDATE (one
    instance wins), sent, then moved to its next FUTURE run in the group's timezone;
-4. `digest_hook(app, now)`: the daily digest (a later issue fills it).
+4. `digest_hook(app, now)`: the daily digests (scheduler/digests.py).
 
 After a restart whatever fell due while the bot was down is thus handled once. Two instances
 sharing a database never do the same item twice.
@@ -241,9 +241,11 @@ async def run_posts(app: App, now: datetime, result: TickResult) -> None:
 
 
 async def digest_hook(app: App, now: datetime) -> None:
-    """The daily digest (filled by the digest issue): runs every tick; it must decide itself,
-    from the database, whether a digest is due, and claim it so it goes out once."""
-    return None
+    """The daily digests (scheduler/digests.py): each runs every tick and decides itself,
+    from the database, whether a digest is due, and claims it so it goes out once."""
+    from scheduler import digests
+
+    await digests.run(app, now)
 
 
 async def tick(app: App, now: datetime | None = None) -> TickResult:

@@ -1,0 +1,1 @@
+"""Reproducible benchmarks: `python -m bench <name> [--db sqlite|postgres]` (see __main__)."""
