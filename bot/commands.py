@@ -27,12 +27,14 @@ def N_(message: str) -> str:
 PRIVATE = [
     ("start", N_("Welcome and your groups")),
     ("myorders", N_("Your orders")),
+    ("invite", N_("Your personal invite link to a group")),
     ("newdeal", N_("Create a group-buy deal")),
     ("deals", N_("Your deals")),
     ("schedule", N_("Scheduled posts in your groups")),
     ("orders", N_("Orders of a deal, exports, fulfilment")),
     ("pickup", N_("Mark an order picked up by its code")),
     ("settings", N_("Timezone, currency and language of your groups")),
+    ("invites", N_("Who invited whom into your groups")),
     ("lang", N_("Choose your language")),
     ("help", N_("What I can do")),
 ]
@@ -40,6 +42,7 @@ GROUP = [
     ("deals", N_("Open deals in this group")),
     ("buy", N_("Order: /buy D17 2")),
     ("cancel", N_("Cancel your order: /cancel D17")),
+    ("invite", N_("Your personal invite link")),
     ("help", N_("What I can do")),
 ]
 GROUP_ADMINS = [

@@ -37,6 +37,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
             _("<b>For everyone</b>"),
             _("/start: welcome and your groups"),
             _("/myorders: your orders, their status and pickup codes"),
+            _("/invite: your personal invite link to a group"),
             _("/lang: choose your language"),
             _("/help: this help"),
         ]
@@ -50,6 +51,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
                 _("/pickup CODE: mark an order picked up"),
                 _("/schedule: posts to your groups at set times (/schedule list)"),
                 _("/settings: timezone, currency and language of your groups"),
+                _("/invites: who invited whom into your groups"),
             ]
         else:
             lines += [
@@ -71,6 +73,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
             _("/deals: the open deals of this group"),
             _("/buy D17 2: order 2 units of deal D17 (or tap Join on the post)"),
             _("/cancel D17: cancel your order"),
+            _("/invite: your personal invite link to this group"),
             _("/help: this help"),
         ]
         if is_owner:
