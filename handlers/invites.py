@@ -197,7 +197,7 @@ def _language(user: User, fallback: str) -> str:
 async def _missing_right(bot: Bot, chat_id: int) -> str:
     """Why Telegram refused: the bot is not an administrator, or lacks the invite right."""
     try:
-        me = await bot.get_chat_member(chat_id, bot.id)
+        me = await bot.get_chat_member(chat_id, (await bot.me()).id)
     except TelegramAPIError:
         return "not_admin"
     if isinstance(me, (ChatMemberAdministrator, ChatMemberOwner)):
