@@ -28,6 +28,7 @@ PRIVATE = [
     ("start", N_("Welcome and your groups")),
     ("myorders", N_("Your orders")),
     ("mycredit", N_("Your referral credit")),
+    ("invite", N_("Your personal invite link to a group")),
     ("newdeal", N_("Create a group-buy deal")),
     ("deals", N_("Your deals")),
     ("schedule", N_("Scheduled posts in your groups")),
@@ -37,6 +38,7 @@ PRIVATE = [
     ("settings", N_("Timezone, currency and language of your groups")),
     ("commission", N_("Commission, credit spending and payouts")),
     ("members", N_("Core and dormant members of your groups")),
+    ("invites", N_("Who invited whom into your groups")),
     ("lang", N_("Choose your language")),
     ("mydata", N_("A copy of everything stored about you")),
     ("forgetme", N_("Delete your personal data")),
@@ -47,6 +49,7 @@ GROUP = [
     ("buy", N_("Order: /buy D17 2")),
     ("cancel", N_("Cancel your order: /cancel D17")),
     ("top", N_("Most active members and top inviters")),
+    ("invite", N_("Your personal invite link")),
     ("help", N_("What I can do")),
 ]
 GROUP_ADMINS = [

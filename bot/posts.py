@@ -191,6 +191,7 @@ def _compose(
     now: datetime,
     shown: int,
     note_cap: int | None,
+    private: bool = False,
 ) -> str:
     language = group.language
     final = deal.status in deal_service.FINAL_STATES
@@ -253,7 +254,7 @@ def _compose(
         lines.append(ngettext("…and {n} more", "…and {n} more", more).format(n=more))
     lines.append("")
     code = f"<code>{deal.code}</code>"
-    if final:
+    if final or private:  # /buy works in the group only
         lines.append(_("Code {code}").format(code=code))
     else:
         lines.append(
@@ -271,17 +272,19 @@ def render_card(
     now: datetime,
     *,
     limit: int | None = None,
+    private: bool = False,
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     """The post's text and buttons (None once the deal is closed), in the current locale.
 
     Long content is folded to fit `limit` (default: 1024 for a photo caption, else 4096):
-    first long notes are shortened, then fewer sign-up entries are listed.
+    first long notes are shortened, then fewer sign-up entries are listed. `private`: the
+    text for a private chat (no /buy hint; the caller brings its own buttons).
     """
     limit = limit or (CAPTION_LIMIT if deal.photo_file_id else TEXT_LIMIT)
     shown = min(len(signups), MAX_LISTED)
     note_cap: int | None = None
     while True:
-        text = _compose(deal, signups, group, now, shown, note_cap)
+        text = _compose(deal, signups, group, now, shown, note_cap, private)
         if tg_len(text) <= limit:
             break
         if note_cap is None:
@@ -325,8 +328,12 @@ def details_text(deal: Deal) -> str:
     return cut("\n".join(parts), ALERT_LIMIT)
 
 
-def share_text(deal: Deal, bot_username: str | None) -> str:
-    link = f"https://t.me/{bot_username}?start=deal_{deal.id}"
+def share_link(bot_username: str | None, payload: str) -> str:
+    return f"https://t.me/{bot_username}?start={payload}"
+
+
+def share_text(deal: Deal, link: str) -> str:
+    """The Share button's answer: the member's own link (t.me/<bot>?start=<code>)."""
     head = _("Share {code}: {link}").format(code=deal.code, link=link)
     return cut(f"{head}\n{deal.title}", ALERT_LIMIT)
 

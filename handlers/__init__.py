@@ -15,12 +15,14 @@ from handlers import (
     deal_wizard,
     digest,
     groups,
+    invites,
     my_orders,
     owner_deals,
     owner_orders,
     privacy,
     schedule,
     settings,
+    share,
     start,
     status,
 )
@@ -33,6 +35,8 @@ def build_routers() -> list[Router]:
         owner_deals.router(),  # private /deals: the owner's deals and their actions
         schedule.router(),  # private /schedule: the content calendar (wizard and list)
         settings.router(),  # private /settings wizard
+        invites.router(),  # /invite, /invites, /start inv_<group> (invite links)
+        share.router(),  # /start <share code> and deal_<id>: a deal in private, Join buttons
         deal_post.router(),  # deal posts in groups: buttons, /buy, /cancel, /deals
         digest.router(),  # private /digest: digests on demand and their settings
         owner_orders.router(),  # private /orders, exports, fulfilment, /pickup (owners)

@@ -38,6 +38,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
             _("/start: welcome and your groups"),
             _("/myorders: your orders, their status and pickup codes"),
             _("/mycredit: your referral credit, its history, using it on an order"),
+            _("/invite: your personal invite link to a group"),
             _("/lang: choose your language"),
             _("/mydata: a copy of everything stored about you"),
             _("/forgetme: delete your personal data"),
@@ -57,6 +58,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
                 _("/commission: commission, credit spending and payouts in your groups"),
                 _("/members: core and dormant members of your groups"),
                 _("/digest: yesterday's digest of your groups (/digest 7d, /digest settings)"),
+                _("/invites: who invited whom into your groups"),
             ]
         else:
             lines += [
@@ -80,6 +82,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
             _("/cancel D17: cancel your order"),
             _("/top: most active members and top inviters (/top 30 for 30 days)"),
             _("/hideme: keep your name off /top (/showme to undo)"),
+            _("/invite: your personal invite link to this group"),
             _("/help: this help"),
         ]
         if is_owner:

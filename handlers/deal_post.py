@@ -30,6 +30,7 @@ from bot.posts import (
     local_time,
     money,
     quote,
+    share_link,
     share_text,
 )
 from handlers.deal_texts import domain_error_text
@@ -38,6 +39,7 @@ from models.db import after_commit
 from services import deals as deal_service
 from services import groups as group_service
 from services import orders as order_service
+from services import referrals as referral_service
 from services.activity import ActivityBuffer
 from services.orders import Change, OrderError
 from services.parsing import ParseError, parse_quantity
@@ -46,7 +48,7 @@ from services.timezones import utcnow
 log = logging.getLogger(__name__)
 GROUP_TYPES = {"group", "supergroup"}
 MAX_ID = 2**31 - 1  # deals.id is a 32-bit integer; larger ids in forged data are refused early
-READ_ACTIONS = {"info", "share"}
+READ_ACTIONS = {"info"}
 
 
 # ---------------------------------------------------------------- texts
@@ -164,7 +166,7 @@ async def order_button(
 async def info_button(
     query: CallbackQuery, callback_data: DealCB, db: Database
 ) -> AnswerCallbackQuery:
-    """Details and Share: read only, no write transaction."""
+    """Details: read only, no write transaction."""
     chat = query.message.chat if query.message is not None else None
     if chat is None or not _valid_id(callback_data.deal_id):
         return query.answer(not_posted_here(), show_alert=True)
@@ -175,10 +177,26 @@ async def info_button(
             )
         except deal_service.DealNotFound:
             return query.answer(not_posted_here(), show_alert=True)
-    if callback_data.action == "info":
-        return query.answer(details_text(deal), show_alert=True)
+    return query.answer(details_text(deal), show_alert=True)
+
+
+async def share_button(
+    query: CallbackQuery, callback_data: DealCB, session: AsyncSession, user: User
+) -> AnswerCallbackQuery:
+    """Share: the member's own link t.me/<bot>?start=<code>; the answer opens it, so the
+    private chat shows it ready to forward (handlers.share), even for members who never
+    started the bot."""
+    chat = query.message.chat if query.message is not None else None
+    if chat is None or not _valid_id(callback_data.deal_id):
+        return query.answer(not_posted_here(), show_alert=True)
+    try:
+        deal, group = await deal_service.posted_in_chat(session, callback_data.deal_id, chat.id)
+    except deal_service.DealNotFound:
+        return query.answer(not_posted_here(), show_alert=True)
+    share = await referral_service.share_link(session, deal.id, group.id, user.id, utcnow())
     me = await query.bot.me()
-    return query.answer(share_text(deal, me.username), show_alert=True)
+    link = share_link(me.username, share.code)
+    return query.answer(share_text(deal, link), url=link)
 
 
 async def unknown_button(query: CallbackQuery) -> AnswerCallbackQuery:
@@ -305,6 +323,7 @@ def router() -> Router:
     r.message.register(cancel_command, Command("cancel"))
     r.message.register(deals_command, Command("deals"))
     r.callback_query.register(info_button, DealCB.filter(F.action.in_(READ_ACTIONS)))
+    r.callback_query.register(share_button, DealCB.filter(F.action == "share"))
     r.callback_query.register(order_button, DealCB.filter())
     r.callback_query.register(unknown_button, F.data.startswith(DealCB.__prefix__ + ":"))
     r.errors.register(button_failed, _is_deal_button)

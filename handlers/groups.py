@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.i18n import LocaleCache
 from bot.telegram import admin_info
+from handlers import invites
 from handlers.common import help_text, quote
 from models import Group, User
 from models.db import after_commit
@@ -120,6 +121,7 @@ async def member_changed(
             group,
             info or AdminInfo(member.user.id, member.status, False, member.user.is_bot),
         )
+    await invites.credit_from(event, session, group)  # before the membership is recorded
     if not member.user.is_bot:
         await group_service.record_membership(session, group, member.user.id, member.status)
         _count_join_or_leave(session, activity, event)

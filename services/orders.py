@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, Order
 from services import deals as deal_service
+from services import referrals
 from services.errors import DomainError
 from services.parsing import MAX_QUANTITY
 
@@ -188,6 +189,8 @@ async def _set_quantity(
         order.updated_at = now
         if group_id is not None and quantity > 0 and old == 0:
             order.group_id = group_id
+    if old == 0 and quantity > 0:  # placed now: credit the last sharer (services.referrals)
+        await referrals.attribute_order(session, order, now)
     await session.flush()
     deal = await deal_service.get(session, deal_id)
     return Change(deal, order, old, quantity)

@@ -1,0 +1,489 @@
+"""Personal invite links: `/invite` (private, or a button from `/invite` in a group) gives a
+member their own link to a group, `/invites` shows owners who invited whom, and
+`credit_from` (called by handlers.groups.member_changed) credits the inviter of a join.
+
+When Telegram refuses to create a link because the bot is not an administrator, or lacks the
+"Invite users via link" right, the member is told and so are the group's administrators (in
+private, through the sender, at most once per group and reason a day), with what to change.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.filters.callback_data import CallbackData
+from aiogram.methods import SendMessage
+from aiogram.types import (
+    CallbackQuery,
+    ChatMemberAdministrator,
+    ChatMemberOwner,
+    ChatMemberUpdated,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
+from aiogram.utils.i18n import I18n, ngettext
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.posts import PostRefresher, cut, tg_len
+from handlers.common import quote
+from models import Database, Group, User
+from models.db import after_commit
+from services import groups as group_service
+from services import people
+from services import referrals as referral_service
+from services.admins import AdminDirectory
+from services.errors import GroupNotFound, NotGroupAdmin
+from services.locales import from_telegram
+from services.timezones import to_local, utcnow
+
+log = logging.getLogger(__name__)
+GROUP_TYPES = {"group", "supergroup"}
+NOTICE_EVERY = 24 * 3600.0  # seconds between two notices to a group's admins (per reason)
+MAX_ID = 2**31 - 1
+TEXT_LIMIT = 4096
+TOP = 10
+RECENT = 30
+START_PREFIX = "inv_"
+
+
+class InviteCB(CallbackData, prefix="inv"):
+    group_id: int
+
+
+class InvitesCB(CallbackData, prefix="ivs"):
+    group_id: int
+
+
+class RightsNotices:
+    """Remembers (in memory) when a group's admins were last told that the bot lacks the
+    right to create invite links, so members asking again do not spam them."""
+
+    def __init__(self, every: float = NOTICE_EVERY) -> None:
+        self.every = every
+        self._last: dict[tuple[int, str], float] = {}
+
+    def due(self, group_id: int, reason: str) -> bool:
+        now = time.monotonic()
+        last = self._last.get((group_id, reason))
+        if last is not None and now - last < self.every:
+            return False
+        if len(self._last) > 10_000:
+            self._last.clear()
+        self._last[(group_id, reason)] = now
+        return True
+
+
+# ---------------------------------------------------------------- crediting joins
+
+
+def _present(member) -> bool:
+    if member.status in {"member", "administrator", "creator"}:
+        return True
+    return member.status == "restricted" and bool(getattr(member, "is_member", False))
+
+
+async def credit_from(event: ChatMemberUpdated, session: AsyncSession, group: Group) -> None:
+    """A chat_member update: if it is a join through one of our invite links, credit the
+    inviter (services.referrals.credit_join decides). Call before recording the membership."""
+    if _present(event.old_chat_member) or not _present(event.new_chat_member):
+        return
+    member = event.new_chat_member.user
+    link = event.invite_link.invite_link if event.invite_link is not None else None
+    at = event.date if event.date.tzinfo is not None else event.date.replace(tzinfo=UTC)
+    credit = await referral_service.credit_join(
+        session, group, member_id=member.id, member_is_bot=member.is_bot, link=link, at=at
+    )
+    if credit is not None:
+        log.info(
+            "group %s: member %s joined through the link of %s",
+            group.id, member.id, credit.inviter_id,
+        )  # fmt: skip
+
+
+# ---------------------------------------------------------------- texts
+
+
+def link_text(group: Group, link: str) -> str:
+    return "\n".join(
+        [
+            _("Your personal invite link to {title}:").format(title=quote(group.title)),
+            link,
+            "",
+            _(
+                "Send it to friends. Everyone who joins through it for the first time is "
+                "credited to you (people who were in the group before do not count)."
+            ),
+        ]
+    )
+
+
+def _why(reason: str, title: str) -> str:
+    if reason == "not_admin":
+        return _("I am not an administrator of {title}.").format(title=title)
+    return _(
+        "I am an administrator of {title}, but without the “Invite users via link” right."
+    ).format(title=title)
+
+
+def _fix(reason: str, title: str, bot_name: str) -> str:
+    if reason == "not_admin":
+        return _(
+            "What to change: make {bot} an administrator of {title} with the "
+            "“Invite users via link” right."
+        ).format(bot=bot_name, title=title)
+    return _(
+        "What to change: in {title}, edit the administrator rights of {bot} and turn on "
+        "“Invite users via link”."
+    ).format(bot=bot_name, title=title)
+
+
+def member_refusal(reason: str, title: str, bot_name: str, told: bool) -> str:
+    lines = [
+        _("I can't create an invite link for you yet.") + " " + _why(reason, title),
+        _fix(reason, title, bot_name),
+        _("I have told the group's admins.")
+        if told
+        else _("Please pass this on to the group's owner."),
+    ]
+    return "\n".join(lines)
+
+
+def admin_notice(reason: str, title: str, bot_name: str) -> str:
+    return "\n".join(
+        [
+            _(
+                "A member of {title} asked me for a personal invite link, but I can't create one."
+            ).format(title=title)
+            + " "
+            + _why(reason, title),
+            _fix(reason, title, bot_name),
+        ]
+    )
+
+
+def not_in_group() -> str:
+    return _("You are not in that group, or I am no longer in it.")
+
+
+def pick_keyboard(groups: list[Group], factory: type[CallbackData]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=cut(g.title or str(g.chat_id), 60),
+                    callback_data=factory(group_id=g.id).pack(),
+                )
+            ]
+            for g in groups
+        ]
+    )
+
+
+def _language(user: User, fallback: str) -> str:
+    return user.language or from_telegram(user.language_code) or fallback
+
+
+# ---------------------------------------------------------------- issuing links
+
+
+async def _missing_right(bot: Bot, chat_id: int) -> str:
+    """Why Telegram refused: the bot is not an administrator, or lacks the invite right."""
+    try:
+        me = await bot.get_chat_member(chat_id, (await bot.me()).id)
+    except TelegramAPIError:
+        return "not_admin"
+    if isinstance(me, (ChatMemberAdministrator, ChatMemberOwner)):
+        return "no_right"
+    return "not_admin"
+
+
+async def _tell_admins(
+    session: AsyncSession,
+    i18n: I18n,
+    admins: AdminDirectory,
+    posts: PostRefresher,
+    group: Group,
+    reason: str,
+    requester: int,
+    notices: RightsNotices,
+    bot_name: str,
+) -> bool:
+    """Tell the group's administrators (who started the bot) what to change. True when they
+    are told now or were told earlier today."""
+    ids = (await admins.admins_of(session, group)) - {requester}
+    if not ids:
+        return False
+    rows = await session.scalars(
+        select(User).where(User.id.in_(ids), User.started.is_(True), User.is_bot.is_(False))
+    )
+    recipients = list(rows)
+    if not recipients:
+        return False
+    if not notices.due(group.id, reason):
+        return True
+    title = quote(group.title)
+    messages = []
+    for person in recipients:
+        with i18n.use_locale(_language(person, group.language)):
+            messages.append((person.id, admin_notice(reason, title, bot_name)))
+    sender = posts.sender
+
+    async def deliver() -> None:
+        for user_id, text in messages:
+            await sender.send(SendMessage(chat_id=user_id, text=text), chat_id=user_id)
+
+    after_commit(session, lambda: posts.spawn(deliver()))
+    log.info("group %s: told %d admins the bot cannot create invite links (%s)",
+             group.id, len(messages), reason)  # fmt: skip
+    return True
+
+
+async def issue(
+    bot: Bot,
+    session: AsyncSession,
+    i18n: I18n,
+    admins: AdminDirectory,
+    posts: PostRefresher,
+    group: Group,
+    user: User,
+    notices: RightsNotices,
+) -> str:
+    """The member's link to the group (reused, else created), or why there is none."""
+    existing = await referral_service.active_invite(session, group.id, user.id)
+    if existing is not None:
+        return link_text(group, existing.link)
+    name = referral_service.invite_name(user.full_name)
+    try:
+        created = await bot.create_chat_invite_link(group.chat_id, name=name or None)
+    except (TelegramForbiddenError, TelegramBadRequest) as exc:
+        reason = (
+            "not_admin"
+            if isinstance(exc, TelegramForbiddenError)
+            else await _missing_right(bot, group.chat_id)
+        )
+        log.info("group %s: createChatInviteLink refused (%s): %s", group.id, reason, exc.message)
+    except TelegramAPIError as exc:
+        log.warning("group %s: createChatInviteLink failed: %s", group.id, exc)
+        return _("Telegram did not answer. Please try again in a minute.")
+    else:
+        row = await referral_service.save_invite(
+            session, group.id, user.id, created.invite_link, name, utcnow()
+        )
+        return link_text(group, row.link)
+    me = await bot.me()
+    bot_name = f"@{me.username}" if me.username else quote(me.first_name)
+    told = await _tell_admins(
+        session, i18n, admins, posts, group, reason, user.id, notices, bot_name
+    )
+    return member_refusal(reason, quote(group.title), bot_name, told)
+
+
+async def _member_group(bot: Bot, session: AsyncSession, group_id: int, user_id: int):
+    """The active group, if the user is in it (as we know it, else as Telegram says)."""
+    if not 0 < group_id <= MAX_ID:
+        return None
+    group = await session.get(Group, group_id)
+    if group is None or not group.is_active:
+        return None
+    if await referral_service.is_member(session, group.id, user_id):
+        return group
+    try:
+        member = await bot.get_chat_member(group.chat_id, user_id)
+    except TelegramAPIError:
+        return None
+    if not _present(member):
+        return None
+    await group_service.record_membership(session, group, user_id, member.status)
+    return group
+
+
+# ---------------------------------------------------------------- who invited whom
+
+
+def report(group: Group, total: int, top, recent) -> str:
+    title = quote(group.title)
+    if total == 0:
+        return _(
+            "Nobody has joined {title} through a personal invite link yet. "
+            "Members get theirs with /invite."
+        ).format(title=title)
+    head = [
+        "<b>" + _("Invites to {title}").format(title=title) + "</b>",
+        ngettext(
+            "{n} member joined through a personal invite link.",
+            "{n} members joined through personal invite links.",
+            total,
+        ).format(n=total),
+        "",
+        "<b>" + _("Top inviters") + "</b>",
+    ]
+    head += [f"{i}. {quote(cut(t.name, 32))} · {t.count}" for i, t in enumerate(top, start=1)]
+    head += ["", "<b>" + _("Recent joins") + "</b>"]
+    lines = [
+        "• "
+        + _("{member} ← {inviter} ({date})").format(
+            member=quote(cut(r.member_name, 32)),
+            inviter=quote(cut(r.inviter_name, 32)),
+            date=to_local(r.joined_at, group.timezone).strftime("%Y-%m-%d"),
+        )
+        for r in recent
+    ]
+    while lines and tg_len("\n".join(head + lines)) > TEXT_LIMIT:
+        lines.pop()
+    return "\n".join(head + lines)
+
+
+async def _report_for(session: AsyncSession, group: Group) -> str:
+    total = await referral_service.referral_count(session, group.id)
+    top = await referral_service.top_inviters(session, group.id, TOP)
+    recent = await referral_service.recent_referrals(session, group.id, RECENT)
+    return report(group, total, top, recent)
+
+
+# ---------------------------------------------------------------- router
+
+
+def router() -> Router:
+    r = Router(name="invites")
+    notices = RightsNotices()
+
+    async def invite_command(
+        message: Message,
+        bot: Bot,
+        session: AsyncSession,
+        user: User,
+        i18n: I18n,
+        admins: AdminDirectory,
+        posts: PostRefresher,
+    ) -> None:
+        groups = await referral_service.member_groups(session, user.id)
+        if not groups:
+            await message.answer(
+                _(
+                    "I have not seen you in any of my groups yet. Send /invite in your group "
+                    "and I will give you a button for your link."
+                )
+            )
+        elif len(groups) == 1:
+            text = await issue(bot, session, i18n, admins, posts, groups[0], user, notices)
+            await message.answer(text)
+        else:
+            await message.answer(
+                _("Which group do you want an invite link for?"),
+                reply_markup=pick_keyboard(groups, InviteCB),
+            )
+
+    async def invite_chosen(
+        query: CallbackQuery,
+        callback_data: InviteCB,
+        bot: Bot,
+        session: AsyncSession,
+        user: User,
+        i18n: I18n,
+        admins: AdminDirectory,
+        posts: PostRefresher,
+    ) -> None:
+        group = await _member_group(bot, session, callback_data.group_id, user.id)
+        if group is None:
+            await query.answer(not_in_group(), show_alert=True)
+            return
+        await query.answer()
+        text = await issue(bot, session, i18n, admins, posts, group, user, notices)
+        await bot.send_message(user.id, text)
+
+    async def invite_deep_link(
+        message: Message,
+        command: CommandObject,
+        bot: Bot,
+        session: AsyncSession,
+        user: User,
+        i18n: I18n,
+        admins: AdminDirectory,
+        posts: PostRefresher,
+    ) -> None:
+        await people.mark_started(session, user.id)
+        raw = (command.args or "").removeprefix(START_PREFIX)
+        group_id = int(raw) if raw.isdigit() and len(raw) < 10 else 0
+        group = await _member_group(bot, session, group_id, user.id)
+        if group is None:
+            await message.answer(not_in_group())
+            return
+        await message.answer(await issue(bot, session, i18n, admins, posts, group, user, notices))
+
+    r.message.register(invite_command, Command("invite"), F.chat.type == "private")
+    r.message.register(
+        invite_deep_link,
+        CommandStart(deep_link=True, magic=F.args.startswith(START_PREFIX)),
+        F.chat.type == "private",
+    )
+    r.message.register(invite_in_group, Command("invite"), F.chat.type.in_(GROUP_TYPES))
+    r.message.register(invites_command, Command("invites"), F.chat.type == "private")
+    r.callback_query.register(invite_chosen, InviteCB.filter())
+    r.callback_query.register(invites_chosen, InvitesCB.filter())
+    return r
+
+
+async def invite_in_group(message: Message, bot: Bot, db: Database) -> None:
+    """In a group: a button that opens the private chat with this group's link."""
+    async with db.read() as session:
+        group = await group_service.get_by_chat(session, message.chat.id)
+    if group is None:
+        return
+    me = await bot.me()
+    url = f"https://t.me/{me.username}?start={START_PREFIX}{group.id}"
+    await message.reply(
+        _("Get your personal invite link to this group in private chat:"),
+        reply_markup=InlineKeyboardMarkup(
+            inline_keyboard=[[InlineKeyboardButton(text=_("Get my invite link"), url=url)]]
+        ),
+    )
+
+
+async def invites_command(
+    message: Message, session: AsyncSession, user: User, admins: AdminDirectory
+) -> None:
+    groups = [g for g, _status in await admins.groups_of(session, user.id)]
+    if not groups:
+        await message.answer(
+            _("Only owners and administrators of a group can see who invited whom.")
+        )
+    elif len(groups) == 1:
+        await message.answer(await _report_for(session, groups[0]))
+    else:
+        await message.answer(
+            _("Which group's invites do you want to see?"),
+            reply_markup=pick_keyboard(groups, InvitesCB),
+        )
+
+
+async def invites_chosen(
+    query: CallbackQuery,
+    callback_data: InvitesCB,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+) -> None:
+    if not 0 < callback_data.group_id <= MAX_ID:
+        await query.answer(_("This button is out of date."), show_alert=True)
+        return
+    try:
+        group = await admins.require_admin(session, callback_data.group_id, user.id)
+    except (NotGroupAdmin, GroupNotFound):
+        await query.answer(
+            _("Only owners and administrators of a group can see who invited whom."),
+            show_alert=True,
+        )
+        return
+    await query.answer()
+    await query.bot.send_message(user.id, await _report_for(session, group))
+
+
+__all__ = ["InviteCB", "InvitesCB", "RightsNotices", "credit_from", "issue", "router"]

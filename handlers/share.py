@@ -1,0 +1,221 @@
+"""Deals in private chat: `/start <share code>` (a member's share link), `/start deal_<id>`
+(older links and content posts), and the Join buttons under such a card.
+
+Opening someone's share link records a click (services.referrals), so an order the member
+then places in that group is credited to the sharer; the sharer opening their own link gets
+it ready to forward instead. Unknown or revoked codes, and deals no longer posted in the
+link's group, get a clear answer and record nothing. Join from private orders for the group
+of the link through services.orders, exactly like a group's Join button.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import F, Router
+from aiogram.filters import CommandObject, CommandStart
+from aiogram.filters.callback_data import CallbackData
+from aiogram.methods import AnswerCallbackQuery
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.posts import (
+    CAPTION_LIMIT,
+    QUANTITY_CHOICES,
+    TEXT_LIMIT,
+    PostRefresher,
+    cut,
+    render_card,
+    share_link,
+    tg_len,
+)
+from handlers.common import quote
+from handlers.deal_post import confirmation, refusal
+from models import Deal, Group, User
+from models.db import after_commit
+from services import deals as deal_service
+from services import orders as order_service
+from services import people
+from services import referrals as referral_service
+from services.orders import OrderError
+from services.timezones import utcnow
+
+log = logging.getLogger(__name__)
+MAX_ID = 2**31 - 1
+DEAL_PREFIX = "deal_"
+
+
+class PrivateDealCB(CallbackData, prefix="pdj"):
+    """Join buttons under a deal shown in private: ids only, checked again on the server."""
+
+    action: str  # join | qty | cancel
+    deal_id: int
+    group_id: int
+    qty: int = 0
+
+
+def private_keyboard(deal: Deal, group_id: int) -> InlineKeyboardMarkup | None:
+    if deal.status in deal_service.FINAL_STATES:
+        return None
+
+    def button(text: str, action: str, qty: int = 0) -> InlineKeyboardButton:
+        data = PrivateDealCB(action=action, deal_id=deal.id, group_id=group_id, qty=qty)
+        return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+    limit = deal.per_person_limit
+    choices = [q for q in QUANTITY_CHOICES if limit is None or q <= limit]
+    if deal.stock_total is not None:
+        choices = [q for q in choices if q <= deal.stock_total]
+    rows = [[button("🙋 " + _("Join +1"), "join")]]
+    if len(choices) > 1:
+        rows.append([button(f"×{q}", "qty", q) for q in choices])
+    rows.append([button(_("Cancel my order"), "cancel")])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def unknown_link() -> str:
+    return _(
+        "This link is unknown or no longer valid. Ask the person who sent it for a new one, "
+        "or send /help."
+    )
+
+
+def not_available() -> str:
+    return _("This deal is no longer available in that group.")
+
+
+async def show_deal(
+    message: Message, session: AsyncSession, deal: Deal, group: Group, header: str
+) -> None:
+    """The deal's card in private chat with Join buttons for `group`."""
+    signups = await deal_service.sign_up_list(session, deal.id)
+    limit = (CAPTION_LIMIT if deal.photo_file_id else TEXT_LIMIT) - tg_len(header) - 2
+    text, _buttons = render_card(deal, signups, group, utcnow(), limit=limit, private=True)
+    text = f"{header}\n\n{text}"
+    keyboard = private_keyboard(deal, group.id)
+    if deal.photo_file_id:
+        await message.answer_photo(deal.photo_file_id, caption=text, reply_markup=keyboard)
+    else:
+        await message.answer(text, reply_markup=keyboard)
+
+
+def from_group(group: Group) -> str:
+    return "👥 " + _("A group-buy in {title}").format(title=quote(group.title))
+
+
+async def _deal_link(message: Message, session: AsyncSession, user: User, raw: str) -> None:
+    """/start deal_<id>: the deal in private, for a group it is posted in (the member's
+    first); no attribution."""
+    digits = raw.removeprefix(DEAL_PREFIX)
+    deal_id = int(digits) if digits.isdigit() and len(digits) < 10 else 0
+    groups = (
+        await referral_service.groups_of_deal(session, deal_id, user.id)
+        if 0 < deal_id <= MAX_ID
+        else []
+    )
+    found = await referral_service.deal_in_group(session, deal_id, groups[0].id) if groups else None
+    if found is None:
+        await message.answer(unknown_link())
+        return
+    deal, group = found
+    await show_deal(message, session, deal, group, from_group(group))
+
+
+async def _own_link(message: Message, deal: Deal, group: Group, code: str) -> None:
+    """The sharer opened their own link: give it ready to forward."""
+    me = await message.bot.me()
+    link = share_link(me.username, code)
+    days = group.attribution_days or 0
+    title = quote(cut(deal.title, 80))
+    if days > 0:
+        note = ngettext(
+            "This is your personal link for {title}. Forward the next message to friends: "
+            "orders they place in {group} within {days} day after opening it are credited "
+            "to you.",
+            "This is your personal link for {title}. Forward the next message to friends: "
+            "orders they place in {group} within {days} days after opening it are credited "
+            "to you.",
+            days,
+        ).format(title=title, group=quote(group.title), days=days)
+    else:
+        note = _("This is your personal link for {title}. Forward the next message to friends.")
+        note = note.format(title=title)
+    await message.answer(note)
+    await message.answer(
+        f"🛒 <b>{quote(deal.title)}</b>\n"
+        + _("Join the group-buy in {group}: {link}").format(group=quote(group.title), link=link)
+    )
+
+
+async def start_link(
+    message: Message, command: CommandObject, session: AsyncSession, user: User
+) -> None:
+    await people.mark_started(session, user.id)
+    payload = command.args or ""
+    if payload.startswith(DEAL_PREFIX):
+        await _deal_link(message, session, user, payload)
+        return
+    share = await referral_service.find_share(session, payload)
+    found = (
+        await referral_service.deal_in_group(session, share.deal_id, share.group_id)
+        if share is not None
+        else None
+    )
+    if share is None or found is None:
+        log.info("user %s opened an unknown or revoked link", user.id)
+        await message.answer(unknown_link())
+        return
+    deal, group = found
+    if share.user_id == user.id:
+        await _own_link(message, deal, group, share.code)
+        return
+    await referral_service.record_click(session, share, user.id, utcnow())
+    await show_deal(message, session, deal, group, from_group(group))
+
+
+async def private_order_button(
+    query: CallbackQuery,
+    callback_data: PrivateDealCB,
+    session: AsyncSession,
+    user: User,
+    posts: PostRefresher,
+) -> AnswerCallbackQuery:
+    """Join +1, ×N and Cancel under a deal shown in private: an order in the link's group."""
+    ids_ok = 0 < callback_data.deal_id <= MAX_ID and 0 < callback_data.group_id <= MAX_ID
+    found = (
+        await referral_service.deal_in_group(session, callback_data.deal_id, callback_data.group_id)
+        if ids_ok
+        else None
+    )
+    if found is None:
+        return query.answer(not_available(), show_alert=True)
+    deal, group = found
+    now = utcnow()
+    try:
+        if callback_data.action == "join":
+            change = await order_service.join(session, deal.id, user.id, now, group_id=group.id)
+        elif callback_data.action == "qty":
+            if callback_data.qty < 1:
+                raise order_service.BadQuantity(callback_data.qty)
+            change = await order_service.set_quantity(
+                session, deal.id, user.id, callback_data.qty, now, group_id=group.id
+            )
+        elif callback_data.action == "cancel":
+            change = await order_service.cancel(session, deal.id, user.id, now)
+        else:
+            return query.answer(_("This button is out of date."), show_alert=True)
+    except OrderError as exc:
+        return query.answer(refusal(exc, deal, group), show_alert=True)
+    if change.changed:
+        after_commit(session, lambda: posts.touch(deal.id))
+    return query.answer(confirmation(change, deal.title))
+
+
+def router() -> Router:
+    r = Router(name="share")
+    r.message.filter(F.chat.type == "private")
+    r.message.register(start_link, CommandStart(deep_link=True, magic=F.args != "settings"))
+    r.callback_query.register(private_order_button, PrivateDealCB.filter())
+    return r
