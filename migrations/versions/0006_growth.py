@@ -2,7 +2,7 @@
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-11-24 03:28:37.127044
+Create Date: 2026-11-24 04:02:04.789282
 """
 from alembic import op
 import sqlalchemy as sa
@@ -104,6 +104,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_credit_entries'))
     )
     with op.batch_alter_table('credit_entries', schema=None) as batch_op:
+        batch_op.create_index('ix_credit_entries_group_kind_created_at', ['group_id', 'kind', 'created_at'], unique=False)
         batch_op.create_index('ix_credit_entries_group_user', ['group_id', 'user_id'], unique=False)
         batch_op.create_index('ix_credit_entries_order_id', ['order_id'], unique=False)
 
@@ -136,6 +137,7 @@ def upgrade() -> None:
     with op.batch_alter_table('deals', schema=None) as batch_op:
         batch_op.add_column(sa.Column('reminders', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('commission_bp', sa.Integer(), nullable=True))
+        batch_op.create_index('ix_deals_closed_at', ['closed_at'], unique=False)
 
     with op.batch_alter_table('groups', schema=None) as batch_op:
         batch_op.add_column(sa.Column('commission_bp', sa.Integer(), nullable=False, server_default='0'))
@@ -147,12 +149,18 @@ def upgrade() -> None:
 
     with op.batch_alter_table('memberships', schema=None) as batch_op:
         batch_op.add_column(sa.Column('last_active_at', models.base.UTCDateTime(timezone=True), nullable=True))
+        batch_op.create_index('ix_memberships_group_joined_at', ['group_id', 'joined_at'], unique=False)
+        batch_op.create_index('ix_memberships_group_left_at', ['group_id', 'left_at'], unique=False)
 
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.add_column(sa.Column('paid_at', models.base.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('referrer_id', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('share_code', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('discount', sa.BigInteger(), nullable=False, server_default='0'))
+        batch_op.create_index('ix_orders_group_status_updated_at', ['group_id', 'status', 'updated_at'], unique=False)
+
+    with op.batch_alter_table('send_failures', schema=None) as batch_op:
+        batch_op.create_index('ix_send_failures_created_at', ['created_at'], unique=False)
 
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('leaderboard_hidden', sa.Boolean(), nullable=False, server_default=sa.false()))
@@ -165,13 +173,19 @@ def downgrade() -> None:
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_column('leaderboard_hidden')
 
+    with op.batch_alter_table('send_failures', schema=None) as batch_op:
+        batch_op.drop_index('ix_send_failures_created_at')
+
     with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_orders_group_status_updated_at')
         batch_op.drop_column('discount')
         batch_op.drop_column('share_code')
         batch_op.drop_column('referrer_id')
         batch_op.drop_column('paid_at')
 
     with op.batch_alter_table('memberships', schema=None) as batch_op:
+        batch_op.drop_index('ix_memberships_group_left_at')
+        batch_op.drop_index('ix_memberships_group_joined_at')
         batch_op.drop_column('last_active_at')
 
     with op.batch_alter_table('groups', schema=None) as batch_op:
@@ -183,6 +197,7 @@ def downgrade() -> None:
         batch_op.drop_column('commission_bp')
 
     with op.batch_alter_table('deals', schema=None) as batch_op:
+        batch_op.drop_index('ix_deals_closed_at')
         batch_op.drop_column('commission_bp')
         batch_op.drop_column('reminders')
 
@@ -197,6 +212,7 @@ def downgrade() -> None:
     with op.batch_alter_table('credit_entries', schema=None) as batch_op:
         batch_op.drop_index('ix_credit_entries_order_id')
         batch_op.drop_index('ix_credit_entries_group_user')
+        batch_op.drop_index('ix_credit_entries_group_kind_created_at')
 
     op.drop_table('credit_entries')
     op.drop_table('share_links')
