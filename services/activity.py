@@ -180,6 +180,13 @@ class ActivityBuffer:
     def record_leave(self, chat_id: int, user_id: int, at: datetime) -> None:
         self._group(chat_id, at).leaves += 1
 
+    def forget_user(self, user_id: int) -> None:
+        """/forgetme: drop the person's counts and name not yet written (privacy hook)."""
+        members = self._data.members
+        for key in [k for k in members if k[2] == user_id]:
+            del members[key]
+        self._data.names.pop(user_id, None)
+
     @property
     def pending(self) -> int:
         """How many buffered entries wait for the next flush."""

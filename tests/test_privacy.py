@@ -384,6 +384,10 @@ async def test_forgetme_leaves_no_personal_data_in_any_table(harness) -> None:
     ids = await seed(harness)
     harness.app.locales.set_user(ALICE_ID, "zh_Hans")
     harness.app.sender._inactive.add(ALICE_ID)
+    # Counts of Alice (and Bob) still in memory, not yet flushed.
+    buffered_at = datetime.now(UTC)
+    harness.app.activity.record_message(G1_CHAT, ALICE_ID, buffered_at)
+    harness.app.activity.record_message(G1_CHAT, BOB_ID, buffered_at)
     before = await snapshot(harness)
 
     await command(harness, ALICE, "/forgetme")
@@ -464,6 +468,13 @@ async def test_forgetme_leaves_no_personal_data_in_any_table(harness) -> None:
     # 5. In-memory caches forgot her.
     assert ALICE_ID not in harness.app.locales._users
     assert not harness.app.sender.is_inactive(ALICE_ID)
+    # ... and the activity buffer: a flush after /forgetme writes Bob's count, not hers.
+    await harness.app.flush_activity()
+    async with harness.db.read() as s:
+        counted = set(
+            await s.scalars(select(MemberActivityDay.user_id).where(MemberActivityDay.messages > 0))
+        )
+    assert ALICE_ID not in counted and BOB_ID in counted
 
 
 async def test_after_forgetting_the_user_is_new(harness) -> None:
