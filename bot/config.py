@@ -50,6 +50,10 @@ class Settings(DatabaseSettings):
     default_currency: str = "CNY"
     log_level: str = "INFO"
     admin_cache_seconds: int = Field(default=600, ge=0)
+    # Limits of the sender (bot/sender.py), below Telegram's flood limits.
+    send_chat_interval: float = Field(default=1.0, gt=0)
+    send_group_per_minute: int = Field(default=20, gt=0)
+    send_global_per_second: int = Field(default=30, gt=0)
 
     @field_validator("bot_token")
     @classmethod
