@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Deal, DealReminderSent, Group, ScheduledPost, ScheduledTarget
 from models.upsert import insert_ignore
 from services.errors import DomainError
-from services.parsing import ParseError
+from services.parsing import REMINDER_MAX_MINUTES, ParseError, reminder_list
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -441,9 +441,22 @@ async def upcoming(session: AsyncSession, limit: int = 10) -> list[tuple[Schedul
 
 # ---------------------------------------------------------------- reminders before closing
 
-REMINDERS: dict[str, timedelta] = {"2h": timedelta(hours=2), "15m": timedelta(minutes=15)}
 REMINDER_STALE = timedelta(minutes=5)  # later than this after its moment: skipped, not sent
 REMINDER_MIN_LEFT = timedelta(minutes=2)  # closes sooner than this: a reminder is pointless
+REMINDER_HORIZON = timedelta(minutes=REMINDER_MAX_MINUTES)  # the longest a deal may ask for
+# Kinds recorded before reminders were per deal: the same moments as m120 and m15.
+LEGACY_KINDS = {"2h": "m120", "15m": "m15"}
+
+
+def reminder_kind(minutes: int) -> str:
+    """The kind recorded in deal_reminders_sent for a reminder `minutes` before closing."""
+    return f"m{minutes}"
+
+
+def deal_reminders(deal: Deal) -> dict[str, timedelta]:
+    """The deal's reminders: kind → how long before closing (Deal.reminders; NULL: 2 h and
+    15 min; "": none)."""
+    return {reminder_kind(m): timedelta(minutes=m) for m in reminder_list(deal.reminders)}
 
 
 @dataclass(frozen=True)
@@ -454,43 +467,58 @@ class ReminderDue:
     stale: bool
 
 
-async def reminders_due(
-    session: AsyncSession, now: datetime, reminders: dict[str, timedelta] | None = None
-) -> list[ReminderDue]:
-    """Reminders whose moment came and that were not taken yet. Stale ones (their moment
-    passed more than REMINDER_STALE ago, before the deal opened, or the deal closes within
-    REMINDER_MIN_LEFT) are listed with stale=True: the caller records and logs them."""
+async def reminders_due(session: AsyncSession, now: datetime) -> list[ReminderDue]:
+    """Reminders whose moment came and that were not taken yet, from each deal's own list.
 
-    reminders = reminders or REMINDERS
-    horizon = max(reminders.values())
+    Stale ones are listed with stale=True (the caller records and logs them, never sends
+    them): their moment passed more than REMINDER_STALE ago, or came before the deal opened,
+    or the deal closes within REMINDER_MIN_LEFT, or a later reminder of the deal is due too
+    or was already sent (after downtime, or after the owner added a longer reminder, only the
+    reminder that still matters goes out; the time left never goes up between reminders).
+    Taken kinds are never listed again, whatever the owner changes later."""
+
     deals = list(
         await session.scalars(
             select(Deal).where(
-                Deal.status == "open", Deal.closes_at > now, Deal.closes_at <= now + horizon
+                Deal.status == "open",
+                Deal.closes_at > now,
+                Deal.closes_at <= now + REMINDER_HORIZON,
+                or_(Deal.reminders.is_(None), Deal.reminders != ""),
             )
         )
     )
     if not deals:
         return []
-    taken = {
-        (d, k)
-        for d, k in await session.execute(
-            select(DealReminderSent.deal_id, DealReminderSent.kind).where(
-                DealReminderSent.deal_id.in_([d.id for d in deals])
-            )
-        )
-    }
+    taken: dict[int, dict[str, tuple[str, datetime]]] = {}
+    for deal_id, kind, outcome, sent_at in await session.execute(
+        select(
+            DealReminderSent.deal_id,
+            DealReminderSent.kind,
+            DealReminderSent.outcome,
+            DealReminderSent.sent_at,
+        ).where(DealReminderSent.deal_id.in_([d.id for d in deals]))
+    ):
+        taken.setdefault(deal_id, {})[LEGACY_KINDS.get(kind, kind)] = (outcome, sent_at)
     result = []
     for deal in deals:
-        # The shortest first: after downtime only the reminder that still matters is sent.
-        for kind, before in sorted(reminders.items(), key=lambda kv: kv[1]):
-            moment = deal.closes_at - before
-            if moment > now or (deal.id, kind) in taken:
-                continue
+        done = taken.get(deal.id, {})
+        last_sent = max((at for out, at in done.values() if out == "sent"), default=None)
+        due_now = sorted(
+            (
+                (kind, deal.closes_at - before)
+                for kind, before in deal_reminders(deal).items()
+                if deal.closes_at - before <= now and kind not in done
+            ),
+            key=lambda kv: kv[1],
+            reverse=True,  # the latest moment (the shortest reminder) first
+        )
+        for i, (kind, moment) in enumerate(due_now):
             stale = (
-                now - moment > REMINDER_STALE
+                i > 0
+                or now - moment > REMINDER_STALE
                 or moment < deal.opens_at
                 or deal.closes_at - now < REMINDER_MIN_LEFT
+                or (last_sent is not None and last_sent >= moment)
             )
             result.append(ReminderDue(deal.id, kind, moment, stale))
     return result
