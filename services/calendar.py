@@ -429,6 +429,8 @@ async def edit_schedule(
     post.weekdays, post.cron = spec.weekdays, spec.cron
     post.updated_at = now
     for target, group in targets:
+        if not group.is_active:
+            continue  # the group refused the bot (stop_group): it stays stopped
         target.next_run_at = first_run(post, group.timezone, now)
         if not _claimed_elsewhere(target, now):
             target.attempts = 0  # a retry pending for the old schedule is over
@@ -592,9 +594,13 @@ async def finish(
         target.claimed_until = now + RETRY_DELAY  # not claimable before then
         await session.flush()
         return target.next_run_at
-    # From the post as it is now: the owner may have changed its schedule during the run (a
-    # one-off post moved to a later time runs again then; one that just ran is done).
-    target.next_run_at = next_run(post, group.timezone, now)
+    # From the post as it is now: the owner may have changed its schedule during the run. A
+    # one-off run is done, unless an edit moved this target to a future time meanwhile.
+    if post.kind == "once":
+        moved = target.next_run_at is not None and target.next_run_at > now
+        target.next_run_at = target.next_run_at if moved else None
+    else:
+        target.next_run_at = next_run(post, group.timezone, now)
     target.last_run_at = now
     target.last_error = (error or "")[:200] or None
     target.attempts = 0

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiogram.fsm.storage.base import StorageKey
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from handlers import schedule as schedule_handlers
 from models import GroupAdmin, ScheduledPost, ScheduledTarget
@@ -394,3 +394,21 @@ async def test_a_group_the_owner_no_longer_runs_cannot_be_saved(harness, frozen)
     answer = await tap(harness, sc("groups", "done"))
     assert answer.show_alert
     assert await runs(harness, post_id) == {berlin: datetime(2026, 3, 20, 8, 0, tzinfo=UTC)}
+
+
+async def test_a_group_that_refused_the_bot_stays_stopped_after_an_edit(
+    harness, two_groups
+) -> None:
+    from models import Group
+
+    berlin, shanghai = two_groups
+    post_id = await make_post(harness, [berlin, shanghai])
+    async with harness.db.transaction() as s:
+        await s.execute(update(Group).where(Group.id == shanghai).values(is_active=False))
+        await calendar.stop_group(s, shanghai)
+    async with harness.db.transaction() as s:
+        await calendar.edit_schedule(s, post_id, OWNER.id, NOW, kind="daily", at_time="10:00")
+    assert await runs(harness, post_id) == {
+        berlin: datetime(2026, 3, 20, 9, 0, tzinfo=UTC),
+        shanghai: None,
+    }
