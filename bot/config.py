@@ -51,6 +51,10 @@ class Settings(DatabaseSettings):
     log_level: str = "INFO"
     admin_cache_seconds: int = Field(default=600, ge=0)
     activity_flush_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # Limits of the sender (bot/sender.py), below Telegram's flood limits.
+    send_chat_interval: float = Field(default=1.0, gt=0)
+    send_group_per_minute: int = Field(default=20, gt=0)
+    send_global_per_second: int = Field(default=30, gt=0)
 
     @field_validator("bot_token")
     @classmethod

@@ -97,7 +97,15 @@ def create_app(
     locales = LocaleCache(db)
     admins = AdminDirectory(admin_fetcher(bot), settings.admin_cache_seconds)
     storage, isolation = make_storage(settings, db)
-    sender = Sender(bot, db)
+    sender = Sender(
+        bot,
+        db,
+        chat_interval=settings.send_chat_interval,
+        group_limit=settings.send_group_per_minute,
+        group_window=60.0,
+        global_limit=settings.send_global_per_second,
+        global_window=1.0,
+    )
     posts = PostRefresher(bot, db, i18n, sender=sender)
     activity = ActivityBuffer()
     dispatcher = Dispatcher(

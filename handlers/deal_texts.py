@@ -17,7 +17,7 @@ from services import deals as deal_service
 from services import orders as order_service
 from services.errors import DomainError
 from services.money import format_money
-from services.parsing import ParseError
+from services.parsing import ParseError, reminder_list
 from services.timezones import to_local
 
 LOCAL_FORMAT = "%Y-%m-%d %H:%M"
@@ -65,6 +65,29 @@ def status_name(status: str) -> str:
         "cancelled": _("cancelled"),
     }
     return names.get(status, status)
+
+
+def duration(minutes: int) -> str:
+    """A reminder's distance before closing: '2 h', '1 h 30 min', '15 min', '1 d 2 h'."""
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = []
+    if days:
+        parts.append(_("{n} d").format(n=days))
+    if hours:
+        parts.append(_("{n} h").format(n=hours))
+    if mins:
+        parts.append(_("{n} min").format(n=mins))
+    return " ".join(parts)
+
+
+def reminders_text(stored: str | None) -> str:
+    """Deal.reminders for people: '2 h, 15 min before closing (default)', 'none'."""
+    values = reminder_list(stored)
+    if not values:
+        return _("none")
+    text = _("{times} before closing").format(times=", ".join(duration(m) for m in values))
+    return text if stored is not None else _("{reminders} (default)").format(reminders=text)
 
 
 def parse_error_text(err: ParseError) -> str:
@@ -195,6 +218,24 @@ def parse_error_text(err: ParseError) -> str:
         return _("Send a photo (as a picture, not as a file), or tap Skip.")
     if reason == "use_buttons":
         return _("Please use the buttons below.")
+    if reason == "reminders_format":
+        return _(
+            "That is not a list of reminders I understand. Send how long before closing, with "
+            "units, for example <code>2h, 15m</code>, <code>90m</code>, <code>1h30m</code> or "
+            "<code>2小时 15分钟</code>; <code>off</code> for none, <code>default</code> for "
+            "2 h and 15 min."
+        )
+    if reason == "reminders_range":
+        return _(
+            "Each reminder must be between {min} minutes and {days} days before closing, "
+            "for example <code>2h, 15m</code>."
+        ).format(min=d.get("min", 5), days=d.get("max_days", 7))
+    if reason == "reminders_too_many":
+        return _("At most {max} reminders, for example <code>1d, 2h, 15m</code>.").format(
+            max=d.get("max", 3)
+        )
+    if reason == "reminders_duplicate":
+        return _("Each reminder must be at a different time, for example <code>2h, 15m</code>.")
     return _("That input was not accepted. Please try again.")
 
 

@@ -5,7 +5,8 @@ a value — after Back, or in a copied deal — shows it and offers "Keep curren
 
     title → target groups → description → photo → unit price → price tiers → minimum
     (units / participants, then how many) → stock → per-person limit → closes-at →
-    opens-at ("Now" or later) → pickup / delivery note → preview (Publish / Back / Cancel)
+    opens-at ("Now" or later) → reminders before closing (default 2 h and 15 min) →
+    pickup / delivery note → preview (Publish / Back / Cancel)
 
 Target groups come right after the title, before anything that depends on them: the unit
 price is read in the currency of the FIRST group chosen (unless the owner names another
@@ -52,7 +53,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from handlers.common import quote
-from handlers.deal_texts import local_times, money, parse_error_text, participants, units
+from handlers.deal_texts import (
+    local_times,
+    money,
+    parse_error_text,
+    participants,
+    reminders_text,
+    units,
+)
 from models import Database, Group, User
 from models.db import after_commit
 from services import deals as deal_service
@@ -63,6 +71,7 @@ from services.parsing import (
     parse_local_datetime,
     parse_price,
     parse_quantity,
+    parse_reminders,
     parse_tiers,
     parse_title,
 )
@@ -124,6 +133,7 @@ class DealWizard(StatesGroup):
     limit = State()
     closes = State()
     opens = State()
+    reminders = State()
     pickup = State()
     preview = State()
 
@@ -141,6 +151,7 @@ STEPS = (
     "limit",
     "closes",
     "opens",
+    "reminders",
     "pickup",
     "preview",
 )
@@ -159,12 +170,14 @@ SKIPPED: dict[str, dict[str, Any]] = {
     "stock": {"stock": None},
     "limit": {"limit": None},
     "pickup": {"pickup": ""},
+    "reminders": {"reminders": ""},  # the "No reminders" button
 }
 
 
 class WizardCB(CallbackData, prefix="dw"):
     step: str  # the step the button belongs to ("-" for resume / restart)
-    action: str  # back | cancel | skip | keep | toggle | done | kind | pick | now | publish | …
+    # back | cancel | skip | keep | toggle | done | kind | pick | now | default | publish | …
+    action: str
     value: str = ""
 
 
@@ -283,6 +296,8 @@ def accept_text(
             return
         opens = _minute(parse_local_datetime(text, targets.timezone, moment))
         _set_opens(draft, opens, moment)
+    elif step == "reminders":
+        draft["reminders"] = parse_reminders(text)
     elif step == "pickup":
         if len(text) > MAX_PICKUP:
             raise ParseError("text_too_long", max=MAX_PICKUP, length=len(text))
@@ -334,6 +349,8 @@ def has_value(step: str, draft: dict[str, Any]) -> bool:
         return bool(draft.get("min_kind")) and draft.get("min_value") is not None
     if step == "tiers":
         return bool(draft.get("tiers")) and draft.get("price") is not None
+    if step == "reminders":  # a choice other than the default ("" is no reminders)
+        return draft.get("reminders") is not None
     key = {
         "title": "title",
         "description": "description",
@@ -364,6 +381,7 @@ def spec_from_draft(draft: dict[str, Any]) -> DealSpec:
         per_person_limit=draft.get("limit"),
         pickup_note=draft.get("pickup") or "",
         group_ids=[int(g) for g in draft.get("group_ids") or []],
+        reminders=draft.get("reminders"),
     )
 
 
@@ -382,6 +400,7 @@ def draft_from_spec(spec: DealSpec) -> dict[str, Any]:
         "stock": spec.stock,
         "limit": spec.per_person_limit,
         "pickup": spec.pickup_note,
+        "reminders": spec.reminders,
     }
 
 
@@ -426,6 +445,8 @@ def current_value(step: str, draft: dict[str, Any], targets: Targets) -> str:
         return local_times(_dt(draft["opens_at"]), targets.timezones)
     if step == "pickup":
         return quote(draft["pickup"])
+    if step == "reminders":
+        return reminders_text(draft.get("reminders"))
     return ""  # pragma: no cover
 
 
@@ -497,6 +518,13 @@ def step_prompt(step: str, data: dict[str, Any], targets: Targets, moment: datet
             "time in {timezone} time (now {now}), for example <code>tomorrow 09:00</code> "
             "or <code>+1h</code>."
         ).format(timezone=tz, now=local_now)
+    elif step == "reminders":
+        body = _(
+            "Reminders in the groups before the deal closes, with the time left and what is "
+            "still missing. Send how long before closing, for example <code>2h, 15m</code>, "
+            "<code>90m</code>, <code>1h30m</code> or <code>2小时 15分钟</code> (at most 3, each "
+            "between 5 minutes and 7 days), or tap a button."
+        )
     elif step == "pickup":
         body = _(
             "Where and when do members get their goods? Send a pickup or delivery note, for "
@@ -546,6 +574,7 @@ def preview_text(draft: dict[str, Any], targets: Targets) -> str:
     lines.append(
         _("Closes: {time}").format(time=local_times(_dt(draft["closes_at"]), targets.timezones))
     )
+    lines.append(_("Reminders: {value}").format(value=reminders_text(draft.get("reminders"))))
     if draft.get("pickup"):
         lines.append(_("Pickup / delivery: {note}").format(note=quote(draft["pickup"])))
     if draft.get("photo"):
@@ -608,6 +637,9 @@ def step_keyboard(
                 _button(_("Tomorrow 09:00"), step, "pick", "tomorrow9"),
             ]
         )
+    elif step == "reminders":
+        rows.append([_button(_("Keep default (2 h and 15 min)"), step, "default")])
+        rows.append([_button(_("No reminders"), step, "skip")])
     elif step == "preview":
         rows.append([_button(_("✅ Publish"), step, "publish")])
     if step in OPTIONAL:
@@ -919,6 +951,10 @@ async def wizard_button(
         draft["opens_at"] = None
         await query.answer()
         await go(next_step(step, data))
+    elif action == "default" and step == "reminders":
+        draft["reminders"] = None
+        await query.answer()
+        await go(next_step(step, data))
     elif action == "publish" and step == "preview":
         await _publish(query, state, session, user, admins, settings, db, i18n, data, posts)
     else:
@@ -974,7 +1010,7 @@ def _step_for_error(err: ParseError, draft: dict[str, Any], moment: datetime) ->
         "quantity_too_large": "stock",
         "min_above_stock": "stock",
         "no_groups": "groups",
-    }.get(err.reason, "title")
+    }.get(err.reason, "reminders" if err.reason.startswith("reminders_") else "title")
 
 
 async def _publish(

@@ -1,7 +1,8 @@
 """/deals in private chat: the owner's deals, newest first, and what can be done with each.
 
 After publishing only what cannot hurt people already in may change (services.deals.edit):
-the description, a LATER closing time, MORE stock; never the price. Pause / resume, close now,
+the description, a LATER closing time, MORE stock, the reminders before closing (those
+already sent are never sent again); never the price. Pause / resume, close now,
 cancel (asked to confirm first) and duplicate (the wizard, pre-filled) complete the set.
 
 Callback data carries only a deal id; every action re-checks on the server that the deal
@@ -40,6 +41,7 @@ from handlers.deal_texts import (
     money,
     parse_error_text,
     participants,
+    reminders_text,
     status_name,
     units,
 )
@@ -48,7 +50,7 @@ from models.db import after_commit
 from services import deals as deal_service
 from services.admins import AdminDirectory
 from services.errors import DomainError
-from services.parsing import ParseError, parse_local_datetime, parse_quantity
+from services.parsing import ParseError, parse_local_datetime, parse_quantity, parse_reminders
 from services.timezones import utcnow
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,8 @@ def now() -> datetime:
 
 
 class OwnerDealCB(CallbackData, prefix="od"):
-    # list | open | desc | later | stock | pause | resume | close | cancel | cancel_yes | dup
+    # list | open | desc | later | stock | rem | remdef | remoff | pause | resume | close |
+    # cancel | cancel_yes | dup
     action: str
     deal_id: int = 0
     page: int = 0
@@ -72,6 +75,7 @@ class OwnerEdit(StatesGroup):
     description = State()
     closes = State()
     stock = State()
+    reminders = State()
 
 
 def _button(text: str, action: str, deal_id: int = 0, page: int = 0) -> InlineKeyboardButton:
@@ -128,6 +132,12 @@ def summary(deal: Deal, timezones: list[str]) -> str:
     )
 
 
+def reminders_note(deal: Deal) -> str:
+    return _("Reminders of {code}: {value}.").format(
+        code=deal.code, value=reminders_text(deal.reminders)
+    )
+
+
 def card(deal: Deal, groups: list[Group], settings: Settings) -> tuple[str, InlineKeyboardMarkup]:
     tzs = _timezones(groups, settings)
     cur = deal.currency
@@ -161,6 +171,7 @@ def card(deal: Deal, groups: list[Group], settings: Settings) -> tuple[str, Inli
     lines.append(_("Closes: {time}").format(time=local_times(deal.closes_at, tzs)))
     if deal.pickup_note:
         lines.append(_("Pickup / delivery: {note}").format(note=quote(deal.pickup_note)))
+    lines.append(_("Reminders: {value}").format(value=reminders_text(deal.reminders)))
     lines.append(
         _("Groups: {titles}").format(
             titles=", ".join(quote(g.title or str(g.chat_id)) for g in groups) or "—"
@@ -176,6 +187,7 @@ def card(deal: Deal, groups: list[Group], settings: Settings) -> tuple[str, Inli
         if deal.stock_total is not None:
             extend.append(_button(_("➕ Stock"), "stock", deal.id))
         rows.append(extend)
+        rows.append([_button(_("🔔 Reminders"), "rem", deal.id)])
         if deal.status == "open":
             rows.append([_button(_("⏸ Pause"), "pause", deal.id)])
         elif deal.status == "paused":
@@ -301,8 +313,16 @@ async def owner_button(
             else _("{code} is open again.")
         ).format(code=deal.code)
         await send_card(bot, session, deal, settings, note)
-    elif action in {"desc", "later", "stock"}:
+    elif action in {"desc", "later", "stock", "rem"}:
         await _ask_edit(query, state, session, deal, settings, action)
+    elif action in {"remdef", "remoff"}:
+        deal = await deal_service.set_reminders(
+            session, deal.id, user.id, None if action == "remdef" else "", moment
+        )
+        if await state.get_state() in OwnerEdit.__all_states_names__:
+            await state.clear()
+        await query.answer(_("Saved."))
+        await send_card(bot, session, deal, settings, reminders_note(deal))
     elif action == "cancel":
         await query.answer()
         await bot.send_message(
@@ -350,6 +370,14 @@ async def _ask_edit(
             "<code>2026-12-01 20:00</code>, <code>tomorrow 20:00</code> or <code>+1d</code>. "
             "A deal can only be extended."
         ).format(code=deal.code, time=local_times(deal.closes_at, tzs), timezone=tzs[0])
+    elif action == "rem":
+        await state.set_state(OwnerEdit.reminders)
+        text = _(
+            "Reminders of {code} before it closes: {current}. Send new ones, for example "
+            "<code>2h, 15m</code>, <code>90m</code> or <code>1h30m</code> (at most 3, each "
+            "between 5 minutes and 7 days), or tap a button. Reminders already sent are not "
+            "sent again."
+        ).format(code=deal.code, current=reminders_text(deal.reminders))
     else:
         await state.set_state(OwnerEdit.stock)
         text = _(
@@ -358,12 +386,14 @@ async def _ask_edit(
         ).format(code=deal.code, left=deal.stock_left, total=deal.stock_total)
     await state.set_data({"deal_id": deal.id})
     await query.answer()
+    rows = [[_button(_("✖ Cancel"), "open", deal.id)]]
+    if action == "rem":
+        rows[:0] = [
+            [_button(_("Default (2 h and 15 min)"), "remdef", deal.id)],
+            [_button(_("No reminders"), "remoff", deal.id)],
+        ]
     await query.bot.send_message(
-        deal.owner_id,
-        text,
-        reply_markup=InlineKeyboardMarkup(
-            inline_keyboard=[[_button(_("✖ Cancel"), "open", deal.id)]]
-        ),
+        deal.owner_id, text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows)
     )
 
 
@@ -401,6 +431,10 @@ async def edit_typed(
             closes = parse_local_datetime(text, tz, moment).replace(second=0, microsecond=0)
             deal = await deal_service.edit(session, deal_id, user.id, moment, closes_at=closes)
             note = _("{code} now closes later.")
+        elif raw_state == OwnerEdit.reminders.state:
+            reminders = parse_reminders(text)
+            deal = await deal_service.set_reminders(session, deal_id, user.id, reminders, moment)
+            note = reminders_note(deal)
         else:
             try:
                 add = parse_quantity(text)
@@ -425,7 +459,8 @@ async def edit_typed(
         await message.answer(domain_error_text(err))
         return
     await state.clear()
-    touch_posts(session, posts, deal.id)
+    if raw_state != OwnerEdit.reminders.state:  # reminders are not shown on the posts
+        touch_posts(session, posts, deal.id)
     await send_card(message.bot, session, deal, settings, note.format(code=deal.code))
 
 

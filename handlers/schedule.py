@@ -10,7 +10,11 @@ wall-clock time in each group's own timezone (services.calendar computes the run
 refused input stays on its step, says why with an example, and saves nothing.
 
 `/schedule list` shows the owner's posts with their next run (local time) and buttons to
-pause / resume, edit the text, or delete. Every button re-checks ownership on the server.
+pause / resume, edit, or delete. Edit offers the text, the schedule (kind → weekdays → when,
+the same steps and checks as creating; each group's next run is recomputed in its timezone)
+and the target groups (only groups the owner administers, at least one). An edit in progress
+keeps `edit` (the post id) in the FSM data next to its draft; it is saved at its last step,
+and a refused input changes nothing. Every button re-checks ownership on the server.
 `now()` is this module's clock (tests freeze it).
 """
 
@@ -65,7 +69,7 @@ class ScheduleCB(CallbackData, prefix="sw"):
 
 
 class ScheduleItemCB(CallbackData, prefix="si"):
-    action: str  # pause | resume | edit | delete | new
+    action: str  # pause | resume | edit | etext | etime | egroups | delete | new | list
     post_id: int = 0
 
 
@@ -125,6 +129,8 @@ def schedule_error_text(err: ParseError) -> str:
         )
     if reason == "groups_empty":
         return _("Choose at least one group, then tap Done.")
+    if reason == "groups_not_yours":
+        return _("You can only choose groups you administer. Choose them again, then tap Done.")
     return parse_error_text(err)
 
 
@@ -206,7 +212,19 @@ async def show(
     draft = data.get("draft", {})
     await state.set_state(getattr(ScheduleWizard, step))
     chat = user.id
-    if step == "groups":
+    editing = data.get("edit")
+    if step == "groups" and editing:
+        groups = await _owned(session, admins, user.id)
+        chosen = [int(i) for i in draft.get("group_ids") or []]
+        rows = [
+            [_b(("✅ " if g.id in chosen else "▫️ ") + g.title, "groups", "toggle", str(g.id))]
+            for g in groups
+        ]
+        rows.append([_b(_("Done"), "groups", "done")])
+        rows.append(_nav("groups", back=False))
+        text = _("Post #{id}: which groups get it? Tap to choose, then Done.").format(id=editing)
+        await bot.send_message(chat, text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+    elif step == "groups":
         groups = await _owned(session, admins, user.id)
         chosen = [int(i) for i in draft.get("group_ids") or []]
         rows = [
@@ -248,6 +266,8 @@ async def show(
             _nav("kind"),
         ]
         text = _("When should it be posted?")
+        if editing:
+            text = _("Post #{id}: new schedule.").format(id=editing) + "\n" + text
         await bot.send_message(chat, text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
     elif step == "days":
         chosen = set(draft.get("weekdays") or [])
@@ -463,6 +483,9 @@ async def text_typed(
                 draft["cron"] = calendar.check_cron(text, zone, now())
             else:
                 draft["at_time"] = calendar.parse_clock(text)
+            if data.get("edit"):
+                await save_schedule(bot, user, session, state, int(data["edit"]), draft)
+                return
             following = "preview"
         elif step == "edit_text":
             post_id = int(data.get("post_id") or 0)
@@ -512,6 +535,11 @@ async def wizard_button(
     following: str | None = None
     if cb.action == "back":
         following = _step_before(cb.step, draft) or cb.step
+        if data.get("edit") and following in ("groups", "content", "button"):
+            await state.clear()
+            await query.answer()
+            await send_edit_menu(bot, user, int(data["edit"]))
+            return
     elif cb.step == "groups" and cb.action == "toggle":
         owned = {g.id for g in await _owned(session, admins, user.id)}
         gid = int(cb.value)
@@ -522,6 +550,24 @@ async def wizard_button(
         chosen = [i for i in chosen if i != gid] if gid in chosen else [*chosen, gid]
         draft["group_ids"] = chosen
         following = "groups"
+    elif cb.step == "groups" and cb.action == "done" and data.get("edit"):
+        owned = {g.id for g in await _owned(session, admins, user.id)}
+        post_id = int(data["edit"])
+        try:
+            await calendar.edit_groups(
+                session, post_id, user.id, draft.get("group_ids") or [], owned, now()
+            )
+        except ParseError as err:
+            await query.answer(schedule_error_text(err)[:200], show_alert=True)
+            return
+        except calendar.PostNotFound:
+            await state.clear()
+            await query.answer(_("That post no longer exists."), show_alert=True)
+            return
+        await state.clear()
+        await query.answer(_("Saved"))
+        await send_runs(bot, user, session, post_id, _("Groups of post #{id} updated."))
+        return
     elif cb.step == "groups" and cb.action == "done":
         owned = {g.id for g in await _owned(session, admins, user.id)}
         draft["group_ids"] = [i for i in draft.get("group_ids") or [] if i in owned]
@@ -609,6 +655,35 @@ async def item_button(
             await query.answer(_("Deleted"))
         elif cb.action == "edit":
             await calendar.get_owned(session, cb.post_id, user.id)
+            if await state.get_state() in ScheduleWizard.__all_states_names__:
+                await state.clear()
+            await query.answer()
+            await send_edit_menu(bot, user, cb.post_id)
+            return
+        elif cb.action == "etime":
+            post = await calendar.get_owned(session, cb.post_id, user.id)
+            runs = await calendar.target_runs(session, cb.post_id)
+            days = [int(d) for d in (post.weekdays or "").split(",") if d]
+            draft = {"group_ids": [g.id for g, _at in runs], "weekdays": days}
+            await state.set_data({"edit": cb.post_id, "draft": draft})
+            await query.answer()
+            await show(bot, user, "kind", state, session, admins)
+            return
+        elif cb.action == "egroups":
+            await calendar.get_owned(session, cb.post_id, user.id)
+            owned = {g.id for g in await _owned(session, admins, user.id)}
+            runs = await calendar.target_runs(session, cb.post_id)
+            draft = {"group_ids": [g.id for g, _at in runs if g.id in owned]}
+            await state.set_data({"edit": cb.post_id, "draft": draft})
+            await query.answer()
+            await show(bot, user, "groups", state, session, admins)
+            return
+        elif cb.action == "list":
+            if await state.get_state() in ScheduleWizard.__all_states_names__:
+                await state.clear()
+            await query.answer()
+        elif cb.action == "etext":
+            await calendar.get_owned(session, cb.post_id, user.id)
             await state.set_state(ScheduleWizard.edit_text)
             await state.set_data({"post_id": cb.post_id})
             await query.answer()
@@ -623,6 +698,69 @@ async def item_button(
         await query.answer(_("That post no longer exists."), show_alert=True)
         return
     await send_list(bot, user, session)
+
+
+async def send_edit_menu(bot: Bot, user: User, post_id: int) -> None:
+    def button(text: str, action: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(
+            text=text, callback_data=ScheduleItemCB(action=action, post_id=post_id).pack()
+        )
+
+    rows = [
+        [
+            button("📝 " + _("Text"), "etext"),
+            button("🕒 " + _("Schedule"), "etime"),
+            button("👥 " + _("Groups"), "egroups"),
+        ],
+        [button("« " + _("Back"), "list")],
+    ]
+    await bot.send_message(
+        user.id,
+        _("Post #{id}: what do you want to change?").format(id=post_id),
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=rows),
+    )
+
+
+async def send_runs(bot: Bot, user: User, session: AsyncSession, post_id: int, note: str) -> None:
+    """After an edit: the post's schedule and its next run in each group."""
+    post = await calendar.get_owned(session, post_id, user.id)
+    lines = [
+        note.format(id=post_id),
+        _("Schedule: {schedule}").format(
+            schedule=describe(post.kind, post.at_time, post.weekdays, post.cron)
+        ),
+    ]
+    for group, moment in await calendar.target_runs(session, post_id):
+        when = local_time(moment, group.timezone) if moment is not None else _("none")
+        lines.append(_("Next run in {group}: {when}").format(group=quote(group.title), when=when))
+    if post.paused:
+        lines.append("⏸ " + _("paused"))
+    await bot.send_message(user.id, "\n".join(lines))
+
+
+async def save_schedule(
+    bot: Bot,
+    user: User,
+    session: AsyncSession,
+    state: FSMContext,
+    post_id: int,
+    draft: dict[str, Any],
+) -> None:
+    """The edited schedule of a post (ParseError / PostNotFound: nothing changed)."""
+    spec = _spec(draft)
+    await calendar.edit_schedule(
+        session,
+        post_id,
+        user.id,
+        now(),
+        kind=spec.kind,
+        run_at=spec.run_at,
+        at_time=spec.at_time,
+        weekdays=spec.weekdays,
+        cron=spec.cron,
+    )
+    await state.clear()
+    await send_runs(bot, user, session, post_id, _("Schedule of post #{id} updated."))
 
 
 async def other_content(message: Message) -> None:

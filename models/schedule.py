@@ -77,7 +77,8 @@ class ScheduledTarget(Base):
 
 
 class DealReminderSent(Base):
-    """A reminder before a deal closes ("2h", "15m"), taken once: `outcome` is sent or
+    """A reminder before a deal closes, taken once per deal and kind ("m120": 120 minutes
+    before; rows from before per-deal reminders say "2h" / "15m"): `outcome` is sent or
     skipped (stale after a restart, or the deal closes too soon for it to matter)."""
 
     __tablename__ = "deal_reminders_sent"

@@ -6,7 +6,8 @@ next runs), so APScheduler only provides the heartbeat: one periodic job, `max_i
 
 1. `scheduler.deals.run_due`: publication at opens-at, closing at closes-at, lost
    announcements and unsent posts (each exactly once through conditional updates);
-2. reminders before closing (2 h and 15 min): taken once per deal and kind by inserting into
+2. reminders before closing (each deal's own, by default 2 h and 15 min; kinds like "m120"):
+   taken once per deal and kind by inserting into
    `deal_reminders_sent` (unique) in a transaction, then sent into each group with a post, as
    a reply to it, in the group's language. Stale ones (after downtime) are recorded as
    skipped and logged, never sent late;

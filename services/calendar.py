@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Deal, DealReminderSent, Group, ScheduledPost, ScheduledTarget
 from models.upsert import insert_ignore
 from services.errors import DomainError
-from services.parsing import ParseError
+from services.parsing import REMINDER_MAX_MINUTES, ParseError, reminder_list
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -77,8 +77,57 @@ def parse_clock(text: str) -> str:
     return f"{hour:02d}:{minute:02d}"
 
 
+_CRON_DAYS = {name: i for i, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
+
+
+def _cron_day(token: str) -> int:
+    token = token.strip().lower()
+    if token in _CRON_DAYS:
+        return _CRON_DAYS[token]
+    if token.isdigit() and int(token) <= 7:
+        return int(token) % 7
+    raise ValueError(f"bad day of week {token!r}")
+
+
+def _cron_weekdays(field: str) -> str:
+    """A crontab day-of-week field (0 or 7 = Sunday, 1 = Monday; names; ranges, lists,
+    steps) as APScheduler's numbers (0 = Monday), which `CronTrigger.from_crontab` does not
+    translate: given as is, `1-5` would mean Tuesday to Saturday."""
+    if field in ("*", "?"):
+        return "*"
+    days: set[int] = set()
+    for part in field.split(","):
+        span, _sep, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError("bad step")
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            a, b = span.split("-", 1)
+            first, last = _cron_day(a), _cron_day(b)
+            if b.strip() == "7":
+                last = 7
+            if last < first:
+                raise ValueError("bad range")
+        else:
+            first = last = _cron_day(span)
+            if step_text:
+                last = 6  # "1/2": from Monday on, every other day
+        days.update(d % 7 for d in range(first, last + 1, step))
+    return ",".join(str((d + 6) % 7) for d in sorted(days, key=lambda d: (d + 6) % 7))
+
+
 def _trigger(expr: str, timezone: str) -> CronTrigger:
-    return CronTrigger.from_crontab(expr, timezone=ZoneInfo(timezone))
+    minute, hour, day, month, weekday = expr.split()
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_cron_weekdays(weekday),
+        timezone=ZoneInfo(timezone),
+    )
 
 
 def check_cron(text: str, timezone: str, now: datetime) -> str:
@@ -318,6 +367,132 @@ async def edit_text(
     return post
 
 
+async def _targets(session: AsyncSession, post_id: int) -> list[tuple[ScheduledTarget, Group]]:
+    """The post's targets with their groups, first chosen first, locked against a claim
+    running at the same time (SQLite: the write transaction is serialised anyway)."""
+    rows = await session.execute(
+        select(ScheduledTarget, Group)
+        .join(Group, Group.id == ScheduledTarget.group_id)
+        .where(ScheduledTarget.post_id == post_id)
+        .order_by(ScheduledTarget.id)
+        .with_for_update(of=ScheduledTarget)
+        .execution_options(populate_existing=True)
+    )
+    return [(t, g) for t, g in rows]
+
+
+def _claimed_elsewhere(target: ScheduledTarget, now: datetime) -> bool:
+    return (
+        target.claimed_by is not None
+        and target.claimed_until is not None
+        and target.claimed_until >= now
+    )
+
+
+async def edit_schedule(
+    session: AsyncSession,
+    post_id: int,
+    owner_id: int,
+    now: datetime,
+    *,
+    kind: str,
+    run_at: datetime | None = None,
+    at_time: str | None = None,
+    weekdays: str | None = None,
+    cron: str | None = None,
+) -> ScheduledPost:
+    """A new schedule (same rules as at creation; a one-off time is an absolute moment), then
+    each target's next run recomputed in its group's timezone. A run claimed right now by an
+    instance is left to finish: its claim is kept, and `finish` moves it on from the new
+    schedule. ParseError: nothing changed."""
+    post = await get_owned(session, post_id, owner_id)
+    targets = await _targets(session, post_id)
+    timezone = targets[0][1].timezone if targets else "UTC"
+    spec = PostSpec(
+        text=post.text,
+        kind=kind,
+        group_ids=[g.id for _t, g in targets] or [0],
+        photo_file_id=post.photo_file_id,
+        run_at=run_at if kind == "once" else None,
+        at_time=at_time if kind in ("daily", "weekly") else None,
+        weekdays=weekdays if kind == "weekly" else None,
+        cron=cron if kind == "cron" else None,
+    )
+    validate(spec, timezone, now)
+    if kind == "cron":
+        spec.cron = check_cron(spec.cron or "", timezone, now)
+    elif kind in ("daily", "weekly"):
+        spec.at_time = parse_clock(spec.at_time or "")
+        if kind == "weekly":
+            spec.weekdays = check_weekdays([int(d) for d in (spec.weekdays or "").split(",") if d])
+    post.kind, post.run_at, post.at_time = spec.kind, spec.run_at, spec.at_time
+    post.weekdays, post.cron = spec.weekdays, spec.cron
+    post.updated_at = now
+    for target, group in targets:
+        if not group.is_active:
+            continue  # the group refused the bot (stop_group): it stays stopped
+        target.next_run_at = first_run(post, group.timezone, now)
+        if not _claimed_elsewhere(target, now):
+            target.attempts = 0  # a retry pending for the old schedule is over
+    await session.flush()
+    return post
+
+
+async def edit_groups(
+    session: AsyncSession,
+    post_id: int,
+    owner_id: int,
+    group_ids: list[int],
+    allowed: set[int],
+    now: datetime,
+) -> ScheduledPost:
+    """New target groups: only groups in `allowed` (those the owner administers), at least
+    one. Kept groups keep their next run; a new group gets its next FUTURE run in its own
+    timezone (a one-off post that already ran is not sent to it); a removed group's row goes
+    (a run being sent there right now still completes). ParseError: nothing changed."""
+    post = await get_owned(session, post_id, owner_id)
+    wanted = list(dict.fromkeys(int(g) for g in group_ids))
+    if not wanted:
+        raise ParseError("groups_empty")
+    if any(g not in allowed for g in wanted):
+        raise ParseError("groups_not_yours")
+    groups = {g.id: g for g in await session.scalars(select(Group).where(Group.id.in_(wanted)))}
+    if any(g not in groups for g in wanted):
+        raise ParseError("groups_not_yours")
+    targets = await _targets(session, post_id)
+    have = {t.group_id for t, _g in targets}
+    removed = [t.id for t, _g in targets if t.group_id not in wanted]
+    for group_id in wanted:
+        if group_id in have:
+            continue
+        group = groups[group_id]
+        session.add(
+            ScheduledTarget(
+                post_id=post.id,
+                group_id=group.id,
+                next_run_at=next_run(post, group.timezone, now),
+                attempts=0,
+            )
+        )
+    await session.flush()  # new rows first: SQLite may reuse the highest id once deleted
+    if removed:
+        await session.execute(delete(ScheduledTarget).where(ScheduledTarget.id.in_(removed)))
+    post.updated_at = now
+    await session.flush()
+    return post
+
+
+async def target_runs(session: AsyncSession, post_id: int) -> list[tuple[Group, datetime | None]]:
+    """The post's groups (first chosen first) with their next run (None: none)."""
+    rows = await session.execute(
+        select(Group, ScheduledTarget.next_run_at)
+        .join(ScheduledTarget, ScheduledTarget.group_id == Group.id)
+        .where(ScheduledTarget.post_id == post_id)
+        .order_by(ScheduledTarget.id)
+    )
+    return [(g, at) for g, at in rows]
+
+
 async def remove(session: AsyncSession, post_id: int, owner_id: int) -> None:
     await get_owned(session, post_id, owner_id)
     await session.execute(delete(ScheduledTarget).where(ScheduledTarget.post_id == post_id))
@@ -396,8 +571,20 @@ async def finish(
 ) -> datetime | None:
     """After sending (or failing to): move the target to its next future run and release the
     claim. `retry`: a transient failure, tried again after RETRY_DELAY (MAX_ATTEMPTS in all).
-    Returns the next run (None: the post is done in this group)."""
-    target, post, group = await claimed(session, target_id)
+    Returns the next run (None: the post is done in this group, or the owner removed the
+    group or the post while the run was being sent)."""
+    row = (
+        await session.execute(
+            select(ScheduledTarget, ScheduledPost, Group)
+            .join(ScheduledPost, ScheduledPost.id == ScheduledTarget.post_id)
+            .join(Group, Group.id == ScheduledTarget.group_id)
+            .where(ScheduledTarget.id == target_id)
+            .execution_options(populate_existing=True)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    target, post, group = row
     if target.claimed_by != owner:
         return target.next_run_at
     if retry and target.attempts + 1 < MAX_ATTEMPTS:
@@ -407,7 +594,13 @@ async def finish(
         target.claimed_until = now + RETRY_DELAY  # not claimable before then
         await session.flush()
         return target.next_run_at
-    target.next_run_at = None if post.kind == "once" else next_run(post, group.timezone, now)
+    # From the post as it is now: the owner may have changed its schedule during the run. A
+    # one-off run is done, unless an edit moved this target to a future time meanwhile.
+    if post.kind == "once":
+        moved = target.next_run_at is not None and target.next_run_at > now
+        target.next_run_at = target.next_run_at if moved else None
+    else:
+        target.next_run_at = next_run(post, group.timezone, now)
     target.last_run_at = now
     target.last_error = (error or "")[:200] or None
     target.attempts = 0
@@ -441,9 +634,22 @@ async def upcoming(session: AsyncSession, limit: int = 10) -> list[tuple[Schedul
 
 # ---------------------------------------------------------------- reminders before closing
 
-REMINDERS: dict[str, timedelta] = {"2h": timedelta(hours=2), "15m": timedelta(minutes=15)}
 REMINDER_STALE = timedelta(minutes=5)  # later than this after its moment: skipped, not sent
 REMINDER_MIN_LEFT = timedelta(minutes=2)  # closes sooner than this: a reminder is pointless
+REMINDER_HORIZON = timedelta(minutes=REMINDER_MAX_MINUTES)  # the longest a deal may ask for
+# Kinds recorded before reminders were per deal: the same moments as m120 and m15.
+LEGACY_KINDS = {"2h": "m120", "15m": "m15"}
+
+
+def reminder_kind(minutes: int) -> str:
+    """The kind recorded in deal_reminders_sent for a reminder `minutes` before closing."""
+    return f"m{minutes}"
+
+
+def deal_reminders(deal: Deal) -> dict[str, timedelta]:
+    """The deal's reminders: kind → how long before closing (Deal.reminders; NULL: 2 h and
+    15 min; "": none)."""
+    return {reminder_kind(m): timedelta(minutes=m) for m in reminder_list(deal.reminders)}
 
 
 @dataclass(frozen=True)
@@ -454,43 +660,58 @@ class ReminderDue:
     stale: bool
 
 
-async def reminders_due(
-    session: AsyncSession, now: datetime, reminders: dict[str, timedelta] | None = None
-) -> list[ReminderDue]:
-    """Reminders whose moment came and that were not taken yet. Stale ones (their moment
-    passed more than REMINDER_STALE ago, before the deal opened, or the deal closes within
-    REMINDER_MIN_LEFT) are listed with stale=True: the caller records and logs them."""
+async def reminders_due(session: AsyncSession, now: datetime) -> list[ReminderDue]:
+    """Reminders whose moment came and that were not taken yet, from each deal's own list.
 
-    reminders = reminders or REMINDERS
-    horizon = max(reminders.values())
+    Stale ones are listed with stale=True (the caller records and logs them, never sends
+    them): their moment passed more than REMINDER_STALE ago, or came before the deal opened,
+    or the deal closes within REMINDER_MIN_LEFT, or a later reminder of the deal is due too
+    or was already sent (after downtime, or after the owner added a longer reminder, only the
+    reminder that still matters goes out; the time left never goes up between reminders).
+    Taken kinds are never listed again, whatever the owner changes later."""
+
     deals = list(
         await session.scalars(
             select(Deal).where(
-                Deal.status == "open", Deal.closes_at > now, Deal.closes_at <= now + horizon
+                Deal.status == "open",
+                Deal.closes_at > now,
+                Deal.closes_at <= now + REMINDER_HORIZON,
+                or_(Deal.reminders.is_(None), Deal.reminders != ""),
             )
         )
     )
     if not deals:
         return []
-    taken = {
-        (d, k)
-        for d, k in await session.execute(
-            select(DealReminderSent.deal_id, DealReminderSent.kind).where(
-                DealReminderSent.deal_id.in_([d.id for d in deals])
-            )
-        )
-    }
+    taken: dict[int, dict[str, tuple[str, datetime]]] = {}
+    for deal_id, kind, outcome, sent_at in await session.execute(
+        select(
+            DealReminderSent.deal_id,
+            DealReminderSent.kind,
+            DealReminderSent.outcome,
+            DealReminderSent.sent_at,
+        ).where(DealReminderSent.deal_id.in_([d.id for d in deals]))
+    ):
+        taken.setdefault(deal_id, {})[LEGACY_KINDS.get(kind, kind)] = (outcome, sent_at)
     result = []
     for deal in deals:
-        # The shortest first: after downtime only the reminder that still matters is sent.
-        for kind, before in sorted(reminders.items(), key=lambda kv: kv[1]):
-            moment = deal.closes_at - before
-            if moment > now or (deal.id, kind) in taken:
-                continue
+        done = taken.get(deal.id, {})
+        last_sent = max((at for out, at in done.values() if out == "sent"), default=None)
+        due_now = sorted(
+            (
+                (kind, deal.closes_at - before)
+                for kind, before in deal_reminders(deal).items()
+                if deal.closes_at - before <= now and kind not in done
+            ),
+            key=lambda kv: kv[1],
+            reverse=True,  # the latest moment (the shortest reminder) first
+        )
+        for i, (kind, moment) in enumerate(due_now):
             stale = (
-                now - moment > REMINDER_STALE
+                i > 0
+                or now - moment > REMINDER_STALE
                 or moment < deal.opens_at
                 or deal.closes_at - now < REMINDER_MIN_LEFT
+                or (last_sent is not None and last_sent >= moment)
             )
             result.append(ReminderDue(deal.id, kind, moment, stale))
     return result

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Deal, DealPost, Group, Order, User
 from services import activity
 from services.errors import DomainError
-from services.parsing import MAX_QUANTITY, ParseError
+from services.parsing import MAX_QUANTITY, ParseError, check_stored_reminders
 
 OPEN_STATES = ("scheduled", "open", "paused")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -53,6 +53,9 @@ class DealSpec:
     per_person_limit: int | None = None
     pickup_note: str = ""
     group_ids: list[int] = field(default_factory=list)
+    # Reminders before closing as stored (services.parsing.parse_reminders): "120,15";
+    # None: the default (2 h and 15 min); "": none.
+    reminders: str | None = None
 
 
 def validate(spec: DealSpec, now: datetime) -> None:
@@ -78,6 +81,7 @@ def validate(spec: DealSpec, now: datetime) -> None:
         raise ParseError("min_above_stock", stock=spec.stock)
     if not spec.group_ids:
         raise ParseError("no_groups")
+    spec.reminders = check_stored_reminders(spec.reminders)
 
 
 async def create(session: AsyncSession, owner_id: int, spec: DealSpec, now: datetime) -> Deal:
@@ -99,6 +103,7 @@ async def create(session: AsyncSession, owner_id: int, spec: DealSpec, now: date
         opens_at=opens,
         closes_at=spec.closes_at,
         pickup_note=spec.pickup_note,
+        reminders=spec.reminders,
         status="open" if opens <= now else "scheduled",
         total_qty=0,
         participants=0,
@@ -429,6 +434,20 @@ async def edit(
     return deal
 
 
+async def set_reminders(
+    session: AsyncSession, deal_id: int, owner_id: int, reminders: str | None, now: datetime
+) -> Deal:
+    """New reminders before closing (as parse_reminders returns them) for a deal not closed
+    yet. Reminders already sent or skipped are recorded per kind and never go out again."""
+    deal = await get_owned(session, deal_id, owner_id, lock=True)
+    if deal.status in FINAL_STATES:
+        raise DealFinished(deal_id)
+    deal.reminders = check_stored_reminders(reminders)
+    deal.updated_at = now
+    await session.flush()
+    return deal
+
+
 async def duplicate(session: AsyncSession, deal_id: int, owner_id: int) -> DealSpec:
     """A new spec from an old deal (times must be chosen again)."""
     deal = await get_owned(session, deal_id, owner_id)
@@ -447,6 +466,7 @@ async def duplicate(session: AsyncSession, deal_id: int, owner_id: int) -> DealS
         per_person_limit=deal.per_person_limit,
         pickup_note=deal.pickup_note,
         group_ids=group_ids,
+        reminders=deal.reminders,
     )
 
 

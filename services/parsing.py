@@ -221,3 +221,87 @@ def parse_local_datetime(text: str, timezone: str, now: datetime) -> datetime:
     if candidate <= local_now.replace(tzinfo=None):
         candidate += timedelta(days=1)
     return local_to_utc(candidate, timezone)
+
+
+# ---------------------------------------------------------------- reminders before closing
+
+DEFAULT_REMINDERS = (120, 15)  # minutes before closing, when a deal says nothing (NULL)
+REMINDER_MIN_MINUTES = 5
+REMINDER_MAX_MINUTES = 7 * 24 * 60
+MAX_REMINDERS = 3
+_OFF_WORDS = {"off", "none", "no", "关", "无", "关闭", "不要", "不提醒"}
+_DEFAULT_WORDS = {"default", "默认"}
+_DURATION = re.compile(
+    r"(?:(\d{1,3})(?:d|天))?(?:(\d{1,4})(?:h|小时|時|时))?(?:(\d{1,5})(?:m|min|分钟|分))?"
+)
+
+
+def _reminder_minutes(token: str) -> int:
+    m = _DURATION.fullmatch(token)
+    if not token or not m or not any(m.groups()):
+        raise ParseError("reminders_format", value=token[:20])
+    days, hours, minutes = (int(g or 0) for g in m.groups())
+    return days * 1440 + hours * 60 + minutes
+
+
+def parse_reminders(text: str) -> str | None:
+    """'2h, 15m', '90m', '1h30m', '2小时 15分钟', '1d' → '120,15' (minutes, descending, the
+    form stored in Deal.reminders); 'off' / 'none' / '关' / '无' → '' (no reminders);
+    'default' → None (the default, 2 h and 15 min). Each between 5 minutes and 7 days, at
+    most 3, all different."""
+    raw = " ".join((text or "").strip().lower().split())
+    if raw in _OFF_WORDS:
+        return ""
+    if raw in _DEFAULT_WORDS:
+        return None
+    if not raw or len(raw) > 60:
+        raise ParseError("reminders_format", value=raw[:20])
+    tokens = [t for t in re.split(r"[\s,，;；、/]+", raw) if t]
+    # "1 h 30 m" / "2 小时": a number followed by its unit as a separate word
+    merged: list[str] = []
+    for token in tokens:
+        if merged and not token[0].isdigit() and merged[-1][-1].isdigit():
+            merged[-1] += token
+        else:
+            merged.append(token)
+    return reminders_from_minutes([_reminder_minutes(t) for t in merged])
+
+
+def reminders_from_minutes(values: list[int]) -> str:
+    """Minutes before closing → the stored form ('120,15'), checked: each between 5 minutes
+    and 7 days, at most 3, all different."""
+    if len(values) > MAX_REMINDERS:
+        raise ParseError("reminders_too_many", max=MAX_REMINDERS)
+    for value in values:
+        if not REMINDER_MIN_MINUTES <= value <= REMINDER_MAX_MINUTES:
+            raise ParseError(
+                "reminders_range", min=REMINDER_MIN_MINUTES, max_days=REMINDER_MAX_MINUTES // 1440
+            )
+    if len(set(values)) != len(values):
+        raise ParseError("reminders_duplicate")
+    return ",".join(str(v) for v in sorted(values, reverse=True))
+
+
+def check_stored_reminders(stored: str | None) -> str | None:
+    """A stored value (None, '', '120,15') checked and normalised, or ParseError."""
+    if stored is None or not stored.strip():
+        return stored if stored is None else ""
+    try:
+        values = [int(v) for v in stored.split(",")]
+    except ValueError as exc:
+        raise ParseError("reminders_format", value=stored[:20]) from exc
+    return reminders_from_minutes(values)
+
+
+def reminder_list(stored: str | None) -> list[int]:
+    """Deal.reminders → minutes before closing, descending (NULL: the default; '': none).
+    Anything unreadable in the column counts as the default rather than as nothing."""
+    if stored is None:
+        return list(DEFAULT_REMINDERS)
+    if not stored.strip():
+        return []
+    try:
+        values = sorted({int(v) for v in stored.split(",") if v.strip()}, reverse=True)
+    except ValueError:
+        return list(DEFAULT_REMINDERS)
+    return [v for v in values if v > 0]

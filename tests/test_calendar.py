@@ -204,6 +204,8 @@ async def test_daily_post_end_to_end_then_list_pause_edit_delete(harness, frozen
         assert (await s.get(ScheduledPost, row.id)).paused is False
 
     await tap(harness, si("edit", row.id))
+    assert "what do you want to change" in harness.api.sent(OWNER.id)[-1].text
+    await tap(harness, si("etext", row.id))
     too_long = await say(harness, "y" * 4097)
     assert "at most 4096" in too_long
     assert "updated" in await say(harness, "Mangoes are back!")
@@ -309,3 +311,23 @@ async def test_only_owners_can_schedule(harness) -> None:
     await add_group(harness, chat=SHANGHAI)
     answer = await say(harness, "/schedule", user=STRANGER)
     assert "Only owners" in answer
+
+
+@pytest.mark.parametrize(
+    ("dow", "weekdays"),
+    [
+        ("1-5", {0, 1, 2, 3, 4}),  # crontab: 1 = Monday … 5 = Friday
+        ("0", {6}),
+        ("7", {6}),
+        ("sat,sun", {5, 6}),
+        ("5-7", {4, 5, 6}),
+        ("*/2", {6, 1, 3, 5}),  # Sunday, Tuesday, Thursday, Saturday
+    ],
+)
+def test_cron_days_of_week_follow_crontab_numbering(dow: str, weekdays: set[int]) -> None:
+    cron = post("cron", cron=f"0 9 * * {dow}")
+    moment, seen = NOW, set()
+    for _ in range(14):
+        moment = calendar.next_run(cron, "UTC", moment)
+        seen.add(moment.weekday())
+    assert seen == weekdays

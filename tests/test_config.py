@@ -222,6 +222,10 @@ def test_garbage_admin_ids_refused(value: str) -> None:
         ("log_level", "LOUD", "LOG_LEVEL"),
         ("telegram_api_url", "ftp://example.org", "TELEGRAM_API_URL"),
         ("webhook_port", 0, "WEBHOOK_PORT"),
+        ("send_chat_interval", 0, "SEND_CHAT_INTERVAL"),
+        ("send_chat_interval", -1.5, "SEND_CHAT_INTERVAL"),
+        ("send_group_per_minute", 0, "SEND_GROUP_PER_MINUTE"),
+        ("send_global_per_second", -3, "SEND_GLOBAL_PER_SECOND"),
     ],
 )
 def test_bad_values_refused_with_a_clear_message(field: str, value, expected: str) -> None:

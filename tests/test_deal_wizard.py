@@ -130,7 +130,7 @@ async def test_full_wizard_with_buttons_and_typed_input_publishes(harness) -> No
     harness.api.clear()
 
     text = await say(harness, "/newdeal")
-    assert "step 1 of 12" in text and "title" in text
+    assert "step 1 of 13" in text and "title" in text
     assert {"« Back", "✖ Cancel"} <= set(buttons(last(harness)))
 
     text = await say(harness, "Hainan <b>mangoes</b> *5 kg*")
@@ -163,7 +163,9 @@ async def test_full_wizard_with_buttons_and_typed_input_publishes(harness) -> No
     await tap(harness, cb("closes", "pick", "2h"))
     assert "When does the deal open?" in last(harness).text
     await tap(harness, cb("opens", "now"))
-    assert "pickup or delivery" in last(harness).text
+    assert "Reminders in the groups before the deal closes" in last(harness).text
+    assert "Keep default (2 h and 15 min)" in buttons(last(harness))
+    assert "pickup or delivery" in await say(harness, "3h, 30m")
     preview = await say(harness, "Gate 3 <script>, Saturday")
 
     assert preview.startswith("<b>Preview</b>")
@@ -177,6 +179,7 @@ async def test_full_wizard_with_buttons_and_typed_input_publishes(harness) -> No
     assert "Stock: 50 units" in preview and "Per person: at most 3 units" in preview
     assert "Opens: now" in preview and "Closes: " in preview and "(Asia/Shanghai)" in preview
     assert "Groups: Fruit Lovers" in preview and "Photo: attached" in preview
+    assert "Reminders: 3 h, 30 min before closing" in preview
     assert set(buttons(last(harness))) == {"✅ Publish", "« Back", "✖ Cancel"}
 
     started = datetime.now(UTC)
@@ -197,6 +200,7 @@ async def test_full_wizard_with_buttons_and_typed_input_publishes(harness) -> No
         "units", 10, 50, 50,
     )  # fmt: skip
     assert deal.per_person_limit == 3 and deal.pickup_note == "Gate 3 <script>, Saturday"
+    assert deal.reminders == "180,30"
     closes = deal.closes_at.replace(tzinfo=UTC) if deal.closes_at.tzinfo is None else deal.closes_at
     assert timedelta(hours=1, minutes=58) < closes - started <= timedelta(hours=2)
     assert [(p.deal_id, p.group_id) for p in posts] == [(deal.id, gid)]
@@ -461,6 +465,7 @@ async def test_shanghai_local_time_is_stored_in_utc(harness, clock) -> None:
     await say(harness, "2026-12-01 20:00")
     await tap(harness, cb("opens", "pick", "tomorrow9"))  # tomorrow 09:00 Shanghai
     assert (await fsm(harness))[1]["draft"]["opens_at"] == "2026-11-21T01:00:00+00:00"
+    await tap(harness, cb("reminders", "default"))
     preview = await say(harness, "Gate 3")
     assert "Closes: 2026-12-01 20:00 (Asia/Shanghai)" in preview
     assert "Opens: 2026-11-21 09:00 (Asia/Shanghai)" in preview
@@ -494,6 +499,7 @@ async def test_berlin_owner_typing_across_the_dst_change(harness, clock) -> None
     assert (await fsm(harness))[1]["draft"]["closes_at"] == "2026-03-30T10:00:00+00:00"
     await say(harness, "2026-03-28 12:00")  # opens before the change, closes after it
     assert (await fsm(harness))[1]["draft"]["opens_at"] == "2026-03-28T11:00:00+00:00"
+    await tap(harness, cb("reminders", "default"))
     preview = await say(harness, "Alexanderplatz")
     assert "Opens: 2026-03-28 12:00 (Europe/Berlin)" in preview
     assert "Closes: 2026-03-30 12:00 (Europe/Berlin)" in preview

@@ -275,3 +275,39 @@ async def test_closing_notices_go_through_the_sender(harness) -> None:
         assert await s.scalar(select(User.started).where(User.id == ALICE.id)) is False
     [row] = await failures(harness.db)
     assert row.chat_id == ALICE.id and "403" in row.reason
+
+
+# ---------------------------------------------------------------- limits from the settings
+
+
+async def test_settings_set_the_apps_sender_limits(db: Database, tmp_path) -> None:
+    """SEND_CHAT_INTERVAL / SEND_GROUP_PER_MINUTE / SEND_GLOBAL_PER_SECOND reach the app's
+    sender, and the limits it then keeps are measurably those."""
+    from bot.factory import create_app
+    from tests.conftest import make_settings
+
+    url = db.engine.url.render_as_string(hide_password=False)
+    settings = make_settings(
+        url,
+        tmp_path,
+        send_chat_interval=0.3,
+        send_group_per_minute=7,
+        send_global_per_second=2,
+    )
+    api = FakeTelegram()
+    app = create_app(settings, session=api, db=db)
+    try:
+        sender = app.sender
+        assert (sender.chat_interval, sender.group_limit, sender.group_window) == (0.3, 7, 60.0)
+        assert (sender.global_limit, sender.global_window) == (2, 1.0)
+        chat = 9100
+        people = [9200 + i for i in range(3)]
+        sends = [message(chat, str(n)) for n in range(3)] + [message(p) for p in people]
+        results = await asyncio.gather(*(sender.send(m, chat_id=m.chat_id) for m in sends))
+        assert all(r is not None for r in results)
+        times = by_chat(api)[chat]
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert len(times) == 3 and min(gaps) >= 0.3
+        assert max_in_window(api.times, 1.0) <= 2  # 6 sends at 2 per second
+    finally:
+        await app.close()
