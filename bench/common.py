@@ -133,7 +133,7 @@ async def add_groups(db: Database, count: int, *, chunk: int = 5000) -> list[int
             "type": "supergroup",
             "timezone": "Asia/Shanghai",
             "currency": "CNY",
-            "language": "en" if i % 3 else "zh_Hans",
+            "language": "zh_Hans" if i % 3 == 2 else "en",
             "is_active": True,
         }
         for i in range(count)
