@@ -202,7 +202,7 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         "bare_seconds": [round(s, 3) for s in bare_seconds],
         "tuan_ups": round(tuan_ups, 1),
         "bare_ups": round(bare_ups, 1),
-        "ratio": round(ratio, 3),
+        "ratio": round(ratio, 4),
         "errors": errors.count,
         "first_errors": errors.first,
         "answered": answered,
