@@ -1,0 +1,118 @@
+"""`flash-sale`: 1,000 members tap Join on a deal with stock 100, all at once.
+
+Every join goes through the real Dispatcher (bot.runner.process) concurrently, as the
+updates of 1,000 different chats' members would; the post refresher coalesces the sign-up
+list edits at its production interval (2.5 s). Latency is measured per callback, from the
+moment its update is fed to the moment its answerCallbackQuery reaches the (fake) Bot API.
+
+Targets: exactly `stock` units confirmed at closing, 0 oversold, every callback answered,
+p99 latency < 1 s, sign-up edits ≤ duration / 2 s + 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, EditMessageText
+from sqlalchemy import func, select
+
+from bench.common import add_groups, create_deal, make_app, member_id, mount, ms, percentile
+from bot.posts import DealCB, publish
+from bot.runner import process
+from models import Deal, Order
+from services import deals as deal_service
+from services.timezones import utcnow
+from tests.builders import Updates, group, person
+
+P99_TARGET = 1.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--joins", type=int, default=1000)
+    parser.add_argument("--stock", type=int, default=100)
+    parser.add_argument("--interval", type=float, default=None, help="edit interval (s)")
+
+
+async def run(db_url: str, args: argparse.Namespace) -> dict:
+    app, api = make_app(db_url, f"{args.tmp}/data")
+    posts = app.dispatcher["posts"]
+    if args.interval is not None:
+        posts.interval = args.interval
+    try:
+        [group_id] = await add_groups(app.db, 1)
+        deal_id = await create_deal(app.db, [group_id], title="Flash sale", stock=args.stock)
+        assert await publish(app.bot, app.db, app.i18n, deal_id, sender=app.sender) == 1
+        chat = group(-1001_500_000_000, "Group 0")
+        build = Updates(start=1)
+        data = DealCB(action="join", deal_id=deal_id).pack()
+        updates = mount(
+            [build.callback(person(member_id(i)), data, chat=chat) for i in range(args.joins)],
+            app.bot,
+        )
+        api.clear()
+        fed: dict[str, float] = {}
+        answered: dict[str, float] = {}
+
+        def on_request(method) -> None:
+            if isinstance(method, AnswerCallbackQuery):
+                answered.setdefault(method.callback_query_id, time.perf_counter())
+
+        api.on_request = on_request
+
+        async def tap(update) -> None:
+            fed[update.callback_query.id] = time.perf_counter()
+            await process(app, update)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(tap(u) for u in updates))
+        duration = time.perf_counter() - started
+        await posts.flush()  # the last coalesced edit shows the final list
+        edits = len(api.of(EditMessageText)) + len(api.of(EditMessageCaption))
+        texts = [a.text or "" for a in api.of(AnswerCallbackQuery)]
+        latencies = [answered[cid] - fed[cid] for cid in fed if cid in answered]
+
+        async with app.db.read() as session:
+            deal = await session.get(Deal, deal_id)
+            stock_left = deal.stock_left
+            active = await session.scalar(
+                select(func.coalesce(func.sum(Order.quantity), 0)).where(
+                    Order.deal_id == deal_id, Order.status == "active"
+                )
+            )
+        async with app.db.transaction() as session:
+            closing = await deal_service.close(session, deal_id, utcnow())
+        confirmed = sum(o.quantity for o in closing.orders if o.status == "confirmed")
+    finally:
+        await app.close()
+
+    oversold = max(confirmed - args.stock, 0) + max(-(stock_left or 0), 0)
+    p99 = percentile(latencies, 99)
+    edit_bound = duration / 2.0 + 2
+    result = {
+        "joins": args.joins,
+        "stock": args.stock,
+        "confirmed": confirmed,
+        "active_before_closing": active,
+        "stock_left": stock_left,
+        "oversold": oversold,
+        "answered": len(answered),
+        "joined_answers": sum(t.startswith("You're in") for t in texts),
+        "sold_out_answers": sum(t == "Sold out." for t in texts),
+        "p50_ms": ms(percentile(latencies, 50)),
+        "p95_ms": ms(percentile(latencies, 95)),
+        "p99_ms": ms(p99),
+        "edits": edits,
+        "edit_bound": round(edit_bound, 1),
+        "edit_interval_s": posts.interval,
+        "duration_s": round(duration, 3),
+    }
+    result["ok"] = (
+        confirmed == args.stock
+        and oversold == 0
+        and len(answered) == args.joins
+        and p99 < P99_TARGET
+        and edits <= edit_bound
+    )
+    return result

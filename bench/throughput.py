@@ -1,0 +1,214 @@
+"""`throughput`: updates per second through Tuan's full Dispatcher against bare aiogram.
+
+One pre-generated stream (deterministic seed): 70 % group chatter from many members of 50
+registered groups, 20 % Join / Cancel callbacks on the real buttons of 20 open deals, 10 %
+group commands (/deals, /buy D<id> n, /cancel D<id>, /help). Both consumers get the same
+stream the way polling delivers it: batches of 100, each processed with
+bot.runner.process_batch (chats concurrently, each chat in order) before the next batch.
+
+- Tuan: the app from bot.factory with the fake Bot API session (answers at once), its real
+  middlewares, database, sender and post refresher. Post edits are coalesced in the
+  background as in production; they are counted, not waited for after the last batch.
+- bare: an aiogram Dispatcher with no-op message and callback_query handlers. It runs before
+  and after Tuan; the faster of its two runs is taken (the ratio errs low, not high).
+
+Prints tuan_ups, bare_ups, ratio (target ≥ 0.5), and checks that every update was processed
+without an error, every callback answered, every command replied to, and the deals' counters
+match their orders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from collections import Counter, defaultdict
+from types import SimpleNamespace
+from typing import Any
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage
+from aiogram.types import CallbackQuery, Message, Update
+from sqlalchemy import func, select
+
+from bench.common import (
+    TOKEN,
+    ErrorCounter,
+    add_groups,
+    create_deal,
+    group_chat_id,
+    make_app,
+    member_id,
+    mount,
+)
+from bot.posts import DealCB, publish
+from bot.runner import InFlight, process_batch
+from models import Deal, Order
+from tests.builders import Updates, group, person
+from tests.fake_api import FakeTelegram
+
+TARGET_RATIO = 0.5
+GROUPS = 50
+DEALS = 20
+BATCH = 100
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--updates", type=int, default=20_000)
+    parser.add_argument("--members", type=int, default=3_000, help="distinct senders")
+    parser.add_argument("--seed", type=int, default=7)
+
+
+def stream(total: int, members: int, deals: list[int], seed: int) -> tuple[list[Update], Counter]:
+    """The update stream and how many of each kind it holds. Deal k is posted in groups k and
+    k + DEALS; a callback toggles its member's order (join if out, cancel if in)."""
+    rng = random.Random(seed)
+    build = Updates(start=1)
+    chats = [group(group_chat_id(i), f"Group {i}") for i in range(GROUPS)]
+    people = [person(member_id(i), f"M{i}") for i in range(members)]
+    joined: set[tuple[int, int]] = set()
+    kinds: Counter = Counter()
+    out: list[Update] = []
+    for _ in range(total):
+        roll = rng.random()
+        if roll < 0.7:
+            chat, user = rng.choice(chats), rng.choice(people)
+            out.append(build.message(chat, user, f"hello from {user.first_name} {rng.random()}"))
+            kinds["chatter"] += 1
+            continue
+        k = rng.randrange(len(deals))
+        chat = chats[k + DEALS * rng.randrange(2)]
+        user = rng.choice(people)
+        if roll < 0.9:
+            key = (k, user.id)
+            action = "cancel" if key in joined else "join"
+            joined.symmetric_difference_update({key})
+            data = DealCB(action=action, deal_id=deals[k]).pack()
+            out.append(build.callback(user, data, chat=chat, message_id=1))
+            kinds["callback"] += 1
+            continue
+        pick = rng.random()
+        if pick < 0.3:
+            text = "/deals"
+        elif pick < 0.7:
+            text = f"/buy D{deals[k]} {rng.randint(1, 3)}"
+            joined.add((k, user.id))
+        elif pick < 0.8:
+            text = f"/cancel D{deals[k]}"
+            joined.discard((k, user.id))
+        else:
+            text = "/help"
+        out.append(build.command(chat, user, text))
+        kinds["command"] += 1
+    return out, kinds
+
+
+async def feed(target: Any, updates: list[Update]) -> float:
+    """Process the stream in getUpdates-sized batches; seconds taken."""
+    inflight = InFlight()
+    started = time.perf_counter()
+    for start in range(0, len(updates), BATCH):
+        await process_batch(target, updates[start : start + BATCH], inflight)
+    return time.perf_counter() - started
+
+
+def bare_dispatcher() -> Dispatcher:
+    router = Router(name="bare")
+
+    @router.message()
+    async def on_message(message: Message) -> None:
+        return None
+
+    @router.callback_query()
+    async def on_callback(query: CallbackQuery) -> None:
+        return None
+
+    dispatcher = Dispatcher()
+    dispatcher.include_router(router)
+    return dispatcher
+
+
+async def run_bare(updates: list[Update]) -> float:
+    bot = Bot(TOKEN, session=FakeTelegram())
+    target = SimpleNamespace(bot=bot, dispatcher=bare_dispatcher())
+    try:
+        return await feed(target, mount(updates, bot))
+    finally:
+        await bot.session.close()
+
+
+async def run(db_url: str, args: argparse.Namespace) -> dict:
+    app, api = make_app(db_url, f"{args.tmp}/data")
+    try:
+        group_ids = await add_groups(app.db, GROUPS)
+        deals = []
+        for k in range(DEALS):
+            spec: dict[str, Any] = {"title": f"Deal {k}"}
+            if k % 4 == 0:
+                spec["stock"] = 200  # some deals sell out on the way
+            if k % 5 == 0:
+                spec["tiers"] = [(20, 1100), (50, 990)]
+            deals.append(await create_deal(app.db, [group_ids[k], group_ids[k + DEALS]], **spec))
+        for deal_id in deals:  # the real publishing path; posts get message id 1 in each group
+            await publish(app.bot, app.db, app.i18n, deal_id, sender=app.sender)
+        updates, kinds = stream(args.updates, args.members, deals, args.seed)
+
+        bare_seconds = [await run_bare(updates)]
+        api.clear()
+        mounted = mount(updates, app.bot)
+        with ErrorCounter() as errors:
+            tuan_seconds = await feed(app, mounted)
+        posts = app.dispatcher["posts"]
+        edits_during = len(api.of(EditMessageText))
+        await posts.close(timeout=0)  # pending coalesced edits are not waited for
+        bare_seconds.append(await run_bare(updates))
+
+        answered = len({a.callback_query_id for a in api.of(AnswerCallbackQuery)})
+        replies = sum(1 for r in api.of(SendMessage) if r.chat_id < 0)
+        async with app.db.read() as session:
+            counted = dict(
+                (
+                    await session.execute(
+                        select(Order.deal_id, func.coalesce(func.sum(Order.quantity), 0))
+                        .where(Order.status == "active")
+                        .group_by(Order.deal_id)
+                    )
+                ).all()
+            )
+            rows = (await session.execute(select(Deal.id, Deal.total_qty))).all()
+        consistent = all(counted.get(deal_id, 0) == total for deal_id, total in rows)
+    finally:
+        await app.close()
+
+    total = len(updates)
+    tuan_ups = total / tuan_seconds
+    bare_ups = total / min(bare_seconds)
+    ratio = tuan_ups / bare_ups
+    processed_ok = (
+        errors.count == 0
+        and answered == kinds["callback"]
+        and replies == kinds["command"]
+        and consistent
+    )
+    per_chat: defaultdict[int, int] = defaultdict(int)
+    for u in updates:
+        per_chat[u.event.chat.id if u.message else u.callback_query.message.chat.id] += 1
+    return {
+        "updates": total,
+        "chatter": kinds["chatter"],
+        "callbacks": kinds["callback"],
+        "commands": kinds["command"],
+        "tuan_seconds": round(tuan_seconds, 3),
+        "bare_seconds": [round(s, 3) for s in bare_seconds],
+        "tuan_ups": round(tuan_ups, 1),
+        "bare_ups": round(bare_ups, 1),
+        "ratio": round(ratio, 4),
+        "errors": errors.count,
+        "first_errors": errors.first,
+        "answered": answered,
+        "replies": replies,
+        "consistent": consistent,
+        "post_edits": edits_during,
+        "processed_ok": processed_ok,
+        "ok": processed_ok and ratio >= TARGET_RATIO,
+    }

@@ -1,0 +1,136 @@
+"""Smaller versions of the benchmarks (bench/), so a regression fails here: the same
+scenarios and the same checks of correctness (counts, nothing lost, nothing oversold, no
+429s, edits bounded). Speed figures come from `python -m bench`, never from timed asserts."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from bench import broadcast, crash, flash_sale, memory, throughput
+from bench.__main__ import main as bench_main
+from bench.common import percentile, prepare
+
+
+def options(module, tmp_path: Path, **values) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    args = parser.parse_args([])
+    for key, value in values.items():
+        setattr(args, key, value)
+    args.tmp = str(tmp_path)
+    return args
+
+
+async def test_throughput_processes_every_update_of_the_mixed_stream(database_url, tmp_path):
+    await prepare(database_url)
+    result = await throughput.run(database_url, options(throughput, tmp_path, updates=600))
+    assert result["updates"] == 600
+    assert result["chatter"] + result["callbacks"] + result["commands"] == 600
+    assert result["callbacks"] > 60 and result["commands"] > 25
+    assert result["errors"] == 0, result["first_errors"]
+    assert result["answered"] == result["callbacks"]  # every tap answered
+    assert result["replies"] == result["commands"]  # every command replied to
+    assert result["consistent"] and result["processed_ok"]
+    assert result["tuan_ups"] > 0 and result["bare_ups"] > 0
+    assert result["ratio"] == pytest.approx(result["tuan_ups"] / result["bare_ups"], abs=1e-3)
+
+
+def test_the_stream_is_deterministic_and_mixed_as_the_issue_says():
+    one, kinds = throughput.stream(2000, 300, list(range(1, 21)), seed=3)
+    two, _ = throughput.stream(2000, 300, list(range(1, 21)), seed=3)
+    assert [u.model_dump() for u in one] == [u.model_dump() for u in two]
+    assert 0.66 < kinds["chatter"] / 2000 < 0.74
+    assert 0.17 < kinds["callback"] / 2000 < 0.23
+    assert 0.08 < kinds["command"] / 2000 < 0.12
+
+
+async def test_flash_sale_sells_exactly_the_stock_and_answers_everyone(database_url, tmp_path):
+    await prepare(database_url)
+    args = options(flash_sale, tmp_path, joins=200, stock=20)
+    result = await flash_sale.run(database_url, args)
+    assert result["confirmed"] == 20 and result["stock_left"] == 0
+    assert result["oversold"] == 0
+    assert result["answered"] == 200
+    assert result["joined_answers"] == 20 and result["sold_out_answers"] == 180
+    assert 1 <= result["edits"] <= result["edit_bound"]
+    assert result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"]
+
+
+async def test_broadcast_respects_telegrams_limits_and_loses_nothing(database_url, tmp_path):
+    await prepare(database_url)
+    args = options(broadcast, tmp_path, groups=40, scale=10.0)
+    result = await broadcast.run(database_url, args)
+    assert result["sent"] == result["posted"] == 40
+    assert result["lost"] == 0 and result["failed_sends"] == 0
+    assert result["429s"] == 0
+    # 40 posts at 30 per (scaled) second cannot be faster than one window
+    assert result["duration_s"] >= 0.1 * 0.9
+
+
+async def test_the_limited_fake_refuses_what_exceeds_the_limits():
+    from aiogram import Bot
+    from aiogram.exceptions import TelegramRetryAfter
+    from aiogram.methods import SendMessage
+
+    from bench.common import TOKEN
+    from bench.fakes import LimitedTelegram
+
+    api = LimitedTelegram(global_limit=3)
+    bot = Bot(TOKEN, session=api)
+    await bot(SendMessage(chat_id=-1, text="a"))
+    with pytest.raises(TelegramRetryAfter):  # 1 per second per chat
+        await bot(SendMessage(chat_id=-1, text="b"))
+    await bot(SendMessage(chat_id=-2, text="c"))
+    await bot(SendMessage(chat_id=-3, text="d"))
+    with pytest.raises(TelegramRetryAfter) as caught:  # 3 per second overall
+        await bot(SendMessage(chat_id=-4, text="e"))
+    assert caught.value.retry_after == 1
+    assert api.too_many == 2 and api.accepted == 3
+
+
+async def test_crash_and_redelivery_lose_nothing_and_double_nothing(database_url, tmp_path):
+    await prepare(database_url)
+    args = options(crash, tmp_path, updates=100, kills=2, stock=80, concurrency=8)
+    result = await crash.run(database_url, args)
+    assert result["kills"] == 2 and result["starts"] == 3
+    assert result["acknowledged"] == 100
+    assert result["lost"] == 0
+    assert result["duplicates"] == 0
+    assert result["stock_equal"] and result["counters_agree"]
+    assert result["stock_plus_ordered"] == 80
+    assert result["told_in"] > 0 and result["clean_exit"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_memory_smoke_reads_the_peak_of_the_running_bot(database_url, tmp_path):
+    await prepare(database_url)
+    args = options(memory, tmp_path, groups=40, members=2000, deals=4, updates=300)
+    result = await memory.run(database_url, args)
+    assert result["callbacks_answered"] > 0
+    assert 20 < result["rss_peak_mb"] < 1000
+    assert result["rss_peak_mb"] >= result["rss_end_mb"]
+    assert result["clean_exit"]
+
+
+def test_percentile_is_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([3.0], 99) == 3.0
+
+
+def test_bench_command_prints_one_json_line_and_refuses_unknown_names(capsys):
+    assert bench_main(["no-such-benchmark"]) == 2
+    code = bench_main(["broadcast", "--groups", "5", "--scale", "20"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    import json
+
+    figures = json.loads(lines[0])
+    assert figures["bench"] == "broadcast" and figures["db"] == "sqlite"
+    assert figures["lost"] == 0 and "machine" in figures and "python" in figures
+    assert code == (0 if figures["ok"] else 1)
