@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from handlers import digest_texts as texts
 from handlers.common import quote
-from models import Group, User
+from models import Database, Group, User
 from services import digest as digest_service
 from services.admins import AdminDirectory
 from services.digest import DigestArgError, InvalidDigestTime
@@ -39,40 +39,60 @@ class DigestCB(CallbackData, prefix="dg"):
     group_id: int
 
 
-async def send_digest(message: Message, session: AsyncSession, group: Group, period) -> None:
-    digest = await digest_service.build(session, group, period, utcnow())
+async def send_digest(message: Message, digest: digest_service.GroupDigest) -> None:
     await message.answer(texts.group_text(digest))
     png = await texts.group_chart(digest)
     await message.answer_photo(
-        BufferedInputFile(png, filename=f"digest-{group.id}.png"),
+        BufferedInputFile(png, filename=f"digest-{digest.group_id}.png"),
         caption=quote(texts.chart_title(digest)),
     )
 
 
-async def digest_command(
+def _word(command: CommandObject) -> str:
+    args = (command.args or "").strip()
+    return args.split()[0].lower() if args else ""
+
+
+async def digest_settings_command(
     message: Message,
     command: CommandObject,
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
+) -> None:
+    """`/digest settings` and `/digest time N HH:MM`: they change things, in the update's
+    transaction."""
+    if _word(command) == "settings":
+        await show_settings(message, session, user, admins)
+    else:
+        await set_time(message, session, user, admins, (command.args or "").split()[1:])
+
+
+async def digest_command(
+    message: Message,
+    command: CommandObject,
+    db: Database,
+    admins: AdminDirectory,
     settings: Settings,
 ) -> None:
+    """Digests are read-only: built and sent outside any write transaction (on SQLite a
+    writer would hold the database's one write lock while charts render and messages go
+    out). Only the administrator check may write (a stale admin list is refreshed), in a
+    short transaction of its own."""
+    if message.from_user is None:
+        return
+    user_id = message.from_user.id
     args = (command.args or "").strip()
-    word = args.split()[0].lower() if args else ""
-    if word == "settings":
-        await show_settings(message, session, user, admins)
-        return
-    if word == "time":
-        await set_time(message, session, user, admins, args.split()[1:])
-        return
-    if word == "all":
-        if user.id not in settings.admin_ids:
+    if _word(command) == "all":
+        if user_id not in settings.admin_ids:
             await message.answer(_("Only the operators of this bot get the all-groups digest."))
             return
-        admin = await digest_service.build_admin(session, utcnow())
+        async with db.read() as session:
+            admin = await digest_service.build_admin(session, utcnow())
         await message.answer(texts.admin_text(admin))
         return
-    groups = [g for g, _status in await admins.groups_of(session, user.id)]
+    async with db.transaction() as session:
+        groups = [g for g, _status in await admins.groups_of(session, user_id)]
     if not groups:
         await message.answer(
             _(
@@ -95,7 +115,9 @@ async def digest_command(
             period = digest_service.parse_period(args, today)
         except DigestArgError:  # a date that is already today elsewhere but not here yet
             period = digest_service.Period(today, today)
-        await send_digest(message, session, group, period)
+        async with db.read() as session:
+            digest = await digest_service.build(session, group, period, utcnow())
+        await send_digest(message, digest)
     if len(groups) > GROUPS_PER_DIGEST:
         await message.answer(
             _("…and {n} more groups: see /digest settings.").format(
@@ -229,6 +251,10 @@ async def digest_button(
 def router() -> Router:
     r = Router(name="digest")
     r.message.filter(F.chat.type == "private")
+    r.message.register(
+        digest_settings_command,
+        Command("digest", magic=F.args.regexp(r"(?i)^\s*(settings|time)\b")),
+    )
     r.message.register(digest_command, Command("digest"))
     r.callback_query.register(digest_button, DigestCB.filter())
     return r

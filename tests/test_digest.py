@@ -510,7 +510,7 @@ async def test_digest_command_sends_text_and_chart(harness) -> None:
     assert photo.photo.data.startswith(b"\x89PNG")
     harness.api.clear()
     await command(harness, OWNER, "/digest 2026-11-13..2026-11-19")
-    assert "Messages: <b>540</b>" in harness.api.texts(OWNER.id)[0]
+    assert "消息数: <b>540</b>" in harness.api.texts(OWNER.id)[0]  # the owner reads Chinese
     # Someone who runs no group.
     harness.api.clear()
     await command(harness, person(999), "/digest")
