@@ -6,6 +6,9 @@ names and labels render with a CJK font registered explicitly with matplotlib's 
 manager: first the Noto Sans CJK file shipped by the `cvttf-NotoSansCJK-Regular` PyPI package
 (a dependency, so `make setup` installs it without root), else a system Noto CJK / WenQuanYi
 font (the Docker image installs fonts-noto-cjk). `font_family()` tells which one was found.
+
+matplotlib (with numpy) is imported on the first chart, not when the bot starts: it costs
+about 50 MB of resident memory that a bot which never renders a chart should not carry.
 """
 
 from __future__ import annotations
@@ -17,15 +20,6 @@ import threading
 from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
-
-import matplotlib
-
-matplotlib.use("Agg")  # before anything imports pyplot; we never do, but other code might
-
-from matplotlib import font_manager
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 log = logging.getLogger(__name__)
 _LOCK = threading.Lock()  # matplotlib's font caches are shared: one rendering at a time
@@ -57,9 +51,20 @@ def _system_font() -> str | None:
     return None
 
 
+def _matplotlib():
+    """matplotlib on the Agg backend, imported on first use."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; pyplot is never used
+    return matplotlib
+
+
 @lru_cache(maxsize=1)
 def font_family() -> str | None:
     """Register the CJK font with matplotlib once; its family name, or None if none found."""
+    _matplotlib()
+    from matplotlib import font_manager
+
     for path in (_packaged_font(), _system_font()):
         if not path:
             continue
@@ -88,6 +93,11 @@ def render_chart(
     subtitle: str = "",
 ) -> bytes:
     """A PNG with one small bar panel per (label, values) pair (up to 4, in a 2×2 grid)."""
+    matplotlib = _matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     with _LOCK:
         rc = {"font.family": _families(), "font.size": 17, "axes.unicode_minus": False}
         with matplotlib.rc_context(rc):
