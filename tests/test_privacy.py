@@ -392,13 +392,14 @@ async def test_forgetme_leaves_no_personal_data_in_any_table(harness) -> None:
 
     await command(harness, ALICE, "/forgetme")
     [prompt] = harness.api.sent(ALICE_ID)
-    assert "cannot be undone" in prompt.text and "anonymous" in prompt.text
+    # She chose Chinese: the prompt and the answer are in her language.
+    assert "此操作无法撤销" in prompt.text and "匿名买家" in prompt.text
     buttons = [b.callback_data for row in prompt.reply_markup.inline_keyboard for b in row]
     assert buttons == [ForgetCB(action="confirm").pack(), ForgetCB(action="cancel").pack()]
 
     answer = await tap(harness, ALICE, "confirm")
     assert not answer.show_alert
-    assert "without your name or id: 2." in harness.api.of(m.EditMessageText)[-1].text
+    assert "（不含你的名字和 ID）的订单：2。" in harness.api.of(m.EditMessageText)[-1].text
     after = await snapshot(harness)
 
     # 1. Alice is nowhere: not her id (as a number or inside text), not her names.
