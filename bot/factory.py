@@ -17,6 +17,7 @@ from aiogram.utils.i18n import I18n
 from bot.config import Settings
 from bot.i18n import LocaleCache, LocaleMiddleware, make_i18n
 from bot.middlewares.activity import ActivityMiddleware
+from bot.middlewares.admission import AdmissionMiddleware
 from bot.middlewares.database import TransactionMiddleware
 from bot.posts import PostRefresher
 from bot.sender import Sender
@@ -26,6 +27,7 @@ from handlers import build_routers
 from models import Database
 from services.activity import ActivityBuffer
 from services.admins import AdminDirectory
+from services.admission import AdmissionGate
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,7 @@ def create_app(
     )
     posts = PostRefresher(bot, db, i18n, sender=sender)
     activity = ActivityBuffer()
+    gate = AdmissionGate()
     dispatcher = Dispatcher(
         storage=storage,
         events_isolation=isolation,
@@ -147,11 +150,15 @@ def create_app(
         posts=posts,
         sender=sender,
         activity=activity,
+        gate=gate,
     )
     dispatcher.include_routers(*build_routers())
     inline_sync_filters(dispatcher)
     LocaleMiddleware(i18n, locales).setup(dispatcher)
     dispatcher.message.outer_middleware(ActivityMiddleware(activity))  # counts, no SQL
+    admission = AdmissionMiddleware(db, gate)  # before the transaction: sold-out taps skip it
+    dispatcher.callback_query.middleware(admission)
+    dispatcher.message.middleware(admission)
     transaction = TransactionMiddleware(db)
     for name, observer in dispatcher.observers.items():
         if name not in {"update", "error"}:

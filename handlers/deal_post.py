@@ -21,6 +21,8 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.middlewares.admission import FLAG as ADMISSION
+from bot.middlewares.admission import JoinRequest
 from bot.posts import (
     DealCB,
     PostRefresher,
@@ -41,6 +43,7 @@ from services import groups as group_service
 from services import orders as order_service
 from services import referrals as referral_service
 from services.activity import ActivityBuffer
+from services.admission import AdmissionGate
 from services.orders import Change, OrderError
 from services.parsing import ParseError, parse_quantity
 from services.timezones import utcnow
@@ -109,9 +112,58 @@ def _valid_id(deal_id: int) -> bool:
     return 0 < deal_id <= MAX_ID
 
 
-def _touch(session: AsyncSession, posts: PostRefresher, deal_id: int, change: Change) -> None:
+def _touch(
+    session: AsyncSession,
+    posts: PostRefresher,
+    deal_id: int,
+    change: Change,
+    gate: AdmissionGate | None = None,
+) -> None:
     if change.changed:
         after_commit(session, lambda: posts.touch(deal_id))
+        if gate is not None:  # the stock left after this change (a cancel reopens the gate)
+            left = change.deal.stock_left
+            after_commit(session, lambda: gate.learn(deal_id, left))
+
+
+def _learn_refusal(gate: AdmissionGate | None, deal_id: int, exc: OrderError) -> None:
+    if gate is not None and isinstance(exc, order_service.SoldOut):
+        gate.learn(deal_id, exc.left)
+
+
+def _sold_out(answer):
+    return lambda left: answer(domain_error_text(order_service.SoldOut(left)))
+
+
+def tap_request(query: CallbackQuery, data: dict) -> JoinRequest | None:
+    """Join +1 and ×N taps go through the admission gate (bot.middlewares.admission)."""
+    callback_data = data.get("callback_data")
+    if query.message is None or not isinstance(callback_data, DealCB):
+        return None
+    if not _valid_id(callback_data.deal_id):
+        return None
+    if callback_data.action == "join":
+        units = 1
+    elif callback_data.action == "qty" and callback_data.qty >= 1:
+        units = callback_data.qty
+    else:
+        return None
+    return JoinRequest(
+        callback_data.deal_id,
+        query.message.chat.id,
+        units,
+        _sold_out(lambda text: query.answer(text, show_alert=True)),
+    )
+
+
+def buy_request(message: Message, data: dict) -> JoinRequest | None:
+    """`/buy D17 2` goes through the admission gate too."""
+    command = data.get("command")
+    parsed = parse_buy(command.args) if command is not None else None
+    if parsed is None:
+        return None
+    deal_id, quantity = parsed
+    return JoinRequest(deal_id, message.chat.id, quantity, _sold_out(message.reply))
 
 
 def _count_signup(
@@ -133,6 +185,7 @@ async def order_button(
     user: User,
     posts: PostRefresher,
     activity: ActivityBuffer,
+    gate: AdmissionGate | None = None,
 ) -> AnswerCallbackQuery:
     """Join +1, ×N (an absolute quantity) and Cancel my order."""
     chat = query.message.chat if query.message is not None else None
@@ -157,8 +210,9 @@ async def order_button(
         else:
             return query.answer(stale_button(), show_alert=True)
     except OrderError as exc:
+        _learn_refusal(gate, deal.id, exc)
         return query.answer(refusal(exc, deal, group), show_alert=True)
-    _touch(session, posts, deal.id, change)
+    _touch(session, posts, deal.id, change, gate)
     _count_signup(session, activity, chat.id, user.id, change)
     return query.answer(confirmation(change, deal.title))
 
@@ -248,6 +302,7 @@ async def buy_command(
     user: User,
     posts: PostRefresher,
     activity: ActivityBuffer,
+    gate: AdmissionGate | None = None,
 ) -> SendMessage:
     parsed = parse_buy(command.args)
     if parsed is None:
@@ -262,8 +317,9 @@ async def buy_command(
             session, deal.id, user.id, quantity, utcnow(), group_id=group.id
         )
     except OrderError as exc:
+        _learn_refusal(gate, deal.id, exc)
         return message.reply(refusal(exc, deal, group))
-    _touch(session, posts, deal.id, change)
+    _touch(session, posts, deal.id, change, gate)
     _count_signup(session, activity, message.chat.id, user.id, change)
     return message.reply(quote(confirmation(change, deal.title)))
 
@@ -274,6 +330,7 @@ async def cancel_command(
     session: AsyncSession,
     user: User,
     posts: PostRefresher,
+    gate: AdmissionGate | None = None,
 ) -> SendMessage:
     parts = (command.args or "").split()
     deal_id = deal_service.parse_code(parts[0]) if len(parts) == 1 else None
@@ -287,7 +344,7 @@ async def cancel_command(
         change = await order_service.cancel(session, deal.id, user.id, utcnow())
     except OrderError as exc:
         return message.reply(refusal(exc, deal, group))
-    _touch(session, posts, deal.id, change)
+    _touch(session, posts, deal.id, change, gate)
     return message.reply(quote(confirmation(change, deal.title)))
 
 
@@ -319,12 +376,12 @@ async def deals_command(message: Message, db: Database) -> SendMessage:
 def router() -> Router:
     r = Router(name="deal_post")
     r.message.filter(F.chat.type.in_(GROUP_TYPES))
-    r.message.register(buy_command, Command("buy"))
+    r.message.register(buy_command, Command("buy"), flags={ADMISSION: buy_request})
     r.message.register(cancel_command, Command("cancel"))
     r.message.register(deals_command, Command("deals"))
     r.callback_query.register(info_button, DealCB.filter(F.action.in_(READ_ACTIONS)))
     r.callback_query.register(share_button, DealCB.filter(F.action == "share"))
-    r.callback_query.register(order_button, DealCB.filter())
+    r.callback_query.register(order_button, DealCB.filter(), flags={ADMISSION: tap_request})
     r.callback_query.register(unknown_button, F.data.startswith(DealCB.__prefix__ + ":"))
     r.errors.register(button_failed, _is_deal_button)
     return r

@@ -236,3 +236,35 @@ async def of_user(session: AsyncSession, user_id: int, limit: int = 50) -> list[
 async def of_deal(session: AsyncSession, deal_id: int) -> list[Order]:
     rows = await session.scalars(select(Order).where(Order.deal_id == deal_id).order_by(Order.id))
     return list(rows)
+
+
+@dataclass
+class Admission:
+    """What a cheap read says of a member's request for `units` more units (no lock)."""
+
+    stock_left: int | None  # None: no stock limit
+    sold_out: bool  # the write could only be refused as sold out: answer without writing
+    gated: bool  # a join of a new participant into an open deal with stock: queue at the gate
+
+
+async def admission(
+    session: AsyncSession, deal_id: int, chat_id: int, user_id: int, units: int, now: datetime
+) -> Admission | None:
+    """For services.admission: None if the deal is not posted in that chat. Only a member
+    without an active order, asking for no more than the per-person limit, in an open deal
+    whose stock left is below `units`, is `sold_out`; anything else goes to the write path,
+    which decides (and words any other refusal)."""
+    try:
+        deal, _group = await deal_service.posted_in_chat(session, deal_id, chat_id)
+    except deal_service.DealNotFound:
+        return None
+    holding = await current_quantity(session, deal_id, user_id)
+    eligible = (
+        holding == 0
+        and deal.stock_left is not None
+        and deal.status == "open"
+        and deal.opens_at <= now < deal.closes_at
+        and (deal.per_person_limit is None or units <= deal.per_person_limit)
+    )
+    sold_out = eligible and deal.stock_left < units
+    return Admission(deal.stock_left, sold_out, eligible and not sold_out)
