@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from models import Database
+from models import Database, Deal
 from services.admission import AdmissionGate
 from tests.builders import person
 from tests.test_deal_post import press, quantities, ready
@@ -84,3 +84,34 @@ def _tap(harness, user, deal_id, action="join"):
     from tests.test_deal_post import tap
 
     return tap(harness, user, deal_id, action)
+
+
+async def test_two_instances_with_their_own_gates_never_oversell(harness, settings) -> None:
+    """Two bot processes share one database, each with its own gate: the database's
+    conditional UPDATE still decides, so together they sell exactly the stock, and every
+    tap on either instance is answered once."""
+    from bot.factory import create_app
+    from bot.runner import process
+    from tests.fake_api import FakeTelegram
+
+    _group_id, deal_id = await ready(harness, stock=5)
+    other_api = FakeTelegram()
+    other = create_app(settings, session=other_api, db=harness.db)
+    try:
+        members = [person(32_001 + i, f"N{i}") for i in range(40)]
+        taps = []
+        for n, member in enumerate(members):
+            update = _tap(harness, member, deal_id)
+            taps.append(harness.feed(update) if n % 2 else process(other, update))
+        await asyncio.gather(*taps)
+    finally:
+        await other.close()
+    held = await quantities(harness, deal_id)
+    assert sum(held.values()) == 5 and all(q == 1 for q in held.values())
+    answers = [a.text for a in harness.api.answers() + other_api.answers()]
+    assert len(answers) == 40
+    assert sum(t.startswith("You're in") for t in answers) == 5
+    assert answers.count("Sold out.") == 35
+    async with harness.db.read() as s:
+        deal = await s.get(Deal, deal_id)
+    assert deal.stock_left == 0 and deal.total_qty == 5
