@@ -17,7 +17,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.common import quote
+from handlers.common import group_gone, quote
 from models import Database, Group, User
 from services import activity as activity_service
 from services import groups as group_service
@@ -71,10 +71,6 @@ def no_groups() -> str:
         "You don't run any group with me yet. Add me to your group and make me an admin, "
         "then send /members again."
     )
-
-
-def gone() -> str:
-    return _("That group is unknown or I am no longer in it.")
 
 
 def not_admin() -> str:
@@ -316,7 +312,7 @@ async def members_button(
     try:
         group = await admins.require_admin(session, callback_data.group_id, user.id)
     except GroupNotFound:
-        return query.answer(gone(), show_alert=True)
+        return query.answer(group_gone(), show_alert=True)
     except NotGroupAdmin:
         return query.answer(not_admin(), show_alert=True)
     if callback_data.action == "core" and callback_data.n == 0:

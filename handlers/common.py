@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.fsm.context import FSMContext
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from models import Group, User
+from services.admins import AdminDirectory
+from services.errors import GroupNotFound, NotGroupAdmin
 from services.locales import LANGUAGE_NAMES, SUPPORTED_LANGUAGES
 
 
@@ -98,3 +104,26 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
 def quote(text: str | None) -> str:
     """User text, made safe for HTML parse mode."""
     return escape(text or "", quote=False)
+
+
+def group_gone() -> str:
+    return _("That group is unknown or I am no longer in it.")
+
+
+async def group_of_form(
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    refusal: Callable[[], str],
+) -> Group | None:
+    """The group a private form is about (FSM data `group_id`), checked again: the user must
+    still administer it. Otherwise the form ends with `refusal()` or "group gone"."""
+    data = await state.get_data()
+    try:
+        return await admins.require_admin(session, int(data.get("group_id", 0)), user.id)
+    except (NotGroupAdmin, GroupNotFound) as exc:
+        await state.clear()
+        await message.answer(refusal() if isinstance(exc, NotGroupAdmin) else group_gone())
+        return None

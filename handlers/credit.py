@@ -26,7 +26,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.common import quote
+from handlers.common import group_gone, group_of_form, quote
 from handlers.credit_texts import bad_days_text, bad_percent_text, kind_label, percent_text
 from handlers.credit_texts import signed_money as signed
 from handlers.deal_texts import parse_error_text
@@ -73,10 +73,6 @@ class CommissionForm(StatesGroup):
 
 def refusal() -> str:
     return _("Only the owner and administrators of a group can change its commission.")
-
-
-def gone() -> str:
-    return _("That group is unknown or I am no longer in it.")
 
 
 def stale() -> str:
@@ -274,7 +270,7 @@ async def commission_button(
         await query.answer(refusal(), show_alert=True)
         return
     except GroupNotFound:
-        await query.answer(gone(), show_alert=True)
+        await query.answer(group_gone(), show_alert=True)
         return
     if data.action in ("open", "cancel"):
         await state.clear()
@@ -341,22 +337,10 @@ async def commission_button(
         await query.answer(stale(), show_alert=True)
 
 
-async def _form_group(
-    message: Message, state: FSMContext, session: AsyncSession, user: User, admins: AdminDirectory
-) -> Group | None:
-    data = await state.get_data()
-    try:
-        return await admins.require_admin(session, int(data.get("group_id", 0)), user.id)
-    except (NotGroupAdmin, GroupNotFound) as exc:
-        await state.clear()
-        await message.answer(refusal() if isinstance(exc, NotGroupAdmin) else gone())
-        return None
-
-
 async def percent_typed(
     message: Message, state: FSMContext, session: AsyncSession, user: User, admins: AdminDirectory
 ) -> None:
-    group = await _form_group(message, state, session, user, admins)
+    group = await group_of_form(message, state, session, user, admins, refusal)
     if group is None:
         return
     try:
@@ -374,7 +358,7 @@ async def percent_typed(
 async def days_typed(
     message: Message, state: FSMContext, session: AsyncSession, user: User, admins: AdminDirectory
 ) -> None:
-    group = await _form_group(message, state, session, user, admins)
+    group = await group_of_form(message, state, session, user, admins, refusal)
     if group is None:
         return
     try:
@@ -391,7 +375,7 @@ async def days_typed(
 async def payout_typed(
     message: Message, state: FSMContext, session: AsyncSession, user: User, admins: AdminDirectory
 ) -> None:
-    group = await _form_group(message, state, session, user, admins)
+    group = await group_of_form(message, state, session, user, admins, refusal)
     if group is None:
         return
     data = await state.get_data()

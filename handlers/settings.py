@@ -16,7 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import LocaleCache
-from handlers.common import quote
+from handlers.common import group_gone, group_of_form, quote
 from models import Group, User
 from services import groups as group_service
 from services.admins import AdminDirectory
@@ -49,10 +49,6 @@ class SettingsForm(StatesGroup):
 
 def refusal() -> str:
     return _("Only the owner and administrators of a group can change its settings.")
-
-
-def gone() -> str:
-    return _("That group is unknown or I am no longer in it.")
 
 
 def group_card(group: Group) -> tuple[str, InlineKeyboardMarkup]:
@@ -157,7 +153,7 @@ async def settings_button(
         await query.answer(refusal(), show_alert=True)
         return
     except GroupNotFound:
-        await query.answer(gone(), show_alert=True)
+        await query.answer(group_gone(), show_alert=True)
         return
     action = callback_data.action
     if action in {"open", "cancel"}:
@@ -225,7 +221,7 @@ async def group_language_chosen(
         await query.answer(refusal(), show_alert=True)
         return
     except GroupNotFound:
-        await query.answer(gone(), show_alert=True)
+        await query.answer(group_gone(), show_alert=True)
         return
     except InvalidLanguage:
         await query.answer(_("This button is out of date. Send /settings again."), show_alert=True)
@@ -236,22 +232,10 @@ async def group_language_chosen(
     await query.bot.send_message(query.from_user.id, text, reply_markup=keyboard)
 
 
-async def _typed_value(
-    message: Message, state: FSMContext, session: AsyncSession, user: User, admins: AdminDirectory
-) -> Group | None:
-    data = await state.get_data()
-    try:
-        return await admins.require_admin(session, int(data.get("group_id", 0)), user.id)
-    except (NotGroupAdmin, GroupNotFound) as exc:
-        await state.clear()
-        await message.answer(refusal() if isinstance(exc, NotGroupAdmin) else gone())
-        return None
-
-
 async def timezone_typed(
     message: Message, state: FSMContext, session: AsyncSession, user: User, admins: AdminDirectory
 ) -> None:
-    group = await _typed_value(message, state, session, user, admins)
+    group = await group_of_form(message, state, session, user, admins, refusal)
     if group is None:
         return
     try:
@@ -274,7 +258,7 @@ async def timezone_typed(
 async def currency_typed(
     message: Message, state: FSMContext, session: AsyncSession, user: User, admins: AdminDirectory
 ) -> None:
-    group = await _typed_value(message, state, session, user, admins)
+    group = await group_of_form(message, state, session, user, admins, refusal)
     if group is None:
         return
     try:
