@@ -199,7 +199,18 @@ def group_text(d: GroupDigest) -> str:
 
 
 def _fit(text: str) -> str:
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+    """Within Telegram's 4096: whole lines are dropped from the end (a cut inside a tag or an
+    entity would make Telegram refuse the whole message)."""
+    if len(text) <= MAX_TEXT:
+        return text
+    kept: list[str] = []
+    size = 2  # the closing "\n…"
+    for line in text.split("\n"):
+        if size + len(line) + 1 > MAX_TEXT:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept) + "\n…"
 
 
 def chart_title(d: GroupDigest) -> str:

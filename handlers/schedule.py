@@ -527,7 +527,8 @@ async def wizard_button(
         await query.answer()
         await bot.send_message(user.id, _("Cancelled; nothing was saved."))
         return
-    if current != cb.step:
+    numeric = cb.action in {"toggle", "deal", "day"}
+    if current != cb.step or (numeric and not (cb.value.isdigit() and len(cb.value) < 10)):
         await query.answer(_("This button is out of date."), show_alert=True)
         return
     data = await state.get_data()

@@ -14,8 +14,9 @@ the missed digest goes out once if its local day is not over, older days are nev
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aiogram.methods import SendMessage, SendPhoto
@@ -127,14 +128,22 @@ async def run(app: App, now: datetime) -> DigestResult:
             if app.settings.admin_ids
             else None
         )
+    started = time.monotonic()
+
+    def at() -> datetime:
+        # `now` moved on by the time this run has taken: a claim's lease must start when
+        # the claim is taken, not when a long run began, or another instance could take
+        # the same digest while this one is still sending it.
+        return now + timedelta(seconds=time.monotonic() - started)
+
     for group_id, day in due:
         try:
-            await send_group(app, group_id, day, now, result)
+            await send_group(app, group_id, day, at(), result)
         except Exception:
             log.exception("digest of group %s for %s failed", group_id, day)
     if admin_day is not None:
         try:
-            await send_admin(app, admin_day, now, result)
+            await send_admin(app, admin_day, at(), result)
         except Exception:
             log.exception("operators' digest for %s failed", admin_day)
     return result

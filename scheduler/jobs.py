@@ -249,8 +249,12 @@ async def digest_hook(app: App, now: datetime) -> None:
     await digests.run(app, now)
 
 
-async def tick(app: App, now: datetime | None = None) -> TickResult:
-    """Everything due at `now` (default: the current time), each step on its own."""
+async def tick(app: App, now: datetime | None = None, *, digests: bool = True) -> TickResult:
+    """Everything due at `now` (default: the current time), each step on its own.
+
+    The running bot passes `digests=False` and runs the digests as a job of their own
+    (`Jobs`): sending a morning's digests can take minutes (one chat gets a message a
+    second), and deal closings, reminders and content posts must not wait behind it."""
     now = now or utcnow()
     result = TickResult()
     posts = app.dispatcher.workflow_data["posts"]
@@ -263,10 +267,11 @@ async def tick(app: App, now: datetime | None = None) -> TickResult:
             await step(app, now, result)
         except Exception:
             log.exception("scheduler step %s failed", step.__name__)
-    try:
-        await digest_hook(app, now)
-    except Exception:
-        log.exception("digest hook failed")
+    if digests:
+        try:
+            await digest_hook(app, now)
+        except Exception:
+            log.exception("digest hook failed")
     return result
 
 
@@ -279,17 +284,26 @@ class Jobs:
         self.every = every
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.ticks = 0
-        self._running: asyncio.Task[Any] | None = None
+        self._running: dict[str, asyncio.Task[Any]] = {}
 
     async def _tick(self) -> None:
-        self._running = asyncio.current_task()
+        self._running["tick"] = asyncio.current_task()  # type: ignore[assignment]
         try:
-            await tick(self.app)
+            await tick(self.app, digests=False)
         except Exception:  # pragma: no cover - tick logs its own failures
             log.exception("scheduler tick failed")
         finally:
             self.ticks += 1
-            self._running = None
+            self._running.pop("tick", None)
+
+    async def _digests(self) -> None:
+        self._running["digests"] = asyncio.current_task()  # type: ignore[assignment]
+        try:
+            await digest_hook(self.app, utcnow())
+        except Exception:
+            log.exception("digest job failed")
+        finally:
+            self._running.pop("digests", None)
 
     @property
     def running(self) -> bool:
@@ -305,6 +319,15 @@ class Jobs:
             misfire_grace_time=None,
             next_run_time=datetime.now(UTC) + timedelta(milliseconds=10),
         )
+        self.scheduler.add_job(
+            self._digests,
+            IntervalTrigger(seconds=self.every, timezone=UTC),
+            id="digests",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC) + timedelta(milliseconds=20),
+        )
         self.scheduler.start()
         log.info("scheduler started (tick every %.0f s)", self.every)
 
@@ -315,10 +338,10 @@ class Jobs:
                 await asyncio.sleep(0)
                 if not self.scheduler.running:
                     break
-        running = self._running
-        if running is not None and not running.done():
+        running = [task for task in self._running.values() if not task.done()]
+        if running:
             try:
-                await asyncio.wait_for(asyncio.shield(running), timeout)
+                await asyncio.wait_for(asyncio.shield(asyncio.gather(*running)), timeout)
             except (TimeoutError, asyncio.CancelledError):
-                log.warning("scheduler stopped with a tick in progress")
+                log.warning("scheduler stopped with work in progress: %s", sorted(self._running))
         log.info("scheduler stopped")

@@ -103,7 +103,7 @@ def render_chart(
         with matplotlib.rc_context(rc):
             figure = Figure(figsize=(9, 9), dpi=120, layout="constrained")
             FigureCanvasAgg(figure)
-            figure.suptitle(title, fontsize=26)
+            figure.suptitle(title, fontsize=26, parse_math=False)  # "$5 off" is not TeX
             axes = figure.subplots(2, 2)
             positions = list(range(len(days)))
             step = max(len(days) // 4, 1)
@@ -112,7 +112,7 @@ def render_chart(
                 ax.bar(positions, list(values), color="#2f7ed8", width=0.8)
                 if values:
                     ax.bar(positions[-1:], list(values)[-1:], color="#f28f43", width=0.8)
-                ax.set_title(label, fontsize=20)
+                ax.set_title(label, fontsize=20, parse_math=False)
                 ax.set_xticks(ticks, [f"{days[i]:%m-%d}" for i in ticks], fontsize=14)
                 ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
                 ax.tick_params(axis="y", labelsize=14)
@@ -121,7 +121,7 @@ def render_chart(
             for ax in list(axes.flat)[len(panels) :]:
                 ax.set_visible(False)
             if subtitle:
-                figure.supxlabel(subtitle, fontsize=15, color="#555555")
+                figure.supxlabel(subtitle, fontsize=15, color="#555555", parse_math=False)
             buffer = io.BytesIO()
             figure.savefig(buffer, format="png")
     return buffer.getvalue()

@@ -73,6 +73,7 @@ class DigestArgError(DomainError):
     """`/digest` arguments refused: code is malformed | future | too_long | reversed."""
 
     def __init__(self, code: str, value: str = "") -> None:
+        value = value if len(value) <= 40 else value[:39] + "…"  # quoted back to the user
         super().__init__(code, value)
         self.code = code
         self.value = value
@@ -699,8 +700,8 @@ async def subscriptions(session: AsyncSession, group_id: int) -> dict[int, bool]
 
 
 def default_subscribed(group: Group, user_id: int, status: str | None) -> bool:
-    """Without an explicit choice: the group's creator and the person who added the bot get
-    the digest; other administrators opt in."""
+    """Without an explicit choice: the group's creator and the person who added the bot (while
+    an administrator) get the digest; other administrators opt in."""
     return status == "creator" or user_id == group.added_by
 
 
@@ -741,8 +742,8 @@ async def recipients(session: AsyncSession, group: Group) -> list[User]:
             )
         ).all()
     )
-    if group.added_by is not None:
-        statuses.setdefault(group.added_by, None)
+    # Only current administrators: whoever added the bot gets it by default only while they
+    # still administer the group (a demoted admin or a member who added it gets nothing).
     choices = await subscriptions(session, group.id)
     wanted = [
         uid

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from aiogram.methods import EditMessageText, SendMessage, SendPhoto
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from bot.factory import create_app
 from models import (
@@ -574,3 +574,55 @@ async def test_small_bench_scenario_matches_raw_sums(db) -> None:
 
     info = await seed_scenario(db, members=300, days=30, per_day=120)
     await check(db, info)
+
+
+async def test_who_added_the_bot_gets_it_only_while_an_administrator(harness) -> None:
+    gid = await seed(harness.db)
+    async with harness.db.transaction() as s:
+        await s.execute(update(Group).where(Group.id == gid).values(added_by=HELPER.id))
+    async with harness.db.read() as s:
+        group = await s.get(Group, gid)
+        assert {u.id for u in await digest_service.recipients(s, group)} == {OWNER.id, HELPER.id}
+    async with harness.db.transaction() as s:  # demoted: no longer an administrator
+        await s.execute(
+            delete(GroupAdmin).where(GroupAdmin.group_id == gid, GroupAdmin.user_id == HELPER.id)
+        )
+    async with harness.db.read() as s:
+        group = await s.get(Group, gid)
+        assert [u.id for u in await digest_service.recipients(s, group)] == [OWNER.id]
+
+
+def test_a_title_with_dollar_signs_is_text_not_a_formula() -> None:
+    days = [date(2026, 11, 1) + timedelta(days=i) for i in range(5)]
+    png = render_chart("Buy $$ save $5 off_$9 club 50% off $^$", days, [("Orders", [1] * 5)])
+    assert png.startswith(b"\x89PNG")
+
+
+def test_a_digest_over_4096_characters_loses_whole_lines_only() -> None:
+    from handlers.digest_texts import MAX_TEXT, _fit
+
+    text = "\n".join(f"{i}. <b>{'x' * 90}</b> &amp; more" for i in range(100))
+    fitted = _fit(text)
+    assert len(fitted) <= MAX_TEXT and fitted.endswith("\n…")
+    for line in fitted.split("\n")[:-1]:
+        assert line.count("<b>") == line.count("</b>") == 1 and line.endswith("&amp; more")
+
+
+async def test_the_running_bot_runs_digests_apart_from_the_tick(harness) -> None:
+    """Deal closings and reminders never wait behind a morning of digests: the tick of the
+    running bot leaves them to their own job (`Jobs`)."""
+    from scheduler.jobs import Jobs, tick
+
+    await seed(harness.db)
+    await tick(harness.app, NOW, digests=False)  # (it closes the seeded deals meanwhile)
+    assert photos_to(harness.api, OWNER.id) == []
+    assert not any("日报" in t for t in texts_to(harness.api, OWNER.id))
+    await tick(harness.app, NOW)
+    assert len(photos_to(harness.api, OWNER.id)) == 1
+    assert sum("日报" in t for t in texts_to(harness.api, OWNER.id)) == 1
+    jobs = Jobs(harness.app, every=3600)
+    jobs.start()
+    try:
+        assert {job.id for job in jobs.scheduler.get_jobs()} == {"tick", "digests"}
+    finally:
+        await jobs.stop()
