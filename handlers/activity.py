@@ -17,7 +17,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.common import group_gone, quote
+from handlers.common import group_gone, quote, show
 from models import Database, Group, User
 from services import activity as activity_service
 from services import groups as group_service
@@ -54,10 +54,11 @@ def top_usage() -> str:
     )
 
 
-def core_usage() -> str:
+def core_usage(*, html: bool = True) -> str:
+    example = "/members core 5"
     return _(
         "The core threshold is a whole number of days from {low} to {high}, for example {example}."
-    ).format(low=CORE_MIN, high=CORE_MAX, example="<code>/members core 5</code>")
+    ).format(low=CORE_MIN, high=CORE_MAX, example=f"<code>{example}</code>" if html else example)
 
 
 def members_usage() -> str:
@@ -305,7 +306,7 @@ async def members_button(
         groups = await admins.groups_of(session, user.id)
         if not groups:
             return query.answer(no_groups(), show_alert=True)
-        await query.message.edit_text(_("Choose a group:"), reply_markup=picker(groups))
+        await show(query, _("Choose a group:"), picker(groups))
         return query.answer()
     if callback_data.action not in {"open", "core"}:
         return query.answer(_("This button is out of date."), show_alert=True)
@@ -316,10 +317,11 @@ async def members_button(
     except NotGroupAdmin:
         return query.answer(not_admin(), show_alert=True)
     if callback_data.action == "core" and callback_data.n == 0:
-        await query.message.edit_text(
+        await show(
+            query,
             _("Core members of {title} are active on at least how many of the last {window} days?")
             .format(title=quote(group.title), window=CORE_WINDOW_DAYS),
-            reply_markup=threshold_keyboard(group),
+            threshold_keyboard(group),
         )  # fmt: skip
         return query.answer()
     notice = None
@@ -327,10 +329,10 @@ async def members_button(
         try:
             await activity_service.set_core_min_days(session, group, callback_data.n)
         except BadCoreDays:
-            return query.answer(core_usage(), show_alert=True)
+            return query.answer(core_usage(html=False), show_alert=True)  # alerts: plain text
         notice = _("Core threshold set to {n} days.").format(n=callback_data.n)
     text, keyboard = await _report(session, group, admins, user)
-    await query.message.edit_text(text, reply_markup=keyboard)
+    await show(query, text, keyboard)
     return query.answer(notice)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from html import escape
 
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -127,3 +128,17 @@ async def group_of_form(
         await state.clear()
         await message.answer(refusal() if isinstance(exc, NotGroupAdmin) else group_gone())
         return None
+
+
+async def show(query: CallbackQuery, text: str, keyboard: InlineKeyboardMarkup | None) -> None:
+    """Replace the message the button was on; send a new one if it cannot be edited (too
+    old, a photo); a double tap ("message is not modified") changes nothing."""
+    message = query.message
+    if isinstance(message, Message) and message.text is not None:
+        try:
+            await message.edit_text(text, reply_markup=keyboard)
+            return
+        except TelegramBadRequest as exc:
+            if "not modified" in str(exc):
+                return
+    await query.bot.send_message(query.from_user.id, text, reply_markup=keyboard)

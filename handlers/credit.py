@@ -26,11 +26,11 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.common import group_gone, group_of_form, quote
+from handlers.common import group_gone, group_of_form, quote, show
 from handlers.credit_texts import bad_days_text, bad_percent_text, kind_label, percent_text
 from handlers.credit_texts import signed_money as signed
 from handlers.deal_texts import parse_error_text
-from handlers.owner_orders import MAX_ID, current_language, local_time, member_name, show
+from handlers.owner_orders import MAX_ID, current_language, local_time, member_name
 from models import Group, User
 from services import credit as credit_service
 from services import deals as deal_service
@@ -169,9 +169,15 @@ async def balances_view(session: AsyncSession, group: Group) -> tuple[str, Inlin
     rows: list[list[InlineKeyboardButton]] = []
     if not balances:
         lines.append(_("Nobody has credit here yet."))
+    size = len(lines[0])
     for number, item in enumerate(balances, start=1):
         name = member_name(people.get(item.user_id), item.user_id)
-        lines.append(f"{number}. {name} · {format_money(item.amount, item.currency, language)}")
+        line = f"{number}. {name} · {format_money(item.amount, item.currency, language)}"
+        size += len(line) + 1
+        if size > TEXT_BUDGET:  # within Telegram's 4096, with room for "…"
+            lines.append("…")
+            break
+        lines.append(line)
         if item.amount > 0:
             rows.append(
                 [

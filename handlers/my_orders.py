@@ -19,13 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.posts import PostRefresher
-from handlers.common import quote
+from handlers.common import quote, show
 from handlers.owner_orders import (
     MAX_ID,
     current_language,
     fulfilment_label,
     local_time,
-    show,
     split_pages,
     status_label,
 )

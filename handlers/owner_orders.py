@@ -19,12 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import (
-    TelegramBadRequest,
-)
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
-from aiogram.methods import SendMessage
+from aiogram.methods import AnswerCallbackQuery, SendMessage
 from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
@@ -39,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.posts import PostRefresher
 from bot.sender import Sender, sender_for
-from handlers.common import quote
+from handlers.common import quote, show
 from handlers.credit_texts import change_notice, see_balance
 from handlers.deal_texts import status_name
 from models import CreditEntry, Database, Deal, Group, Order, User
@@ -56,6 +54,7 @@ from services.timezones import to_local, utcnow
 log = logging.getLogger(__name__)
 
 PAGE_BUDGET = 3000  # characters of order lines per page (Telegram allows 4096 in all)
+MAX_TEXT = 4000  # one message under Telegram's 4096 (counted with the HTML tags: safe side)
 PAGE_ITEMS = 24
 NAME_MAX = (
     64  # characters of a member's name in a list line  # orders per page (each may get a button)
@@ -154,19 +153,6 @@ def member_name(user: User | None, user_id: int) -> str:
     if user.username:
         name += f" (@{quote(user.username)})"
     return name
-
-
-async def show(query: CallbackQuery, text: str, keyboard: InlineKeyboardMarkup | None) -> None:
-    """Replace the message the button was on; send a new one if it cannot be edited."""
-    message = query.message
-    if isinstance(message, Message) and message.text is not None:
-        try:
-            await message.edit_text(text, reply_markup=keyboard)
-            return
-        except TelegramBadRequest as exc:
-            if "not modified" in str(exc):
-                return
-    await query.bot.send_message(query.from_user.id, text, reply_markup=keyboard)
 
 
 # ---------------------------------------------------------------- the list of a deal
@@ -523,10 +509,16 @@ async def credit_notices(
             lines.setdefault(user.id, []).append(change_notice(entry, deal, group, language))
     notices = []
     for user_id, body in lines.items():
-        if len(body) > 20:  # within Telegram's 4096 characters; the rest is in /mycredit
-            body = [*body[:20], "…"]
         with i18n.use_locale(languages[user_id]):
-            notices.append(Notice(user_id, 0, "\n".join(body) + "\n" + see_balance()))
+            tail = see_balance()
+            kept, size = [], len(tail) + 3
+            for line in body:  # within Telegram's 4096 characters; the rest is in /mycredit
+                if size + len(line) + 1 > MAX_TEXT:
+                    kept.append("…")
+                    break
+                kept.append(line)
+                size += len(line) + 1
+            notices.append(Notice(user_id, 0, "\n".join(kept) + "\n" + tail))
     return notices
 
 
@@ -548,6 +540,16 @@ async def deliver(
     sent = sum(1 for r in results if r is not None and not isinstance(r, BaseException))
     log.info("fulfilment notices: %d sent, %d not sent", sent, len(notices) - sent)
     return sent
+
+
+async def show_safely(
+    query: CallbackQuery, text: str, keyboard: InlineKeyboardMarkup | None
+) -> None:
+    """Show the new state after a change; a failure to show it must not undo the change."""
+    try:
+        await show(query, text, keyboard)
+    except TelegramAPIError as exc:
+        log.warning("could not show the new state to %s: %s", query.from_user.id, exc)
 
 
 def send_after_commit(
@@ -662,7 +664,10 @@ async def orders_button(
     i18n: I18n,
     db: Database,
     posts: PostRefresher,
-) -> None:
+) -> AnswerCallbackQuery | None:
+    """The owner's order buttons. Those that change orders return their answer, which the
+    runner sends once the transaction has committed (never "Marked paid." for a change that
+    then rolled back)."""
     data = callback_data
     if not (0 < data.deal_id <= MAX_ID and 0 <= data.order_id <= MAX_ID):
         await query.answer(unknown_deal(), show_alert=True)
@@ -698,7 +703,7 @@ async def orders_button(
         text, keyboard = await order_card(session, deal, order, data.page)
         await show(query, text, keyboard)
     elif data.action == "mark":
-        await _mark_one(query, data, session, user, i18n, db, posts, deal)
+        return await _mark_one(query, data, session, user, i18n, db, posts, deal)
     elif data.action == "ask":
         await query.answer()
         text = _(
@@ -725,9 +730,9 @@ async def orders_button(
         )
         await show(query, text, keyboard)
     elif data.action == "all":
-        await _mark_all(query, data, session, user, i18n, db, posts, deal)
+        return await _mark_all(query, data, session, user, i18n, db, posts, deal)
     else:  # paid | rfask | refund
-        await _money_action(query, data, session, user, i18n, db, posts, deal)
+        return await _money_action(query, data, session, user, i18n, db, posts, deal)
 
 
 async def _mark_one(
@@ -739,7 +744,7 @@ async def _mark_one(
     db: Database,
     posts: PostRefresher,
     deal: Deal,
-) -> None:
+) -> AnswerCallbackQuery | None:
     order = await session.get(Order, data.order_id)
     if order is None or order.deal_id != deal.id:
         await query.answer(unknown_order(), show_alert=True)
@@ -763,12 +768,13 @@ async def _mark_one(
             _("Already {state}; nothing changed.").format(state=fulfilment_label(marked.state))
         )
         return
-    await query.answer(_("Marked {state}.").format(state=fulfilment_label(marked.state)))
+    reply = query.answer(_("Marked {state}.").format(state=fulfilment_label(marked.state)))
     found = await audience(session, i18n, [marked])
     credited = await credit_notices(session, i18n, [marked.credit])
     send_after_commit(session, query.bot, db, posts, found.notices + credited)
     text, keyboard = await order_card(session, marked.deal, marked.order, data.page)
-    await show(query, text + "\n\n" + audience_text(found), keyboard)
+    await show_safely(query, text + "\n\n" + audience_text(found), keyboard)
+    return reply
 
 
 async def _mark_all(
@@ -780,7 +786,7 @@ async def _mark_all(
     db: Database,
     posts: PostRefresher,
     deal: Deal,
-) -> None:
+) -> AnswerCallbackQuery | None:
     try:
         bulk = await fulfilment_service.mark_all(session, deal.id, user.id, data.state, utcnow())
     except NotDealOwner:
@@ -792,7 +798,7 @@ async def _mark_all(
     summary = ngettext(
         "{n} order marked {state}.", "{n} orders marked {state}.", len(bulk.changed)
     ).format(n=len(bulk.changed), state=fulfilment_label(data.state))
-    await query.answer(summary)
+    reply = query.answer(summary)
     if bulk.unchanged:
         summary += " " + ngettext(
             "{n} order was left as it was (already there or past it).",
@@ -805,7 +811,8 @@ async def _mark_all(
     if bulk.changed:
         summary += " " + audience_text(found)
     text, keyboard = await deal_page(session, bulk.deal, data.page)
-    await show(query, summary + "\n\n" + text, keyboard)
+    await show_safely(query, summary + "\n\n" + text, keyboard)
+    return reply
 
 
 def _refund_notice(refunded: fulfilment_service.Refunded) -> str:
@@ -825,7 +832,7 @@ async def _money_action(
     db: Database,
     posts: PostRefresher,
     deal: Deal,
-) -> None:
+) -> AnswerCallbackQuery | None:
     """Mark paid, ask to confirm a refund, or refund (cancel) one confirmed order."""
     order = await session.get(Order, data.order_id)
     if order is None or order.deal_id != deal.id:
@@ -902,10 +909,10 @@ async def _money_action(
         await query.answer(not_confirmed_text(exc), show_alert=True)
         return
     log.info("order %s %s by %s (changed: %s)", order.id, data.action, user.id, changed)
-    await query.answer(answer)
     send_after_commit(session, query.bot, db, posts, notices)
     text, keyboard = await order_card(session, deal, result_order, data.page)
-    await show(query, text, keyboard)
+    await show_safely(query, text, keyboard)
+    return query.answer(answer)
 
 
 def export_titles() -> dict[str, str]:

@@ -132,6 +132,9 @@ class FlushResult:
     dropped: int  # buffered entries of chats that are not registered groups
 
 
+FORGET_MEMORY = timedelta(minutes=10)  # how long a forgotten id filters flushes
+
+
 class ActivityBuffer:
     """Counts in memory, keyed by (chat id, UTC 15-minute slot[, user id]).
 
@@ -142,6 +145,9 @@ class ActivityBuffer:
     def __init__(self) -> None:
         self._data = _Snapshot()
         self._lock = asyncio.Lock()
+        # People who used /forgetme lately, and when: a flush that took its snapshot before
+        # they were forgotten (and waited for the database meanwhile) must not write them back.
+        self._forgotten: dict[int, datetime] = {}
 
     # -- recording
 
@@ -180,12 +186,28 @@ class ActivityBuffer:
     def record_leave(self, chat_id: int, user_id: int, at: datetime) -> None:
         self._group(chat_id, at).leaves += 1
 
-    def forget_user(self, user_id: int) -> None:
-        """/forgetme: drop the person's counts and name not yet written (privacy hook)."""
-        members = self._data.members
-        for key in [k for k in members if k[2] == user_id]:
-            del members[key]
-        self._data.names.pop(user_id, None)
+    def forget_user(self, user_id: int, at: datetime | None = None) -> None:
+        """/forgetme: drop the person's counts and name not yet written (privacy hook), also
+        from a flush already under way; what they do after this moment counts again."""
+        at = at or datetime.now(UTC)
+        self._forgotten = {u: t for u, t in self._forgotten.items() if at - t < FORGET_MEMORY}
+        self._forgotten[user_id] = at
+        self._drop_forgotten(self._data)
+
+    def _drop_forgotten(self, snapshot: _Snapshot) -> _Snapshot:
+        forgotten = self._forgotten
+        if not forgotten:
+            return snapshot
+        for key in [
+            k
+            for k, tally in snapshot.members.items()
+            if k[2] in forgotten and (tally.last_at is None or tally.last_at <= forgotten[k[2]])
+        ]:
+            del snapshot.members[key]
+        still = {k[2] for k in snapshot.members}
+        for user_id in [u for u in snapshot.names if u in forgotten and u not in still]:
+            del snapshot.names[user_id]
+        return snapshot
 
     @property
     def pending(self) -> int:
@@ -199,6 +221,7 @@ class ActivityBuffer:
         return taken
 
     def _restore(self, taken: _Snapshot) -> None:
+        self._drop_forgotten(taken)
         for key, tally in taken.members.items():
             self._data.members.setdefault(key, _MemberTally()).add(tally)
         for key, tally in taken.groups.items():
@@ -216,7 +239,7 @@ class ActivityBuffer:
             if not taken:
                 return FlushResult(0, 0, 0)
             try:
-                return await _merge_snapshot(session, taken)
+                return await _merge_snapshot(session, self._drop_forgotten(taken))
             except BaseException:
                 self._restore(taken)
                 raise
@@ -228,8 +251,8 @@ class ActivityBuffer:
             if not taken:
                 return FlushResult(0, 0, 0)
             try:
-                async with db.transaction() as session:
-                    return await _merge_snapshot(session, taken)
+                async with db.transaction() as session:  # holds the write lock from here
+                    return await _merge_snapshot(session, self._drop_forgotten(taken))
             except BaseException:
                 self._restore(taken)
                 raise

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import CreditEntry, Deal, Group, Order
 from services.errors import DomainError
+from services.privacy import is_pseudonym
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +290,8 @@ async def on_fulfilled(session: AsyncSession, order: Order, now: datetime) -> Cr
         return None
     referrer = locked.referrer_id
     if referrer is None or referrer == locked.user_id or locked.group_id is None:
+        return None
+    if is_pseudonym(referrer):  # the referrer used /forgetme: nobody left to credit
         return None
     already = await session.scalar(
         select(func.count(CreditEntry.id)).where(

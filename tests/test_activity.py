@@ -5,6 +5,7 @@ flush on shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -328,3 +329,35 @@ async def test_the_flush_loop_writes_while_running(settings, db: Database) -> No
         stop.set()
         await asyncio.wait_for(task, 10)
         await app.close()
+
+
+async def test_a_flush_waiting_for_the_database_does_not_write_back_a_forgotten_person(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/forgetme commits while a flush that already took its snapshot waits for the write
+    lock: the forgotten person's counts are dropped, the others are written."""
+    gid = await make_group(db, -1001)
+    buf = ActivityBuffer()
+    buf.record_message(-1001, 1, NOON)
+    buf.record_message(-1001, 2, NOON)
+    gate = asyncio.Event()
+    real_transaction = Database.transaction
+
+    @contextlib.asynccontextmanager
+    async def waiting(self):  # the write lock is held by the /forgetme transaction
+        await gate.wait()
+        async with real_transaction(self) as session:
+            yield session
+
+    monkeypatch.setattr(Database, "transaction", waiting)
+    flush = asyncio.ensure_future(buf.flush_to(db))
+    await asyncio.sleep(0.01)
+    assert not flush.done()
+    buf.forget_user(1, at=NOON + timedelta(seconds=1))  # /forgetme committed meanwhile
+    gate.set()
+    await flush
+    assert await member_rows(db, gid) == {(DAY, 2): (1, 0, 0)}
+    monkeypatch.setattr(Database, "transaction", real_transaction)
+    buf.record_message(-1001, 1, NOON + timedelta(minutes=1))  # writes again later: counted
+    await buf.flush_to(db)
+    assert await member_rows(db, gid) == {(DAY, 2): (1, 0, 0), (DAY, 1): (1, 0, 0)}

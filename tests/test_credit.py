@@ -323,3 +323,27 @@ async def test_spending_is_refused_when_the_group_does_not_allow_it(harness) -> 
     async with harness.db.read() as s:
         assert (await s.get(Order, ids[WANG.id])).discount == 0
     assert harness.api.of(m.EditMessageText) == []
+
+
+async def test_fifty_long_balances_fit_in_one_message(harness) -> None:
+    """Balances of many members with long names stay within Telegram's 4096 characters
+    (the list ends with "…"), so a payout's reply never fails after the payout."""
+    from handlers.credit import balances_view
+    from models import User
+
+    async with harness.db.transaction() as s:
+        group = Group(chat_id=-100777, title="G" * 200, timezone="UTC", currency="CNY",
+                      language="en")  # fmt: skip
+        s.add(group)
+        await s.flush()
+        for n in range(50):
+            uid = 700_000 + n
+            s.add(User(id=uid, first_name="Ｎ" * 60, last_name="x" * 60, username=f"u{n:030d}"))
+            s.add(CreditEntry(group_id=group.id, user_id=uid, currency="CNY", amount=10_000 + n,
+                              kind="earned"))  # fmt: skip
+        group_id = group.id
+    with harness.app.i18n.context(), harness.app.i18n.use_locale("en"):
+        async with harness.db.read() as s:
+            text, keyboard = await balances_view(s, await s.get(Group, group_id))
+    assert len(text) <= 4096 and text.endswith("…")
+    assert len(keyboard.inline_keyboard) <= 51

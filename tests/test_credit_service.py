@@ -228,6 +228,17 @@ async def test_no_credit_without_a_referrer_or_for_oneself(db) -> None:
     assert await entries(db) == []
 
 
+async def test_no_credit_for_a_referrer_who_was_forgotten(db) -> None:
+    """After /forgetme the referrer's id in the books is a pseudonym: nobody to credit."""
+    from services.privacy import is_pseudonym
+
+    pseudonym = -(2**62) - 12345
+    assert is_pseudonym(pseudonym)
+    _g, _d, ids = await setup(db, {BUYER: 1}, referrers={BUYER: pseudonym})
+    await mark(db, ids[BUYER], "delivered")
+    assert await entries(db) == []
+
+
 async def test_the_referrers_referrer_earns_nothing(db) -> None:
     # GRANDPARENT invited REFERRER into the group and referred REFERRER's own order;
     # REFERRER referred BUYER's order. Only direct referrers are credited.
