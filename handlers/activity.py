@@ -17,7 +17,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.common import group_gone, quote, show
+from handlers.common import group_gone, group_picker, quote, show
 from models import Database, Group, User
 from services import activity as activity_service
 from services import groups as group_service
@@ -195,16 +195,9 @@ def threshold_keyboard(group: Group) -> InlineKeyboardMarkup:
 
 def picker(groups: list[tuple[Group, str]], n: int = 0) -> InlineKeyboardMarkup:
     action = "core" if n else "open"
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=group.title or str(group.chat_id),
-                    callback_data=MembersCB(action=action, group_id=group.id, n=n).pack(),
-                )
-            ]
-            for group, _status in groups
-        ]
+    return group_picker(
+        (group for group, _status in groups),
+        lambda group: MembersCB(action=action, group_id=group.id, n=n).pack(),
     )
 
 

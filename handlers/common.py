@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from html import escape
 
 from aiogram.exceptions import TelegramBadRequest
@@ -142,3 +142,24 @@ async def show(query: CallbackQuery, text: str, keyboard: InlineKeyboardMarkup |
             if "not modified" in str(exc):
                 return
     await query.bot.send_message(query.from_user.id, text, reply_markup=keyboard)
+
+
+def group_title(group: Group, limit: int = 60) -> str:
+    """A group's name for a button (plain text, cut to fit)."""
+    title = (group.title or str(group.chat_id)).strip()
+    return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
+
+
+def group_picker(
+    groups: Iterable[Group],
+    callback: Callable[[Group], str],
+    label: Callable[[Group], str] = group_title,
+) -> InlineKeyboardMarkup:
+    """One button per group, in a column: the private "which group?" question of /settings,
+    /commission, /members and /invite."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=label(group), callback_data=callback(group))]
+            for group in groups
+        ]
+    )

@@ -26,7 +26,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.common import group_gone, group_of_form, quote, show
+from handlers.common import group_gone, group_of_form, group_picker, group_title, quote, show
 from handlers.credit_texts import bad_days_text, bad_percent_text, kind_label, percent_text
 from handlers.credit_texts import signed_money as signed
 from handlers.deal_texts import parse_error_text
@@ -148,17 +148,12 @@ async def group_list(
             ),
             None,
         )
-    rows = [
-        [
-            InlineKeyboardButton(
-                text=f"{(group.title or str(group.chat_id))[:48]} · "
-                f"{percent_text(group.commission_bp)}",
-                callback_data=CommissionCB(action="open", group_id=group.id).pack(),
-            )
-        ]
-        for group, _status in groups
-    ]
-    return _("Choose a group:"), InlineKeyboardMarkup(inline_keyboard=rows)
+    keyboard = group_picker(
+        (group for group, _status in groups),
+        lambda group: CommissionCB(action="open", group_id=group.id).pack(),
+        lambda group: f"{group_title(group, 48)} · {percent_text(group.commission_bp)}",
+    )
+    return _("Choose a group:"), keyboard
 
 
 async def balances_view(session: AsyncSession, group: Group) -> tuple[str, InlineKeyboardMarkup]:

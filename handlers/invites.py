@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.posts import PostRefresher, cut, tg_len
-from handlers.common import quote
+from handlers.common import group_picker, quote
 from models import Database, Group, User
 from models.db import after_commit
 from services import groups as group_service
@@ -174,17 +174,7 @@ def not_in_group() -> str:
 
 
 def pick_keyboard(groups: list[Group], factory: type[CallbackData]) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=cut(g.title or str(g.chat_id), 60),
-                    callback_data=factory(group_id=g.id).pack(),
-                )
-            ]
-            for g in groups
-        ]
-    )
+    return group_picker(groups, lambda group: factory(group_id=group.id).pack())
 
 
 def _language(user: User, fallback: str) -> str:

@@ -16,7 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import LocaleCache
-from handlers.common import group_gone, group_of_form, quote
+from handlers.common import group_gone, group_of_form, group_picker, quote
 from models import Group, User
 from services import groups as group_service
 from services.admins import AdminDirectory
@@ -113,18 +113,11 @@ async def show_group_list(
             ),
         )
         return
-    rows = [
-        [
-            InlineKeyboardButton(
-                text=group.title or str(group.chat_id),
-                callback_data=SettingsCB(action="open", group_id=group.id).pack(),
-            )
-        ]
-        for group, _status in groups
-    ]
-    await bot.send_message(
-        user.id, _("Choose a group:"), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows)
+    keyboard = group_picker(
+        (group for group, _status in groups),
+        lambda group: SettingsCB(action="open", group_id=group.id).pack(),
     )
+    await bot.send_message(user.id, _("Choose a group:"), reply_markup=keyboard)
 
 
 async def settings_command(
