@@ -15,6 +15,12 @@ groups again with another first currency drops the price and tiers entered befor
 price is never silently re-read in another currency. An owner with a single group finds it
 already selected and only taps Done.
 
+This module is the presentation: one state per step (`DealWizard`), a handler per state for
+what it accepts and a fallback per state that shows the step's hint again. What a step
+accepts and what it changes is the draft's business (services.deal_draft.DealDraft: the
+same parsers and rules as services.deals); texts and keyboards are in
+handlers.deal_wizard_views; Back and Cancel are shared with /schedule (handlers.wizard).
+
 The draft lives in FSM data as JSON values only (money in minor units, times as ISO strings
 in UTC) in the SQL storage, so it survives a restart; its writes join the update's
 transaction. Callback data names the step it belongs to: a button of an earlier step is
@@ -34,53 +40,47 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from collections.abc import Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, StateFilter
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from handlers.common import quote
-from handlers.deal_texts import (
-    local_times,
-    money,
-    parse_error_text,
-    participants,
-    reminders_text,
-    units,
-)
+from handlers import deal_wizard_views as views
+from handlers.deal_texts import local_times, parse_error_text
+from handlers.deal_wizard_views import WizardCB, not_an_owner
+from handlers.wizard import AtItsStep, Wizard, number, out_of_date
 from models import Database, Group, User
 from models.db import after_commit
 from services import deals as deal_service
 from services.admins import AdminDirectory
-from services.deals import DealSpec
-from services.parsing import (
-    ParseError,
-    parse_local_datetime,
-    parse_price,
-    parse_quantity,
-    parse_reminders,
-    parse_tiers,
-    parse_title,
+from services.deal_draft import (
+    BUTTON_ONLY,
+    MAX_DESCRIPTION,
+    STEPS,
+    TYPED,
+    DealDraft,
+    Targets,
+    load_targets,
 )
-from services.timezones import to_local, utcnow
+from services.deals import DealSpec
+from services.drafts import UnknownChoice
+from services.errors import NotGroupAdmin
+from services.parsing import ParseError
+from services.timezones import utcnow
+
+__all__ = ["MAX_DESCRIPTION", "WizardCB", "not_an_owner", "router", "start_copy", "spawn"]
 
 log = logging.getLogger(__name__)
-
-MAX_DESCRIPTION = 1000
-MAX_PICKUP = 500
 
 
 def now() -> datetime:
@@ -117,7 +117,7 @@ async def publish_deal(bot: Bot, db: Database, i18n: I18n, deal_id: int) -> None
         log.exception("publishing deal %s failed", deal_id)
 
 
-# ---------------------------------------------------------------- steps
+# ---------------------------------------------------------------- states
 
 
 class DealWizard(StatesGroup):
@@ -138,520 +138,18 @@ class DealWizard(StatesGroup):
     preview = State()
 
 
-STEPS = (
-    "title",
-    "groups",
-    "description",
-    "photo",
-    "price",
-    "tiers",
-    "minimum",
-    "min_value",
-    "stock",
-    "limit",
-    "closes",
-    "opens",
-    "reminders",
-    "pickup",
-    "preview",
-)
-NUMBERED = tuple(s for s in STEPS if s not in ("min_value", "preview"))
-OPTIONAL = ("description", "photo", "tiers", "stock", "limit", "pickup")
-BUTTON_ONLY = ("groups", "minimum", "preview")
-CLOSE_PICKS = {"2h": "+2h", "tonight": "today 20:00", "tomorrow": "tomorrow 20:00", "3d": "+3d"}
-OPEN_PICKS = {"1h": "+1h", "tomorrow9": "tomorrow 09:00"}
-NOW_WORDS = {"now", "现在", "立即", "马上"}
-# What Skip stores at each optional step ("No minimum" at the minimum step).
-SKIPPED: dict[str, dict[str, Any]] = {
-    "description": {"description": ""},
-    "photo": {"photo": None},
-    "tiers": {"tiers": []},
-    "minimum": {"min_kind": None, "min_value": None},
-    "stock": {"stock": None},
-    "limit": {"limit": None},
-    "pickup": {"pickup": ""},
-    "reminders": {"reminders": ""},  # the "No reminders" button
-}
-
-
-class WizardCB(CallbackData, prefix="dw"):
-    step: str  # the step the button belongs to ("-" for resume / restart)
-    # back | cancel | skip | keep | toggle | done | kind | pick | now | default | publish | …
-    action: str
-    value: str = ""
-
-
 def state_of(step: str) -> State:
     return getattr(DealWizard, step)
 
 
-def step_of(raw_state: str | None) -> str | None:
-    if not raw_state or not raw_state.startswith("DealWizard:"):
-        return None
-    step = raw_state.split(":", 1)[1]
-    return step if step in STEPS else None
-
-
-def next_step(step: str, data: dict[str, Any]) -> str:
-    draft = data.get("draft", {})
-    if step == "closes" and data.get("quick"):
-        return "preview"
-    i = STEPS.index(step) + 1
-    if STEPS[i] == "min_value" and not draft.get("min_kind"):
-        i += 1
-    return STEPS[i]
-
-
-def prev_step(step: str, data: dict[str, Any]) -> str | None:
-    draft = data.get("draft", {})
-    if step == "preview" and data.get("quick"):
-        return "closes"
-    i = STEPS.index(step) - 1
-    if i < 0:
-        return None
-    if STEPS[i] == "min_value" and not draft.get("min_kind"):
-        i -= 1
-    return STEPS[i]
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _minute(moment: datetime) -> datetime:
-    return moment.replace(second=0, microsecond=0)
-
-
-@dataclass
-class Targets:
-    """The draft's chosen groups, first chosen first; typed input is read in the first's
-    currency and timezone."""
-
-    groups: list[Group]
-    default_timezone: str
-    default_currency: str
-
-    @property
-    def timezone(self) -> str:
-        return self.groups[0].timezone if self.groups else self.default_timezone
-
-    @property
-    def currency(self) -> str:
-        return self.groups[0].currency if self.groups else self.default_currency
-
-    @property
-    def timezones(self) -> list[str]:
-        return [g.timezone for g in self.groups] or [self.default_timezone]
-
-
-async def load_targets(session: AsyncSession, draft: dict[str, Any], settings: Settings) -> Targets:
-    ids = [int(i) for i in draft.get("group_ids") or []]
-    found: dict[int, Group] = {}
-    if ids:
-        found = {g.id: g for g in await session.scalars(select(Group).where(Group.id.in_(ids)))}
-    return Targets(
-        [found[i] for i in ids if i in found], settings.default_timezone, settings.default_currency
-    )
-
-
-# ---------------------------------------------------------------- reading what was typed
-
-
-def accept_text(
-    step: str, text: str, draft: dict[str, Any], targets: Targets, moment: datetime
-) -> None:
-    """Parse what was typed at `step` into the draft, or raise ParseError (draft unchanged)."""
-    text = text.strip()
-    if step == "title":
-        draft["title"] = parse_title(text)
-    elif step == "description":
-        if len(text) > MAX_DESCRIPTION:
-            raise ParseError("text_too_long", max=MAX_DESCRIPTION, length=len(text))
-        draft["description"] = text
-    elif step == "photo":
-        raise ParseError("photo_expected")
-    elif step == "price":
-        price = parse_price(text, targets.currency)
-        tiers = draft.get("tiers") or []
-        if tiers and (price.currency != draft.get("currency") or tiers[0][1] >= price.amount):
-            draft["tiers"] = []  # entered for another price: they would no longer fall
-        draft["price"], draft["currency"] = price.amount, price.currency
-    elif step == "tiers":
-        tiers = parse_tiers(text, draft["currency"], int(draft["price"]))
-        draft["tiers"] = [list(t) for t in tiers]
-    elif step == "min_value":
-        draft["min_value"] = parse_quantity(text)
-    elif step == "stock":
-        stock = parse_quantity(text)
-        _check_stock(draft, stock)
-        draft["stock"] = stock
-    elif step == "limit":
-        draft["limit"] = parse_quantity(text)
-    elif step == "closes":
-        closes = _minute(parse_local_datetime(text, targets.timezone, moment))
-        _set_closes(draft, closes, moment)
-    elif step == "opens":
-        if text.lower() in NOW_WORDS:
-            draft["opens_at"] = None
-            return
-        opens = _minute(parse_local_datetime(text, targets.timezone, moment))
-        _set_opens(draft, opens, moment)
-    elif step == "reminders":
-        draft["reminders"] = parse_reminders(text)
-    elif step == "pickup":
-        if len(text) > MAX_PICKUP:
-            raise ParseError("text_too_long", max=MAX_PICKUP, length=len(text))
-        draft["pickup"] = text
-    else:
-        raise ParseError("use_buttons")
-
-
-def _check_stock(draft: dict[str, Any], stock: int) -> None:
-    if draft.get("min_kind") == "units" and (draft.get("min_value") or 0) > stock:
-        raise ParseError("min_above_stock", stock=stock)
-
-
-def _set_closes(draft: dict[str, Any], closes: datetime, moment: datetime) -> None:
-    if closes <= moment:
-        raise ParseError("time_past")
-    opens = _dt(draft.get("opens_at"))
-    if opens is not None and opens >= closes:
-        draft["opens_at"] = None  # asked again at the next step
-    draft["closes_at"] = closes.isoformat()
-
-
-def _set_opens(draft: dict[str, Any], opens: datetime, moment: datetime) -> None:
-    if opens < _minute(moment):
-        raise ParseError("time_past")
-    closes = _dt(draft.get("closes_at"))
-    if closes is not None and opens >= closes:
-        raise ParseError("closes_before_opens")
-    draft["opens_at"] = opens.isoformat() if opens > moment else None
-
-
-def check_kept(step: str, draft: dict[str, Any], moment: datetime) -> None:
-    """A kept value must still fit what changed around it."""
-    if step == "tiers" and draft.get("tiers"):
-        if draft["tiers"][0][1] >= int(draft["price"]):
-            raise ParseError("tiers_falling")
-    elif step == "stock" and draft.get("stock") is not None:
-        _check_stock(draft, int(draft["stock"]))
-    elif step == "closes":
-        _set_closes(draft, _dt(draft["closes_at"]), moment)
-    elif step == "opens" and draft.get("opens_at"):
-        _set_opens(draft, _dt(draft["opens_at"]), moment)
-
-
-def has_value(step: str, draft: dict[str, Any]) -> bool:
-    if step == "price":
-        return draft.get("price") is not None and draft.get("currency") is not None
-    if step == "minimum":
-        return bool(draft.get("min_kind")) and draft.get("min_value") is not None
-    if step == "tiers":
-        return bool(draft.get("tiers")) and draft.get("price") is not None
-    if step == "reminders":  # a choice other than the default ("" is no reminders)
-        return draft.get("reminders") is not None
-    key = {
-        "title": "title",
-        "description": "description",
-        "photo": "photo",
-        "min_value": "min_value",
-        "stock": "stock",
-        "limit": "limit",
-        "closes": "closes_at",
-        "opens": "opens_at",
-        "pickup": "pickup",
-    }.get(step)
-    return key is not None and draft.get(key) not in (None, "", [])
-
-
-def spec_from_draft(draft: dict[str, Any]) -> DealSpec:
-    return DealSpec(
-        title=draft["title"],
-        currency=draft["currency"],
-        unit_price=int(draft["price"]),
-        closes_at=_dt(draft["closes_at"]),
-        opens_at=_dt(draft.get("opens_at")),
-        description=draft.get("description") or "",
-        photo_file_id=draft.get("photo") or None,
-        tiers=[(int(a), int(b)) for a, b in draft.get("tiers") or []],
-        min_kind=draft.get("min_kind") or None,
-        min_value=draft.get("min_value") if draft.get("min_kind") else None,
-        stock=draft.get("stock"),
-        per_person_limit=draft.get("limit"),
-        pickup_note=draft.get("pickup") or "",
-        group_ids=[int(g) for g in draft.get("group_ids") or []],
-        reminders=draft.get("reminders"),
-    )
-
-
-def draft_from_spec(spec: DealSpec) -> dict[str, Any]:
-    """A copied deal's values; times are chosen again."""
-    return {
-        "title": spec.title,
-        "group_ids": list(spec.group_ids),
-        "description": spec.description,
-        "photo": spec.photo_file_id,
-        "price": spec.unit_price,
-        "currency": spec.currency,
-        "tiers": [list(t) for t in spec.tiers],
-        "min_kind": spec.min_kind,
-        "min_value": spec.min_value,
-        "stock": spec.stock,
-        "limit": spec.per_person_limit,
-        "pickup": spec.pickup_note,
-        "reminders": spec.reminders,
-    }
-
-
-# ---------------------------------------------------------------- rendering
-
-
-def _tiers_text(draft: dict[str, Any]) -> str:
-    return ", ".join(
-        _("from {units}: {price}").format(
-            units=units(int(t)), price=money(int(p), draft["currency"])
-        )
-        for t, p in draft.get("tiers") or []
-    )
-
-
-def _minimum_text(draft: dict[str, Any]) -> str:
-    kind, value = draft.get("min_kind"), draft.get("min_value")
-    if not kind or value is None:
-        return _("none")
-    return units(int(value)) if kind == "units" else participants(int(value))
-
-
-def current_value(step: str, draft: dict[str, Any], targets: Targets) -> str:
-    if step == "title":
-        return quote(draft["title"])
-    if step == "description":
-        text = draft["description"]
-        return quote(text if len(text) <= 200 else text[:200] + "…")
-    if step == "photo":
-        return _("a photo")
-    if step == "price":
-        return money(int(draft["price"]), draft["currency"])
-    if step == "tiers":
-        return _tiers_text(draft)
-    if step == "minimum":
-        return _minimum_text(draft)
-    if step in ("min_value", "stock", "limit"):
-        return str(draft[{"min_value": "min_value", "stock": "stock", "limit": "limit"}[step]])
-    if step == "closes":
-        return local_times(_dt(draft["closes_at"]), targets.timezones)
-    if step == "opens":
-        return local_times(_dt(draft["opens_at"]), targets.timezones)
-    if step == "pickup":
-        return quote(draft["pickup"])
-    if step == "reminders":
-        return reminders_text(draft.get("reminders"))
-    return ""  # pragma: no cover
-
-
-def step_prompt(step: str, data: dict[str, Any], targets: Targets, moment: datetime) -> str:
-    draft = data.get("draft", {})
-    tz = targets.timezone
-    local_now = to_local(moment, tz).strftime("%Y-%m-%d %H:%M")
-    if step == "title":
-        body = _(
-            "Send the title of the deal (up to 100 characters), "
-            "for example <code>Hainan mangoes 5 kg</code>."
-        )
-    elif step == "groups":
-        body = _(
-            "Which of your groups get this deal? Tap to select or unselect, then tap Done.\n"
-            "Prices use the currency of the first group selected, and times its timezone."
-        )
-    elif step == "description":
-        body = _("Send a description (what it is, origin, size, how it is packed…), or tap Skip.")
-    elif step == "photo":
-        body = _("Send a photo of the product, or tap Skip.")
-    elif step == "price":
-        body = _(
-            "Send the unit price in {currency}, for example <code>12.50</code>, "
-            "<code>12,50</code>, <code>¥12.5</code> or <code>12.50 CNY</code>."
-        ).format(currency=targets.currency)
-    elif step == "tiers":
-        body = _(
-            "Optional price tiers: the more units are ordered in total, the lower the price for "
-            "everyone. Send them as <code>units:price</code>, for example "
-            "<code>10:11.00, 20:9.90</code> (from 10 units the price is 11.00), or tap Skip.\n"
-            "Unit price: {price}."
-        ).format(price=money(int(draft["price"]), draft["currency"]))
-    elif step == "minimum":
-        body = _(
-            "Does the deal need a minimum to succeed? If it is not reached by the closing time, "
-            "the deal fails and nobody pays. Choose what to count, or tap No minimum."
-        )
-    elif step == "min_value":
-        if draft.get("min_kind") == "participants":
-            body = _(
-                "How many people must join for the deal to succeed? "
-                "Send a number, for example <code>5</code>."
-            )
-        else:
-            body = _(
-                "How many units must be ordered in total for the deal to succeed? "
-                "Send a number, for example <code>10</code>."
-            )
-    elif step == "stock":
-        body = _(
-            "How many units can you supply in total? Send a number, for example <code>50</code>, "
-            "or tap Skip for no stock limit."
-        )
-    elif step == "limit":
-        body = _(
-            "At most how many units may one person order? Send a number, for example "
-            "<code>3</code>, or tap Skip for no limit."
-        )
-    elif step == "closes":
-        body = _(
-            "When does the deal close? Send a time in {timezone} time (now {now}), for example "
-            "<code>2026-12-01 20:00</code>, <code>tomorrow 20:00</code>, <code>明天 20:00</code> "
-            "or <code>+2h</code>, or tap a quick pick."
-        ).format(timezone=tz, now=local_now)
-    elif step == "opens":
-        body = _(
-            "When does the deal open? Tap Now to publish it when you confirm, or send a later "
-            "time in {timezone} time (now {now}), for example <code>tomorrow 09:00</code> "
-            "or <code>+1h</code>."
-        ).format(timezone=tz, now=local_now)
-    elif step == "reminders":
-        body = _(
-            "Reminders in the groups before the deal closes, with the time left and what is "
-            "still missing. Send how long before closing, for example <code>2h, 15m</code>, "
-            "<code>90m</code>, <code>1h30m</code> or <code>2小时 15分钟</code> (at most 3, each "
-            "between 5 minutes and 7 days), or tap a button."
-        )
-    elif step == "pickup":
-        body = _(
-            "Where and when do members get their goods? Send a pickup or delivery note, for "
-            "example <code>Pick up at gate 3, Saturday 10:00–12:00</code>, or tap Skip."
-        )
-    else:
-        return preview_text(draft, targets)
-    if data.get("quick"):
-        header = _("<b>Copy of a deal</b>")
-    else:
-        n = NUMBERED.index("minimum" if step == "min_value" else step) + 1
-        header = _("<b>New deal</b> · step {n} of {total}").format(n=n, total=len(NUMBERED))
-    text = header + "\n\n" + body
-    if has_value(step, draft):
-        text += "\n\n" + _("Current: {value}").format(value=current_value(step, draft, targets))
-    return text
-
-
-def preview_text(draft: dict[str, Any], targets: Targets) -> str:
-    currency = draft["currency"]
-    lines = [_("<b>Preview</b>"), "", f"<b>{quote(draft['title'])}</b>"]
-    if draft.get("description"):
-        lines.append(quote(draft["description"]))
-    lines.append("")
-    lines.append(_("Price: {price} per unit").format(price=money(int(draft["price"]), currency)))
-    if draft.get("tiers"):
-        lines.append(_("Tiers: {tiers}").format(tiers=_tiers_text(draft)))
-    lines.append(_("Minimum to succeed: {value}").format(value=_minimum_text(draft)))
-    stock = draft.get("stock")
-    lines.append(
-        _("Stock: {value}").format(value=units(int(stock)))
-        if stock is not None
-        else _("Stock: unlimited")
-    )
-    limit = draft.get("limit")
-    lines.append(
-        _("Per person: at most {value}").format(value=units(int(limit)))
-        if limit is not None
-        else _("Per person: no limit")
-    )
-    opens = _dt(draft.get("opens_at"))
-    lines.append(
-        _("Opens: {time}").format(time=local_times(opens, targets.timezones))
-        if opens is not None
-        else _("Opens: now, when you publish")
-    )
-    lines.append(
-        _("Closes: {time}").format(time=local_times(_dt(draft["closes_at"]), targets.timezones))
-    )
-    lines.append(_("Reminders: {value}").format(value=reminders_text(draft.get("reminders"))))
-    if draft.get("pickup"):
-        lines.append(_("Pickup / delivery: {note}").format(note=quote(draft["pickup"])))
-    if draft.get("photo"):
-        lines.append(_("Photo: attached"))
-    lines.append(
-        _("Groups: {titles}").format(
-            titles=", ".join(quote(g.title or str(g.chat_id)) for g in targets.groups)
-        )
-    )
-    lines += ["", _("Publish this deal?")]
-    return "\n".join(lines)
-
-
-def _button(text: str, step: str, action: str, value: str = "") -> InlineKeyboardButton:
-    return InlineKeyboardButton(
-        text=text, callback_data=WizardCB(step=step, action=action, value=value).pack()
-    )
-
-
-def step_keyboard(
-    step: str,
-    data: dict[str, Any],
-    targets: Targets,
-    moment: datetime,
-    owned: list[Group] | None = None,
-) -> InlineKeyboardMarkup:
-    draft = data.get("draft", {})
-    rows: list[list[InlineKeyboardButton]] = []
-    if step == "groups":
-        chosen = set(draft.get("group_ids") or [])
-        for group in owned or []:
-            mark = "✅" if group.id in chosen else "▫️"
-            label = f"{mark} {group.title or group.chat_id}"
-            rows.append([_button(label, step, "toggle", str(group.id))])
-        rows.append([_button(_("Done"), step, "done")])
-    elif step == "minimum":
-        rows.append(
-            [
-                _button(_("Units"), step, "kind", "units"),
-                _button(_("Participants"), step, "kind", "participants"),
-            ]
-        )
-        rows.append([_button(_("No minimum"), step, "skip")])
-    elif step == "closes":
-        picks = [_button(_("+2 hours"), step, "pick", "2h")]
-        if to_local(moment, targets.timezone).hour < 19:
-            picks.append(_button(_("Tonight 20:00"), step, "pick", "tonight"))
-        rows.append(picks)
-        rows.append(
-            [
-                _button(_("Tomorrow 20:00"), step, "pick", "tomorrow"),
-                _button(_("+3 days"), step, "pick", "3d"),
-            ]
-        )
-    elif step == "opens":
-        rows.append([_button(_("Now"), step, "now")])
-        rows.append(
-            [
-                _button(_("+1 hour"), step, "pick", "1h"),
-                _button(_("Tomorrow 09:00"), step, "pick", "tomorrow9"),
-            ]
-        )
-    elif step == "reminders":
-        rows.append([_button(_("Keep default (2 h and 15 min)"), step, "default")])
-        rows.append([_button(_("No reminders"), step, "skip")])
-    elif step == "preview":
-        rows.append([_button(_("✅ Publish"), step, "publish")])
-    if step in OPTIONAL:
-        rows.append([_button(_("Skip"), step, "skip")])
-    if step not in ("groups", "preview") and has_value(step, draft):
-        rows.append([_button(_("Keep current"), step, "keep")])
-    rows.append([_button(_("« Back"), step, "back"), _button(_("✖ Cancel"), step, "cancel")])
-    return InlineKeyboardMarkup(inline_keyboard=rows)
-
-
 async def owned_groups(session: AsyncSession, admins: AdminDirectory, user_id: int) -> list[Group]:
     return [g for g, _status in await admins.groups_of(session, user_id)]
+
+
+async def targets_of(session: AsyncSession, draft: DealDraft, settings: Settings) -> Targets:
+    return await load_targets(
+        session, draft.group_ids, settings.default_timezone, settings.default_currency
+    )
 
 
 async def show_step(
@@ -664,54 +162,59 @@ async def show_step(
     settings: Settings,
     *,
     note: str | None = None,
+    draft: DealDraft | None = None,
 ) -> None:
-    """Move to `step` and send its prompt and buttons (after `note`, e.g. why input failed)."""
-    data = await state.get_data()
-    draft = data.setdefault("draft", {})
+    """Move to `step` and send its prompt and buttons (after `note`, e.g. why input failed).
+    A `draft` given is stored; without one the stored draft is shown as it is."""
+    save = draft is not None
+    if draft is None:
+        draft = DealDraft.from_data(await state.get_data())
     owned = None
     if step == "groups":
         owned = await owned_groups(session, admins, user_id)
-        if "group_ids" not in draft and len(owned) == 1:
-            draft["group_ids"] = [owned[0].id]  # the only group: already selected
+        save = draft.preselect([g.id for g in owned]) or save  # the only group: selected
     await state.set_state(state_of(step))
-    await state.set_data(data)
-    targets = await load_targets(session, draft, settings)
+    if save:
+        await state.set_data(draft.to_data())
+    targets = await targets_of(session, draft, settings)
     moment = now()
-    text = step_prompt(step, data, targets, moment)
+    text = views.step_prompt(step, draft, targets, moment)
     if note:
         text = note + "\n\n" + text
-    await bot.send_message(
-        user_id, text, reply_markup=step_keyboard(step, data, targets, moment, owned)
-    )
+    keyboard = views.step_keyboard(step, draft, targets, moment, owned)
+    await bot.send_message(user_id, text, reply_markup=keyboard)
 
 
-async def refuse_input(
-    bot: Bot,
-    user_id: int,
-    step: str,
-    state: FSMContext,
-    session: AsyncSession,
-    admins: AdminDirectory,
-    settings: Settings,
-    reason: str,
+async def refuse(
+    bot: Bot, user_id: int, step: str, draft: DealDraft, targets: Targets, reason: str
 ) -> None:
     """Say why the input was refused and stay on the step (its buttons again)."""
-    if step in BUTTON_ONLY:
-        await show_step(bot, user_id, step, state, session, admins, settings, note=reason)
-        return
-    data = await state.get_data()
-    targets = await load_targets(session, data.get("draft", {}), settings)
-    await bot.send_message(user_id, reason, reply_markup=step_keyboard(step, data, targets, now()))
+    keyboard = views.step_keyboard(step, draft, targets, now())
+    await bot.send_message(user_id, reason, reply_markup=keyboard)
 
 
-# ---------------------------------------------------------------- handlers
-
-
-def not_an_owner() -> str:
-    return _(
-        "Only owners and administrators of a group can create deals. Add me to your group and "
-        "make me an administrator, then send /newdeal again."
+async def _show(step: str, event: Message | CallbackQuery, state: FSMContext, **data: Any) -> None:
+    await show_step(
+        event.bot, data["user"].id, step, state, data["session"], data["admins"], data["settings"]
     )
+
+
+def _previous(step: str, data: dict[str, Any]) -> str | None:
+    return DealDraft.from_data(data).prev_step(step)
+
+
+WIZARD = Wizard(
+    states=DealWizard,
+    cb=WizardCB,
+    cancelled=views.discarded,
+    earlier=views.earlier_step,
+    closed=views.no_draft,
+    previous=_previous,
+    show=_show,
+)
+
+
+# ---------------------------------------------------------------- starting
 
 
 async def start_wizard(
@@ -722,8 +225,7 @@ async def start_wizard(
     admins: AdminDirectory,
     settings: Settings,
 ) -> None:
-    await state.set_data({"draft": {}})
-    await show_step(bot, user_id, "title", state, session, admins, settings)
+    await show_step(bot, user_id, "title", state, session, admins, settings, draft=DealDraft())
 
 
 async def newdeal_command(
@@ -738,68 +240,101 @@ async def newdeal_command(
         await state.clear()
         await message.answer(not_an_owner())
         return
-    step = step_of(await state.get_state())
-    data = await state.get_data()
-    if step is not None and data.get("draft", {}).get("title"):
-        await message.answer(
-            _("You have an unfinished deal, “{title}”. Continue it or start over?").format(
-                title=quote(data["draft"]["title"])
-            ),
-            reply_markup=InlineKeyboardMarkup(
-                inline_keyboard=[
-                    [
-                        _button(_("Continue"), "-", "resume"),
-                        _button(_("Start over"), "-", "restart"),
-                    ]
-                ]
-            ),
-        )
+    draft = DealDraft.from_data(await state.get_data())
+    if WIZARD.step(await state.get_state()) is not None and draft.title:
+        text, keyboard = views.unfinished(draft.title)
+        await message.answer(text, reply_markup=keyboard)
         return
     await start_wizard(message.bot, user.id, state, session, admins, settings)
 
 
-async def cancel_command(message: Message, state: FSMContext, session: AsyncSession) -> None:
-    await state.clear()
-    await message.answer(_("The draft is discarded. Send /newdeal to start again."))
-
-
-async def text_typed(
-    message: Message,
+async def resume_or_restart(
+    query: CallbackQuery,
+    callback_data: WizardCB,
     state: FSMContext,
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
     settings: Settings,
 ) -> None:
-    step = step_of(await state.get_state())
-    if step is None:  # pragma: no cover - the state filter let it through
+    if not await owned_groups(session, admins, user.id):
+        await state.clear()
+        await query.answer(not_an_owner(), show_alert=True)
         return
-    bot = message.bot
-    if step in BUTTON_ONLY:
-        await refuse_input(
-            bot,
-            user.id,
-            step,
-            state,
-            session,
-            admins,
-            settings,
-            parse_error_text(ParseError("use_buttons")),
+    await query.answer()
+    step = WIZARD.step(await state.get_state())
+    if callback_data.action == "resume" and step is not None:
+        await show_step(query.bot, user.id, step, state, session, admins, settings)
+    else:
+        await start_wizard(query.bot, user.id, state, session, admins, settings)
+
+
+async def start_copy(
+    bot: Bot,
+    user_id: int,
+    state: FSMContext,
+    session: AsyncSession,
+    admins: AdminDirectory,
+    settings: Settings,
+    spec: DealSpec,
+    code: str,
+) -> None:
+    """Start the wizard from a copied deal: only the new closing time is asked, then the
+    preview (Back reaches every other step, each offering to keep its value)."""
+    draft = DealDraft.from_spec(spec)
+    draft.keep_owned([g.id for g in await owned_groups(session, admins, user_id)])
+    step = "closes" if draft.group_ids else "groups"
+    note = views.copy_note(code, groups=not draft.group_ids)
+    await show_step(bot, user_id, step, state, session, admins, settings, note=note, draft=draft)
+
+
+# ---------------------------------------------------------------- typed input, per state
+
+Handler = Callable[..., Awaitable[None]]
+
+
+def typed_at(step: str) -> Handler:
+    """The handler of text typed at `step`: the draft reads it, or it is refused."""
+
+    async def typed(
+        message: Message, state: FSMContext, session: AsyncSession, user: User, **data: Any
+    ) -> None:
+        settings: Settings = data["settings"]
+        draft = DealDraft.from_data(await state.get_data())
+        targets = await targets_of(session, draft, settings)
+        try:
+            following = draft.apply(step, message.text or "", targets, now())
+        except ParseError as err:
+            await refuse(message.bot, user.id, step, draft, targets, parse_error_text(err))
+            return
+        await show_step(
+            message.bot, user.id, following, state, session, data["admins"], settings, draft=draft
         )
-        return
-    data = await state.get_data()
-    draft = dict(data.get("draft", {}))
-    targets = await load_targets(session, draft, settings)
-    try:
-        accept_text(step, message.text or "", draft, targets, now())
-    except ParseError as err:
-        await refuse_input(
-            bot, user.id, step, state, session, admins, settings, parse_error_text(err)
-        )
-        return
-    data["draft"] = draft
-    await state.set_data(data)
-    await show_step(bot, user.id, next_step(step, data), state, session, admins, settings)
+
+    typed.__name__ = f"{step}_typed"
+    return typed
+
+
+def stray_at(step: str) -> Handler:
+    """The fallback of `step`: anything it does not accept gets the step's hint again."""
+
+    async def stray(
+        message: Message, state: FSMContext, session: AsyncSession, user: User, **data: Any
+    ) -> None:
+        data["session"] = session
+        if step == "photo":
+            reason = parse_error_text(ParseError("photo_expected"))
+        elif step in BUTTON_ONLY and message.text:
+            reason = parse_error_text(ParseError("use_buttons"))
+        else:
+            reason = views.not_text()
+        await show_step(
+            message.bot, user.id, step, state, data["session"], data["admins"], data["settings"],
+            note=reason,
+        )  # fmt: skip
+
+    stray.__name__ = f"{step}_stray"
+    return stray
 
 
 async def photo_sent(
@@ -810,36 +345,187 @@ async def photo_sent(
     admins: AdminDirectory,
     settings: Settings,
 ) -> None:
-    data = await state.get_data()
-    data.setdefault("draft", {})["photo"] = message.photo[-1].file_id  # the largest size
-    await state.set_data(data)
-    await show_step(
-        message.bot, user.id, next_step("photo", data), state, session, admins, settings
-    )
+    draft = DealDraft.from_data(await state.get_data())
+    following = draft.set_photo(message.photo[-1].file_id)  # the largest size
+    await show_step(message.bot, user.id, following, state, session, admins, settings, draft=draft)
 
 
-async def other_content(
-    message: Message,
+# ---------------------------------------------------------------- buttons, per state
+
+
+class Step:
+    """What a button handler works with: the update's context and the stored draft."""
+
+    def __init__(
+        self,
+        query: CallbackQuery,
+        state: FSMContext,
+        session: AsyncSession,
+        user: User,
+        admins: AdminDirectory,
+        settings: Settings,
+        data: dict[str, Any],
+    ) -> None:
+        self.query, self.state, self.session, self.user = query, state, session, user
+        self.admins, self.settings = admins, settings
+        self.draft = DealDraft.from_data(data)
+
+    async def go(self, step: str) -> None:
+        """The draft changed: store it and show `step`."""
+        await self.query.answer()
+        await show_step(
+            self.query.bot, self.user.id, step, self.state, self.session, self.admins,
+            self.settings, draft=self.draft,
+        )  # fmt: skip
+
+    async def refuse(self, step: str, err: ParseError) -> None:
+        await self.query.answer()
+        targets = await targets_of(self.session, self.draft, self.settings)
+        await refuse(self.query.bot, self.user.id, step, self.draft, targets, parse_error_text(err))
+
+    async def out_of_date(self) -> None:
+        await self.query.answer(out_of_date(), show_alert=True)
+
+
+async def step_context(
+    query: CallbackQuery,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    settings: Settings,
+) -> Step:
+    return Step(query, state, session, user, admins, settings, await state.get_data())
+
+
+async def group_button(
+    query: CallbackQuery,
+    callback_data: WizardCB,
     state: FSMContext,
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
     settings: Settings,
 ) -> None:
-    step = step_of(await state.get_state())
-    if step is None:  # pragma: no cover
+    """Groups: toggle one (only a group the user runs), or Done (at least one)."""
+    at = await step_context(query, state, session, user, admins, settings)
+    owned = await owned_groups(session, admins, user.id)
+    if callback_data.action == "done":
+        try:
+            following = at.draft.confirm_groups({g.id: g.currency for g in owned})
+        except ParseError as err:
+            await query.answer(parse_error_text(err), show_alert=True)
+            return
+        await at.go(following)
         return
-    reason = (
-        parse_error_text(ParseError("photo_expected"))
-        if step == "photo"
-        else _("Please send the value as text, or use the buttons.")
-    )
-    await refuse_input(message.bot, user.id, step, state, session, admins, settings, reason)
+    try:
+        at.draft.toggle_group(number(callback_data.value) or 0, [g.id for g in owned])
+    except NotGroupAdmin:
+        await query.answer(views.not_your_group(), show_alert=True)
+        return
+    await state.set_data(at.draft.to_data())
+    await query.answer()
+    keyboard = views.step_keyboard("groups", at.draft, Targets([], "", ""), now(), owned)
+    if isinstance(query.message, Message):
+        try:
+            await query.message.edit_reply_markup(reply_markup=keyboard)
+            return
+        except TelegramBadRequest:
+            pass
+    await query.bot.send_message(user.id, views.choose_groups(), reply_markup=keyboard)
 
 
-async def wizard_button(
+async def minimum_button(
     query: CallbackQuery,
     callback_data: WizardCB,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    settings: Settings,
+) -> None:
+    """Minimum: count units or participants (then how many)."""
+    at = await step_context(query, state, session, user, admins, settings)
+    try:
+        following = at.draft.choose_minimum(callback_data.value)
+    except UnknownChoice:
+        await at.out_of_date()
+        return
+    await at.go(following)
+
+
+async def time_button(
+    query: CallbackQuery,
+    callback_data: WizardCB,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    settings: Settings,
+) -> None:
+    """Closes / opens: a quick pick (as if typed), or Now (opens only)."""
+    step = callback_data.step
+    at = await step_context(query, state, session, user, admins, settings)
+    try:
+        if callback_data.action == "now":
+            following = at.draft.open_now()
+        else:
+            targets = await targets_of(session, at.draft, settings)
+            following = at.draft.pick(step, callback_data.value, targets, now())
+    except UnknownChoice:
+        await at.out_of_date()
+        return
+    except ParseError as err:
+        await at.refuse(step, err)
+        return
+    await at.go(following)
+
+
+async def reminders_button(
+    query: CallbackQuery,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    settings: Settings,
+) -> None:
+    """Reminders: keep the default (2 h and 15 min)."""
+    at = await step_context(query, state, session, user, admins, settings)
+    await at.go(at.draft.default_reminders())
+
+
+async def skip_or_keep(
+    query: CallbackQuery,
+    callback_data: WizardCB,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    settings: Settings,
+) -> None:
+    """Skip (No minimum, No reminders) and Keep current, at any step that offers them."""
+    step = callback_data.step
+    at = await step_context(query, state, session, user, admins, settings)
+    try:
+        if callback_data.action == "skip":
+            following = at.draft.skip(step)
+        else:
+            following = at.draft.keep(step, now())
+    except UnknownChoice:
+        await at.out_of_date()
+        return
+    except ParseError as err:
+        await at.refuse(step, err)
+        return
+    await at.go(following)
+
+
+async def stale_button(query: CallbackQuery) -> None:
+    await query.answer(out_of_date(), show_alert=True)
+
+
+async def publish_button(
+    query: CallbackQuery,
     state: FSMContext,
     session: AsyncSession,
     user: User,
@@ -850,206 +536,27 @@ async def wizard_button(
     posts: Any = None,
 ) -> None:
     bot = query.bot
-    action = callback_data.action
-    step = step_of(await state.get_state())
-    if callback_data.step == "-":
-        if not await owned_groups(session, admins, user.id):
-            await state.clear()
-            await query.answer(not_an_owner(), show_alert=True)
-            return
-        await query.answer()
-        if action == "resume" and step is not None:
-            await show_step(bot, user.id, step, state, session, admins, settings)
-        else:
-            await start_wizard(bot, user.id, state, session, admins, settings)
-        return
-    if step is None:
-        await query.answer(
-            _("This draft is no longer open. Send /newdeal to create a deal."), show_alert=True
-        )
-        return
-    if action == "cancel":
-        await state.clear()
-        await query.answer(_("Cancelled."))
-        await bot.send_message(user.id, _("The draft is discarded. Send /newdeal to start again."))
-        return
-    if callback_data.step != step:
-        await query.answer(
-            _("This button belongs to an earlier step. Use the latest message."), show_alert=True
-        )
-        return
-    data = await state.get_data()
-    draft = data.setdefault("draft", {})
-    moment = now()
-
-    async def go(to: str, note: str | None = None) -> None:
-        await state.set_data(data)
-        await show_step(bot, user.id, to, state, session, admins, settings, note=note)
-
-    async def refuse(err: ParseError) -> None:
-        await query.answer()
-        await refuse_input(
-            bot, user.id, step, state, session, admins, settings, parse_error_text(err)
-        )
-
-    if action == "back":
-        previous = prev_step(step, data)
-        if previous is None:
-            await query.answer(_("This is the first step."))
-            return
-        await query.answer()
-        await show_step(bot, user.id, previous, state, session, admins, settings)
-    elif action == "skip" and step in SKIPPED:
-        draft.update(SKIPPED[step])
-        await query.answer()
-        await go("stock" if step == "minimum" else next_step(step, data))
-    elif action == "keep" and has_value(step, draft):
-        try:
-            check_kept(step, draft, moment)
-        except ParseError as err:
-            await refuse(err)
-            return
-        await query.answer()
-        await go("stock" if step == "minimum" else next_step(step, data))
-    elif action == "toggle" and step == "groups":
-        await _toggle_group(query, callback_data, state, session, user, admins, data)
-    elif action == "done" and step == "groups":
-        owned = {g.id: g for g in await owned_groups(session, admins, user.id)}
-        chosen = [g for g in draft.get("group_ids") or [] if g in owned]
-        if not chosen:
-            await query.answer(parse_error_text(ParseError("no_groups")), show_alert=True)
-            return
-        draft["group_ids"] = chosen
-        if draft.get("currency") and draft["currency"] != owned[chosen[0]].currency:
-            for key in ("price", "currency", "tiers"):
-                draft.pop(key, None)
-        await query.answer()
-        await go(next_step(step, data))
-    elif (
-        action == "kind" and step == "minimum" and callback_data.value in ("units", "participants")
-    ):
-        if draft.get("min_kind") != callback_data.value:
-            draft["min_value"] = None
-        draft["min_kind"] = callback_data.value
-        await query.answer()
-        await go("min_value")
-    elif action == "pick" and step in ("closes", "opens"):
-        picks = CLOSE_PICKS if step == "closes" else OPEN_PICKS
-        expression = picks.get(callback_data.value)
-        if expression is None:
-            await query.answer(_("This button is out of date."), show_alert=True)
-            return
-        targets = await load_targets(session, draft, settings)
-        try:
-            accept_text(step, expression, draft, targets, moment)
-        except ParseError as err:
-            await refuse(err)
-            return
-        await query.answer()
-        await go(next_step(step, data))
-    elif action == "now" and step == "opens":
-        draft["opens_at"] = None
-        await query.answer()
-        await go(next_step(step, data))
-    elif action == "default" and step == "reminders":
-        draft["reminders"] = None
-        await query.answer()
-        await go(next_step(step, data))
-    elif action == "publish" and step == "preview":
-        await _publish(query, state, session, user, admins, settings, db, i18n, data, posts)
-    else:
-        await query.answer(_("This button is out of date."), show_alert=True)
-
-
-async def _toggle_group(
-    query: CallbackQuery,
-    callback_data: WizardCB,
-    state: FSMContext,
-    session: AsyncSession,
-    user: User,
-    admins: AdminDirectory,
-    data: dict[str, Any],
-) -> None:
-    draft = data["draft"]
-    owned = await owned_groups(session, admins, user.id)
-    try:
-        group_id = int(callback_data.value)
-    except ValueError:
-        group_id = 0
-    if group_id not in {g.id for g in owned}:
-        await query.answer(
-            _("You are not an owner or administrator of that group."), show_alert=True
-        )
-        return
-    chosen = [g for g in draft.get("group_ids") or [] if g != group_id]
-    if len(chosen) == len(draft.get("group_ids") or []):
-        chosen.append(group_id)
-    draft["group_ids"] = chosen
-    await state.set_data(data)
-    await query.answer()
-    targets = Targets([], "", "")
-    keyboard = step_keyboard("groups", data, targets, now(), owned)
-    if isinstance(query.message, Message):
-        try:
-            await query.message.edit_reply_markup(reply_markup=keyboard)
-            return
-        except TelegramBadRequest:
-            pass
-    await query.bot.send_message(user.id, _("Choose the groups:"), reply_markup=keyboard)
-
-
-def _step_for_error(err: ParseError, draft: dict[str, Any], moment: datetime) -> str:
-    if err.reason == "time_past":
-        opens = _dt(draft.get("opens_at"))
-        return "opens" if opens is not None and opens < _minute(moment) else "closes"
-    return {
-        "closes_before_opens": "opens",
-        "price_positive": "price",
-        "min_kind": "minimum",
-        "quantity_positive": "minimum",
-        "quantity_too_large": "stock",
-        "min_above_stock": "stock",
-        "no_groups": "groups",
-    }.get(err.reason, "reminders" if err.reason.startswith("reminders_") else "title")
-
-
-async def _publish(
-    query: CallbackQuery,
-    state: FSMContext,
-    session: AsyncSession,
-    user: User,
-    admins: AdminDirectory,
-    settings: Settings,
-    db: Database,
-    i18n: I18n,
-    data: dict[str, Any],
-    posts: Any,
-) -> None:
-    bot = query.bot
-    draft = data["draft"]
-    owned = {g.id for g in await owned_groups(session, admins, user.id)}
-    wanted = [int(g) for g in draft.get("group_ids") or []]
-    if not wanted or any(g not in owned for g in wanted):
-        draft["group_ids"] = [g for g in wanted if g in owned]
-        await state.set_data(data)
+    draft = DealDraft.from_data(await state.get_data())
+    if not draft.keep_owned([g.id for g in await owned_groups(session, admins, user.id)]):
         await query.answer()
         await show_step(
             bot, user.id, "groups", state, session, admins, settings,
-            note=_("You no longer run some of the chosen groups. Choose the groups again."),
+            note=views.groups_lost(), draft=draft,
         )  # fmt: skip
         return
-    for step in ("title", "price", "closes"):
-        if not has_value(step, draft):  # pragma: no cover - the steps filled them in
-            await query.answer()
-            await show_step(bot, user.id, step, state, session, admins, settings)
-            return
+    missing = draft.missing_step()
+    if missing is not None:  # pragma: no cover - the steps filled them in
+        await query.answer()
+        await show_step(bot, user.id, missing, state, session, admins, settings)
+        return
+    wanted = list(draft.group_ids or [])
     moment = now()
     try:
-        deal = await deal_service.create(session, user.id, spec_from_draft(draft), moment)
+        deal = await deal_service.create(session, user.id, draft.spec(), moment)
     except ParseError as err:
         await query.answer()
         await show_step(
-            bot, user.id, _step_for_error(err, draft, moment), state, session, admins, settings,
+            bot, user.id, draft.step_for_error(err, moment), state, session, admins, settings,
             note=parse_error_text(err),
         )  # fmt: skip
         return
@@ -1067,7 +574,7 @@ async def _publish(
             len(wanted),
         ).format(code=code, n=len(wanted))
     else:
-        targets = await load_targets(session, draft, settings)
+        targets = await targets_of(session, draft, settings)
         text = _("Deal {code} is scheduled: it will be posted at {time}.").format(
             code=code, time=local_times(deal.opens_at, targets.timezones)
         )
@@ -1075,28 +582,7 @@ async def _publish(
     await bot.send_message(user.id, text + "\n" + _("See and manage your deals with /deals."))
 
 
-async def start_copy(
-    bot: Bot,
-    user_id: int,
-    state: FSMContext,
-    session: AsyncSession,
-    admins: AdminDirectory,
-    settings: Settings,
-    spec: DealSpec,
-    code: str,
-) -> None:
-    """Start the wizard from a copied deal: only the new closing time is asked, then the
-    preview (Back reaches every other step, each offering to keep its value)."""
-    draft = draft_from_spec(spec)
-    owned = {g.id for g in await owned_groups(session, admins, user_id)}
-    draft["group_ids"] = [g for g in draft["group_ids"] if g in owned]
-    await state.set_data({"draft": draft, "quick": True})
-    note = _("Copy of {code}: choose the new closing time.").format(code=code)
-    step = "closes"
-    if not draft["group_ids"]:
-        note = _("Copy of {code}: choose the groups first.").format(code=code)
-        step = "groups"
-    await show_step(bot, user_id, step, state, session, admins, settings, note=note)
+# ---------------------------------------------------------------- the router
 
 
 def router() -> Router:
@@ -1104,9 +590,29 @@ def router() -> Router:
     r.message.filter(F.chat.type == "private")
     r.callback_query.filter(F.message.chat.type == "private")
     r.message.register(newdeal_command, Command("newdeal"))
-    r.message.register(cancel_command, Command("cancel"), StateFilter(DealWizard))
+    WIZARD.register_nav(r)  # /cancel, Cancel and Back
+    not_a_command = ~F.text.startswith("/")
     r.message.register(photo_sent, StateFilter(DealWizard.photo), F.photo)
-    r.message.register(text_typed, StateFilter(DealWizard), F.text, ~F.text.startswith("/"))
-    r.message.register(other_content, StateFilter(DealWizard), ~F.text)
-    r.callback_query.register(wizard_button, WizardCB.filter())
+    for step in TYPED:
+        r.message.register(typed_at(step), StateFilter(state_of(step)), F.text, not_a_command)
+    for step in STEPS:
+        r.message.register(stray_at(step), StateFilter(state_of(step)), not_a_command)
+
+    def at(step: str, *actions: str) -> tuple[Any, ...]:
+        return (StateFilter(state_of(step)), WizardCB.filter(F.step == step), WizardCB.filter(
+            F.action.in_(actions)))  # fmt: skip
+
+    cb = r.callback_query
+    cb.register(resume_or_restart, WizardCB.filter(F.step == "-"))
+    cb.register(group_button, *at("groups", "toggle", "done"))
+    cb.register(minimum_button, *at("minimum", "kind"))
+    cb.register(time_button, *at("closes", "pick"))
+    cb.register(time_button, *at("opens", "pick", "now"))
+    cb.register(reminders_button, *at("reminders", "default"))
+    cb.register(publish_button, *at("preview", "publish"))
+    cb.register(
+        skip_or_keep, WizardCB.filter(F.action.in_(("skip", "keep"))), AtItsStep(DealWizard)
+    )
+    cb.register(stale_button, AtItsStep(DealWizard), WizardCB.filter())
+    WIZARD.register_stale(r)  # buttons of another step, or of no open draft
     return r

@@ -158,6 +158,20 @@ def check_cron(text: str, timezone: str, now: datetime) -> str:
     return expr
 
 
+def check_run_at(run_at: datetime | None, now: datetime) -> datetime:
+    """A one-off post's moment is in the future."""
+    if run_at is None or run_at <= now:
+        raise ParseError("time_past")
+    return run_at
+
+
+def check_groups(group_ids: list[int]) -> list[int]:
+    """At least one target group."""
+    if not group_ids:
+        raise ParseError("groups_empty")
+    return group_ids
+
+
 def check_weekdays(days: list[int]) -> str:
     chosen = sorted({int(d) for d in days if 0 <= int(d) <= 6})
     if not chosen:
@@ -242,12 +256,10 @@ def validate(spec: PostSpec, timezone: str, now: datetime) -> None:
     """Everything a stored post must satisfy (the wizard checked each piece already)."""
     if spec.kind not in KINDS:
         raise ParseError("kind_unknown")
-    if not spec.group_ids:
-        raise ParseError("groups_empty")
+    check_groups(spec.group_ids)
     check_text(spec.text, photo=spec.photo_file_id is not None)
     if spec.kind == "once":
-        if spec.run_at is None or spec.run_at <= now:
-            raise ParseError("time_past")
+        check_run_at(spec.run_at, now)
     elif spec.kind in ("daily", "weekly"):
         parse_clock(spec.at_time or "")
         if spec.kind == "weekly":

@@ -58,15 +58,47 @@ class DealSpec:
     reminders: str | None = None
 
 
+def minute_of(moment: datetime) -> datetime:
+    """The moment without seconds: times are typed (and compared) to the minute."""
+    return moment.replace(second=0, microsecond=0)
+
+
+# One place for each rule that involves several fields; `validate` and the wizard's draft
+# (services.deal_draft) both call these.
+
+
+def check_closes(closes_at: datetime, now: datetime) -> None:
+    """The closing time is in the future."""
+    if closes_at <= now:
+        raise ParseError("time_past")
+
+
+def check_opens(opens_at: datetime, now: datetime) -> None:
+    """An opening time is not before the current minute."""
+    if opens_at < minute_of(now):
+        raise ParseError("time_past")
+
+
+def check_window(opens_at: datetime, closes_at: datetime) -> None:
+    """The deal closes after it opens."""
+    if closes_at <= opens_at:
+        raise ParseError("closes_before_opens")
+
+
+def check_minimum_fits_stock(
+    min_kind: str | None, min_value: int | None, stock: int | None
+) -> None:
+    """A minimum counted in units cannot be above the stock."""
+    if stock is not None and min_kind == "units" and (min_value or 0) > stock:
+        raise ParseError("min_above_stock", stock=stock)
+
+
 def validate(spec: DealSpec, now: datetime) -> None:
     """Rules that involve several fields (each field was parsed on its own before)."""
-    opens = spec.opens_at or now
-    if spec.closes_at <= now:
-        raise ParseError("time_past")
-    if spec.opens_at is not None and spec.opens_at < now.replace(second=0, microsecond=0):
-        raise ParseError("time_past")
-    if spec.closes_at <= opens:
-        raise ParseError("closes_before_opens")
+    check_closes(spec.closes_at, now)
+    if spec.opens_at is not None:
+        check_opens(spec.opens_at, now)
+    check_window(spec.opens_at or now, spec.closes_at)
     if spec.unit_price <= 0:
         raise ParseError("price_positive")
     if spec.min_kind not in (None, "units", "participants"):
@@ -77,8 +109,7 @@ def validate(spec: DealSpec, now: datetime) -> None:
         raise ParseError("quantity_too_large", max=1_000_000)
     if spec.per_person_limit is not None and spec.per_person_limit <= 0:
         raise ParseError("quantity_positive")
-    if spec.stock is not None and spec.min_kind == "units" and spec.min_value > spec.stock:
-        raise ParseError("min_above_stock", stock=spec.stock)
+    check_minimum_fits_stock(spec.min_kind, spec.min_value, spec.stock)
     if not spec.group_ids:
         raise ParseError("no_groups")
     spec.reminders = check_stored_reminders(spec.reminders)

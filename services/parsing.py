@@ -122,6 +122,11 @@ def parse_tiers(text: str, currency: str, unit_price: int) -> list[tuple[int, in
         tiers.append((threshold, price.amount))
     if not tiers:
         raise ParseError("tiers_format")
+    return check_tiers(tiers, unit_price)
+
+
+def check_tiers(tiers: list[tuple[int, int]], unit_price: int) -> list[tuple[int, int]]:
+    """Thresholds rise and prices fall, each below the unit price (or ParseError)."""
     last_threshold, last_price = 0, unit_price
     for threshold, price in tiers:
         if threshold <= last_threshold:

@@ -1,0 +1,308 @@
+"""Texts and keyboards of the /newdeal wizard (handlers.deal_wizard): each step's prompt
+(with the value it already has), the preview and the buttons. No state, no database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+
+from handlers.common import quote
+from handlers.deal_texts import local_times, money, participants, reminders_text, units
+from handlers.wizard import button, nav_row
+from models import Group
+from services.deal_draft import NUMBERED, OPTIONAL, DealDraft, Targets
+from services.timezones import to_local
+
+
+class WizardCB(CallbackData, prefix="dw"):
+    step: str  # the step the button belongs to ("-" for resume / restart)
+    # back | cancel | skip | keep | toggle | done | kind | pick | now | default | publish | …
+    action: str
+    value: str = ""
+
+
+def _b(text: str, step: str, action: str, value: str = "") -> InlineKeyboardButton:
+    return button(text, WizardCB, step, action, value)
+
+
+def not_an_owner() -> str:
+    return _(
+        "Only owners and administrators of a group can create deals. Add me to your group and "
+        "make me an administrator, then send /newdeal again."
+    )
+
+
+def discarded() -> str:
+    return _("The draft is discarded. Send /newdeal to start again.")
+
+
+def earlier_step() -> str:
+    return _("This button belongs to an earlier step. Use the latest message.")
+
+
+def no_draft() -> str:
+    return _("This draft is no longer open. Send /newdeal to create a deal.")
+
+
+def not_text() -> str:
+    return _("Please send the value as text, or use the buttons.")
+
+
+def not_your_group() -> str:
+    return _("You are not an owner or administrator of that group.")
+
+
+def groups_lost() -> str:
+    return _("You no longer run some of the chosen groups. Choose the groups again.")
+
+
+def choose_groups() -> str:
+    return _("Choose the groups:")
+
+
+def unfinished(title: str) -> tuple[str, InlineKeyboardMarkup]:
+    text = _("You have an unfinished deal, “{title}”. Continue it or start over?").format(
+        title=quote(title)
+    )
+    keyboard = [[_b(_("Continue"), "-", "resume"), _b(_("Start over"), "-", "restart")]]
+    return text, InlineKeyboardMarkup(inline_keyboard=keyboard)
+
+
+def copy_note(code: str, *, groups: bool) -> str:
+    if groups:
+        return _("Copy of {code}: choose the groups first.").format(code=code)
+    return _("Copy of {code}: choose the new closing time.").format(code=code)
+
+
+def tiers_text(draft: DealDraft) -> str:
+    return ", ".join(
+        _("from {units}: {price}").format(units=units(t), price=money(p, draft.currency or ""))
+        for t, p in draft.tiers or []
+    )
+
+
+def minimum_text(draft: DealDraft) -> str:
+    kind, value = draft.min_kind, draft.min_value
+    if not kind or value is None:
+        return _("none")
+    return units(value) if kind == "units" else participants(value)
+
+
+def current_value(step: str, draft: DealDraft, targets: Targets) -> str:
+    if step == "title":
+        return quote(draft.title)
+    if step == "description":
+        text = draft.description or ""
+        return quote(text if len(text) <= 200 else text[:200] + "…")
+    if step == "photo":
+        return _("a photo")
+    if step == "price":
+        return money(draft.price or 0, draft.currency or "")
+    if step == "tiers":
+        return tiers_text(draft)
+    if step == "minimum":
+        return minimum_text(draft)
+    if step in ("min_value", "stock", "limit"):
+        return str({"min_value": draft.min_value, "stock": draft.stock, "limit": draft.limit}[step])
+    if step == "closes" and draft.closes_at is not None:
+        return local_times(draft.closes_at, targets.timezones)
+    if step == "opens" and draft.opens_at is not None:
+        return local_times(draft.opens_at, targets.timezones)
+    if step == "pickup":
+        return quote(draft.pickup)
+    if step == "reminders":
+        return reminders_text(draft.reminders)
+    return ""  # pragma: no cover
+
+
+def step_prompt(step: str, draft: DealDraft, targets: Targets, moment: datetime) -> str:
+    tz = targets.timezone
+    local_now = to_local(moment, tz).strftime("%Y-%m-%d %H:%M")
+    if step == "title":
+        body = _(
+            "Send the title of the deal (up to 100 characters), "
+            "for example <code>Hainan mangoes 5 kg</code>."
+        )
+    elif step == "groups":
+        body = _(
+            "Which of your groups get this deal? Tap to select or unselect, then tap Done.\n"
+            "Prices use the currency of the first group selected, and times its timezone."
+        )
+    elif step == "description":
+        body = _("Send a description (what it is, origin, size, how it is packed…), or tap Skip.")
+    elif step == "photo":
+        body = _("Send a photo of the product, or tap Skip.")
+    elif step == "price":
+        body = _(
+            "Send the unit price in {currency}, for example <code>12.50</code>, "
+            "<code>12,50</code>, <code>¥12.5</code> or <code>12.50 CNY</code>."
+        ).format(currency=targets.currency)
+    elif step == "tiers":
+        body = _(
+            "Optional price tiers: the more units are ordered in total, the lower the price for "
+            "everyone. Send them as <code>units:price</code>, for example "
+            "<code>10:11.00, 20:9.90</code> (from 10 units the price is 11.00), or tap Skip.\n"
+            "Unit price: {price}."
+        ).format(price=money(draft.price or 0, draft.currency or ""))
+    elif step == "minimum":
+        body = _(
+            "Does the deal need a minimum to succeed? If it is not reached by the closing time, "
+            "the deal fails and nobody pays. Choose what to count, or tap No minimum."
+        )
+    elif step == "min_value":
+        if draft.min_kind == "participants":
+            body = _(
+                "How many people must join for the deal to succeed? "
+                "Send a number, for example <code>5</code>."
+            )
+        else:
+            body = _(
+                "How many units must be ordered in total for the deal to succeed? "
+                "Send a number, for example <code>10</code>."
+            )
+    elif step == "stock":
+        body = _(
+            "How many units can you supply in total? Send a number, for example <code>50</code>, "
+            "or tap Skip for no stock limit."
+        )
+    elif step == "limit":
+        body = _(
+            "At most how many units may one person order? Send a number, for example "
+            "<code>3</code>, or tap Skip for no limit."
+        )
+    elif step == "closes":
+        body = _(
+            "When does the deal close? Send a time in {timezone} time (now {now}), for example "
+            "<code>2026-12-01 20:00</code>, <code>tomorrow 20:00</code>, <code>明天 20:00</code> "
+            "or <code>+2h</code>, or tap a quick pick."
+        ).format(timezone=tz, now=local_now)
+    elif step == "opens":
+        body = _(
+            "When does the deal open? Tap Now to publish it when you confirm, or send a later "
+            "time in {timezone} time (now {now}), for example <code>tomorrow 09:00</code> "
+            "or <code>+1h</code>."
+        ).format(timezone=tz, now=local_now)
+    elif step == "reminders":
+        body = _(
+            "Reminders in the groups before the deal closes, with the time left and what is "
+            "still missing. Send how long before closing, for example <code>2h, 15m</code>, "
+            "<code>90m</code>, <code>1h30m</code> or <code>2小时 15分钟</code> (at most 3, each "
+            "between 5 minutes and 7 days), or tap a button."
+        )
+    elif step == "pickup":
+        body = _(
+            "Where and when do members get their goods? Send a pickup or delivery note, for "
+            "example <code>Pick up at gate 3, Saturday 10:00–12:00</code>, or tap Skip."
+        )
+    else:
+        return preview_text(draft, targets)
+    if draft.quick:
+        header = _("<b>Copy of a deal</b>")
+    else:
+        n = NUMBERED.index("minimum" if step == "min_value" else step) + 1
+        header = _("<b>New deal</b> · step {n} of {total}").format(n=n, total=len(NUMBERED))
+    text = header + "\n\n" + body
+    if draft.has_value(step):
+        text += "\n\n" + _("Current: {value}").format(value=current_value(step, draft, targets))
+    return text
+
+
+def preview_text(draft: DealDraft, targets: Targets) -> str:
+    currency = draft.currency or ""
+    lines = [_("<b>Preview</b>"), "", f"<b>{quote(draft.title)}</b>"]
+    if draft.description:
+        lines.append(quote(draft.description))
+    lines.append("")
+    lines.append(_("Price: {price} per unit").format(price=money(draft.price or 0, currency)))
+    if draft.tiers:
+        lines.append(_("Tiers: {tiers}").format(tiers=tiers_text(draft)))
+    lines.append(_("Minimum to succeed: {value}").format(value=minimum_text(draft)))
+    lines.append(
+        _("Stock: {value}").format(value=units(draft.stock))
+        if draft.stock is not None
+        else _("Stock: unlimited")
+    )
+    lines.append(
+        _("Per person: at most {value}").format(value=units(draft.limit))
+        if draft.limit is not None
+        else _("Per person: no limit")
+    )
+    lines.append(
+        _("Opens: {time}").format(time=local_times(draft.opens_at, targets.timezones))
+        if draft.opens_at is not None
+        else _("Opens: now, when you publish")
+    )
+    if draft.closes_at is not None:
+        closes = local_times(draft.closes_at, targets.timezones)
+        lines.append(_("Closes: {time}").format(time=closes))
+    lines.append(_("Reminders: {value}").format(value=reminders_text(draft.reminders)))
+    if draft.pickup:
+        lines.append(_("Pickup / delivery: {note}").format(note=quote(draft.pickup)))
+    if draft.photo:
+        lines.append(_("Photo: attached"))
+    lines.append(
+        _("Groups: {titles}").format(
+            titles=", ".join(quote(g.title or str(g.chat_id)) for g in targets.groups)
+        )
+    )
+    lines += ["", _("Publish this deal?")]
+    return "\n".join(lines)
+
+
+def step_keyboard(
+    step: str,
+    draft: DealDraft,
+    targets: Targets,
+    moment: datetime,
+    owned: list[Group] | None = None,
+) -> InlineKeyboardMarkup:
+    rows: list[list[InlineKeyboardButton]] = []
+    if step == "groups":
+        chosen = set(draft.group_ids or [])
+        for group in owned or []:
+            mark = "✅" if group.id in chosen else "▫️"
+            rows.append(
+                [_b(f"{mark} {group.title or group.chat_id}", step, "toggle", str(group.id))]
+            )
+        rows.append([_b(_("Done"), step, "done")])
+    elif step == "minimum":
+        rows.append(
+            [
+                _b(_("Units"), step, "kind", "units"),
+                _b(_("Participants"), step, "kind", "participants"),
+            ]
+        )
+        rows.append([_b(_("No minimum"), step, "skip")])
+    elif step == "closes":
+        picks = [_b(_("+2 hours"), step, "pick", "2h")]
+        if to_local(moment, targets.timezone).hour < 19:
+            picks.append(_b(_("Tonight 20:00"), step, "pick", "tonight"))
+        rows.append(picks)
+        rows.append(
+            [
+                _b(_("Tomorrow 20:00"), step, "pick", "tomorrow"),
+                _b(_("+3 days"), step, "pick", "3d"),
+            ]
+        )
+    elif step == "opens":
+        rows.append([_b(_("Now"), step, "now")])
+        rows.append(
+            [
+                _b(_("+1 hour"), step, "pick", "1h"),
+                _b(_("Tomorrow 09:00"), step, "pick", "tomorrow9"),
+            ]
+        )
+    elif step == "reminders":
+        rows.append([_b(_("Keep default (2 h and 15 min)"), step, "default")])
+        rows.append([_b(_("No reminders"), step, "skip")])
+    elif step == "preview":
+        rows.append([_b(_("✅ Publish"), step, "publish")])
+    if step in OPTIONAL:
+        rows.append([_b(_("Skip"), step, "skip")])
+    if step not in ("groups", "preview") and draft.has_value(step):
+        rows.append([_b(_("Keep current"), step, "keep")])
+    rows.append(nav_row(WizardCB, step))
+    return InlineKeyboardMarkup(inline_keyboard=rows)
