@@ -15,36 +15,42 @@ the same steps and checks as creating; each group's next run is recomputed in it
 and the target groups (only groups the owner administers, at least one). An edit in progress
 keeps `edit` (the post id) in the FSM data next to its draft; it is saved at its last step,
 and a refused input changes nothing. Every button re-checks ownership on the server.
-`now()` is this module's clock (tests freeze it).
+
+This module is the presentation: one state per step (`ScheduleWizard`), a handler per state
+and a fallback per state that shows the step's hint again. What a step accepts is the
+draft's business (services.post_draft.PostDraft, with services.calendar's rules); texts and
+keyboards are in handlers.schedule_views; Back and Cancel are shared with /newdeal
+(handlers.wizard). `now()` is this module's clock (tests freeze it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, StateFilter
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.common import quote
-from handlers.deal_texts import local_time, parse_error_text
+from handlers import schedule_views as views
+from handlers.schedule_views import ScheduleCB, ScheduleItemCB, schedule_error_text
+from handlers.wizard import AtItsStep, Wizard, number, out_of_date
 from models import Group, User
 from services import calendar
 from services import deals as deal_service
 from services.admins import AdminDirectory
-from services.calendar import PostSpec
-from services.parsing import ParseError, parse_local_datetime
+from services.drafts import UnknownChoice
+from services.errors import NotGroupAdmin
+from services.parsing import ParseError
+from services.post_draft import STEPS, PostDraft, chosen_groups, deal_code
 from services.timezones import utcnow
 
-FLOW = ("groups", "content", "button", "kind", "days", "when", "preview")
-KIND_NAMES = ("once", "daily", "weekly", "cron")
+__all__ = ["ScheduleCB", "ScheduleItemCB", "router"]
 
 
 def now() -> datetime:
@@ -62,289 +68,148 @@ class ScheduleWizard(StatesGroup):
     edit_text = State()
 
 
-class ScheduleCB(CallbackData, prefix="sw"):
-    step: str
-    action: str  # toggle | done | back | cancel | deal | nodeal | kind | day | save
-    value: str = ""
-
-
-class ScheduleItemCB(CallbackData, prefix="si"):
-    action: str  # pause | resume | edit | etext | etime | egroups | delete | new | list
-    post_id: int = 0
-
-
-def weekday_names() -> list[str]:
-    return [_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")]
-
-
-def schedule_error_text(err: ParseError) -> str:
-    d = err.detail
-    reason = err.reason
-    if reason == "post_empty":
-        return _("The post is empty. Send a text, for example <code>Fresh mangoes today!</code>")
-    if reason == "post_too_long":
-        return _(
-            "That post is {length} characters long; Telegram allows at most {max}. "
-            "Shorten it, or split it into two posts."
-        ).format(length=d.get("length"), max=d.get("max"))
-    if reason == "caption_too_long":
-        return _(
-            "A photo's caption can have at most {max} characters; this one has {length}. "
-            "Shorten it, or send the text without the photo (up to 4096)."
-        ).format(length=d.get("length"), max=d.get("max"))
-    if reason == "clock_format":
-        return _("Send the time as HH:MM, for example <code>09:00</code> or <code>18:30</code>.")
-    if reason == "clock_invalid":
-        return _(
-            "That time does not exist: hours go from 00 to 23 and minutes from 00 to 59. "
-            "For example <code>09:00</code>."
-        )
-    if reason == "cron_seconds":
-        return _(
-            "Cron expressions with seconds are not supported: use five fields (minute hour "
-            "day month weekday), for example <code>0 9 * * 1-5</code>."
-        )
-    if reason == "cron_format":
-        return _(
-            "That is not a cron expression I understand. Use five fields (minute hour day "
-            "month weekday), for example <code>0 9 * * 1-5</code> (09:00 on weekdays)."
-        )
-    if reason == "cron_never":
-        return _(
-            "That cron expression never fires (for example, February has no 30th). "
-            "Try <code>0 9 1 * *</code> (09:00 on the 1st of each month)."
-        )
-    if reason == "cron_too_often":
-        return _(
-            "That would post more often than once every {minutes} minutes, which floods the "
-            "group. Choose a slower schedule, for example <code>0 */2 * * *</code> (every two "
-            "hours)."
-        ).format(minutes=d.get("minutes", 5))
-    if reason == "weekdays_empty":
-        return _("Choose at least one day of the week, then tap Done.")
-    if reason == "deal_unknown":
-        return _(
-            "That is not one of your deals. Send a deal code like <code>D12</code>, or tap "
-            "No button."
-        )
-    if reason == "groups_empty":
-        return _("Choose at least one group, then tap Done.")
-    if reason == "groups_not_yours":
-        return _("You can only choose groups you administer. Choose them again, then tap Done.")
-    return parse_error_text(err)
-
-
-def not_an_owner() -> str:
-    return _(
-        "Only owners and administrators of a group can schedule posts. Add me to your group "
-        "and make me an administrator, then send /schedule again."
-    )
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _b(text: str, step: str, action: str, value: str = "") -> InlineKeyboardButton:
-    return InlineKeyboardButton(
-        text=text, callback_data=ScheduleCB(step=step, action=action, value=value).pack()
-    )
-
-
-def _nav(step: str, back: bool = True) -> list[InlineKeyboardButton]:
-    row = [_b("« " + _("Back"), step, "back")] if back else []
-    return row + [_b("✖ " + _("Cancel"), step, "cancel")]
-
-
 async def _owned(session: AsyncSession, admins: AdminDirectory, user_id: int) -> list[Group]:
     return [g for g, _status in await admins.groups_of(session, user_id)]
 
 
-async def _chosen(session: AsyncSession, draft: dict[str, Any]) -> list[Group]:
-    ids = [int(i) for i in draft.get("group_ids") or []]
-    if not ids:
-        return []
-    found = {g.id: g for g in await session.scalars(select(Group).where(Group.id.in_(ids)))}
-    return [found[i] for i in ids if i in found]
-
-
-def _spec(draft: dict[str, Any]) -> PostSpec:
-    run_at = draft.get("run_at")
-    days = draft.get("weekdays") or []
-    return PostSpec(
-        text=draft.get("text") or "",
-        kind=draft.get("kind") or "once",
-        group_ids=[int(i) for i in draft.get("group_ids") or []],
-        photo_file_id=draft.get("photo"),
-        deal_id=draft.get("deal_id"),
-        run_at=datetime.fromisoformat(run_at) if run_at else None,
-        at_time=draft.get("at_time"),
-        weekdays=",".join(str(d) for d in sorted(days)) if days else None,
-        cron=draft.get("cron"),
-    )
-
-
-def describe(kind: str, at_time: str | None, weekdays: str | None, cron: str | None) -> str:
-    if kind == "daily":
-        return _("daily at {time}").format(time=at_time)
-    if kind == "weekly":
-        names = weekday_names()
-        days = ", ".join(names[int(d)] for d in (weekdays or "").split(",") if d)
-        return _("every {days} at {time}").format(days=days, time=at_time)
-    if kind == "cron":
-        return _("cron {expr}").format(expr=f"<code>{quote(cron)}</code>")
-    return _("once")
-
-
-def _step_before(step: str, draft: dict[str, Any]) -> str | None:
-    i = FLOW.index(step) - 1
-    if i >= 0 and FLOW[i] == "days" and draft.get("kind") != "weekly":
-        i -= 1
-    return FLOW[i] if i >= 0 else None
+async def _zone(session: AsyncSession, draft: PostDraft) -> str:
+    groups = await chosen_groups(session, draft.group_ids)
+    return groups[0].timezone if groups else "UTC"
 
 
 # ---------------------------------------------------------------- showing steps
 
 
-async def show(
-    bot: Bot, user: User, step: str, state: FSMContext, session: AsyncSession, admins
-) -> None:
-    data = await state.get_data()
-    draft = data.get("draft", {})
-    await state.set_state(getattr(ScheduleWizard, step))
-    chat = user.id
-    editing = data.get("edit")
-    if step == "groups" and editing:
-        groups = await _owned(session, admins, user.id)
-        chosen = [int(i) for i in draft.get("group_ids") or []]
-        rows = [
-            [_b(("✅ " if g.id in chosen else "▫️ ") + g.title, "groups", "toggle", str(g.id))]
-            for g in groups
-        ]
-        rows.append([_b(_("Done"), "groups", "done")])
-        rows.append(_nav("groups", back=False))
-        text = _("Post #{id}: which groups get it? Tap to choose, then Done.").format(id=editing)
-        await bot.send_message(chat, text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
-    elif step == "groups":
-        groups = await _owned(session, admins, user.id)
-        chosen = [int(i) for i in draft.get("group_ids") or []]
-        rows = [
-            [_b(("✅ " if g.id in chosen else "▫️ ") + g.title, "groups", "toggle", str(g.id))]
-            for g in groups
-        ]
-        rows.append([_b(_("Done"), "groups", "done")])
-        rows.append(_nav("groups", back=False))
-        text = _("New scheduled post. Which groups get it? Tap to choose, then Done.")
-        await bot.send_message(chat, text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
-    elif step == "content":
-        text = _(
-            "Send the post: a text (up to 4096 characters), or a photo with a caption (up to "
-            "1024 characters)."
-        )
-        markup = InlineKeyboardMarkup(inline_keyboard=[_nav("content")])
-        await bot.send_message(chat, text, reply_markup=markup)
-    elif step == "button":
+async def step_view(
+    step: str, draft: PostDraft, session: AsyncSession, user: User, admins: AdminDirectory
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The text and buttons of a step (the preview's are in `show_preview`)."""
+    if step == "groups":
+        return views.groups_step(draft, await _owned(session, admins, user.id))
+    if step == "content":
+        return views.content_step()
+    if step == "button":
         deals = [
             d
             for d in await deal_service.owned_by(session, user.id, limit=10)
             if d.status in ("scheduled", "open", "paused")
         ][:6]
-        rows = [[_b(f"{d.code} · {d.title}"[:60], "button", "deal", str(d.id))] for d in deals]
-        rows.append([_b(_("No button"), "button", "nodeal")])
-        rows.append(_nav("button"))
-        text = _(
-            "Add a button that opens one of your deals? Tap a deal or send its code (for "
-            "example <code>D12</code>), or tap No button."
-        )
-        await bot.send_message(chat, text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
-    elif step == "kind":
-        rows = [
-            [_b(_("Once"), "kind", "kind", "once"), _b(_("Daily"), "kind", "kind", "daily")],
-            [
-                _b(_("Weekly"), "kind", "kind", "weekly"),
-                _b(_("Cron expression"), "kind", "kind", "cron"),
-            ],
-            _nav("kind"),
-        ]
-        text = _("When should it be posted?")
-        if editing:
-            text = _("Post #{id}: new schedule.").format(id=editing) + "\n" + text
-        await bot.send_message(chat, text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
-    elif step == "days":
-        chosen = set(draft.get("weekdays") or [])
-        names = weekday_names()
-        row = [
-            _b(("✅" if i in chosen else "") + names[i], "days", "day", str(i)) for i in range(7)
-        ]
-        rows = [row[:4], row[4:], [_b(_("Done"), "days", "done")], _nav("days")]
-        text = _("On which days of the week? Tap to choose, then Done.")
-        await bot.send_message(chat, text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
-    elif step == "when":
-        groups = await _chosen(session, draft)
-        zone = groups[0].timezone if groups else "UTC"
-        kind = draft.get("kind")
-        if kind == "once":
-            text = _(
-                "When? Send the local time in {zone}, for example <code>2026-12-01 20:00</code> "
-                "or <code>tomorrow 09:00</code>."
-            ).format(zone=zone)
-        elif kind == "cron":
-            text = _(
-                "Send a cron expression with five fields (minute hour day month weekday), in "
-                "each group's local time, for example <code>0 9 * * 1-5</code> (09:00 on "
-                "weekdays). At most one post every 5 minutes."
-            )
-        else:
-            text = _(
-                "At what time? Send HH:MM in each group's local time, for example "
-                "<code>09:00</code>."
-            )
-        markup = InlineKeyboardMarkup(inline_keyboard=[_nav("when")])
-        await bot.send_message(chat, text, reply_markup=markup)
-    elif step == "preview":
-        await show_preview(bot, user, draft, session)
+        return views.button_step(deals)
+    if step == "kind":
+        return views.kind_step(draft)
+    if step == "days":
+        return views.days_step(draft)
+    return views.when_step(draft, await _zone(session, draft))
 
 
-async def render_post(bot: Bot, chat_id: int, draft: dict[str, Any]) -> None:
-    """The post as the groups will see it."""
-    from html import escape
-
-    markup = None
-    if draft.get("deal_id"):
-        me = await bot.me()
-        link = f"https://t.me/{me.username}?start=deal_{draft['deal_id']}"
-        label = "🛒 " + _("Open deal D{id}").format(id=draft["deal_id"])
-        markup = InlineKeyboardMarkup(
-            inline_keyboard=[[InlineKeyboardButton(text=label, url=link)]]
-        )
-    text = escape(draft.get("text") or "", quote=False)
-    if draft.get("photo"):
-        await bot.send_photo(chat_id, draft["photo"], caption=text or None, reply_markup=markup)
+async def show(
+    bot: Bot,
+    user: User,
+    step: str,
+    state: FSMContext,
+    session: AsyncSession,
+    admins: AdminDirectory,
+    *,
+    draft: PostDraft | None = None,
+    note: str | None = None,
+) -> None:
+    """Move to `step` and show it (after `note`). A `draft` given is stored first."""
+    if draft is None:
+        draft = PostDraft.from_data(await state.get_data())
     else:
-        await bot.send_message(chat_id, text, reply_markup=markup)
+        await state.set_data(draft.to_data())
+    await state.set_state(getattr(ScheduleWizard, step))
+    if step == "preview":
+        await show_preview(bot, user, draft, session, note=note)
+        return
+    text, keyboard = await step_view(step, draft, session, user, admins)
+    await bot.send_message(user.id, f"{note}\n\n{text}" if note else text, reply_markup=keyboard)
 
 
-async def show_preview(bot: Bot, user: User, draft: dict[str, Any], session: AsyncSession) -> None:
-    groups = await _chosen(session, draft)
-    spec = _spec(draft)
-    await render_post(bot, user.id, draft)
-    runs = calendar.preview_runs(spec, groups, now())
-    lines = [
-        "<b>" + _("Preview") + "</b>",
-        _("Groups: {groups}").format(groups=", ".join(quote(g.title) for g in groups)),
-        _("Schedule: {schedule}").format(
-            schedule=describe(spec.kind, spec.at_time, spec.weekdays, spec.cron)
-        ),
-    ]
-    for group, moment in runs:
-        lines.append(
-            _("Next run in {group}: {when}").format(
-                group=quote(group.title), when=local_time(moment, group.timezone)
-            )
-        )
-    rows = [[_b("💾 " + _("Save"), "preview", "save")], _nav("preview")]
-    await bot.send_message(
-        user.id, "\n".join(lines), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows)
+async def show_preview(
+    bot: Bot, user: User, draft: PostDraft, session: AsyncSession, *, note: str | None = None
+) -> None:
+    """The post as the groups will see it, then its groups, schedule and next runs."""
+    groups = await chosen_groups(session, draft.group_ids)
+    username = (await bot.me()).username if draft.deal_id else None
+    text, markup = views.post_view(draft, username)
+    if draft.photo:
+        await bot.send_photo(user.id, draft.photo, caption=text or None, reply_markup=markup)
+    else:
+        await bot.send_message(user.id, text, reply_markup=markup)
+    summary, keyboard = views.preview_step(
+        draft, groups, calendar.preview_runs(draft.spec(), groups, now())
     )
+    await bot.send_message(
+        user.id, f"{note}\n\n{summary}" if note else summary, reply_markup=keyboard
+    )
+
+
+async def refuse(
+    bot: Bot,
+    user: User,
+    step: str,
+    draft: PostDraft,
+    session: AsyncSession,
+    admins: AdminDirectory,
+    err: ParseError,
+) -> None:
+    """Say why the input was refused and stay on the step (its buttons again)."""
+    _text, keyboard = await step_view(step, draft, session, user, admins)
+    await bot.send_message(user.id, schedule_error_text(err), reply_markup=keyboard)
+
+
+async def send_edit_menu(bot: Bot, user: User, post_id: int) -> None:
+    text, keyboard = views.edit_menu(post_id)
+    await bot.send_message(user.id, text, reply_markup=keyboard)
+
+
+async def send_list(bot: Bot, user: User, session: AsyncSession) -> None:
+    text, keyboard = views.post_list(await calendar.owned(session, user.id))
+    await bot.send_message(user.id, text, reply_markup=keyboard)
+
+
+async def send_runs(bot: Bot, user: User, session: AsyncSession, post_id: int, note: str) -> None:
+    """After an edit: the post's schedule and its next run in each group."""
+    post = await calendar.get_owned(session, post_id, user.id)
+    schedule = views.describe(post.kind, post.at_time, post.weekdays, post.cron)
+    runs = await calendar.target_runs(session, post_id)
+    await bot.send_message(
+        user.id, views.runs_text(note, post_id, schedule, runs, bool(post.paused))
+    )
+
+
+# ---------------------------------------------------------------- Back and Cancel
+
+
+async def _show(step: str, query: CallbackQuery, state: FSMContext, **data: Any) -> None:
+    await show(query.bot, data["user"], step, state, data["session"], data["admins"])
+
+
+async def _leave(step: str, query: CallbackQuery, state: FSMContext, **data: Any) -> None:
+    """Back on the first step: an edit returns to the post's menu; a new post stays."""
+    draft = PostDraft.from_data(await state.get_data())
+    if draft.edit is None:
+        await _show(step, query, state, **data)
+        return
+    await state.clear()
+    await send_edit_menu(query.bot, data["user"], draft.edit)
+
+
+def _previous(step: str, data: dict[str, Any]) -> str | None:
+    return PostDraft.from_data(data).prev_step(step)
+
+
+WIZARD = Wizard(
+    states=ScheduleWizard,
+    cb=ScheduleCB,
+    cancelled=views.cancelled,
+    earlier=out_of_date,
+    closed=out_of_date,
+    previous=_previous,
+    show=_show,
+    leave=_leave,
+)
 
 
 # ---------------------------------------------------------------- commands
@@ -364,268 +229,316 @@ async def schedule_command(
         await state.clear()
         await send_list(bot, user, session)
         return
+    await start_new(bot, state, session, user, admins, message.answer)
+
+
+async def start_new(
+    bot: Bot,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    refuse_with: Callable[[str], Awaitable[Any]],
+) -> None:
     groups = await _owned(session, admins, user.id)
     if not groups:
         await state.clear()
-        await message.answer(not_an_owner())
+        await refuse_with(views.not_an_owner())
         return
-    draft: dict[str, Any] = {"group_ids": [groups[0].id] if len(groups) == 1 else []}
-    await state.set_data({"draft": draft})
-    await show(bot, user, "groups", state, session, admins)
+    draft = PostDraft(group_ids=[groups[0].id] if len(groups) == 1 else [])
+    await show(bot, user, "groups", state, session, admins, draft=draft)
 
 
-async def send_list(bot: Bot, user: User, session: AsyncSession) -> None:
-    items = await calendar.owned(session, user.id)
-    new_row = [
-        InlineKeyboardButton(
-            text="➕ " + _("New post"), callback_data=ScheduleItemCB(action="new").pack()
-        )
-    ]
-    if not items:
-        await bot.send_message(
-            user.id,
-            _("You have no scheduled posts. Send /schedule to create one."),
-            reply_markup=InlineKeyboardMarkup(inline_keyboard=[new_row]),
-        )
-        return
-    lines = ["<b>" + _("Your scheduled posts") + "</b>"]
-    rows = []
-    for item in items:
-        post = item.post
-        head = f"#{post.id} · " + describe(post.kind, post.at_time, post.weekdays, post.cron)
-        if post.paused:
-            head += " · ⏸ " + _("paused")
-        if item.next_run is not None:
-            group, moment = item.next_run
-            head += " · " + _("next: {when}").format(when=local_time(moment, group.timezone))
-        elif not post.paused:
-            head += " · " + _("done")
-        snippet = (post.text or _("(photo)")).strip().splitlines()[0] if post.text else _("(photo)")
-        lines.append(head)
-        lines.append(
-            "   " + quote(snippet[:60]) + " → " + ", ".join(quote(g.title) for g in item.groups)
-        )
-
-        def button(text: str, action: str, post_id: int = post.id) -> InlineKeyboardButton:
-            return InlineKeyboardButton(
-                text=text, callback_data=ScheduleItemCB(action=action, post_id=post_id).pack()
-            )
-
-        toggle = (
-            button("▶ " + _("Resume") + f" #{post.id}", "resume")
-            if post.paused
-            else button("⏸ " + _("Pause") + f" #{post.id}", "pause")
-        )
-        rows.append(
-            [
-                toggle,
-                button("✏️ " + _("Edit") + f" #{post.id}", "edit"),
-                button("🗑 " + _("Delete") + f" #{post.id}", "delete"),
-            ]
-        )
-    rows.append(new_row)
-    await bot.send_message(
-        user.id, "\n".join(lines), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows)
-    )
-
-
-async def cancel_command(message: Message, state: FSMContext) -> None:
-    await state.clear()
-    await message.answer(_("Cancelled; nothing was saved."))
-
-
-# ---------------------------------------------------------------- typed input
+# ---------------------------------------------------------------- typed input, per state
 
 
 async def content_typed(
     message: Message, bot: Bot, state: FSMContext, session: AsyncSession, user: User, admins
 ) -> None:
-    data = await state.get_data()
-    draft = data.get("draft", {})
+    draft = PostDraft.from_data(await state.get_data())
     photo = message.photo[-1].file_id if message.photo else None
-    raw = message.caption if photo else message.text
     try:
-        text = calendar.check_text(raw or "", photo=photo is not None)
+        following = draft.set_content(message.caption if photo else message.text, photo)
     except ParseError as err:
-        await message.answer(schedule_error_text(err))
+        await refuse(bot, user, "content", draft, session, admins, err)
         return
-    draft["text"], draft["photo"] = text, photo
-    await state.update_data(draft=draft)
-    await show(bot, user, "button", state, session, admins)
+    await show(bot, user, following or "button", state, session, admins, draft=draft)
 
 
-async def text_typed(
+async def button_typed(
     message: Message, bot: Bot, state: FSMContext, session: AsyncSession, user: User, admins
 ) -> None:
-    raw_state = await state.get_state() or ""
-    step = raw_state.split(":", 1)[-1]
-    data = await state.get_data()
-    draft = data.get("draft", {})
-    text = (message.text or "").strip()
+    draft = PostDraft.from_data(await state.get_data())
     try:
-        if step == "button":
-            deal_id = deal_service.parse_code(text)
-            if deal_id is None:
-                raise ParseError("deal_unknown")
-            await calendar.owner_deal(session, deal_id, user.id)
-            draft["deal_id"] = deal_id
-            following = "kind"
-        elif step == "when":
-            groups = await _chosen(session, draft)
-            zone = groups[0].timezone if groups else "UTC"
-            kind = draft.get("kind")
-            if kind == "once":
-                moment = parse_local_datetime(text, zone, now()).replace(second=0, microsecond=0)
-                if moment <= now():
-                    raise ParseError("time_past")
-                draft["run_at"] = moment.isoformat()
-            elif kind == "cron":
-                draft["cron"] = calendar.check_cron(text, zone, now())
-            else:
-                draft["at_time"] = calendar.parse_clock(text)
-            if data.get("edit"):
-                await save_schedule(bot, user, session, state, int(data["edit"]), draft)
-                return
-            following = "preview"
-        elif step == "edit_text":
-            post_id = int(data.get("post_id") or 0)
-            await calendar.edit_text(session, post_id, user.id, text, now())
-            await state.clear()
-            await message.answer(_("Text of post #{id} updated.").format(id=post_id))
+        following = await draft.choose_deal(session, user.id, deal_code(message.text or ""))
+    except ParseError as err:
+        await refuse(bot, user, "button", draft, session, admins, err)
+        return
+    await show(bot, user, following or "kind", state, session, admins, draft=draft)
+
+
+async def when_typed(
+    message: Message, bot: Bot, state: FSMContext, session: AsyncSession, user: User, admins
+) -> None:
+    draft = PostDraft.from_data(await state.get_data())
+    try:
+        following = draft.apply("when", message.text or "", await _zone(session, draft), now())
+        if following is None and draft.edit is not None:  # an edit's last step: saved now
+            await save_schedule(bot, user, session, state, draft.edit, draft)
             return
-        else:
-            await message.answer(_("Please use the buttons above, or /cancel."))
-            return
+    except ParseError as err:
+        await refuse(bot, user, "when", draft, session, admins, err)
+        return
+    except calendar.PostNotFound:
+        await state.clear()
+        await message.answer(views.post_gone())
+        return
+    await show(bot, user, following or "preview", state, session, admins, draft=draft)
+
+
+async def edit_text_typed(
+    message: Message, state: FSMContext, session: AsyncSession, user: User
+) -> None:
+    post_id = int((await state.get_data()).get("post_id") or 0)
+    try:
+        await calendar.edit_text(session, post_id, user.id, (message.text or "").strip(), now())
     except ParseError as err:
         await message.answer(schedule_error_text(err))
         return
     except calendar.PostNotFound:
         await state.clear()
-        await message.answer(_("That post no longer exists."))
+        await message.answer(views.post_gone())
         return
-    await state.update_data(draft=draft)
-    await show(bot, user, following, state, session, admins)
+    await state.clear()
+    await message.answer(views.text_updated(post_id))
 
 
-# ---------------------------------------------------------------- buttons
+def stray_at(step: str) -> Callable[..., Awaitable[None]]:
+    """The fallback of `step`: anything it does not accept gets the step's hint again."""
+
+    async def stray(
+        message: Message, bot: Bot, state: FSMContext, session: AsyncSession, user: User, admins
+    ) -> None:
+        await show(bot, user, step, state, session, admins, note=views.use_buttons())
+
+    stray.__name__ = f"{step}_stray"
+    return stray
 
 
-async def wizard_button(
+async def edit_text_stray(message: Message, state: FSMContext, session: AsyncSession) -> None:
+    post_id = int((await state.get_data()).get("post_id") or 0)
+    await message.answer(views.use_buttons() + "\n\n" + views.edit_text_prompt(post_id))
+
+
+# ---------------------------------------------------------------- buttons, per state
+
+
+class Step:
+    """What a button handler works with: the update's context and the stored draft."""
+
+    def __init__(
+        self,
+        query: CallbackQuery,
+        state: FSMContext,
+        session: AsyncSession,
+        user: User,
+        admins: AdminDirectory,
+        data: dict[str, Any],
+    ) -> None:
+        self.query, self.state, self.session, self.user, self.admins = (
+            query, state, session, user, admins,
+        )  # fmt: skip
+        self.draft = PostDraft.from_data(data)
+
+    async def go(self, step: str | None) -> None:
+        await self.query.answer()
+        assert step is not None
+        await show(
+            self.query.bot, self.user, step, self.state, self.session, self.admins, draft=self.draft
+        )
+
+    async def alert(self, text: str) -> None:
+        await self.query.answer(text[:200], show_alert=True)
+
+    async def owned(self) -> set[int]:
+        return {g.id for g in await _owned(self.session, self.admins, self.user.id)}
+
+
+async def step_context(
+    query: CallbackQuery,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+) -> Step:
+    return Step(query, state, session, user, admins, await state.get_data())
+
+
+async def groups_button(
     query: CallbackQuery,
     callback_data: ScheduleCB,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+) -> None:
+    at = await step_context(query, state, session, user, admins)
+    draft = at.draft
+    if callback_data.action == "toggle":
+        try:
+            await at.go(draft.toggle_group(_number(callback_data.value), await at.owned()))
+        except NotGroupAdmin:
+            await at.alert(views.not_your_group())
+        except UnknownChoice:
+            await at.alert(out_of_date())
+        return
+    if draft.edit is None:
+        try:
+            following = draft.confirm_groups(await at.owned())
+        except ParseError as err:
+            await at.alert(schedule_error_text(err))
+            return
+        await at.go(following)
+        return
+    try:  # an edit of the groups: saved now
+        await calendar.edit_groups(
+            session, draft.edit, user.id, draft.group_ids, await at.owned(), now()
+        )
+    except ParseError as err:
+        await at.alert(schedule_error_text(err))
+        return
+    except calendar.PostNotFound:
+        await state.clear()
+        await at.alert(views.post_gone())
+        return
+    await state.clear()
+    await query.answer(_("Saved"))
+    await send_runs(query.bot, user, session, draft.edit, views.groups_updated())
+
+
+def _number(value: str) -> int:
+    found = number(value)
+    if found is None:
+        raise UnknownChoice(value)
+    return found
+
+
+async def deal_button(
+    query: CallbackQuery,
+    callback_data: ScheduleCB,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+) -> None:
+    at = await step_context(query, state, session, user, admins)
+    try:
+        if callback_data.action == "nodeal":
+            following = at.draft.no_deal()
+        else:
+            following = await at.draft.choose_deal(session, user.id, _number(callback_data.value))
+    except UnknownChoice:
+        await at.alert(out_of_date())
+        return
+    except ParseError as err:
+        await at.alert(schedule_error_text(err))
+        return
+    await at.go(following)
+
+
+async def kind_button(
+    query: CallbackQuery,
+    callback_data: ScheduleCB,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+) -> None:
+    at = await step_context(query, state, session, user, admins)
+    try:
+        following = at.draft.choose_kind(callback_data.value)
+    except UnknownChoice:
+        await at.alert(out_of_date())
+        return
+    await at.go(following)
+
+
+async def days_button(
+    query: CallbackQuery,
+    callback_data: ScheduleCB,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+) -> None:
+    at = await step_context(query, state, session, user, admins)
+    try:
+        if callback_data.action == "day":
+            following = at.draft.toggle_day(_number(callback_data.value))
+        else:
+            following = at.draft.confirm_days()
+    except UnknownChoice:
+        await at.alert(out_of_date())
+        return
+    except ParseError as err:
+        await at.alert(schedule_error_text(err))
+        return
+    await at.go(following)
+
+
+async def save_button(
+    query: CallbackQuery,
     bot: Bot,
     state: FSMContext,
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
 ) -> None:
-    raw_state = await state.get_state() or ""
-    current = raw_state.split(":", 1)[-1] if raw_state.startswith("ScheduleWizard:") else None
-    cb = callback_data
-    if cb.action == "cancel":
-        await state.clear()
+    at = await step_context(query, state, session, user, admins)
+    spec = at.draft.spec()
+    owned = await at.owned()
+    spec.group_ids = [i for i in spec.group_ids if i in owned]
+    try:
+        post = await calendar.create(session, user.id, spec, now())
+    except ParseError as err:
         await query.answer()
-        await bot.send_message(user.id, _("Cancelled; nothing was saved."))
+        await bot.send_message(user.id, schedule_error_text(err))
         return
-    numeric = cb.action in {"toggle", "deal", "day"}
-    if current != cb.step or (numeric and not (cb.value.isdigit() and len(cb.value) < 10)):
-        await query.answer(_("This button is out of date."), show_alert=True)
-        return
-    data = await state.get_data()
-    draft = data.get("draft", {})
-    following: str | None = None
-    if cb.action == "back":
-        following = _step_before(cb.step, draft) or cb.step
-        if data.get("edit") and following in ("groups", "content", "button"):
-            await state.clear()
-            await query.answer()
-            await send_edit_menu(bot, user, int(data["edit"]))
-            return
-    elif cb.step == "groups" and cb.action == "toggle":
-        owned = {g.id for g in await _owned(session, admins, user.id)}
-        gid = int(cb.value)
-        chosen = [int(i) for i in draft.get("group_ids") or []]
-        if gid not in owned:
-            await query.answer(_("You do not administer that group."), show_alert=True)
-            return
-        chosen = [i for i in chosen if i != gid] if gid in chosen else [*chosen, gid]
-        draft["group_ids"] = chosen
-        following = "groups"
-    elif cb.step == "groups" and cb.action == "done" and data.get("edit"):
-        owned = {g.id for g in await _owned(session, admins, user.id)}
-        post_id = int(data["edit"])
-        try:
-            await calendar.edit_groups(
-                session, post_id, user.id, draft.get("group_ids") or [], owned, now()
-            )
-        except ParseError as err:
-            await query.answer(schedule_error_text(err)[:200], show_alert=True)
-            return
-        except calendar.PostNotFound:
-            await state.clear()
-            await query.answer(_("That post no longer exists."), show_alert=True)
-            return
-        await state.clear()
-        await query.answer(_("Saved"))
-        await send_runs(bot, user, session, post_id, _("Groups of post #{id} updated."))
-        return
-    elif cb.step == "groups" and cb.action == "done":
-        owned = {g.id for g in await _owned(session, admins, user.id)}
-        draft["group_ids"] = [i for i in draft.get("group_ids") or [] if i in owned]
-        if not draft["group_ids"]:
-            await query.answer(schedule_error_text(ParseError("groups_empty")), show_alert=True)
-            return
-        following = "content"
-    elif cb.step == "button" and cb.action == "deal":
-        try:
-            await calendar.owner_deal(session, int(cb.value), user.id)
-        except ParseError as err:
-            await query.answer(schedule_error_text(err)[:200], show_alert=True)
-            return
-        draft["deal_id"] = int(cb.value)
-        following = "kind"
-    elif cb.step == "button" and cb.action == "nodeal":
-        draft["deal_id"] = None
-        following = "kind"
-    elif cb.step == "kind" and cb.action == "kind" and cb.value in KIND_NAMES:
-        draft["kind"] = cb.value
-        for key in ("run_at", "at_time", "cron"):
-            draft.pop(key, None)
-        following = "days" if cb.value == "weekly" else "when"
-    elif cb.step == "days" and cb.action == "day":
-        day = int(cb.value)
-        days = set(draft.get("weekdays") or [])
-        days.symmetric_difference_update({day})
-        draft["weekdays"] = sorted(d for d in days if 0 <= d <= 6)
-        following = "days"
-    elif cb.step == "days" and cb.action == "done":
-        if not draft.get("weekdays"):
-            await query.answer(schedule_error_text(ParseError("weekdays_empty")), show_alert=True)
-            return
-        following = "when"
-    elif cb.step == "preview" and cb.action == "save":
-        owned = {g.id for g in await _owned(session, admins, user.id)}
-        spec = _spec(draft)
-        spec.group_ids = [i for i in spec.group_ids if i in owned]
-        try:
-            post = await calendar.create(session, user.id, spec, now())
-        except ParseError as err:
-            await query.answer()
-            await bot.send_message(user.id, schedule_error_text(err))
-            return
-        await state.clear()
-        await query.answer(_("Saved"))
-        await bot.send_message(
-            user.id,
-            _("Scheduled as post #{id}. /schedule list shows your posts.").format(id=post.id),
-        )
-        return
-    else:
-        await query.answer()
-        return
-    await query.answer()
-    await state.update_data(draft=draft)
-    await show(bot, user, following, state, session, admins)
+    await state.clear()
+    await query.answer(_("Saved"))
+    await bot.send_message(user.id, views.saved(post.id))
+
+
+async def stale_button(query: CallbackQuery) -> None:
+    await query.answer(out_of_date(), show_alert=True)
+
+
+async def save_schedule(
+    bot: Bot,
+    user: User,
+    session: AsyncSession,
+    state: FSMContext,
+    post_id: int,
+    draft: PostDraft,
+) -> None:
+    """The edited schedule of a post (ParseError / PostNotFound: nothing changed)."""
+    spec = draft.spec()
+    await calendar.edit_schedule(
+        session,
+        post_id,
+        user.id,
+        now(),
+        kind=spec.kind,
+        run_at=spec.run_at,
+        at_time=spec.at_time,
+        weekdays=spec.weekdays,
+        cron=spec.cron,
+    )
+    await state.clear()
+    await send_runs(bot, user, session, post_id, views.schedule_updated())
+
+
+# ---------------------------------------------------------------- the list of posts
 
 
 async def item_button(
@@ -639,13 +552,8 @@ async def item_button(
 ) -> None:
     cb = callback_data
     if cb.action == "new":
-        groups = await _owned(session, admins, user.id)
         await query.answer()
-        if not groups:
-            await bot.send_message(user.id, not_an_owner())
-            return
-        await state.set_data({"draft": {"group_ids": [groups[0].id] if len(groups) == 1 else []}})
-        await show(bot, user, "groups", state, session, admins)
+        await start_new(bot, state, session, user, admins, lambda t: bot.send_message(user.id, t))
         return
     try:
         if cb.action in ("pause", "resume"):
@@ -665,19 +573,17 @@ async def item_button(
             post = await calendar.get_owned(session, cb.post_id, user.id)
             runs = await calendar.target_runs(session, cb.post_id)
             days = [int(d) for d in (post.weekdays or "").split(",") if d]
-            draft = {"group_ids": [g.id for g, _at in runs], "weekdays": days}
-            await state.set_data({"edit": cb.post_id, "draft": draft})
+            draft = PostDraft(group_ids=[g.id for g, _at in runs], weekdays=days, edit=cb.post_id)
             await query.answer()
-            await show(bot, user, "kind", state, session, admins)
+            await show(bot, user, "kind", state, session, admins, draft=draft)
             return
         elif cb.action == "egroups":
             await calendar.get_owned(session, cb.post_id, user.id)
             owned = {g.id for g in await _owned(session, admins, user.id)}
             runs = await calendar.target_runs(session, cb.post_id)
-            draft = {"group_ids": [g.id for g, _at in runs if g.id in owned]}
-            await state.set_data({"edit": cb.post_id, "draft": draft})
+            draft = PostDraft(group_ids=[g.id for g, _at in runs if g.id in owned], edit=cb.post_id)
             await query.answer()
-            await show(bot, user, "groups", state, session, admins)
+            await show(bot, user, "groups", state, session, admins, draft=draft)
             return
         elif cb.action == "list":
             if await state.get_state() in ScheduleWizard.__all_states_names__:
@@ -688,84 +594,18 @@ async def item_button(
             await state.set_state(ScheduleWizard.edit_text)
             await state.set_data({"post_id": cb.post_id})
             await query.answer()
-            await bot.send_message(
-                user.id, _("Send the new text for post #{id}.").format(id=cb.post_id)
-            )
+            await bot.send_message(user.id, views.edit_text_prompt(cb.post_id))
             return
         else:
             await query.answer()
             return
     except calendar.PostNotFound:
-        await query.answer(_("That post no longer exists."), show_alert=True)
+        await query.answer(views.post_gone(), show_alert=True)
         return
     await send_list(bot, user, session)
 
 
-async def send_edit_menu(bot: Bot, user: User, post_id: int) -> None:
-    def button(text: str, action: str) -> InlineKeyboardButton:
-        return InlineKeyboardButton(
-            text=text, callback_data=ScheduleItemCB(action=action, post_id=post_id).pack()
-        )
-
-    rows = [
-        [
-            button("📝 " + _("Text"), "etext"),
-            button("🕒 " + _("Schedule"), "etime"),
-            button("👥 " + _("Groups"), "egroups"),
-        ],
-        [button("« " + _("Back"), "list")],
-    ]
-    await bot.send_message(
-        user.id,
-        _("Post #{id}: what do you want to change?").format(id=post_id),
-        reply_markup=InlineKeyboardMarkup(inline_keyboard=rows),
-    )
-
-
-async def send_runs(bot: Bot, user: User, session: AsyncSession, post_id: int, note: str) -> None:
-    """After an edit: the post's schedule and its next run in each group."""
-    post = await calendar.get_owned(session, post_id, user.id)
-    lines = [
-        note.format(id=post_id),
-        _("Schedule: {schedule}").format(
-            schedule=describe(post.kind, post.at_time, post.weekdays, post.cron)
-        ),
-    ]
-    for group, moment in await calendar.target_runs(session, post_id):
-        when = local_time(moment, group.timezone) if moment is not None else _("none")
-        lines.append(_("Next run in {group}: {when}").format(group=quote(group.title), when=when))
-    if post.paused:
-        lines.append("⏸ " + _("paused"))
-    await bot.send_message(user.id, "\n".join(lines))
-
-
-async def save_schedule(
-    bot: Bot,
-    user: User,
-    session: AsyncSession,
-    state: FSMContext,
-    post_id: int,
-    draft: dict[str, Any],
-) -> None:
-    """The edited schedule of a post (ParseError / PostNotFound: nothing changed)."""
-    spec = _spec(draft)
-    await calendar.edit_schedule(
-        session,
-        post_id,
-        user.id,
-        now(),
-        kind=spec.kind,
-        run_at=spec.run_at,
-        at_time=spec.at_time,
-        weekdays=spec.weekdays,
-        cron=spec.cron,
-    )
-    await state.clear()
-    await send_runs(bot, user, session, post_id, _("Schedule of post #{id} updated."))
-
-
-async def other_content(message: Message) -> None:
-    await message.answer(_("Please use the buttons above, or /cancel."))
+# ---------------------------------------------------------------- the router
 
 
 def router() -> Router:
@@ -773,19 +613,30 @@ def router() -> Router:
     r.message.filter(F.chat.type == "private")
     r.callback_query.filter(F.message.chat.type == "private")
     r.message.register(schedule_command, Command("schedule"))
-    r.message.register(cancel_command, Command("cancel"), StateFilter(ScheduleWizard))
-    r.message.register(
-        content_typed,
-        StateFilter(ScheduleWizard.content),
-        F.photo | (F.text & ~F.text.startswith("/")),
-    )
-    r.message.register(
-        text_typed,
-        StateFilter(ScheduleWizard.button, ScheduleWizard.when, ScheduleWizard.edit_text),
-        F.text,
-        ~F.text.startswith("/"),
-    )
-    r.message.register(other_content, StateFilter(ScheduleWizard), ~F.text.startswith("/"))
-    r.callback_query.register(wizard_button, ScheduleCB.filter())
-    r.callback_query.register(item_button, ScheduleItemCB.filter())
+    WIZARD.register_nav(r)  # /cancel, Cancel and Back
+    not_a_command = ~F.text.startswith("/")
+    text = (F.text, not_a_command)
+    r.message.register(content_typed, ScheduleWizard.content, F.photo | (F.text & not_a_command))
+    r.message.register(button_typed, ScheduleWizard.button, *text)
+    r.message.register(when_typed, ScheduleWizard.when, *text)
+    r.message.register(edit_text_typed, ScheduleWizard.edit_text, *text)
+    for step in STEPS:
+        r.message.register(
+            stray_at(step), StateFilter(getattr(ScheduleWizard, step)), not_a_command
+        )
+    r.message.register(edit_text_stray, ScheduleWizard.edit_text, not_a_command)
+
+    def at(step: str, *actions: str) -> tuple[Any, ...]:
+        state = StateFilter(getattr(ScheduleWizard, step))
+        return (state, ScheduleCB.filter(F.step == step), ScheduleCB.filter(F.action.in_(actions)))
+
+    cb = r.callback_query
+    cb.register(groups_button, *at("groups", "toggle", "done"))
+    cb.register(deal_button, *at("button", "deal", "nodeal"))
+    cb.register(kind_button, *at("kind", "kind"))
+    cb.register(days_button, *at("days", "day", "done"))
+    cb.register(save_button, *at("preview", "save"))
+    cb.register(stale_button, AtItsStep(ScheduleWizard), ScheduleCB.filter())
+    WIZARD.register_stale(r)  # buttons of another step, or of no open wizard
+    cb.register(item_button, ScheduleItemCB.filter())
     return r

@@ -76,8 +76,8 @@ class Wizard:
     """Back and Cancel of one wizard.
 
     `previous(step, data)`: the step before `step` for the draft in the FSM data (None: the
-    first); `show(step, query, state, **data)` shows a step; `leave(query, state, **data)`,
-    if given, is what Back on the first step does."""
+    first); `show(step, query, state, **data)` shows a step; `leave(step, query, state,
+    **data)`, if given, is what Back on the first step does."""
 
     states: type[StatesGroup]
     cb: type[CallbackData]
@@ -138,7 +138,7 @@ class Wizard:
             await self.show(previous, query, state, session=session, user=user, **data)
         elif self.leave is not None:
             await query.answer()
-            await self.leave(query, state, session=session, user=user, **data)
+            await self.leave(callback_data.step, query, state, session=session, user=user, **data)
         else:
             await query.answer(_("This is the first step."))
 
