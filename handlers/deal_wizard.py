@@ -58,7 +58,7 @@ from bot.config import Settings
 from handlers import deal_wizard_views as views
 from handlers.deal_texts import local_times, parse_error_text
 from handlers.deal_wizard_views import WizardCB, not_an_owner
-from handlers.wizard import AtItsStep, Wizard, number, out_of_date
+from handlers.wizard import Wizard, number, out_of_date
 from models import Database, Group, User
 from models.db import after_commit
 from services import deals as deal_service
@@ -353,49 +353,38 @@ async def photo_sent(
 # ---------------------------------------------------------------- buttons, per state
 
 
-class Step:
-    """What a button handler works with: the update's context and the stored draft."""
+def button_at(step: str) -> Handler:
+    """The handler of `step`'s own buttons (Skip, Keep current, quick picks…): the draft
+    takes the choice, or refuses it and the step stays."""
 
-    def __init__(
-        self,
+    async def pressed(
         query: CallbackQuery,
+        callback_data: WizardCB,
         state: FSMContext,
         session: AsyncSession,
         user: User,
         admins: AdminDirectory,
         settings: Settings,
-        data: dict[str, Any],
     ) -> None:
-        self.query, self.state, self.session, self.user = query, state, session, user
-        self.admins, self.settings = admins, settings
-        self.draft = DealDraft.from_data(data)
-
-    async def go(self, step: str) -> None:
-        """The draft changed: store it and show `step`."""
-        await self.query.answer()
+        draft = DealDraft.from_data(await state.get_data())
+        targets = await targets_of(session, draft, settings)
+        action, value = callback_data.action, callback_data.value
+        try:
+            following = draft.choose(step, action, value, targets, now())
+        except UnknownChoice:
+            await query.answer(out_of_date(), show_alert=True)
+            return
+        except ParseError as err:
+            await query.answer()
+            await refuse(query.bot, user.id, step, draft, targets, parse_error_text(err))
+            return
+        await query.answer()
         await show_step(
-            self.query.bot, self.user.id, step, self.state, self.session, self.admins,
-            self.settings, draft=self.draft,
-        )  # fmt: skip
+            query.bot, user.id, following, state, session, admins, settings, draft=draft
+        )
 
-    async def refuse(self, step: str, err: ParseError) -> None:
-        await self.query.answer()
-        targets = await targets_of(self.session, self.draft, self.settings)
-        await refuse(self.query.bot, self.user.id, step, self.draft, targets, parse_error_text(err))
-
-    async def out_of_date(self) -> None:
-        await self.query.answer(out_of_date(), show_alert=True)
-
-
-async def step_context(
-    query: CallbackQuery,
-    state: FSMContext,
-    session: AsyncSession,
-    user: User,
-    admins: AdminDirectory,
-    settings: Settings,
-) -> Step:
-    return Step(query, state, session, user, admins, settings, await state.get_data())
+    pressed.__name__ = f"{step}_button"
+    return pressed
 
 
 async def group_button(
@@ -408,24 +397,27 @@ async def group_button(
     settings: Settings,
 ) -> None:
     """Groups: toggle one (only a group the user runs), or Done (at least one)."""
-    at = await step_context(query, state, session, user, admins, settings)
+    draft = DealDraft.from_data(await state.get_data())
     owned = await owned_groups(session, admins, user.id)
     if callback_data.action == "done":
         try:
-            following = at.draft.confirm_groups({g.id: g.currency for g in owned})
+            following = draft.confirm_groups({g.id: g.currency for g in owned})
         except ParseError as err:
             await query.answer(parse_error_text(err), show_alert=True)
             return
-        await at.go(following)
+        await query.answer()
+        await show_step(
+            query.bot, user.id, following, state, session, admins, settings, draft=draft
+        )
         return
     try:
-        at.draft.toggle_group(number(callback_data.value) or 0, [g.id for g in owned])
+        draft.toggle_group(number(callback_data.value) or 0, [g.id for g in owned])
     except NotGroupAdmin:
         await query.answer(views.not_your_group(), show_alert=True)
         return
-    await state.set_data(at.draft.to_data())
+    await state.set_data(draft.to_data())
     await query.answer()
-    keyboard = views.step_keyboard("groups", at.draft, Targets([], "", ""), now(), owned)
+    keyboard = views.step_keyboard("groups", draft, Targets([], "", ""), now(), owned)
     if isinstance(query.message, Message):
         try:
             await query.message.edit_reply_markup(reply_markup=keyboard)
@@ -433,95 +425,6 @@ async def group_button(
         except TelegramBadRequest:
             pass
     await query.bot.send_message(user.id, views.choose_groups(), reply_markup=keyboard)
-
-
-async def minimum_button(
-    query: CallbackQuery,
-    callback_data: WizardCB,
-    state: FSMContext,
-    session: AsyncSession,
-    user: User,
-    admins: AdminDirectory,
-    settings: Settings,
-) -> None:
-    """Minimum: count units or participants (then how many)."""
-    at = await step_context(query, state, session, user, admins, settings)
-    try:
-        following = at.draft.choose_minimum(callback_data.value)
-    except UnknownChoice:
-        await at.out_of_date()
-        return
-    await at.go(following)
-
-
-async def time_button(
-    query: CallbackQuery,
-    callback_data: WizardCB,
-    state: FSMContext,
-    session: AsyncSession,
-    user: User,
-    admins: AdminDirectory,
-    settings: Settings,
-) -> None:
-    """Closes / opens: a quick pick (as if typed), or Now (opens only)."""
-    step = callback_data.step
-    at = await step_context(query, state, session, user, admins, settings)
-    try:
-        if callback_data.action == "now":
-            following = at.draft.open_now()
-        else:
-            targets = await targets_of(session, at.draft, settings)
-            following = at.draft.pick(step, callback_data.value, targets, now())
-    except UnknownChoice:
-        await at.out_of_date()
-        return
-    except ParseError as err:
-        await at.refuse(step, err)
-        return
-    await at.go(following)
-
-
-async def reminders_button(
-    query: CallbackQuery,
-    state: FSMContext,
-    session: AsyncSession,
-    user: User,
-    admins: AdminDirectory,
-    settings: Settings,
-) -> None:
-    """Reminders: keep the default (2 h and 15 min)."""
-    at = await step_context(query, state, session, user, admins, settings)
-    await at.go(at.draft.default_reminders())
-
-
-async def skip_or_keep(
-    query: CallbackQuery,
-    callback_data: WizardCB,
-    state: FSMContext,
-    session: AsyncSession,
-    user: User,
-    admins: AdminDirectory,
-    settings: Settings,
-) -> None:
-    """Skip (No minimum, No reminders) and Keep current, at any step that offers them."""
-    step = callback_data.step
-    at = await step_context(query, state, session, user, admins, settings)
-    try:
-        if callback_data.action == "skip":
-            following = at.draft.skip(step)
-        else:
-            following = at.draft.keep(step, now())
-    except UnknownChoice:
-        await at.out_of_date()
-        return
-    except ParseError as err:
-        await at.refuse(step, err)
-        return
-    await at.go(following)
-
-
-async def stale_button(query: CallbackQuery) -> None:
-    await query.answer(out_of_date(), show_alert=True)
 
 
 async def publish_button(
@@ -605,14 +508,11 @@ def router() -> Router:
     cb = r.callback_query
     cb.register(resume_or_restart, WizardCB.filter(F.step == "-"))
     cb.register(group_button, *at("groups", "toggle", "done"))
-    cb.register(minimum_button, *at("minimum", "kind"))
-    cb.register(time_button, *at("closes", "pick"))
-    cb.register(time_button, *at("opens", "pick", "now"))
-    cb.register(reminders_button, *at("reminders", "default"))
     cb.register(publish_button, *at("preview", "publish"))
-    cb.register(
-        skip_or_keep, WizardCB.filter(F.action.in_(("skip", "keep"))), AtItsStep(DealWizard)
-    )
-    cb.register(stale_button, AtItsStep(DealWizard), WizardCB.filter())
+    for step in STEPS:
+        if step not in ("groups", "preview"):
+            cb.register(
+                button_at(step), StateFilter(state_of(step)), WizardCB.filter(F.step == step)
+            )
     WIZARD.register_stale(r)  # buttons of another step, or of no open draft
     return r

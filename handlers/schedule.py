@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import schedule_views as views
 from handlers.schedule_views import ScheduleCB, ScheduleItemCB, schedule_error_text
-from handlers.wizard import AtItsStep, Wizard, number, out_of_date
+from handlers.wizard import Wizard, number, out_of_date
 from models import Group, User
 from services import calendar
 from services import deals as deal_service
@@ -509,10 +509,6 @@ async def save_button(
     await bot.send_message(user.id, views.saved(post.id))
 
 
-async def stale_button(query: CallbackQuery) -> None:
-    await query.answer(out_of_date(), show_alert=True)
-
-
 async def save_schedule(
     bot: Bot,
     user: User,
@@ -636,7 +632,6 @@ def router() -> Router:
     cb.register(kind_button, *at("kind", "kind"))
     cb.register(days_button, *at("days", "day", "done"))
     cb.register(save_button, *at("preview", "save"))
-    cb.register(stale_button, AtItsStep(ScheduleWizard), ScheduleCB.filter())
     WIZARD.register_stale(r)  # buttons of another step, or of no open wizard
     cb.register(item_button, ScheduleItemCB.filter())
     return r

@@ -102,7 +102,9 @@ class Wizard:
         )
 
     def register_stale(self, router: Router) -> None:
-        """After the steps' own handlers: buttons of another step, or of no open wizard."""
+        """After the steps' own handlers: a button the step does not offer, a button of
+        another step, or of no open wizard."""
+        router.callback_query.register(self.not_offered, self.cb.filter(), AtItsStep(self.states))
         router.callback_query.register(
             self.earlier_step, self.cb.filter(), StateFilter(self.states)
         )
@@ -141,6 +143,9 @@ class Wizard:
             await self.leave(callback_data.step, query, state, session=session, user=user, **data)
         else:
             await query.answer(_("This is the first step."))
+
+    async def not_offered(self, query: CallbackQuery) -> None:
+        await query.answer(out_of_date(), show_alert=True)
 
     async def earlier_step(self, query: CallbackQuery) -> None:
         await query.answer(self.earlier(), show_alert=True)

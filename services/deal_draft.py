@@ -342,6 +342,23 @@ class DealDraft(Draft):
 
     # ------------------------------------------------------------ buttons
 
+    def choose(self, step: str, action: str, value: str, targets: Targets, now: datetime) -> str:
+        """A button of `step` (besides Back, Cancel, the groups' and Publish): the next step;
+        UnknownChoice if the step offers no such button, ParseError as for typed input."""
+        if action == "skip":
+            return self.skip(step)
+        if action == "keep":
+            return self.keep(step, now)
+        if action == "kind" and step == "minimum":
+            return self.choose_minimum(value)
+        if action == "pick":
+            return self.pick(step, value, targets, now)
+        if action == "now" and step == "opens":
+            return self.open_now()
+        if action == "default" and step == "reminders":
+            return self.default_reminders()
+        raise UnknownChoice(action)
+
     def pick(self, step: str, choice: str, targets: Targets, now: datetime) -> str:
         """A quick pick of the closes / opens step: the same as typing its expression."""
         picks = CLOSE_PICKS if step == "closes" else OPEN_PICKS if step == "opens" else {}
