@@ -42,12 +42,11 @@ from handlers.schedule_views import ScheduleCB, ScheduleItemCB, schedule_error_t
 from handlers.wizard import Wizard, number, out_of_date
 from models import Group, User
 from services import calendar
-from services import deals as deal_service
 from services.admins import AdminDirectory
 from services.drafts import UnknownChoice
 from services.errors import NotGroupAdmin
 from services.parsing import ParseError
-from services.post_draft import STEPS, PostDraft, chosen_groups, deal_code
+from services.post_draft import STEPS, PostDraft, chosen_groups, deal_code, linkable_deals
 from services.timezones import utcnow
 
 __all__ = ["ScheduleCB", "ScheduleItemCB", "router"]
@@ -89,12 +88,7 @@ async def step_view(
     if step == "content":
         return views.content_step()
     if step == "button":
-        deals = [
-            d
-            for d in await deal_service.owned_by(session, user.id, limit=10)
-            if d.status in ("scheduled", "open", "paused")
-        ][:6]
-        return views.button_step(deals)
+        return views.button_step(await linkable_deals(session, user.id))
     if step == "kind":
         return views.kind_step(draft)
     if step == "days":
@@ -333,45 +327,28 @@ async def edit_text_stray(message: Message, state: FSMContext, session: AsyncSes
 # ---------------------------------------------------------------- buttons, per state
 
 
-class Step:
-    """What a button handler works with: the update's context and the stored draft."""
-
-    def __init__(
-        self,
-        query: CallbackQuery,
-        state: FSMContext,
-        session: AsyncSession,
-        user: User,
-        admins: AdminDirectory,
-        data: dict[str, Any],
-    ) -> None:
-        self.query, self.state, self.session, self.user, self.admins = (
-            query, state, session, user, admins,
-        )  # fmt: skip
-        self.draft = PostDraft.from_data(data)
-
-    async def go(self, step: str | None) -> None:
-        await self.query.answer()
-        assert step is not None
-        await show(
-            self.query.bot, self.user, step, self.state, self.session, self.admins, draft=self.draft
-        )
-
-    async def alert(self, text: str) -> None:
-        await self.query.answer(text[:200], show_alert=True)
-
-    async def owned(self) -> set[int]:
-        return {g.id for g in await _owned(self.session, self.admins, self.user.id)}
-
-
-async def step_context(
+async def _go(
     query: CallbackQuery,
     state: FSMContext,
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
-) -> Step:
-    return Step(query, state, session, user, admins, await state.get_data())
+    draft: PostDraft,
+    step: str | None,
+) -> None:
+    await query.answer()
+    await show(query.bot, user, step or "preview", state, session, admins, draft=draft)
+
+
+async def _alert(query: CallbackQuery, text: str) -> None:
+    await query.answer(text[:200], show_alert=True)
+
+
+def _number(value: str) -> int:
+    found = number(value)
+    if found is None:
+        raise UnknownChoice(value)
+    return found
 
 
 async def groups_button(
@@ -382,45 +359,34 @@ async def groups_button(
     user: User,
     admins: AdminDirectory,
 ) -> None:
-    at = await step_context(query, state, session, user, admins)
-    draft = at.draft
-    if callback_data.action == "toggle":
-        try:
-            await at.go(draft.toggle_group(_number(callback_data.value), await at.owned()))
-        except NotGroupAdmin:
-            await at.alert(views.not_your_group())
-        except UnknownChoice:
-            await at.alert(out_of_date())
-        return
-    if draft.edit is None:
-        try:
-            following = draft.confirm_groups(await at.owned())
-        except ParseError as err:
-            await at.alert(schedule_error_text(err))
+    """Groups: toggle one the owner administers; Done (at least one; an edit is saved)."""
+    draft = PostDraft.from_data(await state.get_data())
+    owned = {g.id for g in await _owned(session, admins, user.id)}
+    try:
+        if callback_data.action == "toggle":
+            following = draft.toggle_group(_number(callback_data.value), owned)
+        elif draft.edit is None:
+            following = draft.confirm_groups(owned)
+        else:
+            await calendar.edit_groups(session, draft.edit, user.id, draft.group_ids, owned, now())
+            await state.clear()
+            await query.answer(_("Saved"))
+            await send_runs(query.bot, user, session, draft.edit, views.groups_updated())
             return
-        await at.go(following)
+    except NotGroupAdmin:
+        await _alert(query, views.not_your_group())
         return
-    try:  # an edit of the groups: saved now
-        await calendar.edit_groups(
-            session, draft.edit, user.id, draft.group_ids, await at.owned(), now()
-        )
+    except UnknownChoice:
+        await _alert(query, out_of_date())
+        return
     except ParseError as err:
-        await at.alert(schedule_error_text(err))
+        await _alert(query, schedule_error_text(err))
         return
     except calendar.PostNotFound:
         await state.clear()
-        await at.alert(views.post_gone())
+        await _alert(query, views.post_gone())
         return
-    await state.clear()
-    await query.answer(_("Saved"))
-    await send_runs(query.bot, user, session, draft.edit, views.groups_updated())
-
-
-def _number(value: str) -> int:
-    found = number(value)
-    if found is None:
-        raise UnknownChoice(value)
-    return found
+    await _go(query, state, session, user, admins, draft, following)
 
 
 async def deal_button(
@@ -431,59 +397,43 @@ async def deal_button(
     user: User,
     admins: AdminDirectory,
 ) -> None:
-    at = await step_context(query, state, session, user, admins)
+    """Button: one of the owner's deals (checked on the server)."""
+    draft = PostDraft.from_data(await state.get_data())
     try:
-        if callback_data.action == "nodeal":
-            following = at.draft.no_deal()
-        else:
-            following = await at.draft.choose_deal(session, user.id, _number(callback_data.value))
+        following = await draft.choose_deal(session, user.id, _number(callback_data.value))
     except UnknownChoice:
-        await at.alert(out_of_date())
+        await _alert(query, out_of_date())
         return
     except ParseError as err:
-        await at.alert(schedule_error_text(err))
+        await _alert(query, schedule_error_text(err))
         return
-    await at.go(following)
+    await _go(query, state, session, user, admins, draft, following)
 
 
-async def kind_button(
-    query: CallbackQuery,
-    callback_data: ScheduleCB,
-    state: FSMContext,
-    session: AsyncSession,
-    user: User,
-    admins: AdminDirectory,
-) -> None:
-    at = await step_context(query, state, session, user, admins)
-    try:
-        following = at.draft.choose_kind(callback_data.value)
-    except UnknownChoice:
-        await at.alert(out_of_date())
-        return
-    await at.go(following)
+def button_at(step: str) -> Callable[..., Awaitable[None]]:
+    """The handler of `step`'s own buttons (kind, weekdays, No button)."""
 
+    async def pressed(
+        query: CallbackQuery,
+        callback_data: ScheduleCB,
+        state: FSMContext,
+        session: AsyncSession,
+        user: User,
+        admins: AdminDirectory,
+    ) -> None:
+        draft = PostDraft.from_data(await state.get_data())
+        try:
+            following = draft.choose(step, callback_data.action, callback_data.value)
+        except UnknownChoice:
+            await _alert(query, out_of_date())
+            return
+        except ParseError as err:
+            await _alert(query, schedule_error_text(err))
+            return
+        await _go(query, state, session, user, admins, draft, following)
 
-async def days_button(
-    query: CallbackQuery,
-    callback_data: ScheduleCB,
-    state: FSMContext,
-    session: AsyncSession,
-    user: User,
-    admins: AdminDirectory,
-) -> None:
-    at = await step_context(query, state, session, user, admins)
-    try:
-        if callback_data.action == "day":
-            following = at.draft.toggle_day(_number(callback_data.value))
-        else:
-            following = at.draft.confirm_days()
-    except UnknownChoice:
-        await at.alert(out_of_date())
-        return
-    except ParseError as err:
-        await at.alert(schedule_error_text(err))
-        return
-    await at.go(following)
+    pressed.__name__ = f"{step}_button"
+    return pressed
 
 
 async def save_button(
@@ -494,9 +444,9 @@ async def save_button(
     user: User,
     admins: AdminDirectory,
 ) -> None:
-    at = await step_context(query, state, session, user, admins)
-    spec = at.draft.spec()
-    owned = await at.owned()
+    draft = PostDraft.from_data(await state.get_data())
+    spec = draft.spec()
+    owned = {g.id for g in await _owned(session, admins, user.id)}
     spec.group_ids = [i for i in spec.group_ids if i in owned]
     try:
         post = await calendar.create(session, user.id, spec, now())
@@ -628,9 +578,10 @@ def router() -> Router:
 
     cb = r.callback_query
     cb.register(groups_button, *at("groups", "toggle", "done"))
-    cb.register(deal_button, *at("button", "deal", "nodeal"))
-    cb.register(kind_button, *at("kind", "kind"))
-    cb.register(days_button, *at("days", "day", "done"))
+    cb.register(deal_button, *at("button", "deal"))
+    for step in ("button", "kind", "days"):
+        state = StateFilter(getattr(ScheduleWizard, step))
+        cb.register(button_at(step), state, ScheduleCB.filter(F.step == step))
     cb.register(save_button, *at("preview", "save"))
     WIZARD.register_stale(r)  # buttons of another step, or of no open wizard
     cb.register(item_button, ScheduleItemCB.filter())

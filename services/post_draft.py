@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Group
-from services import calendar
+from models import Deal, Group
+from services import calendar, deals
 from services.calendar import KINDS, PostSpec
 from services.deals import minute_of, parse_code
 from services.drafts import Draft, Flow, UnknownChoice, from_iso, ints, iso
@@ -41,12 +41,24 @@ async def chosen_groups(session: AsyncSession, group_ids: list[int] | None) -> l
     return [found[i] for i in ids if i in found]
 
 
+async def linkable_deals(session: AsyncSession, owner_id: int, limit: int = 6) -> list[Deal]:
+    """The owner's latest deals not closed yet, for the post's button."""
+    recent = await deals.owned_by(session, owner_id, limit=10)
+    return [d for d in recent if d.status in deals.OPEN_STATES][:limit]
+
+
 def deal_code(text: str) -> int:
     """'D12' → 12 (ParseError deal_unknown if it is no deal code)."""
     deal_id = parse_code(text)
     if deal_id is None:
         raise ParseError("deal_unknown")
     return deal_id
+
+
+def _day(value: str) -> int:
+    if not (value.isdigit() and len(value) == 1):
+        raise UnknownChoice(value)
+    return int(value)
 
 
 @dataclass
@@ -123,6 +135,19 @@ class PostDraft(Draft):
         return FLOW.after(step, self._passed)
 
     # ------------------------------------------------------------ steps
+
+    def choose(self, step: str, action: str, value: str) -> str | None:
+        """A button of the kind, days or button step (No button): the next step;
+        UnknownChoice if the step offers no such button, ParseError if Done is too early."""
+        if step == "kind" and action == "kind":
+            return self.choose_kind(value)
+        if step == "days" and action == "day":
+            return self.toggle_day(_day(value))
+        if step == "days" and action == "done":
+            return self.confirm_days()
+        if step == "button" and action == "nodeal":
+            return self.no_deal()
+        raise UnknownChoice(action)
 
     def toggle_group(self, group_id: int, owned: set[int]) -> str:
         if group_id not in owned:
