@@ -180,14 +180,15 @@ async def _show(step: str, query: CallbackQuery, state: FSMContext, **data: Any)
     await show(query.bot, data["user"], step, state, data["session"], data["admins"])
 
 
-async def _leave(step: str, query: CallbackQuery, state: FSMContext, **data: Any) -> None:
-    """Back on the first step: an edit returns to the post's menu; a new post stays."""
+async def _leave(step: str, query: CallbackQuery, state: FSMContext, **data: Any) -> bool:
+    """Back on the first step of an edit returns to the post's menu."""
     draft = PostDraft.from_data(await state.get_data())
     if draft.edit is None:
-        await _show(step, query, state, **data)
-        return
+        return False
     await state.clear()
+    await query.answer()
     await send_edit_menu(query.bot, data["user"], draft.edit)
+    return True
 
 
 def _previous(step: str, data: dict[str, Any]) -> str | None:

@@ -69,6 +69,7 @@ class AtItsStep(Filter):
 
 
 Show = Callable[..., Awaitable[None]]
+Leave = Callable[..., Awaitable[bool]]
 
 
 @dataclass
@@ -77,7 +78,8 @@ class Wizard:
 
     `previous(step, data)`: the step before `step` for the draft in the FSM data (None: the
     first); `show(step, query, state, **data)` shows a step; `leave(step, query, state,
-    **data)`, if given, is what Back on the first step does."""
+    **data)`, if given, may take Back on the first step elsewhere (True: it did, and
+    answered the query)."""
 
     states: type[StatesGroup]
     cb: type[CallbackData]
@@ -86,7 +88,7 @@ class Wizard:
     closed: Callable[[], str]  # alert: a button when the wizard is over
     previous: Callable[[str, dict[str, Any]], str | None]
     show: Show
-    leave: Show | None = None
+    leave: Leave | None = None
 
     def step(self, raw_state: str | None) -> str | None:
         return step_of(self.states, raw_state)
@@ -138,9 +140,10 @@ class Wizard:
         if previous is not None:
             await query.answer()
             await self.show(previous, query, state, session=session, user=user, **data)
-        elif self.leave is not None:
-            await query.answer()
-            await self.leave(callback_data.step, query, state, session=session, user=user, **data)
+        elif self.leave is not None and await self.leave(
+            callback_data.step, query, state, session=session, user=user, **data
+        ):
+            pass  # left the wizard (and answered)
         else:
             await query.answer(_("This is the first step."))
 
