@@ -51,14 +51,19 @@ def deal_data(gid: int) -> dict:
     return {"draft": draft}
 
 
-@pytest.mark.parametrize("step", deal_draft.STEPS)
-@pytest.mark.parametrize("stray", ["location", "photo", "text"])
+STRAYS = [
+    (step, stray)
+    for step in deal_draft.STEPS
+    for stray in ("location", "photo", "text")
+    if (stray, step) != ("photo", "photo") and not (stray == "text" and step in deal_draft.TYPED)
+]  # what each step does not accept
+
+
+@pytest.mark.parametrize(("step", "stray"), STRAYS)
 async def test_stray_input_at_every_deal_step_shows_the_step_again(
     harness, frozen, step: str, stray: str
 ) -> None:
     gid = await add_group(harness)
-    if (stray, step) == ("photo", "photo") or (stray == "text" and step in deal_draft.TYPED):
-        pytest.skip("accepted there")
     data = deal_data(gid)
     await put(harness, f"DealWizard:{step}", data)
     harness.api.clear()
