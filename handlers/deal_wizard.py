@@ -42,7 +42,6 @@ from typing import Any
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, StateFilter
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -52,6 +51,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from handlers.callbacks import WizardCB
 from handlers.common import quote
 from handlers.deal_texts import (
     local_times,
@@ -172,13 +172,6 @@ SKIPPED: dict[str, dict[str, Any]] = {
     "pickup": {"pickup": ""},
     "reminders": {"reminders": ""},  # the "No reminders" button
 }
-
-
-class WizardCB(CallbackData, prefix="dw"):
-    step: str  # the step the button belongs to ("-" for resume / restart)
-    # back | cancel | skip | keep | toggle | done | kind | pick | now | default | publish | …
-    action: str
-    value: str = ""
 
 
 def state_of(step: str) -> State:

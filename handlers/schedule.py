@@ -25,7 +25,6 @@ from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, StateFilter
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -33,6 +32,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.callbacks import ScheduleCB, ScheduleItemCB
 from handlers.common import quote
 from handlers.deal_texts import local_time, parse_error_text
 from models import Group, User
@@ -60,17 +60,6 @@ class ScheduleWizard(StatesGroup):
     when = State()
     preview = State()
     edit_text = State()
-
-
-class ScheduleCB(CallbackData, prefix="sw"):
-    step: str
-    action: str  # toggle | done | back | cancel | deal | nodeal | kind | day | save
-    value: str = ""
-
-
-class ScheduleItemCB(CallbackData, prefix="si"):
-    action: str  # pause | resume | edit | etext | etime | egroups | delete | new | list
-    post_id: int = 0
 
 
 def weekday_names() -> list[str]:

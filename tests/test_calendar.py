@@ -12,7 +12,7 @@ from aiogram.types import PhotoSize
 from sqlalchemy import func, select
 
 from handlers import schedule as schedule_handlers
-from handlers.schedule import ScheduleCB, ScheduleItemCB
+from handlers.callbacks import ScheduleCB, ScheduleItemCB
 from models import ScheduledPost, ScheduledTarget
 from services import calendar
 from services.parsing import ParseError
