@@ -51,5 +51,6 @@ def build_routers() -> list[Router]:
         activity.router(),  # group /top, /hideme and /showme, private /members (owners)
         status.router(),  # private /status (operators: delivery figures, next due items)
         start.router(),  # private /start, /lang, /help
-        start.fallback_router(),  # private: unknown commands and stray text get a hint
+        start.fallback_router(),  # private: unknown commands and stray text get a hint; any
+        # button no handler took (forged, out of range, old) is answered "out of date"
     ]

@@ -1,4 +1,4 @@
-"""Shared pieces of the handlers: callback data, keyboards and texts used in several places."""
+"""Shared pieces of the handlers: keyboards and texts used in several places."""
 
 from __future__ import annotations
 
