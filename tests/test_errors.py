@@ -120,6 +120,25 @@ def test_values_beyond_the_bounds_do_not_unpack(factory) -> None:
                 factory.unpack(forged)
 
 
+def _forged(factory: type[CallbackData]) -> str:
+    """The factory's longest data with its first field pushed past its bound."""
+    name = next(iter(factory.model_fields))
+    ge, le, max_length = _bounds(factory, name)
+    parts = factory(**_longest(factory)[0]).pack().split(":")
+    parts[1] = "y" * (max_length + 1) if max_length is not None else str(le + 1)
+    return ":".join(parts)
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=lambda f: f.__name__)
+async def test_a_forged_button_of_every_factory_is_answered(harness, factory) -> None:
+    """Out-of-range data does not unpack, so no handler of the factory takes it; the
+    fallback still answers it (the client would otherwise keep waiting)."""
+    chat = CLUB if factory is DealCB else private(ERIN)
+    await harness.feed(harness.updates.callback(ERIN, _forged(factory), chat=chat))
+    [answer] = harness.api.answers()
+    assert answer.show_alert and answer.text == "This button is out of date."
+
+
 def test_ids_follow_their_columns() -> None:
     assert callbacks.MAX_ID == 2**31 - 1 and callbacks.MAX_BIG == 2**63 - 1
     assert DealCB.unpack(f"dp:join:{2**31 - 1}:0").deal_id == 2**31 - 1
