@@ -26,8 +26,8 @@ from sqlalchemy import select
 
 from bench.common import add_groups, create_deal, mark_posted, member_id
 from bench.process import SECRET, BotProcess, bot_env, free_port, healthy, wait_until, webhook_env
-from bot.posts import DealCB
 from bot.runner import SECRET_HEADER
+from handlers.callbacks import DealCB
 from models import Database, Deal, Order
 from tests.builders import Updates, group, person
 from tests.http_fake import FakeBotApiServer

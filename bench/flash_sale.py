@@ -19,8 +19,9 @@ from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, EditMessage
 from sqlalchemy import func, select
 
 from bench.common import add_groups, create_deal, make_app, member_id, mount, ms, percentile
-from bot.posts import DealCB, publish
+from bot.posts import publish
 from bot.runner import process
+from handlers.callbacks import DealCB
 from models import Deal, Order
 from services import deals as deal_service
 from services.timezones import utcnow

@@ -19,7 +19,7 @@ from sqlalchemy import insert
 
 from bench.common import add_groups, create_deal, group_chat_id, mark_posted, member_id
 from bench.process import BotProcess, bot_env, read_rss, wait_until
-from bot.posts import DealCB
+from handlers.callbacks import DealCB
 from models import Database, Membership, User
 from services.timezones import utcnow
 from tests.builders import Updates, group, person

@@ -41,8 +41,9 @@ from bench.common import (
     member_id,
     mount,
 )
-from bot.posts import DealCB, publish
+from bot.posts import publish
 from bot.runner import InFlight, process_batch
+from handlers.callbacks import DealCB
 from models import Deal, Order
 from tests.builders import Updates, group, person
 from tests.fake_api import FakeTelegram

@@ -28,7 +28,6 @@ from html import escape
 from typing import Any, TypeVar
 
 from aiogram import Bot
-from aiogram.filters.callback_data import CallbackData
 from aiogram.methods import EditMessageCaption, EditMessageText, SendMessage, SendPhoto
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n, ngettext
@@ -36,6 +35,7 @@ from aiogram.utils.i18n import gettext as _
 from babel.dates import format_skeleton
 
 from bot.sender import Sender, sender_for
+from handlers.callbacks import DealCB
 from models import Database, Deal, Group, Order, User
 from services import deals as deal_service
 from services.deals import Closing
@@ -52,14 +52,6 @@ ALERT_LIMIT = 200  # answerCallbackQuery text
 MAX_LISTED = 30  # sign-up entries shown before "…and N more"
 NAME_MAX = 32
 QUANTITY_CHOICES = (1, 2, 3, 5)
-
-
-class DealCB(CallbackData, prefix="dp"):
-    """Buttons of a deal post. Ids only; everything is checked again on the server."""
-
-    action: str  # join | qty | cancel | share | info
-    deal_id: int
-    qty: int = 0
 
 
 # ---------------------------------------------------------------- rendering

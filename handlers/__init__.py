@@ -2,34 +2,39 @@
 
 Each call builds fresh routers, so several Dispatchers can live in one process (tests,
 benchmarks, two instances sharing a database).
+
+The handler modules are imported when the routers are built, not with the package: modules
+outside it (bot.posts) use `handlers.callbacks` and are themselves used by handlers.
 """
 
 from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import (
-    activity,
-    credit,
-    deal_post,
-    deal_wizard,
-    digest,
-    groups,
-    invites,
-    my_orders,
-    owner_deals,
-    owner_orders,
-    privacy,
-    schedule,
-    settings,
-    share,
-    start,
-    status,
-)
-
 
 def build_routers() -> list[Router]:
+    from handlers import (
+        activity,
+        credit,
+        deal_post,
+        deal_wizard,
+        digest,
+        errors,
+        groups,
+        invites,
+        my_orders,
+        owner_deals,
+        owner_orders,
+        privacy,
+        schedule,
+        settings,
+        share,
+        start,
+        status,
+    )
+
     return [
+        errors.router(),  # first: whatever a handler raised is answered (and logged) here
         groups.router(),  # my_chat_member, chat_member, migrations, group /help and /settings
         deal_wizard.router(),  # private /newdeal wizard (state before the generic handlers)
         owner_deals.router(),  # private /deals: the owner's deals and their actions
@@ -46,5 +51,6 @@ def build_routers() -> list[Router]:
         activity.router(),  # group /top, /hideme and /showme, private /members (owners)
         status.router(),  # private /status (operators: delivery figures, next due items)
         start.router(),  # private /start, /lang, /help
-        start.fallback_router(),  # private: unknown commands and stray text get a hint
+        start.fallback_router(),  # private: unknown commands and stray text get a hint; any
+        # button no handler took (forged, out of range, old) is answered "out of date"
     ]

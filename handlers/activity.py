@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.filters.callback_data import CallbackData
 from aiogram.methods import AnswerCallbackQuery, SendMessage
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.callbacks import MembersCB
 from handlers.common import group_gone, group_picker, quote, show
 from models import Database, Group, User
 from services import activity as activity_service
@@ -37,12 +37,6 @@ from services.errors import GroupNotFound, NotGroupAdmin
 GROUP_TYPES = {"group", "supergroup"}
 NAME_CHARS = 40
 LIST_BUDGET = 1600  # characters per list of names: two lists stay far below 4096
-
-
-class MembersCB(CallbackData, prefix="mem"):
-    action: str  # open | core | list
-    group_id: int = 0
-    n: int = 0
 
 
 # ---------------------------------------------------------------- texts

@@ -1,4 +1,4 @@
-"""Shared pieces of the handlers: callback data, keyboards and texts used in several places."""
+"""Shared pieces of the handlers: keyboards and texts used in several places."""
 
 from __future__ import annotations
 
@@ -6,20 +6,16 @@ from collections.abc import Callable, Iterable
 from html import escape
 
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.callbacks import LangCB
 from models import Group, User
 from services.admins import AdminDirectory
 from services.errors import GroupNotFound, NotGroupAdmin
 from services.locales import LANGUAGE_NAMES, SUPPORTED_LANGUAGES
-
-
-class LangCB(CallbackData, prefix="lang"):
-    code: str
 
 
 def language_keyboard() -> InlineKeyboardMarkup:

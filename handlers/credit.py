@@ -19,18 +19,18 @@ import logging
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, StateFilter
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.callbacks import CommissionCB, MyCreditCB
 from handlers.common import group_gone, group_of_form, group_picker, group_title, quote, show
 from handlers.credit_texts import bad_days_text, bad_percent_text, kind_label, percent_text
 from handlers.credit_texts import signed_money as signed
 from handlers.deal_texts import parse_error_text
-from handlers.owner_orders import MAX_ID, current_language, local_time, member_name
+from handlers.owner_orders import current_language, local_time, member_name
 from models import Group, User
 from services import credit as credit_service
 from services import deals as deal_service
@@ -44,25 +44,9 @@ from services.timezones import utcnow
 
 log = logging.getLogger(__name__)
 
-MAX_USER_ID = 2**63 - 1
 TEXT_BUDGET = 3500
 HISTORY_LINES = 5
 OFF_WORDS = {"off", "none", "clear", "default", "关", "关闭", "取消"}
-
-
-class CommissionCB(CallbackData, prefix="com"):
-    """action: list | open | pct | days | son / soff (allow / stop spending credit) |
-    bal (balances) | pay (ask an amount for `user_id` in `cur`) | cancel."""
-
-    action: str
-    group_id: int = 0
-    user_id: int = 0
-    cur: str = ""
-
-
-class MyCreditCB(CallbackData, prefix="mc"):
-    action: str  # use | view
-    order_id: int = 0
 
 
 class CommissionForm(StatesGroup):
@@ -313,7 +297,7 @@ async def commission_button(
         await query.answer()
         text, keyboard = await balances_view(session, group)
         await show(query, text, keyboard)
-    elif data.action == "pay" and 0 < data.user_id <= MAX_USER_ID and len(data.cur) == 3:
+    elif data.action == "pay" and data.user_id > 0 and len(data.cur) == 3:
         have = await credit_service.balance(session, group.id, data.user_id, data.cur)
         if have <= 0:
             await query.answer(_("This member has no credit to pay out."), show_alert=True)
@@ -510,7 +494,7 @@ def cannot_spend_text(exc: CannotSpend) -> str:
 async def my_credit_button(
     query: CallbackQuery, callback_data: MyCreditCB, session: AsyncSession, user: User
 ) -> None:
-    if callback_data.action == "use" and 0 < callback_data.order_id <= MAX_ID:
+    if callback_data.action == "use" and callback_data.order_id > 0:
         try:
             entry = await credit_service.spend(session, callback_data.order_id, user.id, utcnow())
         except CannotSpend as exc:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import logging
 
 from aiogram import F, Router
-from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
 from aiogram.methods import AnswerCallbackQuery, SendMessage
-from aiogram.types import CallbackQuery, ErrorEvent, Message
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from sqlalchemy import inspect as sa_inspect
@@ -25,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.middlewares.admission import FLAG as ADMISSION
 from bot.middlewares.admission import JoinRequest
 from bot.posts import (
-    DealCB,
     PostRefresher,
     cut,
     details_text,
@@ -36,6 +34,7 @@ from bot.posts import (
     share_link,
     share_text,
 )
+from handlers.callbacks import DealCB, valid_id
 from handlers.deal_texts import domain_error_text
 from models import Database, Deal, Group, User
 from models.db import after_commit
@@ -51,7 +50,6 @@ from services.timezones import utcnow
 
 log = logging.getLogger(__name__)
 GROUP_TYPES = {"group", "supergroup"}
-MAX_ID = 2**31 - 1  # deals.id is a 32-bit integer; larger ids in forged data are refused early
 READ_ACTIONS = {"info"}
 
 
@@ -116,10 +114,6 @@ def confirmation(change: Change, title: str) -> str:
     )
 
 
-def _valid_id(deal_id: int) -> bool:
-    return 0 < deal_id <= MAX_ID
-
-
 def _touch(
     session: AsyncSession,
     posts: PostRefresher,
@@ -147,8 +141,6 @@ def tap_request(query: CallbackQuery, data: dict) -> JoinRequest | None:
     """Join +1 and ×N taps go through the admission gate (bot.middlewares.admission)."""
     callback_data = data.get("callback_data")
     if query.message is None or not isinstance(callback_data, DealCB):
-        return None
-    if not _valid_id(callback_data.deal_id):
         return None
     if callback_data.action == "join":
         units = 1
@@ -197,7 +189,7 @@ async def order_button(
 ) -> AnswerCallbackQuery:
     """Join +1, ×N (an absolute quantity) and Cancel my order."""
     chat = query.message.chat if query.message is not None else None
-    if chat is None or not _valid_id(callback_data.deal_id):
+    if chat is None:
         return query.answer(not_posted_here(), show_alert=True)
     try:
         deal, group = await deal_service.posted_in_chat(session, callback_data.deal_id, chat.id)
@@ -231,7 +223,7 @@ async def info_button(
 ) -> AnswerCallbackQuery:
     """Details: read only, no write transaction."""
     chat = query.message.chat if query.message is not None else None
-    if chat is None or not _valid_id(callback_data.deal_id):
+    if chat is None:
         return query.answer(not_posted_here(), show_alert=True)
     async with db.read() as session:
         try:
@@ -250,7 +242,7 @@ async def share_button(
     private chat shows it ready to forward (handlers.share), even for members who never
     started the bot."""
     chat = query.message.chat if query.message is not None else None
-    if chat is None or not _valid_id(callback_data.deal_id):
+    if chat is None:
         return query.answer(not_posted_here(), show_alert=True)
     try:
         deal, group = await deal_service.posted_in_chat(session, callback_data.deal_id, chat.id)
@@ -267,25 +259,6 @@ async def unknown_button(query: CallbackQuery) -> AnswerCallbackQuery:
     return query.answer(stale_button(), show_alert=True)
 
 
-def _is_deal_button(event: ErrorEvent) -> bool:
-    query = event.update.callback_query
-    return query is not None and (query.data or "").startswith(DealCB.__prefix__ + ":")
-
-
-async def button_failed(event: ErrorEvent) -> None:
-    """A deal button failed unexpectedly (e.g. the database was unreachable); its
-    transaction was rolled back. The member is still answered, so they can tap again."""
-    query = event.update.callback_query
-    log.error(
-        "update %s: deal button %r failed", event.update.update_id, query.data,
-        exc_info=event.exception,
-    )  # fmt: skip
-    try:
-        await query.answer(_("Something went wrong. Please try again."), show_alert=True)
-    except TelegramAPIError as exc:
-        log.warning("could not answer callback %s: %s", query.id, exc)
-
-
 # ---------------------------------------------------------------- commands
 
 
@@ -295,7 +268,7 @@ def parse_buy(args: str | None) -> tuple[int, int] | None:
     if not 1 <= len(parts) <= 2:
         return None
     deal_id = deal_service.parse_code(parts[0])
-    if deal_id is None or not _valid_id(deal_id):
+    if deal_id is None or not valid_id(deal_id):
         return None
     try:
         quantity = parse_quantity(parts[1]) if len(parts) == 2 else 1
@@ -344,7 +317,7 @@ async def cancel_command(
 ) -> SendMessage:
     parts = (command.args or "").split()
     deal_id = deal_service.parse_code(parts[0]) if len(parts) == 1 else None
-    if deal_id is None or not _valid_id(deal_id):
+    if deal_id is None or not valid_id(deal_id):
         return message.reply(cancel_usage())
     try:
         deal, group = await deal_service.posted_in_chat(session, deal_id, message.chat.id)
@@ -394,5 +367,4 @@ def router() -> Router:
     r.callback_query.register(share_button, DealCB.filter(F.action == "share"))
     r.callback_query.register(order_button, DealCB.filter(), flags={ADMISSION: tap_request})
     r.callback_query.register(unknown_button, F.data.startswith(DealCB.__prefix__ + ":"))
-    r.errors.register(button_failed, _is_deal_button)
     return r

@@ -56,8 +56,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from handlers import deal_wizard_views as views
+from handlers.callbacks import WizardCB
 from handlers.deal_texts import local_times, parse_error_text
-from handlers.deal_wizard_views import WizardCB, not_an_owner
+from handlers.deal_wizard_views import not_an_owner
 from handlers.wizard import Wizard, number, out_of_date
 from models import Database, Group, User
 from models.db import after_commit

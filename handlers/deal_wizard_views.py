@@ -5,23 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
+from handlers.callbacks import WizardCB
 from handlers.common import quote
 from handlers.deal_texts import local_times, money, participants, reminders_text, units
 from handlers.wizard import button, nav_row
 from models import Group
 from services.deal_draft import NUMBERED, OPTIONAL, DealDraft, Targets
 from services.timezones import to_local
-
-
-class WizardCB(CallbackData, prefix="dw"):
-    step: str  # the step the button belongs to ("-" for resume / restart)
-    # back | cancel | skip | keep | toggle | done | kind | pick | now | default | publish | …
-    action: str
-    value: str = ""
 
 
 def _b(text: str, step: str, action: str, value: str = "") -> InlineKeyboardButton:

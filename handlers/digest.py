@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from handlers import digest_texts as texts
+from handlers.callbacks import DigestCB
 from handlers.common import quote
 from models import Database, Group, User
 from services import digest as digest_service
@@ -32,11 +32,6 @@ from services.errors import GroupNotFound, NotGroupAdmin
 from services.timezones import utcnow
 
 GROUPS_PER_DIGEST = 10
-
-
-class DigestCB(CallbackData, prefix="dg"):
-    action: str  # sub | unsub | on | off
-    group_id: int
 
 
 async def send_digest(message: Message, digest: digest_service.GroupDigest) -> None:

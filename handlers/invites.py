@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.posts import PostRefresher, cut, tg_len
+from handlers.callbacks import InviteCB, InvitesCB, valid_id
 from handlers.common import group_picker, quote
 from models import Database, Group, User
 from models.db import after_commit
@@ -47,19 +48,10 @@ from services.timezones import to_local, utcnow
 log = logging.getLogger(__name__)
 GROUP_TYPES = {"group", "supergroup"}
 NOTICE_EVERY = 24 * 3600.0  # seconds between two notices to a group's admins (per reason)
-MAX_ID = 2**31 - 1
 TEXT_LIMIT = 4096
 TOP = 10
 RECENT = 30
 START_PREFIX = "inv_"
-
-
-class InviteCB(CallbackData, prefix="inv"):
-    group_id: int
-
-
-class InvitesCB(CallbackData, prefix="ivs"):
-    group_id: int
 
 
 class RightsNotices:
@@ -278,7 +270,7 @@ async def issue(
 
 async def _member_group(bot: Bot, session: AsyncSession, group_id: int, user_id: int):
     """The active group, if the user is in it (as we know it, else as Telegram says)."""
-    if not 0 < group_id <= MAX_ID:
+    if not valid_id(group_id):  # from a deep link (a button's id is bounded already)
         return None
     group = await session.get(Group, group_id)
     if group is None or not group.is_active:
@@ -461,9 +453,6 @@ async def invites_chosen(
     user: User,
     admins: AdminDirectory,
 ) -> None:
-    if not 0 < callback_data.group_id <= MAX_ID:
-        await query.answer(_("This button is out of date."), show_alert=True)
-        return
     try:
         group = await admins.require_admin(session, callback_data.group_id, user.id)
     except (NotGroupAdmin, GroupNotFound):
@@ -476,4 +465,4 @@ async def invites_chosen(
     await query.bot.send_message(user.id, await _report_for(session, group))
 
 
-__all__ = ["InviteCB", "InvitesCB", "RightsNotices", "credit_from", "issue", "router"]
+__all__ = ["RightsNotices", "credit_from", "issue", "router"]

@@ -11,7 +11,6 @@ import logging
 
 from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy import select
@@ -19,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.posts import PostRefresher
+from handlers.callbacks import MyOrdersCB
 from handlers.common import quote, show
 from handlers.owner_orders import (
-    MAX_ID,
     current_language,
     fulfilment_label,
     local_time,
@@ -40,12 +39,6 @@ log = logging.getLogger(__name__)
 PAGE_BUDGET = 3200
 PAGE_ITEMS = 10
 LIMIT = 100
-
-
-class MyOrdersCB(CallbackData, prefix="my"):
-    action: str  # page | cancel
-    order_id: int = 0
-    page: int = 0
 
 
 def _cancellable(order: Order, deal: Deal) -> bool:
@@ -211,7 +204,7 @@ def closed(deal: Deal) -> str:
 
 async def _cancel(session: AsyncSession, user: User, order_id: int) -> tuple[str | None, int]:
     """Cancel the member's order: (None, deal id) when done, else (why not, 0)."""
-    order = await session.get(Order, order_id) if 0 < order_id <= MAX_ID else None
+    order = await session.get(Order, order_id) if order_id > 0 else None
     if order is None or order.user_id != user.id:
         log.info("user %s refused cancelling order %s (not theirs or unknown)", user.id, order_id)
         return _("That order is not yours or no longer exists."), 0

@@ -24,7 +24,6 @@ from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, StateFilter
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from handlers import deal_wizard
+from handlers.callbacks import OwnerDealCB
 from handlers.common import quote
 from handlers.deal_texts import (
     domain_error_text,
@@ -61,14 +61,6 @@ MAX_DESCRIPTION = deal_wizard.MAX_DESCRIPTION
 def now() -> datetime:
     """This module's clock (UTC); tests monkeypatch it."""
     return utcnow()
-
-
-class OwnerDealCB(CallbackData, prefix="od"):
-    # list | open | desc | later | stock | rem | remdef | remoff | pause | resume | close |
-    # cancel | cancel_yes | dup
-    action: str
-    deal_id: int = 0
-    page: int = 0
 
 
 class OwnerEdit(StatesGroup):

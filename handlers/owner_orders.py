@@ -21,7 +21,6 @@ from datetime import datetime
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
-from aiogram.filters.callback_data import CallbackData
 from aiogram.methods import AnswerCallbackQuery, SendMessage
 from aiogram.types import (
     BufferedInputFile,
@@ -37,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.posts import PostRefresher
 from bot.sender import Sender, sender_for
+from handlers.callbacks import OrdersCB
 from handlers.common import quote, show
 from handlers.credit_texts import change_notice, see_balance
 from handlers.deal_texts import status_name
@@ -59,20 +59,7 @@ PAGE_ITEMS = 24
 NAME_MAX = (
     64  # characters of a member's name in a list line  # orders per page (each may get a button)
 )
-MAX_ID = 2**31 - 1  # ids are 32-bit integers; larger ones in forged data are refused early
 ACTIONS = ("list", "csv", "xlsx", "order", "mark", "ask", "all", "paid", "rfask", "refund")
-
-
-class OrdersCB(CallbackData, prefix="ord"):
-    """action: list (page of a deal's orders) | csv | xlsx | order (one order's card) |
-    mark (one order to `state`) | ask (confirm marking all) | all (mark all to `state`) |
-    paid (mark one order paid) | rfask (confirm a refund) | refund (cancel a confirmed order)."""
-
-    action: str
-    deal_id: int
-    order_id: int = 0
-    state: str = ""
-    page: int = 0
 
 
 # ---------------------------------------------------------------- shared presentation
@@ -669,9 +656,6 @@ async def orders_button(
     runner sends once the transaction has committed (never "Marked paid." for a change that
     then rolled back)."""
     data = callback_data
-    if not (0 < data.deal_id <= MAX_ID and 0 <= data.order_id <= MAX_ID):
-        await query.answer(unknown_deal(), show_alert=True)
-        return
     if data.action not in ACTIONS or (
         data.action in ("mark", "ask", "all") and data.state not in fulfilment_service.STATES
     ):

@@ -18,7 +18,6 @@ from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.methods import AnswerCallbackQuery, RevokeChatInviteLink
 from aiogram.types import (
@@ -32,6 +31,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.sender import Sender
+from handlers.callbacks import ForgetCB
 from models import User
 from models.db import after_commit
 from services import privacy
@@ -39,10 +39,6 @@ from services import privacy
 log = logging.getLogger(__name__)
 
 BACKGROUND: set[asyncio.Future[Any]] = set()
-
-
-class ForgetCB(CallbackData, prefix="forget"):
-    action: str  # confirm | cancel
 
 
 def spawn(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:

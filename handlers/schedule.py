@@ -38,7 +38,8 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import schedule_views as views
-from handlers.schedule_views import ScheduleCB, ScheduleItemCB, schedule_error_text
+from handlers.callbacks import ScheduleCB, ScheduleItemCB
+from handlers.schedule_views import schedule_error_text
 from handlers.wizard import Wizard, number, out_of_date
 from models import Group, User
 from services import calendar

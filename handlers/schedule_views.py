@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
-from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
+from handlers.callbacks import ScheduleCB, ScheduleItemCB
 from handlers.common import quote
 from handlers.deal_texts import local_time, parse_error_text
 from handlers.wizard import button, nav_row
@@ -17,17 +17,6 @@ from models import Deal, Group
 from services.calendar import Listed
 from services.parsing import ParseError
 from services.post_draft import PostDraft
-
-
-class ScheduleCB(CallbackData, prefix="sw"):
-    step: str
-    action: str  # toggle | done | back | cancel | deal | nodeal | kind | day | save
-    value: str = ""
-
-
-class ScheduleItemCB(CallbackData, prefix="si"):
-    action: str  # pause | resume | edit | etext | etime | egroups | delete | new | list
-    post_id: int = 0
 
 
 def _b(text: str, step: str, action: str, value: str = "") -> InlineKeyboardButton:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, StateFilter
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -16,6 +15,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import LocaleCache
+from handlers.callbacks import GroupLangCB, SettingsCB
 from handlers.common import group_gone, group_of_form, group_picker, quote
 from models import Group, User
 from services import groups as group_service
@@ -30,16 +30,6 @@ from services.errors import (
 from services.locales import LANGUAGE_NAMES, SUPPORTED_LANGUAGES
 
 FIELDS = ("tz", "cur", "lang")
-
-
-class SettingsCB(CallbackData, prefix="set"):
-    action: str  # open | tz | cur | lang | list | cancel
-    group_id: int = 0
-
-
-class GroupLangCB(CallbackData, prefix="glang"):
-    group_id: int
-    code: str
 
 
 class SettingsForm(StatesGroup):

@@ -14,7 +14,6 @@ import logging
 
 from aiogram import F, Router
 from aiogram.filters import CommandObject, CommandStart
-from aiogram.filters.callback_data import CallbackData
 from aiogram.methods import AnswerCallbackQuery
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
@@ -31,6 +30,7 @@ from bot.posts import (
     share_link,
     tg_len,
 )
+from handlers.callbacks import PrivateDealCB, valid_id
 from handlers.common import quote
 from handlers.deal_post import confirmation, fresh, refusal
 from models import Deal, Group, User
@@ -43,17 +43,7 @@ from services.orders import OrderError
 from services.timezones import utcnow
 
 log = logging.getLogger(__name__)
-MAX_ID = 2**31 - 1
 DEAL_PREFIX = "deal_"
-
-
-class PrivateDealCB(CallbackData, prefix="pdj"):
-    """Join buttons under a deal shown in private: ids only, checked again on the server."""
-
-    action: str  # join | qty | cancel
-    deal_id: int
-    group_id: int
-    qty: int = 0
 
 
 def private_keyboard(deal: Deal, group_id: int) -> InlineKeyboardMarkup | None:
@@ -112,7 +102,7 @@ async def _deal_link(message: Message, session: AsyncSession, user: User, raw: s
     deal_id = int(digits) if digits.isdigit() and len(digits) < 10 else 0
     groups = (
         await referral_service.groups_of_deal(session, deal_id, user.id)
-        if 0 < deal_id <= MAX_ID
+        if valid_id(deal_id)
         else []
     )
     found = await referral_service.deal_in_group(session, deal_id, groups[0].id) if groups else None
@@ -183,11 +173,8 @@ async def private_order_button(
     posts: PostRefresher,
 ) -> AnswerCallbackQuery:
     """Join +1, ×N and Cancel under a deal shown in private: an order in the link's group."""
-    ids_ok = 0 < callback_data.deal_id <= MAX_ID and 0 < callback_data.group_id <= MAX_ID
-    found = (
-        await referral_service.deal_in_group(session, callback_data.deal_id, callback_data.group_id)
-        if ids_ok
-        else None
+    found = await referral_service.deal_in_group(
+        session, callback_data.deal_id, callback_data.group_id
     )
     if found is None:
         return query.answer(not_available(), show_alert=True)

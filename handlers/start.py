@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.i18n import LocaleCache
-from handlers.common import LangCB, help_text, language_keyboard, quote
+from handlers.callbacks import LangCB
+from handlers.common import help_text, language_keyboard, quote
 from handlers.settings import show_group_list
 from models import User
 from services import groups as group_service

@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 from aiogram import methods as m
 from sqlalchemy import select, update
 
-from handlers.credit import CommissionCB, MyCreditCB
-from handlers.owner_orders import OrdersCB
+from handlers.callbacks import CommissionCB, MyCreditCB, OrdersCB
 from models import CreditEntry, Deal, Group, GroupAdmin, Order
 from services import credit, fulfilment
 from services.timezones import utcnow

@@ -20,12 +20,12 @@ from bot.posts import (
     CAPTION_LIMIT,
     MAX_LISTED,
     TEXT_LIMIT,
-    DealCB,
     PostRefresher,
     publish,
     render_card,
     tg_len,
 )
+from handlers.callbacks import DealCB
 from models import Deal, DealPost, Group, Order, User
 from models.db import after_commit
 from services import deals
@@ -380,6 +380,7 @@ async def test_forged_callback_data_is_refused_and_changes_nothing(harness) -> N
     assert await publish_deal(harness, elsewhere) == 1
     refusal = "This deal is not posted in this chat."
     impossible = "That quantity is not possible."
+    stale = "This button is out of date."  # numbers out of range do not even unpack
 
     cases = [
         (DealCB(action="join", deal_id=999_999).pack(), GROUP, refusal),
@@ -387,12 +388,17 @@ async def test_forged_callback_data_is_refused_and_changes_nothing(harness) -> N
         (DealCB(action="info", deal_id=elsewhere).pack(), GROUP, refusal),
         (DealCB(action="join", deal_id=deal_id).pack(), private(ALICE), refusal),
         (DealCB(action="qty", deal_id=deal_id, qty=0).pack(), GROUP, impossible),
-        (DealCB(action="qty", deal_id=deal_id, qty=-5).pack(), GROUP, impossible),
-        (DealCB(action="qty", deal_id=deal_id, qty=10**9).pack(), GROUP, impossible),
-        (DealCB(action="steal", deal_id=deal_id).pack(), GROUP, "This button is out of date."),
-        ("dp:join:99999999999999999999:0", GROUP, refusal),
-        ("dp:join:abc:0", GROUP, "This button is out of date."),
-        ("dp:", GROUP, "This button is out of date."),
+        (f"dp:qty:{deal_id}:-5", GROUP, stale),
+        (f"dp:qty:{deal_id}:{10**9}", GROUP, stale),
+        (f"dp:qty:{deal_id}:10001", GROUP, stale),  # above MAX_QUANTITY
+        (DealCB(action="steal", deal_id=deal_id).pack(), GROUP, stale),
+        ("dp:join:99999999999999999999:0", GROUP, stale),
+        (f"dp:join:{2**31}:0", GROUP, stale),
+        ("dp:join:0:0", GROUP, stale),
+        ("dp:join:-1:0", GROUP, stale),
+        ("dp:join:abc:0", GROUP, stale),
+        ("dp:" + "x" * 13 + f":{deal_id}:0", GROUP, stale),  # an action longer than any
+        ("dp:", GROUP, stale),
     ]  # fmt: skip
     for data, chat, expected in cases:
         answer = await press_raw(harness, ALICE, data, chat=chat)

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from bot.factory import create_app
 from bot.runner import process
 from handlers import deal_wizard
-from handlers.deal_wizard import WizardCB
+from handlers.callbacks import WizardCB
 from models import Deal, DealPost, Group
 from tests.builders import group, person, private
 from tests.fake_api import FakeTelegram

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from bot.factory import create_app
 from bot.i18n import LOCALES_DIR, make_i18n
 from bot.runner import process
-from handlers.common import LangCB
+from handlers.callbacks import LangCB
 from services import groups as group_service
 from services import people
 from services.errors import InvalidCurrency, InvalidLanguage, InvalidTimezone

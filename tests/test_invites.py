@@ -14,7 +14,7 @@ from aiogram.types import User as TgUser
 from sqlalchemy import func, select
 
 from bot.posts import PostRefresher, tg_len
-from handlers.invites import InviteCB, InvitesCB
+from handlers.callbacks import InviteCB, InvitesCB
 from models import Group, GroupAdmin, InviteLink, Membership, Referral, User
 from services import referrals
 from services.timezones import utcnow
@@ -162,10 +162,13 @@ async def test_member_of_two_groups_picks_one_and_forged_choices_are_refused(har
 
     # a group Carol is not in (Telegram says she left), and a group that does not exist
     harness.api.members[(GROUP.id, CAROL.id)] = ChatMemberLeft(user=CAROL)
-    for forged in (first, 999_999, 2**40):
+    for forged in (first, 999_999):
         data = InviteCB(group_id=forged).pack()
         refused = await tap(harness, CAROL, data)
         assert refused.show_alert and "not in that group" in refused.text
+    for data in (f"inv:{2**40}", "inv:0", "inv:-1"):  # out of range: answered, not unpacked
+        refused = await tap(harness, CAROL, data)
+        assert refused.show_alert and "out of date" in refused.text
     assert len(harness.api.of(CreateChatInviteLink)) == 1
     async with harness.db.read() as s:
         assert await s.scalar(select(func.count()).select_from(InviteLink)) == 1
@@ -364,8 +367,8 @@ async def test_owner_sees_who_invited_whom(harness) -> None:
     assert "Only owners and administrators" in (await say(harness, CAROL, "/invites")).text
     refused = await tap(harness, CAROL, InvitesCB(group_id=group_id).pack())
     assert refused.show_alert and "Only owners and administrators" in refused.text
-    stale = await tap(harness, OWNER, InvitesCB(group_id=2**40).pack())
-    assert stale.show_alert
+    stale = await tap(harness, OWNER, f"ivs:{2**40}")
+    assert stale.show_alert and "out of date" in stale.text
 
 
 async def test_invites_report_fits_telegram_and_picks_a_group(harness) -> None:

@@ -9,7 +9,8 @@ from datetime import timedelta
 from aiogram.methods import EditMessageText
 from sqlalchemy import select
 
-from handlers.activity import LIST_BUDGET, MembersCB
+from handlers.activity import LIST_BUDGET
+from handlers.callbacks import MembersCB
 from models import (
     Group,
     GroupActivityDay,
@@ -293,13 +294,10 @@ async def test_bad_core_threshold_is_refused_with_the_reason(harness) -> None:
         text = await private_text(harness, OWNER, bad)
         assert "from 1 to 14" in text and "/members core 5" in text, bad
     assert "Usage:" in await private_text(harness, OWNER, "/members everyone")
-    # a forged button with a bad number changes nothing either
-    await harness.feed(
-        harness.updates.callback(
-            OWNER, MembersCB(action="core", group_id=gid, n=99).pack(), chat=private(OWNER)
-        )
-    )
-    assert "from 1 to 14" in harness.api.answers()[-1].text
+    # a forged button with a bad number changes nothing either (it does not even unpack)
+    for forged in (f"mem:core:{gid}:99", f"mem:core:{gid}:15", f"mem:core:{gid}:-1"):
+        await harness.feed(harness.updates.callback(OWNER, forged, chat=private(OWNER)))
+        assert "out of date" in harness.api.answers()[-1].text
     async with harness.db.read() as s:
         assert (await s.get(Group, gid)).core_min_days == 5
 

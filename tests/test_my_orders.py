@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from aiogram import methods as m
 from sqlalchemy import select
 
-from handlers.my_orders import MyOrdersCB
+from handlers.callbacks import MyOrdersCB
 from models import Deal, Group, Order
 from services import deals, orders, people
 from services.money import format_money
@@ -66,8 +66,9 @@ async def my_orders(harness, user) -> m.SendMessage:
     return harness.api.sent(user.id)[-1]
 
 
-async def tap(harness, user, data: MyOrdersCB) -> m.AnswerCallbackQuery:
-    await harness.feed(harness.updates.callback(user, data.pack()))
+async def tap(harness, user, data: MyOrdersCB | str) -> m.AnswerCallbackQuery:
+    packed = data if isinstance(data, str) else data.pack()
+    await harness.feed(harness.updates.callback(user, packed))
     return harness.api.answers()[-1]
 
 
@@ -176,9 +177,12 @@ async def test_cancel_refused_when_paused(harness) -> None:
 async def test_forged_cancels_are_refused(harness) -> None:
     group_id = await make_group(harness, -100801, "Asia/Shanghai")
     _deal_id, ids = await make_deal(harness, group_id, [(ALICE, 2)])
-    for order_id in (ids[ALICE.id], 999_999, 2**40, -1):
+    for order_id in (ids[ALICE.id], 999_999, 0):
         answer = await tap(harness, BOB, MyOrdersCB(action="cancel", order_id=order_id))
         assert answer.show_alert and "not yours" in answer.text
+    for forged in (f"my:cancel:{2**40}:0", "my:cancel:-1:0", "my:page:0:-1"):
+        answer = await tap(harness, BOB, forged)  # out of range: answered, not unpacked
+        assert answer.show_alert and "out of date" in answer.text
     answer = await tap(harness, ALICE, MyOrdersCB(action="nuke", order_id=ids[ALICE.id]))
     assert answer.show_alert
     assert await order_state(harness, ids[ALICE.id]) == ("active", 2)

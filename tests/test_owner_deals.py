@@ -12,8 +12,7 @@ from aiogram.methods import AnswerCallbackQuery, SendMessage
 from sqlalchemy import func, select
 
 from handlers import deal_wizard
-from handlers.deal_wizard import WizardCB
-from handlers.owner_deals import OwnerDealCB
+from handlers.callbacks import OwnerDealCB, WizardCB
 from models import Deal, DealPost, Group, Order
 from services import deals, orders
 from services.timezones import utcnow

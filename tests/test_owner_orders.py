@@ -13,7 +13,7 @@ from aiogram import methods as m
 from openpyxl import load_workbook
 from sqlalchemy import select, update
 
-from handlers.owner_orders import OrdersCB
+from handlers.callbacks import OrdersCB
 from models import Deal, Group, Order, User
 from services import deals, fulfilment, orders, people
 from services.money import format_money
@@ -103,8 +103,9 @@ async def command(harness, user, text: str) -> str:
     return harness.api.texts(user.id)[-1]
 
 
-async def tap(harness, user, data: OrdersCB) -> m.AnswerCallbackQuery:
-    await harness.feed(harness.updates.callback(user, data.pack()))
+async def tap(harness, user, data: OrdersCB | str) -> m.AnswerCallbackQuery:
+    packed = data if isinstance(data, str) else data.pack()
+    await harness.feed(harness.updates.callback(user, packed))
     return harness.api.answers()[-1]
 
 
@@ -203,8 +204,11 @@ async def test_only_the_owner_sees_the_orders(harness) -> None:
     ):
         answer = await tap(harness, OTHER_OWNER, data)
         assert answer.show_alert and "Only the owner" in answer.text
-    answer = await tap(harness, OWNER, OrdersCB(action="list", deal_id=2**40))
+    answer = await tap(harness, OWNER, OrdersCB(action="list", deal_id=2**31 - 1))
     assert answer.show_alert and "does not exist" in answer.text
+    for forged in (f"ord:list:{2**40}:0::0", "ord:list:0:0::0", f"ord:list:{deal_id}:0::10000"):
+        answer = await tap(harness, OWNER, forged)  # out of range: answered, not unpacked
+        assert answer.show_alert and "out of date" in answer.text
     answer = await tap(harness, OWNER, OrdersCB(action="hack", deal_id=deal_id))
     assert answer.show_alert
     assert harness.api.of(m.SendDocument) == []
@@ -401,7 +405,8 @@ async def test_fulfilment_refusals_change_nothing(harness) -> None:
             OrdersCB(action="order", deal_id=open_id, order_id=done_ids[WANG.id]),
             "does not exist",
         ),
-        (OWNER, OrdersCB(action="mark", deal_id=open_id, order_id=2**40, state="ready"), None),
+        (OWNER, f"ord:mark:{open_id}:{2**40}:ready:0", "out of date"),
+        (OWNER, OrdersCB(action="mark", deal_id=open_id, order_id=2**31 - 1, state="ready"), None),
         (OWNER, OrdersCB(action="mark", deal_id=open_id, order_id=1, state="eaten"), None),
     ]
     for user, data, reason in cases:

@@ -15,7 +15,7 @@ from aiogram import methods as m
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, select
 
 from handlers import privacy as privacy_handlers
-from handlers.privacy import ForgetCB
+from handlers.callbacks import ForgetCB
 from models import (
     Base,
     CreditEntry,

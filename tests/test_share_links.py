@@ -11,8 +11,7 @@ from datetime import timedelta
 from aiogram.methods import EditMessageText, SendPhoto
 from sqlalchemy import delete, func, select, update
 
-from bot.posts import DealCB
-from handlers.share import PrivateDealCB
+from handlers.callbacks import DealCB, PrivateDealCB
 from models import Deal, DealPost, Group, Order, ShareClick, ShareLink
 from services import orders as order_service
 from services import referrals
@@ -60,9 +59,10 @@ def buttons(message) -> list[str]:
     return [b.callback_data for row in markup.inline_keyboard for b in row] if markup else []
 
 
-async def tap_private(harness, user, data: PrivateDealCB):
+async def tap_private(harness, user, data: PrivateDealCB | str):
     before = len(harness.api.answers())
-    await harness.feed(harness.updates.callback(user, data.pack()))
+    packed = data if isinstance(data, str) else data.pack()
+    await harness.feed(harness.updates.callback(user, packed))
     answers = harness.api.answers()
     assert len(answers) == before + 1
     return answers[-1]
@@ -105,8 +105,7 @@ async def test_share_button_gives_each_member_their_own_link(harness) -> None:
         group_id,
     )
     # a deal not posted in this chat, and forged ids: refused, nothing stored
-    for forged in (deal_id + 1, 2**40):
-        data = DealCB(action="share", deal_id=forged).pack()
+    for data in (DealCB(action="share", deal_id=deal_id + 1).pack(), f"dp:share:{2**40}:0"):
         await harness.feed(harness.updates.callback(CAROL, data, chat=GROUP))
         assert harness.api.answers()[-1].show_alert and harness.api.answers()[-1].url is None
     async with harness.db.read() as s:
@@ -163,7 +162,8 @@ async def test_opening_a_link_shows_the_deal_and_join_from_private_is_attributed
     for forged in (
         PrivateDealCB(action="join", deal_id=deal_id, group_id=group_id + 1),
         PrivateDealCB(action="join", deal_id=deal_id + 1, group_id=group_id),
-        PrivateDealCB(action="join", deal_id=2**40, group_id=group_id),
+        f"pdj:join:{2**40}:{group_id}:0",  # out of range: does not unpack, still answered
+        f"pdj:qty:{deal_id}:{group_id}:-1",
         PrivateDealCB(action="bogus", deal_id=deal_id, group_id=group_id),
         PrivateDealCB(action="qty", deal_id=deal_id, group_id=group_id, qty=0),
     ):

@@ -9,8 +9,7 @@ import pytest
 from aiogram.fsm.storage.base import StorageKey
 from aiogram.types import Location, PhotoSize
 
-from handlers.deal_wizard import WizardCB
-from handlers.schedule import ScheduleCB
+from handlers.callbacks import ScheduleCB, WizardCB
 from services import deal_draft, post_draft
 from tests.builders import private
 from tests.test_deal_wizard import NOW, OWNER, add_group, full_draft
