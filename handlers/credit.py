@@ -27,10 +27,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.common import group_gone, group_of_form, group_picker, group_title, quote, show
-from handlers.credit_texts import bad_days_text, bad_percent_text, kind_label, percent_text
-from handlers.credit_texts import signed_money as signed
-from handlers.deal_texts import parse_error_text
-from handlers.owner_orders import MAX_ID, current_language, local_time, member_name
+from handlers.owner_orders import MAX_ID
 from models import Group, User
 from services import credit as credit_service
 from services import deals as deal_service
@@ -41,6 +38,10 @@ from services.errors import GroupNotFound, NotGroupAdmin
 from services.money import format_money
 from services.parsing import ParseError, parse_price
 from services.timezones import utcnow
+from views.credit_texts import bad_days_text, bad_percent_text, kind_label, percent_text
+from views.credit_texts import signed_money as signed
+from views.deal_texts import parse_error_text
+from views.owner_orders import current_language, local_time, member_name
 
 log = logging.getLogger(__name__)
 

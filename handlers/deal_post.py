@@ -36,7 +36,6 @@ from bot.posts import (
     share_link,
     share_text,
 )
-from handlers.deal_texts import domain_error_text
 from models import Database, Deal, Group, User
 from models.db import after_commit
 from services import deals as deal_service
@@ -48,6 +47,7 @@ from services.admission import AdmissionGate
 from services.orders import Change, OrderError
 from services.parsing import ParseError, parse_quantity
 from services.timezones import utcnow
+from views.deal_texts import domain_error_text
 
 log = logging.getLogger(__name__)
 GROUP_TYPES = {"group", "supergroup"}

@@ -53,14 +53,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from handlers.common import quote
-from handlers.deal_texts import (
-    local_times,
-    money,
-    parse_error_text,
-    participants,
-    reminders_text,
-    units,
-)
 from models import Database, Group, User
 from models.db import after_commit
 from services import deals as deal_service
@@ -76,6 +68,14 @@ from services.parsing import (
     parse_title,
 )
 from services.timezones import to_local, utcnow
+from views.deal_texts import (
+    local_times,
+    money,
+    parse_error_text,
+    participants,
+    reminders_text,
+    units,
+)
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from services import people
 from services import referrals as referral_service
 from services.admins import AdminDirectory
 from services.errors import GroupNotFound, NotGroupAdmin
-from services.locales import from_telegram
+from services.locales import recipient_language
 from services.timezones import to_local, utcnow
 
 log = logging.getLogger(__name__)
@@ -177,10 +177,6 @@ def pick_keyboard(groups: list[Group], factory: type[CallbackData]) -> InlineKey
     return group_picker(groups, lambda group: factory(group_id=group.id).pack())
 
 
-def _language(user: User, fallback: str) -> str:
-    return user.language or from_telegram(user.language_code) or fallback
-
-
 # ---------------------------------------------------------------- issuing links
 
 
@@ -222,7 +218,7 @@ async def _tell_admins(
     title = quote(group.title)
     messages = []
     for person in recipients:
-        with i18n.use_locale(_language(person, group.language)):
+        with i18n.use_locale(recipient_language(person, group, i18n.default_locale)):
             messages.append((person.id, admin_notice(reason, title, bot_name)))
     sender = posts.sender
 

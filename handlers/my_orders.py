@@ -20,20 +20,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.posts import PostRefresher
 from handlers.common import quote, show
-from handlers.owner_orders import (
-    MAX_ID,
-    current_language,
-    fulfilment_label,
-    local_time,
-    split_pages,
-    status_label,
-)
+from handlers.owner_orders import MAX_ID
 from models import Deal, DealPost, Group, Order, User
 from models.db import after_commit
 from services import deals as deal_service
 from services import orders as order_service
 from services.money import format_money
 from services.timezones import utcnow
+from views.owner_orders import (
+    current_language,
+    fulfilment_label,
+    local_time,
+    split_pages,
+    status_label,
+)
 
 log = logging.getLogger(__name__)
 

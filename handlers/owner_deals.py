@@ -35,7 +35,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from handlers import deal_wizard
 from handlers.common import quote
-from handlers.deal_texts import (
+from models import Database, Deal, Group, User
+from models.db import after_commit
+from services import deals as deal_service
+from services.admins import AdminDirectory
+from services.errors import DomainError
+from services.parsing import ParseError, parse_local_datetime, parse_quantity, parse_reminders
+from services.timezones import utcnow
+from views.deal_texts import (
     domain_error_text,
     local_times,
     money,
@@ -45,13 +52,6 @@ from handlers.deal_texts import (
     status_name,
     units,
 )
-from models import Database, Deal, Group, User
-from models.db import after_commit
-from services import deals as deal_service
-from services.admins import AdminDirectory
-from services.errors import DomainError
-from services.parsing import ParseError, parse_local_datetime, parse_quantity, parse_reminders
-from services.timezones import utcnow
 
 log = logging.getLogger(__name__)
 PAGE = 8

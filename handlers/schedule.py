@@ -34,7 +34,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.common import quote
-from handlers.deal_texts import local_time, parse_error_text
 from models import Group, User
 from services import calendar
 from services import deals as deal_service
@@ -42,6 +41,7 @@ from services.admins import AdminDirectory
 from services.calendar import PostSpec
 from services.parsing import ParseError, parse_local_datetime
 from services.timezones import utcnow
+from views.deal_texts import local_time, parse_error_text
 
 FLOW = ("groups", "content", "button", "kind", "days", "when", "preview")
 KIND_NAMES = ("once", "daily", "weekly", "cron")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from aiogram.utils.i18n import gettext as _
 
-from handlers.common import quote
 from models import CreditEntry, Deal, Group
 from services.credit import BadDays, BadPercent, format_percent
 from services.money import format_money
+from views.common import quote
 
 
 def percent_text(bp: int) -> str:

@@ -10,12 +10,11 @@ from aiogram.utils.i18n import gettext as _
 from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
 
-from handlers.common import quote
-from models import User
 from services.charts import render_chart
 from services.digest import AdminDigest, DigestArgError, Figure, GroupDigest, Period
-from services.locales import BABEL_LOCALES, SUPPORTED_LANGUAGES, from_telegram
+from services.locales import BABEL_LOCALES
 from services.money import format_money, minor_digits
+from views.common import quote
 
 MAX_TEXT = 4096
 DEALS_SHOWN = 10
@@ -30,13 +29,6 @@ def _lang() -> str:
 
 def _babel() -> str:
     return BABEL_LOCALES.get(_lang(), "en")
-
-
-def recipient_language(user: User, default: str) -> str:
-    """The language a person reads: their /lang choice, else Telegram's, else the default."""
-    if user.language in SUPPORTED_LANGUAGES:
-        return user.language
-    return from_telegram(user.language_code) or default
 
 
 def number(value: float) -> str:
