@@ -31,6 +31,8 @@ from handlers.owner_orders import MAX_ID
 from models import Group, User
 from services import credit as credit_service
 from services import deals as deal_service
+from services import groups as group_service
+from services import people
 from services.admins import AdminDirectory
 from services.credit import BadDays, BadPercent, CannotSpend, PayoutRefused
 from services.deals import DealNotFound, NotDealOwner
@@ -319,7 +321,7 @@ async def commission_button(
         if have <= 0:
             await query.answer(_("This member has no credit to pay out."), show_alert=True)
             return
-        member = await session.get(User, data.user_id)
+        member = await people.get(session, data.user_id)
         await state.set_state(CommissionForm.payout)
         await state.set_data({"group_id": group.id, "user_id": data.user_id, "cur": data.cur})
         await query.answer()
@@ -410,7 +412,7 @@ async def payout_typed(
         )
         return
     await state.clear()
-    member = await session.get(User, member_id)
+    member = await people.get(session, member_id)
     text, keyboard = await balances_view(session, group)
     await message.answer(
         _("Payout of {amount} to {name} recorded.").format(
@@ -446,7 +448,7 @@ async def my_credit_view(
     lines = [_("<b>Your credit</b>")]
     shown_groups: set[int] = set()
     for item in balances:
-        group = await session.get(Group, item.group_id)
+        group = await group_service.get(session, item.group_id)
         if group is None:  # pragma: no cover - entries are removed with their group
             continue
         block = [

@@ -29,7 +29,6 @@ from aiogram.types import (
 )
 from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.posts import PostRefresher, cut, tg_len
@@ -207,10 +206,7 @@ async def _tell_admins(
     ids = (await admins.admins_of(session, group)) - {requester}
     if not ids:
         return False
-    rows = await session.scalars(
-        select(User).where(User.id.in_(ids), User.started.is_(True), User.is_bot.is_(False))
-    )
-    recipients = list(rows)
+    recipients = await people.reachable(session, ids)
     if not recipients:
         return False
     if not notices.due(group.id, reason):
@@ -276,7 +272,7 @@ async def _member_group(bot: Bot, session: AsyncSession, group_id: int, user_id:
     """The active group, if the user is in it (as we know it, else as Telegram says)."""
     if not 0 < group_id <= MAX_ID:
         return None
-    group = await session.get(Group, group_id)
+    group = await group_service.get(session, group_id)
     if group is None or not group.is_active:
         return None
     if await referral_service.is_member(session, group.id, user_id):
