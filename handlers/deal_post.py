@@ -19,7 +19,6 @@ from aiogram.methods import AnswerCallbackQuery, SendMessage
 from aiogram.types import CallbackQuery, ErrorEvent, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.middlewares.admission import FLAG as ADMISSION
@@ -80,13 +79,6 @@ def not_posted_here() -> str:
 
 def stale_button() -> str:
     return _("This button is out of date.")
-
-
-async def fresh(session: AsyncSession, deal: Deal) -> None:
-    """Reload a deal whose attributes a rolled-back savepoint expired (a refused order
-    change rolls back its savepoint; reading an expired attribute would need IO here)."""
-    if sa_inspect(deal).expired_attributes:
-        await session.refresh(deal)
 
 
 def refusal(exc: OrderError, deal: Deal, group: Group) -> str:
@@ -218,7 +210,7 @@ async def order_button(
         else:
             return query.answer(stale_button(), show_alert=True)
     except OrderError as exc:
-        await fresh(session, deal)
+        await deal_service.fresh(session, deal)
         _learn_refusal(gate, deal.id, exc)
         return query.answer(refusal(exc, deal, group), show_alert=True)
     _touch(session, posts, deal.id, change, gate)
@@ -326,7 +318,7 @@ async def buy_command(
             session, deal.id, user.id, quantity, utcnow(), group_id=group.id
         )
     except OrderError as exc:
-        await fresh(session, deal)
+        await deal_service.fresh(session, deal)
         _learn_refusal(gate, deal.id, exc)
         return message.reply(refusal(exc, deal, group))
     _touch(session, posts, deal.id, change, gate)
@@ -353,7 +345,7 @@ async def cancel_command(
     try:
         change = await order_service.cancel(session, deal.id, user.id, utcnow())
     except OrderError as exc:
-        await fresh(session, deal)
+        await deal_service.fresh(session, deal)
         return message.reply(refusal(exc, deal, group))
     _touch(session, posts, deal.id, change, gate)
     return message.reply(quote(confirmation(change, deal.title)))

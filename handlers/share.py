@@ -32,7 +32,7 @@ from bot.posts import (
     tg_len,
 )
 from handlers.common import quote
-from handlers.deal_post import confirmation, fresh, refusal
+from handlers.deal_post import confirmation, refusal
 from models import Deal, Group, User
 from models.db import after_commit
 from services import deals as deal_service
@@ -207,7 +207,7 @@ async def private_order_button(
         else:
             return query.answer(_("This button is out of date."), show_alert=True)
     except OrderError as exc:
-        await fresh(session, deal)
+        await deal_service.fresh(session, deal)
         return query.answer(refusal(exc, deal, group), show_alert=True)
     if change.changed:
         after_commit(session, lambda: posts.touch(deal.id))
