@@ -9,7 +9,7 @@ from datetime import timedelta
 from aiogram.methods import EditMessageText
 from sqlalchemy import select
 
-from handlers.activity import LIST_BUDGET, MembersCB
+from handlers.activity import MembersCB
 from models import (
     Group,
     GroupActivityDay,
@@ -22,6 +22,7 @@ from services.activity import local_today
 from services.timezones import utcnow
 from tests.builders import group, person, private
 from tests.test_deal_post import ALICE, BOB, CAROL, GROUP, OWNER, press, ready, refresher
+from views.activity import LIST_BUDGET
 
 TZ = "Asia/Shanghai"
 DAN = person(604, "Dan")
