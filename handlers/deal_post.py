@@ -29,13 +29,12 @@ from bot.posts import (
     cut,
     details_text,
     duration,
-    local_time,
     money,
     quote,
     share_link,
     share_text,
 )
-from models import Database, Deal, Group, User
+from models import Database, User
 from models.db import after_commit
 from services import deals as deal_service
 from services import groups as group_service
@@ -46,6 +45,15 @@ from services.admission import AdmissionGate
 from services.orders import Change, OrderError
 from services.parsing import ParseError, parse_quantity
 from services.timezones import utcnow
+from views.deal_post import (
+    buy_usage,
+    cancel_usage,
+    confirmation,
+    not_here,
+    not_posted_here,
+    refusal,
+    stale_button,
+)
 from views.deal_texts import domain_error_text
 
 log = logging.getLogger(__name__)
@@ -55,57 +63,6 @@ READ_ACTIONS = {"info"}
 
 
 # ---------------------------------------------------------------- texts
-
-
-def buy_usage() -> str:
-    return _("Usage: {usage} (the deal code, then how many you want)").format(
-        usage="<code>/buy D17 2</code>"
-    )
-
-
-def cancel_usage() -> str:
-    return _("Usage: {usage}").format(usage="<code>/cancel D17</code>")
-
-
-def not_here(code: str) -> str:
-    return _("There is no deal {code} in this group. Send /deals to see what is open.").format(
-        code=quote(code)
-    )
-
-
-def not_posted_here() -> str:
-    return _("This deal is not posted in this chat.")
-
-
-def stale_button() -> str:
-    return _("This button is out of date.")
-
-
-def refusal(exc: OrderError, deal: Deal, group: Group) -> str:
-    if isinstance(exc, order_service.NotJoined) and deal.status in deal_service.FINAL_STATES:
-        exc = order_service.DealClosed(deal.id)  # a confirmed order cannot be cancelled either
-    if isinstance(exc, order_service.DealNotOpenYet):
-        return _("This deal is not open yet: it opens {when}.").format(
-            when=local_time(exc.opens_at, group)
-        )
-    return domain_error_text(exc)
-
-
-def confirmation(change: Change, title: str) -> str:
-    title = cut(title, 80)
-    if change.new_quantity == 0:
-        return _("Your order for {title} is cancelled.").format(title=title)
-    if not change.changed:
-        return _("You already have ×{quantity} of {title}.").format(
-            quantity=change.new_quantity, title=title
-        )
-    if change.old_quantity == 0:
-        return _("You're in: {title} ×{quantity}.").format(
-            title=title, quantity=change.new_quantity
-        )
-    return _("Your order for {title} is now ×{quantity}.").format(
-        title=title, quantity=change.new_quantity
-    )
 
 
 def _valid_id(deal_id: int) -> bool:

@@ -32,7 +32,6 @@ from bot.posts import (
     tg_len,
 )
 from handlers.common import quote
-from handlers.deal_post import confirmation, refusal
 from models import Deal, Group, User
 from models.db import after_commit
 from services import deals as deal_service
@@ -41,6 +40,7 @@ from services import people
 from services import referrals as referral_service
 from services.orders import OrderError
 from services.timezones import utcnow
+from views.deal_post import confirmation, refusal
 
 log = logging.getLogger(__name__)
 MAX_ID = 2**31 - 1
