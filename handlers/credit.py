@@ -40,6 +40,7 @@ from services.errors import GroupNotFound, NotGroupAdmin
 from services.money import format_money
 from services.parsing import ParseError, parse_price
 from services.timezones import utcnow
+from views.common import current_language
 from views.credit_texts import (
     bad_days_text,
     bad_percent_text,
@@ -53,7 +54,7 @@ from views.credit_texts import (
 )
 from views.credit_texts import signed_money as signed
 from views.deal_texts import parse_error_text
-from views.owner_orders import current_language, local_time, member_name
+from views.owner_orders import local_time, member_name
 
 log = logging.getLogger(__name__)
 

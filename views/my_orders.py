@@ -10,9 +10,8 @@ from models import Deal, Order
 from services import deals as deal_service
 from services.money import format_money
 from services.my_orders import CancelRefused, MyOrders, cancellable
-from views.common import quote
+from views.common import current_language, quote
 from views.owner_orders import (
-    current_language,
     fulfilment_label,
     local_time,
     split_pages,

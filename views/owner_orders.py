@@ -13,7 +13,7 @@ from datetime import datetime
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
-from aiogram.utils.i18n import I18n, get_i18n, ngettext
+from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 
 from models import Deal, Group, Order, User
@@ -23,7 +23,7 @@ from services.locales import recipient_language
 from services.money import format_money
 from services.owner_orders import CreditChange, DealOrders, OrderDetail, Recipients
 from services.timezones import to_local
-from views.common import quote
+from views.common import current_language, quote
 from views.credit_texts import change_notice, see_balance
 from views.deal_texts import status_name
 
@@ -34,10 +34,6 @@ NAME_MAX = 64  # characters of a member's name in a list line
 
 
 # ---------------------------------------------------------------- shared presentation
-
-
-def current_language() -> str:
-    return get_i18n().current_locale
 
 
 def local_time(moment: datetime | None, timezone: str) -> str:
