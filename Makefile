@@ -32,7 +32,7 @@ lint: setup
 
 locales-extract: $(STAMP)
 	$(BIN)/pybabel extract -k _ -k __ -k N_ -k ngettext:1,2 --no-location --sort-output \
-		--project=tuan -o locales/messages.pot bot handlers services scheduler
+		--project=tuan -o locales/messages.pot bot handlers views services scheduler
 
 locales-update: locales-extract
 	$(BIN)/pybabel update -d locales -D messages -i locales/messages.pot --no-fuzzy-matching --ignore-obsolete

@@ -39,7 +39,7 @@ from handlers.callbacks import DealCB
 from models import Database, Deal, Group, Order, User
 from services import deals as deal_service
 from services.deals import Closing
-from services.locales import BABEL_LOCALES, SUPPORTED_LANGUAGES, from_telegram
+from services.locales import BABEL_LOCALES, recipient_language
 from services.money import format_money
 from services.timezones import to_local, utcnow
 
@@ -551,15 +551,6 @@ class PostRefresher:
 # ---------------------------------------------------------------- closing
 
 
-def _language(user: User | None, fallback: str) -> str:
-    if user is not None:
-        if user.language in SUPPORTED_LANGUAGES:
-            return user.language
-        if language := from_telegram(user.language_code):
-            return language
-    return fallback
-
-
 def member_text(closing: Closing, order: Order, language: str) -> str:
     deal = closing.deal
     title = quote(deal.title)
@@ -661,20 +652,21 @@ async def announce_closing(
             session, [o.user_id for o in closing.orders] + [deal.owner_id]
         )
         groups = {group.id: group for _post, group in await deal_service.posts(session, deal.id)}
-    fallback = next(iter(groups.values())).language if groups else i18n.default_locale
+    # An order with no group (or whose group is gone) speaks of the deal's first group.
+    first = next(iter(groups.values()), None)
     notices: list[tuple[int, str]] = []
     for order in closing.orders:
         person = people.get(order.user_id)
         if person is None or not person.started or person.is_bot:
             continue
         group = groups.get(order.group_id) if order.group_id is not None else None
-        language = _language(person, group.language if group else fallback)
+        language = recipient_language(person, group or first, i18n.default_locale)
         with i18n.context(), i18n.use_locale(language):
             notices.append((person.id, member_text(closing, order, language)))
     # The sender paces them under Telegram's limits; they queue there, not here.
     results = await asyncio.gather(*(_private(sender, uid, text) for uid, text in notices))
     sent = sum(results)
-    language = _language(people.get(deal.owner_id), fallback)
+    language = recipient_language(people.get(deal.owner_id), first, i18n.default_locale)
     with i18n.context(), i18n.use_locale(language):
         text = owner_text(closing, language)
     if await _private(sender, deal.owner_id, text):

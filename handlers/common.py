@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from html import escape
 
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
@@ -16,6 +15,7 @@ from models import Group, User
 from services.admins import AdminDirectory
 from services.errors import GroupNotFound, NotGroupAdmin
 from services.locales import LANGUAGE_NAMES, SUPPORTED_LANGUAGES
+from views.common import quote as quote  # re-exported: handlers import it from here
 
 
 def language_keyboard() -> InlineKeyboardMarkup:
@@ -96,11 +96,6 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
         else:
             lines += ["", _("Open a private chat with me for your language and your groups.")]
     return "\n".join(lines)
-
-
-def quote(text: str | None) -> str:
-    """User text, made safe for HTML parse mode."""
-    return escape(text or "", quote=False)
 
 
 def group_gone() -> str:

@@ -27,13 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.callbacks import CommissionCB, MyCreditCB
 from handlers.common import group_gone, group_of_form, group_picker, group_title, quote, show
-from handlers.credit_texts import bad_days_text, bad_percent_text, kind_label, percent_text
-from handlers.credit_texts import signed_money as signed
-from handlers.deal_texts import parse_error_text
-from handlers.owner_orders import current_language, local_time, member_name
 from models import Group, User
 from services import credit as credit_service
 from services import deals as deal_service
+from services import groups as group_service
+from services import people
 from services.admins import AdminDirectory
 from services.credit import BadDays, BadPercent, CannotSpend, PayoutRefused
 from services.deals import DealNotFound, NotDealOwner
@@ -41,6 +39,21 @@ from services.errors import GroupNotFound, NotGroupAdmin
 from services.money import format_money
 from services.parsing import ParseError, parse_price
 from services.timezones import utcnow
+from views.common import current_language
+from views.credit_texts import (
+    bad_days_text,
+    bad_percent_text,
+    cancel_keyboard,
+    cannot_spend_text,
+    group_card,
+    kind_label,
+    percent_text,
+    refusal,
+    stale,
+)
+from views.credit_texts import signed_money as signed
+from views.deal_texts import parse_error_text
+from views.owner_orders import local_time, member_name
 
 log = logging.getLogger(__name__)
 
@@ -55,69 +68,7 @@ class CommissionForm(StatesGroup):
     payout = State()
 
 
-def refusal() -> str:
-    return _("Only the owner and administrators of a group can change its commission.")
-
-
-def stale() -> str:
-    return _("This button is out of date. Send /commission again.")
-
-
 # ---------------------------------------------------------------- /commission: the group
-
-
-def group_card(group: Group) -> tuple[str, InlineKeyboardMarkup]:
-    spendable = group.credit_spendable
-    text = "\n".join(
-        [
-            _("<b>Commission in {title}</b>").format(title=quote(group.title)),
-            _(
-                "Commission: {percent} of each order placed through a member's share link, "
-                "credited to that member when the order is picked up, delivered or paid, and "
-                "reversed if it is cancelled afterwards. One level only."
-            ).format(percent=percent_text(group.commission_bp)),
-            _("Attribution window: {days} days after the link was opened").format(
-                days=group.attribution_days
-            ),
-            _("Members may spend credit on their orders: {answer}").format(
-                answer=_("yes") if spendable else _("no")
-            ),
-            "",
-            _("A deal can have its own percentage: <code>/commission D17 8</code>."),
-        ]
-    )
-
-    def button(text: str, action: str) -> InlineKeyboardButton:
-        return InlineKeyboardButton(
-            text=text, callback_data=CommissionCB(action=action, group_id=group.id).pack()
-        )
-
-    keyboard = InlineKeyboardMarkup(
-        inline_keyboard=[
-            [button(_("Percentage"), "pct"), button(_("Attribution window"), "days")],
-            [
-                button(_("Stop credit spending"), "soff")
-                if spendable
-                else button(_("Allow credit spending"), "son")
-            ],
-            [button(_("Balances and payouts"), "bal")],
-            [button(_("« All groups"), "list")],
-        ]
-    )
-    return text, keyboard
-
-
-def cancel_keyboard(group_id: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=_("Cancel"),
-                    callback_data=CommissionCB(action="cancel", group_id=group_id).pack(),
-                )
-            ]
-        ]
-    )
 
 
 async def group_list(
@@ -260,7 +211,7 @@ async def commission_button(
     if data.action in ("open", "cancel"):
         await state.clear()
         await query.answer(_("Cancelled.") if data.action == "cancel" else None)
-        text, keyboard = group_card(group)
+        text, keyboard = group_card(group, CommissionCB)
         await show(query, text, keyboard)
     elif data.action == "pct":
         await state.set_state(CommissionForm.percent)
@@ -272,7 +223,7 @@ async def commission_button(
                 "Send the commission for {title} as a percentage from 0 to 50, for example "
                 "<code>5</code> or <code>7.5</code>. It is now {percent}."
             ).format(title=quote(group.title), percent=percent_text(group.commission_bp)),
-            reply_markup=cancel_keyboard(group.id),
+            reply_markup=cancel_keyboard(group.id, CommissionCB),
         )
     elif data.action == "days":
         await state.set_state(CommissionForm.days)
@@ -285,13 +236,13 @@ async def commission_button(
                 "credited to that member? Send 1 to 90, for example <code>7</code>. "
                 "It is now {days}."
             ).format(days=group.attribution_days),
-            reply_markup=cancel_keyboard(group.id),
+            reply_markup=cancel_keyboard(group.id, CommissionCB),
         )
     elif data.action in ("son", "soff"):
         await credit_service.set_spendable(session, group, data.action == "son")
         log.info("group %s credit spending %s by %s", group.id, group.credit_spendable, user.id)
         await query.answer(_("Saved."))
-        text, keyboard = group_card(group)
+        text, keyboard = group_card(group, CommissionCB)
         await show(query, text, keyboard)
     elif data.action == "bal":
         await query.answer()
@@ -302,7 +253,7 @@ async def commission_button(
         if have <= 0:
             await query.answer(_("This member has no credit to pay out."), show_alert=True)
             return
-        member = await session.get(User, data.user_id)
+        member = await people.get(session, data.user_id)
         await state.set_state(CommissionForm.payout)
         await state.set_data({"group_id": group.id, "user_id": data.user_id, "cur": data.cur})
         await query.answer()
@@ -316,7 +267,7 @@ async def commission_button(
                 balance=format_money(have, data.cur, current_language()),
                 example="10",
             ),
-            reply_markup=cancel_keyboard(group.id),
+            reply_markup=cancel_keyboard(group.id, CommissionCB),
         )
     else:
         await query.answer(stale(), show_alert=True)
@@ -331,12 +282,14 @@ async def percent_typed(
     try:
         bp = credit_service.parse_percent(message.text or "")
     except BadPercent as exc:
-        await message.answer(bad_percent_text(exc), reply_markup=cancel_keyboard(group.id))
+        await message.answer(
+            bad_percent_text(exc), reply_markup=cancel_keyboard(group.id, CommissionCB)
+        )
         return
     await credit_service.set_group_rate(session, group, bp)
     log.info("group %s commission set to %s bp by %s", group.id, bp, user.id)
     await state.clear()
-    text, keyboard = group_card(group)
+    text, keyboard = group_card(group, CommissionCB)
     await message.answer(_("Saved.") + "\n\n" + text, reply_markup=keyboard)
 
 
@@ -349,11 +302,13 @@ async def days_typed(
     try:
         days = credit_service.parse_days(message.text or "")
     except BadDays as exc:
-        await message.answer(bad_days_text(exc), reply_markup=cancel_keyboard(group.id))
+        await message.answer(
+            bad_days_text(exc), reply_markup=cancel_keyboard(group.id, CommissionCB)
+        )
         return
     await credit_service.set_attribution_days(session, group, days)
     await state.clear()
-    text, keyboard = group_card(group)
+    text, keyboard = group_card(group, CommissionCB)
     await message.answer(_("Saved.") + "\n\n" + text, reply_markup=keyboard)
 
 
@@ -369,14 +324,16 @@ async def payout_typed(
     try:
         price = parse_price(message.text or "", currency)
     except ParseError as exc:
-        await message.answer(parse_error_text(exc), reply_markup=cancel_keyboard(group.id))
+        await message.answer(
+            parse_error_text(exc), reply_markup=cancel_keyboard(group.id, CommissionCB)
+        )
         return
     if price.currency != currency:
         await message.answer(
             _("This balance is in {currency}; send the amount in {currency}.").format(
                 currency=currency
             ),
-            reply_markup=cancel_keyboard(group.id),
+            reply_markup=cancel_keyboard(group.id, CommissionCB),
         )
         return
     try:
@@ -389,11 +346,11 @@ async def payout_typed(
                 "That is more than the member's balance of {balance}; nothing was recorded. "
                 "Send at most {balance}."
             ).format(balance=format_money(max(exc.balance, 0), currency, language)),
-            reply_markup=cancel_keyboard(group.id),
+            reply_markup=cancel_keyboard(group.id, CommissionCB),
         )
         return
     await state.clear()
-    member = await session.get(User, member_id)
+    member = await people.get(session, member_id)
     text, keyboard = await balances_view(session, group)
     await message.answer(
         _("Payout of {amount} to {name} recorded.").format(
@@ -429,7 +386,7 @@ async def my_credit_view(
     lines = [_("<b>Your credit</b>")]
     shown_groups: set[int] = set()
     for item in balances:
-        group = await session.get(Group, item.group_id)
+        group = await group_service.get(session, item.group_id)
         if group is None:  # pragma: no cover - entries are removed with their group
             continue
         block = [
@@ -475,20 +432,6 @@ async def my_credit_view(
 async def my_credit_command(message: Message, session: AsyncSession, user: User) -> None:
     text, keyboard = await my_credit_view(session, user.id)
     await message.answer(text, reply_markup=keyboard)
-
-
-def cannot_spend_text(exc: CannotSpend) -> str:
-    if exc.reason == "not_allowed":
-        return _("This group does not allow spending credit on orders.")
-    if exc.reason == "no_credit":
-        return _("You have no credit left in that group.")
-    if exc.reason == "nothing_to_pay":
-        return _("Nothing is left to pay on that order.")
-    if exc.reason == "order":
-        return _(
-            "Credit can only be used on a confirmed order that is not paid or handed over yet."
-        )
-    return _("That order is not yours or no longer exists.")
 
 
 async def my_credit_button(

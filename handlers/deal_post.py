@@ -18,7 +18,6 @@ from aiogram.methods import AnswerCallbackQuery, SendMessage
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.middlewares.admission import FLAG as ADMISSION
@@ -28,15 +27,13 @@ from bot.posts import (
     cut,
     details_text,
     duration,
-    local_time,
     money,
     quote,
     share_link,
     share_text,
 )
 from handlers.callbacks import DealCB, valid_id
-from handlers.deal_texts import domain_error_text
-from models import Database, Deal, Group, User
+from models import Database, User
 from models.db import after_commit
 from services import deals as deal_service
 from services import groups as group_service
@@ -47,6 +44,16 @@ from services.admission import AdmissionGate
 from services.orders import Change, OrderError
 from services.parsing import ParseError, parse_quantity
 from services.timezones import utcnow
+from views.deal_post import (
+    buy_usage,
+    cancel_usage,
+    confirmation,
+    not_here,
+    not_posted_here,
+    refusal,
+    stale_button,
+)
+from views.deal_texts import domain_error_text
 
 log = logging.getLogger(__name__)
 GROUP_TYPES = {"group", "supergroup"}
@@ -54,64 +61,6 @@ READ_ACTIONS = {"info"}
 
 
 # ---------------------------------------------------------------- texts
-
-
-def buy_usage() -> str:
-    return _("Usage: {usage} (the deal code, then how many you want)").format(
-        usage="<code>/buy D17 2</code>"
-    )
-
-
-def cancel_usage() -> str:
-    return _("Usage: {usage}").format(usage="<code>/cancel D17</code>")
-
-
-def not_here(code: str) -> str:
-    return _("There is no deal {code} in this group. Send /deals to see what is open.").format(
-        code=quote(code)
-    )
-
-
-def not_posted_here() -> str:
-    return _("This deal is not posted in this chat.")
-
-
-def stale_button() -> str:
-    return _("This button is out of date.")
-
-
-async def fresh(session: AsyncSession, deal: Deal) -> None:
-    """Reload a deal whose attributes a rolled-back savepoint expired (a refused order
-    change rolls back its savepoint; reading an expired attribute would need IO here)."""
-    if sa_inspect(deal).expired_attributes:
-        await session.refresh(deal)
-
-
-def refusal(exc: OrderError, deal: Deal, group: Group) -> str:
-    if isinstance(exc, order_service.NotJoined) and deal.status in deal_service.FINAL_STATES:
-        exc = order_service.DealClosed(deal.id)  # a confirmed order cannot be cancelled either
-    if isinstance(exc, order_service.DealNotOpenYet):
-        return _("This deal is not open yet: it opens {when}.").format(
-            when=local_time(exc.opens_at, group)
-        )
-    return domain_error_text(exc)
-
-
-def confirmation(change: Change, title: str) -> str:
-    title = cut(title, 80)
-    if change.new_quantity == 0:
-        return _("Your order for {title} is cancelled.").format(title=title)
-    if not change.changed:
-        return _("You already have ×{quantity} of {title}.").format(
-            quantity=change.new_quantity, title=title
-        )
-    if change.old_quantity == 0:
-        return _("You're in: {title} ×{quantity}.").format(
-            title=title, quantity=change.new_quantity
-        )
-    return _("Your order for {title} is now ×{quantity}.").format(
-        title=title, quantity=change.new_quantity
-    )
 
 
 def _touch(
@@ -210,7 +159,7 @@ async def order_button(
         else:
             return query.answer(stale_button(), show_alert=True)
     except OrderError as exc:
-        await fresh(session, deal)
+        await deal_service.fresh(session, deal)
         _learn_refusal(gate, deal.id, exc)
         return query.answer(refusal(exc, deal, group), show_alert=True)
     _touch(session, posts, deal.id, change, gate)
@@ -299,7 +248,7 @@ async def buy_command(
             session, deal.id, user.id, quantity, utcnow(), group_id=group.id
         )
     except OrderError as exc:
-        await fresh(session, deal)
+        await deal_service.fresh(session, deal)
         _learn_refusal(gate, deal.id, exc)
         return message.reply(refusal(exc, deal, group))
     _touch(session, posts, deal.id, change, gate)
@@ -326,7 +275,7 @@ async def cancel_command(
     try:
         change = await order_service.cancel(session, deal.id, user.id, utcnow())
     except OrderError as exc:
-        await fresh(session, deal)
+        await deal_service.fresh(session, deal)
         return message.reply(refusal(exc, deal, group))
     _touch(session, posts, deal.id, change, gate)
     return message.reply(quote(confirmation(change, deal.title)))

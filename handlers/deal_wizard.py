@@ -57,7 +57,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from handlers import deal_wizard_views as views
 from handlers.callbacks import WizardCB
-from handlers.deal_texts import local_times, parse_error_text
 from handlers.deal_wizard_views import not_an_owner
 from handlers.wizard import Wizard, number, out_of_date
 from models import Database, Group, User
@@ -78,6 +77,7 @@ from services.drafts import UnknownChoice
 from services.errors import NotGroupAdmin
 from services.parsing import ParseError
 from services.timezones import utcnow
+from views.deal_texts import local_times, parse_error_text
 
 __all__ = ["MAX_DESCRIPTION", "WizardCB", "not_an_owner", "router", "start_copy", "spawn"]
 

@@ -10,11 +10,11 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import WizardCB
 from handlers.common import quote
-from handlers.deal_texts import local_times, money, participants, reminders_text, units
 from handlers.wizard import button, nav_row
 from models import Group
 from services.deal_draft import NUMBERED, OPTIONAL, DealDraft, Targets
 from services.timezones import to_local
+from views.deal_texts import local_times, money, participants, reminders_text, units
 
 
 def _b(text: str, step: str, action: str, value: str = "") -> InlineKeyboardButton:

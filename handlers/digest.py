@@ -21,7 +21,6 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from handlers import digest_texts as texts
 from handlers.callbacks import DigestCB
 from handlers.common import quote
 from models import Database, Group, User
@@ -30,6 +29,7 @@ from services.admins import AdminDirectory
 from services.digest import DigestArgError, InvalidDigestTime
 from services.errors import GroupNotFound, NotGroupAdmin
 from services.timezones import utcnow
+from views import digest_texts as texts
 
 GROUPS_PER_DIGEST = 10
 

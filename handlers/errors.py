@@ -37,9 +37,6 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from bot.posts import ALERT_LIMIT, cut
 from handlers.common import group_gone, quote
 from handlers.credit import cannot_spend_text
-from handlers.credit_texts import bad_days_text, bad_percent_text
-from handlers.deal_texts import domain_error_text
-from handlers.digest_texts import arg_error_text, time_error_text
 from handlers.owner_orders import bad_transition_text, not_confirmed_text, unknown_order
 from services import calendar, credit, digest, fulfilment
 from services.errors import (
@@ -50,6 +47,9 @@ from services.errors import (
     InvalidTimezone,
     NotGroupAdmin,
 )
+from views.credit_texts import bad_days_text, bad_percent_text
+from views.deal_texts import domain_error_text
+from views.digest_texts import arg_error_text, time_error_text
 
 log = logging.getLogger(__name__)
 

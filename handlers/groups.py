@@ -24,7 +24,7 @@ from services import groups as group_service
 from services.activity import ActivityBuffer
 from services.admins import AdminDirectory
 from services.groups import AdminInfo, Defaults
-from services.locales import from_telegram
+from services.locales import from_telegram, recipient_language
 
 log = logging.getLogger(__name__)
 GROUP_TYPES = {"group", "supergroup"}
@@ -77,9 +77,7 @@ async def bot_membership_changed(
             except TelegramAPIError as exc:
                 log.warning("could not greet chat %s: %s", chat.id, exc)
         if user is not None and not user.is_bot:
-            with i18n.use_locale(
-                user.language or from_telegram(user.language_code) or group.language
-            ):
+            with i18n.use_locale(recipient_language(user, group, i18n.default_locale)):
                 try:
                     await bot.send_message(
                         user.id,

@@ -27,12 +27,11 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     Message,
 )
-from aiogram.utils.i18n import I18n, ngettext
+from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.posts import PostRefresher, cut, tg_len
+from bot.posts import PostRefresher
 from handlers.callbacks import InviteCB, InvitesCB, valid_id
 from handlers.common import group_picker, quote
 from models import Database, Group, User
@@ -42,13 +41,13 @@ from services import people
 from services import referrals as referral_service
 from services.admins import AdminDirectory
 from services.errors import GroupNotFound, NotGroupAdmin
-from services.locales import from_telegram
-from services.timezones import to_local, utcnow
+from services.locales import recipient_language
+from services.timezones import utcnow
+from views.invites import admin_notice, link_text, member_refusal, not_in_group, report
 
 log = logging.getLogger(__name__)
 GROUP_TYPES = {"group", "supergroup"}
 NOTICE_EVERY = 24 * 3600.0  # seconds between two notices to a group's admins (per reason)
-TEXT_LIMIT = 4096
 TOP = 10
 RECENT = 30
 START_PREFIX = "inv_"
@@ -100,77 +99,11 @@ async def credit_from(event: ChatMemberUpdated, session: AsyncSession, group: Gr
         )  # fmt: skip
 
 
-# ---------------------------------------------------------------- texts
-
-
-def link_text(group: Group, link: str) -> str:
-    return "\n".join(
-        [
-            _("Your personal invite link to {title}:").format(title=quote(group.title)),
-            link,
-            "",
-            _(
-                "Send it to friends. Everyone who joins through it for the first time is "
-                "credited to you (people who were in the group before do not count)."
-            ),
-        ]
-    )
-
-
-def _why(reason: str, title: str) -> str:
-    if reason == "not_admin":
-        return _("I am not an administrator of {title}.").format(title=title)
-    return _(
-        "I am an administrator of {title}, but without the “Invite users via link” right."
-    ).format(title=title)
-
-
-def _fix(reason: str, title: str, bot_name: str) -> str:
-    if reason == "not_admin":
-        return _(
-            "What to change: make {bot} an administrator of {title} with the "
-            "“Invite users via link” right."
-        ).format(bot=bot_name, title=title)
-    return _(
-        "What to change: in {title}, edit the administrator rights of {bot} and turn on "
-        "“Invite users via link”."
-    ).format(bot=bot_name, title=title)
-
-
-def member_refusal(reason: str, title: str, bot_name: str, told: bool) -> str:
-    lines = [
-        _("I can't create an invite link for you yet.") + " " + _why(reason, title),
-        _fix(reason, title, bot_name),
-        _("I have told the group's admins.")
-        if told
-        else _("Please pass this on to the group's owner."),
-    ]
-    return "\n".join(lines)
-
-
-def admin_notice(reason: str, title: str, bot_name: str) -> str:
-    return "\n".join(
-        [
-            _(
-                "A member of {title} asked me for a personal invite link, but I can't create one."
-            ).format(title=title)
-            + " "
-            + _why(reason, title),
-            _fix(reason, title, bot_name),
-        ]
-    )
-
-
-def not_in_group() -> str:
-    return _("You are not in that group, or I am no longer in it.")
+# ---------------------------------------------------------------- keyboards
 
 
 def pick_keyboard(groups: list[Group], factory: type[CallbackData]) -> InlineKeyboardMarkup:
     return group_picker(groups, lambda group: factory(group_id=group.id).pack())
-
-
-def _language(user: User, fallback: str) -> str:
-    return user.language or from_telegram(user.language_code) or fallback
 
 
 # ---------------------------------------------------------------- issuing links
@@ -203,10 +136,7 @@ async def _tell_admins(
     ids = (await admins.admins_of(session, group)) - {requester}
     if not ids:
         return False
-    rows = await session.scalars(
-        select(User).where(User.id.in_(ids), User.started.is_(True), User.is_bot.is_(False))
-    )
-    recipients = list(rows)
+    recipients = await people.reachable(session, ids)
     if not recipients:
         return False
     if not notices.due(group.id, reason):
@@ -214,7 +144,7 @@ async def _tell_admins(
     title = quote(group.title)
     messages = []
     for person in recipients:
-        with i18n.use_locale(_language(person, group.language)):
+        with i18n.use_locale(recipient_language(person, group, i18n.default_locale)):
             messages.append((person.id, admin_notice(reason, title, bot_name)))
     sender = posts.sender
 
@@ -272,7 +202,7 @@ async def _member_group(bot: Bot, session: AsyncSession, group_id: int, user_id:
     """The active group, if the user is in it (as we know it, else as Telegram says)."""
     if not valid_id(group_id):  # from a deep link (a button's id is bounded already)
         return None
-    group = await session.get(Group, group_id)
+    group = await group_service.get(session, group_id)
     if group is None or not group.is_active:
         return None
     if await referral_service.is_member(session, group.id, user_id):
@@ -288,39 +218,6 @@ async def _member_group(bot: Bot, session: AsyncSession, group_id: int, user_id:
 
 
 # ---------------------------------------------------------------- who invited whom
-
-
-def report(group: Group, total: int, top, recent) -> str:
-    title = quote(group.title)
-    if total == 0:
-        return _(
-            "Nobody has joined {title} through a personal invite link yet. "
-            "Members get theirs with /invite."
-        ).format(title=title)
-    head = [
-        "<b>" + _("Invites to {title}").format(title=title) + "</b>",
-        ngettext(
-            "{n} member joined through a personal invite link.",
-            "{n} members joined through personal invite links.",
-            total,
-        ).format(n=total),
-        "",
-        "<b>" + _("Top inviters") + "</b>",
-    ]
-    head += [f"{i}. {quote(cut(t.name, 32))} · {t.count}" for i, t in enumerate(top, start=1)]
-    head += ["", "<b>" + _("Recent joins") + "</b>"]
-    lines = [
-        "• "
-        + _("{member} ← {inviter} ({date})").format(
-            member=quote(cut(r.member_name, 32)),
-            inviter=quote(cut(r.inviter_name, 32)),
-            date=to_local(r.joined_at, group.timezone).strftime("%Y-%m-%d"),
-        )
-        for r in recent
-    ]
-    while lines and tg_len("\n".join(head + lines)) > TEXT_LIMIT:
-        lines.pop()
-    return "\n".join(head + lines)
 
 
 async def _report_for(session: AsyncSession, group: Group) -> str:

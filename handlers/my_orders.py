@@ -11,158 +11,29 @@ import logging
 
 from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.posts import PostRefresher
 from handlers.callbacks import MyOrdersCB
-from handlers.common import quote, show
-from handlers.owner_orders import (
-    current_language,
-    fulfilment_label,
-    local_time,
-    split_pages,
-    status_label,
-)
-from models import Deal, DealPost, Group, Order, User
+from handlers.common import show
+from models import User
 from models.db import after_commit
-from services import deals as deal_service
-from services import orders as order_service
-from services.money import format_money
+from services import my_orders
+from services.my_orders import CancelRefused
 from services.timezones import utcnow
+from views import my_orders as views
 
 log = logging.getLogger(__name__)
-
-PAGE_BUDGET = 3200
-PAGE_ITEMS = 10
-LIMIT = 100
-
-
-def _cancellable(order: Order, deal: Deal) -> bool:
-    return order.status == "active" and deal.status == "open"
-
-
-async def _timezones(
-    session: AsyncSession, items: list[tuple[Order, Deal]], default: str
-) -> dict[int, str]:
-    """Order id → the timezone of the group it was placed in (else the deal's first group)."""
-    group_ids = {o.group_id for o, _d in items if o.group_id}
-    deal_ids = {d.id for o, d in items if not o.group_id}
-    zones = {}
-    if group_ids:
-        zones = dict(
-            (
-                await session.execute(
-                    select(Group.id, Group.timezone).where(Group.id.in_(group_ids))
-                )
-            ).all()
-        )
-    by_deal: dict[int, str] = {}
-    if deal_ids:
-        rows = await session.execute(
-            select(DealPost.deal_id, Group.timezone)
-            .join(Group, Group.id == DealPost.group_id)
-            .where(DealPost.deal_id.in_(deal_ids))
-            .order_by(DealPost.deal_id, Group.id)
-        )
-        for deal_id, timezone in rows:
-            by_deal.setdefault(deal_id, timezone)
-    return {
-        o.id: zones.get(o.group_id) if o.group_id in zones else by_deal.get(d.id, default)
-        for o, d in items
-    }
-
-
-def _block(order: Order, deal: Deal, timezone: str) -> str:
-    language = current_language()
-    if order.status == "confirmed" and order.amount is not None:
-        amount = format_money(order.amount, deal.currency, language)
-    elif order.status == "active":
-        price = deal_service.price_at(deal, deal.total_qty)
-        amount = _("{amount} expected").format(
-            amount=format_money(order.quantity * price, deal.currency, language)
-        )
-    else:
-        amount = _("nothing to pay")
-    details = [f"×{order.quantity}", amount, status_label(order.status)]
-    if order.status == "confirmed":
-        details.append(fulfilment_label(order.fulfilment))
-    if deal.closed_at is not None or deal.status in deal_service.FINAL_STATES:
-        when = _("Closed {time}").format(
-            time=local_time(deal.closed_at or deal.closes_at, timezone)
-        )
-    else:
-        when = _("Closes {time}").format(time=local_time(deal.closes_at, timezone))
-    when += f" ({quote(timezone)})"
-    return "\n".join(
-        [
-            f"• <b>{quote(deal.title)}</b> ({deal.code})",
-            "  " + " · ".join(details),
-            "  " + _("Pickup code: {code}").format(code=f"<code>{quote(order.pickup_code)}</code>"),
-            "  " + when,
-        ]
-    )
 
 
 async def my_orders_view(
     session: AsyncSession, user_id: int, page: int, default_timezone: str
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    items = await order_service.of_user(session, user_id, limit=LIMIT)
-    if not items:
-        return _("You have no orders yet. Join a deal in your group to see it here."), None
-    open_items = [(o, d) for o, d in items if d.status in deal_service.OPEN_STATES]
-    past_items = [(o, d) for o, d in items if d.status not in deal_service.OPEN_STATES]
-    ordered = open_items + past_items
-    zones = await _timezones(session, ordered, default_timezone)
-    blocks = [_block(o, d, zones[o.id]) for o, d in ordered]
-    pages = split_pages(blocks, PAGE_BUDGET, PAGE_ITEMS)
-    page = min(max(page, 0), len(pages) - 1)
-    lines = [_("<b>Your orders</b>")]
-    section = None
-    for index in pages[page]:
-        is_open = index < len(open_items)
-        if is_open is not section:
-            section = is_open
-            lines += ["", _("<b>Open</b>") if is_open else _("<b>Past</b>")]
-        lines.append(blocks[index])
-    if len(pages) > 1:
-        lines += ["", _("Page {page} of {pages}").format(page=page + 1, pages=len(pages))]
-
-    keyboard: list[list[InlineKeyboardButton]] = []
-    for index in pages[page]:
-        order, deal = ordered[index]
-        if _cancellable(order, deal):
-            keyboard.append(
-                [
-                    InlineKeyboardButton(
-                        text=_("Cancel {code} · {title}").format(
-                            code=deal.code, title=deal.title[:30]
-                        ),
-                        callback_data=MyOrdersCB(
-                            action="cancel", order_id=order.id, page=page
-                        ).pack(),
-                    )
-                ]
-            )
-    nav = []
-    if page > 0:
-        nav.append(
-            InlineKeyboardButton(
-                text=_("‹ Previous"), callback_data=MyOrdersCB(action="page", page=page - 1).pack()
-            )
-        )
-    if page < len(pages) - 1:
-        nav.append(
-            InlineKeyboardButton(
-                text=_("Next ›"), callback_data=MyOrdersCB(action="page", page=page + 1).pack()
-            )
-        )
-    if nav:
-        keyboard.append(nav)
-    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=keyboard) if keyboard else None
+    mine = await my_orders.of_member(session, user_id, default_timezone)
+    return views.my_orders_page(mine, page, MyOrdersCB)
 
 
 async def my_orders_command(
@@ -198,31 +69,18 @@ async def my_orders_button(
     await show(query, text, keyboard)
 
 
-def closed(deal: Deal) -> str:
-    return _("{code} has closed; the order can no longer be cancelled.").format(code=deal.code)
-
-
 async def _cancel(session: AsyncSession, user: User, order_id: int) -> tuple[str | None, int]:
     """Cancel the member's order: (None, deal id) when done, else (why not, 0)."""
-    order = await session.get(Order, order_id) if order_id > 0 else None
-    if order is None or order.user_id != user.id:
-        log.info("user %s refused cancelling order %s (not theirs or unknown)", user.id, order_id)
-        return _("That order is not yours or no longer exists."), 0
-    deal = await deal_service.get(session, order.deal_id)
-    if order.status in ("confirmed", "failed") or deal.status in deal_service.FINAL_STATES:
-        return closed(deal), 0
-    if order.status == "cancelled" or order.quantity == 0:
-        return _("This order is already cancelled."), 0
     try:
-        await order_service.cancel(session, deal.id, user.id, utcnow())
-    except order_service.DealClosed:
-        return closed(deal), 0
-    except order_service.DealPaused:
-        return _("{code} is paused; try again when it resumes.").format(code=deal.code), 0
-    except order_service.NotJoined:
-        return _("This order is already cancelled."), 0
-    except order_service.OrderError:
-        return _("This order cannot be cancelled now."), 0
+        if not order_id > 0:
+            raise CancelRefused("not_yours")
+        deal = await my_orders.cancel_mine(session, user.id, order_id, utcnow())
+    except CancelRefused as exc:
+        if exc.reason == "not_yours":
+            log.info(
+                "user %s refused cancelling order %s (not theirs or unknown)", user.id, order_id
+            )
+        return views.cancel_refused_text(exc), 0
     log.info("user %s cancelled order %s of deal %s from /myorders", user.id, order_id, deal.id)
     return None, deal.id
 

@@ -35,16 +35,6 @@ from bot.config import Settings
 from handlers import deal_wizard
 from handlers.callbacks import OwnerDealCB
 from handlers.common import quote
-from handlers.deal_texts import (
-    domain_error_text,
-    local_times,
-    money,
-    parse_error_text,
-    participants,
-    reminders_text,
-    status_name,
-    units,
-)
 from models import Database, Deal, Group, User
 from models.db import after_commit
 from services import deals as deal_service
@@ -52,6 +42,16 @@ from services.admins import AdminDirectory
 from services.errors import DomainError
 from services.parsing import ParseError, parse_local_datetime, parse_quantity, parse_reminders
 from services.timezones import utcnow
+from views.deal_texts import (
+    domain_error_text,
+    local_times,
+    money,
+    parse_error_text,
+    reminders_text,
+    status_name,
+    units,
+)
+from views.owner_deals import progress_text, reminders_note, summary
 
 log = logging.getLogger(__name__)
 PAGE = 8
@@ -94,40 +94,6 @@ def touch_posts(session: AsyncSession, posts: Any, deal_id: int) -> None:
 
 
 # ---------------------------------------------------------------- rendering
-
-
-def progress_text(deal: Deal) -> str:
-    parts = [units(deal.total_qty), participants(deal.participants)]
-    if deal.min_kind and deal.min_value:
-        missing = deal_service.missing_for_minimum(deal)
-        needed = units(deal.min_value) if deal.min_kind == "units" else participants(deal.min_value)
-        if missing:
-            parts.append(
-                _("minimum {needed}, {missing} more").format(needed=needed, missing=missing)
-            )
-        else:
-            parts.append(_("minimum {needed} reached").format(needed=needed))
-    if deal.stock_total is not None:
-        parts.append(
-            _("stock {left} of {total} left").format(left=deal.stock_left, total=deal.stock_total)
-        )
-    return " · ".join(parts)
-
-
-def summary(deal: Deal, timezones: list[str]) -> str:
-    return "\n".join(
-        [
-            f"<b>{deal.code}</b> · {quote(deal.title)} — {status_name(deal.status)}",
-            progress_text(deal),
-            _("Closes: {time}").format(time=local_times(deal.closes_at, timezones)),
-        ]
-    )
-
-
-def reminders_note(deal: Deal) -> str:
-    return _("Reminders of {code}: {value}.").format(
-        code=deal.code, value=reminders_text(deal.reminders)
-    )
 
 
 def card(deal: Deal, groups: list[Group], settings: Settings) -> tuple[str, InlineKeyboardMarkup]:

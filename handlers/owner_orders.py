@@ -8,6 +8,10 @@ server that the user owns the deal (services.deals.get_owned / services.fulfilme
 
 Other routers may put `OrdersCB(action="list", deal_id=...)` on a button (e.g. the owner's
 deal list) to open a deal's orders.
+
+Layers: services.owner_orders reads (the orders, totals, whom to tell), views.owner_orders
+writes the texts and keyboards; this module parses, calls them and the fulfilment service,
+and sends.
 """
 
 from __future__ import annotations
@@ -15,498 +19,71 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
 from aiogram.methods import AnswerCallbackQuery, SendMessage
-from aiogram.types import (
-    BufferedInputFile,
-    CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Message,
-)
-from aiogram.utils.i18n import I18n, get_i18n, ngettext
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.posts import PostRefresher
 from bot.sender import Sender, sender_for
 from handlers.callbacks import OrdersCB
 from handlers.common import quote, show
-from handlers.credit_texts import change_notice, see_balance
-from handlers.deal_texts import status_name
-from models import CreditEntry, Database, Deal, Group, Order, User
+from models import CreditEntry, Database, Deal, Order, User
 from models.db import after_commit
 from services import deals as deal_service
 from services import exports
 from services import fulfilment as fulfilment_service
+from services import owner_orders as read
 from services.deals import DealNotFound, NotDealOwner
 from services.fulfilment import BadTransition, Marked, NotConfirmed, OrderNotFound
-from services.locales import SUPPORTED_LANGUAGES, from_telegram
-from services.money import format_money
-from services.timezones import to_local, utcnow
+from services.timezones import utcnow
+from views import owner_orders as views
+from views.owner_orders import (
+    Notice,
+    audience_text,
+    bad_transition_text,
+    fulfilment_label,
+    not_confirmed_text,
+    not_yours,
+    unknown_deal,
+    unknown_order,
+)
 
 log = logging.getLogger(__name__)
 
-PAGE_BUDGET = 3000  # characters of order lines per page (Telegram allows 4096 in all)
-MAX_TEXT = 4000  # one message under Telegram's 4096 (counted with the HTML tags: safe side)
-PAGE_ITEMS = 24
-NAME_MAX = (
-    64  # characters of a member's name in a list line  # orders per page (each may get a button)
-)
 ACTIONS = ("list", "csv", "xlsx", "order", "mark", "ask", "all", "paid", "rfask", "refund")
 
 
-# ---------------------------------------------------------------- shared presentation
-
-
-def current_language() -> str:
-    return get_i18n().current_locale
-
-
-def local_time(moment: datetime | None, timezone: str) -> str:
-    if moment is None:
-        return "—"
-    return to_local(moment, timezone).strftime("%Y-%m-%d %H:%M")
-
-
-def status_label(status: str) -> str:
-    labels = {
-        "active": _("joined"),
-        "confirmed": _("confirmed"),
-        "failed": _("deal failed"),
-        "cancelled": _("cancelled"),
-    }
-    return labels.get(status, status)
-
-
-def fulfilment_label(state: str) -> str:
-    labels = {
-        "none": _("not handed over yet"),
-        "ready": _("ready for pickup"),
-        "picked_up": _("picked up"),
-        "delivered": _("delivered"),
-    }
-    return labels.get(state, state)
-
-
-def mark_button_label(state: str) -> str:
-    labels = {
-        "ready": _("Ready for pickup"),
-        "picked_up": _("Picked up"),
-        "delivered": _("Delivered"),
-    }
-    return labels[state]
-
-
-def mark_all_label(state: str) -> str:
-    labels = {
-        "ready": _("All ready"),
-        "picked_up": _("All picked up"),
-        "delivered": _("All delivered"),
-    }
-    return labels[state]
-
-
-def split_pages(
-    blocks: Sequence[str], budget: int = PAGE_BUDGET, max_items: int = PAGE_ITEMS
-) -> list[list[int]]:
-    """Indices of `blocks` per page: at most `max_items` blocks and about `budget` characters
-    each (a single longer block still gets a page of its own). Always at least one page."""
-    pages: list[list[int]] = [[]]
-    used = 0
-    for index, block in enumerate(blocks):
-        size = len(block) + 1
-        page = pages[-1]
-        if page and (used + size > budget or len(page) >= max_items):
-            pages.append([])
-            used = 0
-        pages[-1].append(index)
-        used += size
-    return pages
-
-
-def member_name(user: User | None, user_id: int) -> str:
-    """HTML: the member's name and @username, escaped."""
-    if user is None:
-        return _("user {id}").format(id=user_id)
-    full = user.full_name
-    name = quote(full if len(full) <= NAME_MAX else full[: NAME_MAX - 1] + "…")
-    if user.username:
-        name += f" (@{quote(user.username)})"
-    return name
-
-
-# ---------------------------------------------------------------- the list of a deal
-
-
-async def _timezone_of(session: AsyncSession, deal_id: int) -> str:
-    posted = await deal_service.posts(session, deal_id)
-    return posted[0][1].timezone if posted else "UTC"
-
-
-async def _orders_with_users(session: AsyncSession, deal_id: int) -> list[tuple[Order, User]]:
-    result = await session.execute(
-        select(Order, User)
-        .outerjoin(User, User.id == Order.user_id)
-        .where(Order.deal_id == deal_id, Order.quantity > 0)
-        .order_by(Order.id)
-    )
-    return [(o, u) for o, u in result.all()]
-
-
-def _amount_text(order: Order, deal: Deal, current_price: int, language: str) -> str:
-    if order.status == "confirmed" and order.amount is not None:
-        return format_money(order.amount, deal.currency, language)
-    if order.status == "active":
-        return "≈ " + format_money(order.quantity * current_price, deal.currency, language)
-    return "—"
-
-
-def _order_line(number: int, order: Order, user: User | None, deal: Deal, price: int) -> str:
-    language = current_language()
-    parts = [
-        f"{number}. {member_name(user, order.user_id)} ×{order.quantity}",
-        _amount_text(order, deal, price, language),
-        status_label(order.status),
-    ]
-    if order.status == "confirmed":
-        parts.append(fulfilment_label(order.fulfilment))
-        if order.paid_at is not None:
-            parts.append(_("paid"))
-    parts.append(f"<code>{quote(order.pickup_code)}</code>")
-    return " · ".join(parts)
-
-
-def _totals(deal: Deal, rows: list[tuple[Order, User | None]], timezone: str) -> list[str]:
-    language = current_language()
-    units = sum(o.quantity for o, _u in rows)
-    lines = [
-        _("<b>{code} · {title}</b> ({status})").format(
-            code=deal.code, title=quote(deal.title), status=status_name(deal.status)
-        ),
-        (_("Closed: {time}") if deal.closed_at else _("Closes: {time}")).format(
-            time=local_time(deal.closed_at or deal.closes_at, timezone)
-        ),
-        _("Participants: {participants} · Units: {units}").format(
-            participants=len(rows), units=units
-        ),
-    ]
-    if deal.status == "succeeded":
-        revenue = sum(o.amount or 0 for o, _u in rows if o.status == "confirmed")
-        lines.append(
-            _("Revenue: {amount} ({currency})").format(
-                amount=format_money(revenue, deal.currency, language), currency=deal.currency
-            )
-        )
-        counts = {state: 0 for state in ("none", "ready", "picked_up", "delivered")}
-        for order, _u in rows:
-            if order.status == "confirmed":
-                counts[order.fulfilment] = counts.get(order.fulfilment, 0) + 1
-        lines.append(
-            _(
-                "Waiting {none} · ready {ready} · picked up {picked_up} · delivered {delivered}"
-            ).format(**counts)
-        )
-    elif deal.status in deal_service.OPEN_STATES:
-        price = deal_service.price_at(deal, deal.total_qty)
-        lines.append(
-            _(
-                "Expected revenue: {amount} ({currency}), {units} × {price} at the current price"
-            ).format(
-                amount=format_money(units * price, deal.currency, language),
-                currency=deal.currency,
-                units=units,
-                price=format_money(price, deal.currency, language),
-            )
-        )
-    else:
-        lines.append(_("No revenue: the deal did not succeed."))
-    return lines
+# ---------------------------------------------------------------- pages and notices
 
 
 async def deal_page(
     session: AsyncSession, deal: Deal, page: int
 ) -> tuple[str, InlineKeyboardMarkup]:
-    rows = await _orders_with_users(session, deal.id)
-    timezone = await _timezone_of(session, deal.id)
-    price = deal_service.price_at(deal, deal.total_qty)
-    lines = [_order_line(n, o, u, deal, price) for n, (o, u) in enumerate(rows, start=1)]
-    pages = split_pages(lines)
-    page = min(max(page, 0), len(pages) - 1)
-    text_lines = _totals(deal, rows, timezone) + [""]
-    if rows:
-        text_lines += [lines[i] for i in pages[page]]
-    else:
-        text_lines.append(_("No orders yet."))
-    if len(pages) > 1:
-        text_lines += ["", _("Page {page} of {pages}").format(page=page + 1, pages=len(pages))]
-
-    keyboard: list[list[InlineKeyboardButton]] = []
-    succeeded = deal.status == "succeeded"
-    if succeeded and rows:
-        buttons = [
-            InlineKeyboardButton(
-                text=f"{i + 1} · {rows[i][0].pickup_code}",
-                callback_data=OrdersCB(
-                    action="order", deal_id=deal.id, order_id=rows[i][0].id, page=page
-                ).pack(),
-            )
-            for i in pages[page]
-            if rows[i][0].status == "confirmed"
-        ]
-        keyboard += [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
-    if len(pages) > 1:
-        nav = []
-        if page > 0:
-            nav.append(
-                InlineKeyboardButton(
-                    text=_("‹ Previous"),
-                    callback_data=OrdersCB(action="list", deal_id=deal.id, page=page - 1).pack(),
-                )
-            )
-        if page < len(pages) - 1:
-            nav.append(
-                InlineKeyboardButton(
-                    text=_("Next ›"),
-                    callback_data=OrdersCB(action="list", deal_id=deal.id, page=page + 1).pack(),
-                )
-            )
-        keyboard.append(nav)
-    if rows:
-        keyboard.append(
-            [
-                InlineKeyboardButton(
-                    text=_("Export CSV"),
-                    callback_data=OrdersCB(action="csv", deal_id=deal.id).pack(),
-                ),
-                InlineKeyboardButton(
-                    text=_("Export XLSX"),
-                    callback_data=OrdersCB(action="xlsx", deal_id=deal.id).pack(),
-                ),
-            ]
-        )
-    if succeeded and rows:
-        keyboard.append(
-            [
-                InlineKeyboardButton(
-                    text=mark_all_label(state),
-                    callback_data=OrdersCB(
-                        action="ask", deal_id=deal.id, state=state, page=page
-                    ).pack(),
-                )
-                for state in fulfilment_service.STATES
-            ]
-        )
-    keyboard.append(
-        [
-            InlineKeyboardButton(
-                text=_("Refresh"),
-                callback_data=OrdersCB(action="list", deal_id=deal.id, page=page).pack(),
-            )
-        ]
-    )
-    return "\n".join(text_lines), InlineKeyboardMarkup(inline_keyboard=keyboard)
+    return views.deal_page(await read.deal_orders(session, deal), page, OrdersCB)
 
 
 async def order_card(
     session: AsyncSession, deal: Deal, order: Order, page: int
 ) -> tuple[str, InlineKeyboardMarkup]:
-    user = await session.get(User, order.user_id)
-    group = await session.get(Group, order.group_id) if order.group_id else None
-    timezone = group.timezone if group is not None else await _timezone_of(session, deal.id)
-    price = deal_service.price_at(deal, deal.total_qty)
-    lines = [
-        _("<b>Order {id}</b> · {code} · {title}").format(
-            id=order.id, code=deal.code, title=quote(deal.title)
-        ),
-        f"{member_name(user, order.user_id)} ×{order.quantity} · "
-        + _amount_text(order, deal, price, current_language()),
-        _("Status: {status} · {fulfilment}").format(
-            status=status_label(order.status), fulfilment=fulfilment_label(order.fulfilment)
-        ),
-        _("Pickup code: {code}").format(code=f"<code>{quote(order.pickup_code)}</code>"),
-        _("Joined: {time}").format(time=local_time(order.created_at, timezone)),
-    ]
-    if group is not None:
-        lines.append(_("Group: {title}").format(title=quote(group.title)))
-    if order.discount:
-        lines.append(
-            _("Credit used: {credit} · left to pay: {left}").format(
-                credit=format_money(order.discount, deal.currency, current_language()),
-                left=format_money(
-                    max((order.amount or 0) - order.discount, 0), deal.currency, current_language()
-                ),
-            )
-        )
-    if order.paid_at is not None:
-        lines.append(_("Paid: {time}").format(time=local_time(order.paid_at, timezone)))
-    row = [
-        InlineKeyboardButton(
-            text=mark_button_label(state),
-            callback_data=OrdersCB(
-                action="mark", deal_id=deal.id, order_id=order.id, state=state, page=page
-            ).pack(),
-        )
-        for state in fulfilment_service.STATES
-        if order.status == "confirmed"
-        and order.fulfilment in fulfilment_service.ALLOWED_FROM[state]
-    ]
-    keyboard = [row] if row else []
-    if order.status == "confirmed" and deal.status == "succeeded":
-        money_row = []
-        if order.paid_at is None:
-            money_row.append(
-                InlineKeyboardButton(
-                    text=_("Mark paid"),
-                    callback_data=OrdersCB(
-                        action="paid", deal_id=deal.id, order_id=order.id, page=page
-                    ).pack(),
-                )
-            )
-        money_row.append(
-            InlineKeyboardButton(
-                text=_("Refund / cancel order"),
-                callback_data=OrdersCB(
-                    action="rfask", deal_id=deal.id, order_id=order.id, page=page
-                ).pack(),
-            )
-        )
-        keyboard.append(money_row)
-    keyboard.append(
-        [
-            InlineKeyboardButton(
-                text=_("« All orders"),
-                callback_data=OrdersCB(action="list", deal_id=deal.id, page=page).pack(),
-            )
-        ]
-    )
-    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=keyboard)
+    return views.order_card(await read.order_detail(session, deal, order), page, OrdersCB)
 
 
-# ---------------------------------------------------------------- notifying members
-
-
-@dataclass(frozen=True)
-class Notice:
-    user_id: int
-    order_id: int
-    text: str
-
-
-@dataclass
-class Audience:
-    """Whom a change will be told to: notices to send after commit, members not reachable."""
-
-    notices: list[Notice] = field(default_factory=list)
-    not_started: int = 0
-
-
-def _member_language(user: User, group: Group | None, default: str) -> str:
-    if user.language in SUPPORTED_LANGUAGES:
-        return user.language
-    tg = from_telegram(user.language_code)
-    if tg:
-        return tg
-    if group is not None and group.language in SUPPORTED_LANGUAGES:
-        return group.language
-    return default
-
-
-def _member_text(marked: Marked, language: str) -> str:
-    deal, order = marked.deal, marked.order
-    values = {
-        "title": quote(deal.title),
-        "code": deal.code,
-        "quantity": order.quantity,
-        "pickup": f"<code>{quote(order.pickup_code)}</code>",
-    }
-    if marked.state == "ready":
-        text = _(
-            "Your order “{title}” ({code}, ×{quantity}) is ready for pickup. "
-            "Your pickup code: {pickup}"
-        ).format(**values)
-        if deal.pickup_note:
-            text += "\n" + _("Pickup: {note}").format(note=quote(deal.pickup_note))
-    elif marked.state == "picked_up":
-        text = _(
-            "Your order “{title}” ({code}, ×{quantity}) was picked up ({pickup}). Thank you!"
-        ).format(**values)
-    else:
-        text = _(
-            "Your order “{title}” ({code}, ×{quantity}) was delivered ({pickup}). Thank you!"
-        ).format(**values)
-    if order.amount is not None:
-        text += "\n" + _("Amount: {amount}").format(
-            amount=format_money(order.amount, deal.currency, language)
-        )
-    return text
-
-
-async def audience(session: AsyncSession, i18n: I18n, changes: Sequence[Marked]) -> Audience:
-    """The private messages for changed orders, each in its member's language; members who
-    never started the bot (or blocked it) are counted, not messaged."""
-    result = Audience()
-    if not changes:
-        return result
-    user_ids = list({m.order.user_id for m in changes})
-    users = {u.id: u for u in await session.scalars(select(User).where(User.id.in_(user_ids)))}
-    group_ids = list({m.order.group_id for m in changes if m.order.group_id})
-    groups = (
-        {g.id: g for g in await session.scalars(select(Group).where(Group.id.in_(group_ids)))}
-        if group_ids
-        else {}
-    )
-    for marked in changes:
-        user = users.get(marked.order.user_id)
-        if user is None or not user.started or user.is_bot:
-            result.not_started += 1
-            continue
-        group = groups.get(marked.order.group_id) if marked.order.group_id else None
-        language = _member_language(user, group, i18n.default_locale)
-        with i18n.use_locale(language):
-            text = _member_text(marked, language)
-        result.notices.append(Notice(user.id, marked.order.id, text))
-    return result
+async def audience(session: AsyncSession, i18n: I18n, changes: Sequence[Marked]) -> views.Audience:
+    """The private messages for changed orders (views.owner_orders.audience)."""
+    return views.audience(i18n, await read.recipients(session, changes))
 
 
 async def credit_notices(
     session: AsyncSession, i18n: I18n, entries: Sequence[CreditEntry | None]
 ) -> list[Notice]:
-    """Private messages to the members whose credit an order change moved (earned, reversed,
-    given back), each in their language, one message per member (a bulk change crediting
-    the same referrer for many orders is one message); members who never started the bot
-    are skipped."""
-    lines: dict[int, list[str]] = {}
-    languages: dict[int, str] = {}
-    for entry in (e for e in entries if e is not None):
-        user = await session.get(User, entry.user_id)
-        group = await session.get(Group, entry.group_id)
-        if user is None or not user.started or user.is_bot or group is None:
-            continue
-        order = await session.get(Order, entry.order_id) if entry.order_id else None
-        deal = await session.get(Deal, order.deal_id) if order is not None else None
-        language = languages.setdefault(user.id, _member_language(user, group, i18n.default_locale))
-        with i18n.use_locale(language):
-            lines.setdefault(user.id, []).append(change_notice(entry, deal, group, language))
-    notices = []
-    for user_id, body in lines.items():
-        with i18n.use_locale(languages[user_id]):
-            tail = see_balance()
-            kept, size = [], len(tail) + 3
-            for line in body:  # within Telegram's 4096 characters; the rest is in /mycredit
-                if size + len(line) + 1 > MAX_TEXT:
-                    kept.append("…")
-                    break
-                kept.append(line)
-                size += len(line) + 1
-            notices.append(Notice(user_id, 0, "\n".join(kept) + "\n" + tail))
-    return notices
+    """The members whose credit the change moved, one message each; unreachable are skipped."""
+    return views.credit_notices(i18n, await read.credit_changes(session, entries))
 
 
 async def deliver(
@@ -546,72 +123,7 @@ def send_after_commit(
         after_commit(session, lambda: posts.spawn(deliver(bot, db, notices, sender=posts.sender)))
 
 
-def audience_text(found: Audience) -> str:
-    parts = []
-    if found.notices:
-        parts.append(
-            ngettext(
-                "{n} member is told privately.",
-                "{n} members are told privately.",
-                len(found.notices),
-            ).format(n=len(found.notices))
-        )
-    if found.not_started:
-        parts.append(
-            ngettext(
-                "{n} member has not started the bot and is not told.",
-                "{n} members have not started the bot and are not told.",
-                found.not_started,
-            ).format(n=found.not_started)
-        )
-    return " ".join(parts)
-
-
-# ---------------------------------------------------------------- refusals
-
-
-def not_yours() -> str:
-    return _("Only the owner of that deal can see or change its orders.")
-
-
-def unknown_deal() -> str:
-    return _("That deal does not exist.")
-
-
-def unknown_order() -> str:
-    return _("That order does not exist.")
-
-
-def not_confirmed_text(exc: NotConfirmed) -> str:
-    if exc.deal_status != "succeeded":
-        return _(
-            "Only orders of a deal that succeeded can be handed over; this deal is {status}."
-        ).format(status=status_name(exc.deal_status))
-    return _("Only confirmed orders can be handed over; this order is {status}.").format(
-        status=status_label(exc.order_status)
-    )
-
-
-def bad_transition_text(exc: BadTransition) -> str:
-    return _("This order is already {current}; it cannot be marked {wanted}.").format(
-        current=fulfilment_label(exc.current), wanted=fulfilment_label(exc.wanted)
-    )
-
-
 # ---------------------------------------------------------------- handlers
-
-
-async def _owned_deals_keyboard(session: AsyncSession, owner_id: int) -> InlineKeyboardMarkup:
-    rows = [
-        [
-            InlineKeyboardButton(
-                text=f"{deal.code} · {deal.title[:40]} · {status_name(deal.status)}",
-                callback_data=OrdersCB(action="list", deal_id=deal.id).pack(),
-            )
-        ]
-        for deal in await deal_service.owned_by(session, owner_id)
-    ]
-    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 async def orders_command(
@@ -619,7 +131,9 @@ async def orders_command(
 ) -> None:
     args = (command.args or "").split()
     if not args:
-        keyboard = await _owned_deals_keyboard(session, user.id)
+        keyboard = views.owned_deals_keyboard(
+            await deal_service.owned_by(session, user.id), OrdersCB
+        )
         if not keyboard.inline_keyboard:
             await message.answer(_("You have no deals yet."))
             return
@@ -679,8 +193,8 @@ async def orders_button(
         await query.answer(_("Preparing the file…"))
         await send_export(query.bot, session, user.id, deal, data.action)
     elif data.action == "order":
-        order = await session.get(Order, data.order_id)
-        if order is None or order.deal_id != deal.id:
+        order = await read.order_of(session, deal.id, data.order_id)
+        if order is None:
             await query.answer(unknown_order(), show_alert=True)
             return
         await query.answer()
@@ -690,28 +204,7 @@ async def orders_button(
         return await _mark_one(query, data, session, user, i18n, db, posts, deal)
     elif data.action == "ask":
         await query.answer()
-        text = _(
-            "Mark every confirmed order of {code} · {title} as “{state}”? "
-            "Each member who started the bot is told privately."
-        ).format(code=deal.code, title=quote(deal.title), state=fulfilment_label(data.state))
-        keyboard = InlineKeyboardMarkup(
-            inline_keyboard=[
-                [
-                    InlineKeyboardButton(
-                        text=_("Yes, mark all"),
-                        callback_data=OrdersCB(
-                            action="all", deal_id=deal.id, state=data.state, page=data.page
-                        ).pack(),
-                    ),
-                    InlineKeyboardButton(
-                        text=_("« Back"),
-                        callback_data=OrdersCB(
-                            action="list", deal_id=deal.id, page=data.page
-                        ).pack(),
-                    ),
-                ]
-            ]
-        )
+        text, keyboard = views.mark_all_question(deal, data.state, data.page, OrdersCB)
         await show(query, text, keyboard)
     elif data.action == "all":
         return await _mark_all(query, data, session, user, i18n, db, posts, deal)
@@ -729,8 +222,8 @@ async def _mark_one(
     posts: PostRefresher,
     deal: Deal,
 ) -> AnswerCallbackQuery | None:
-    order = await session.get(Order, data.order_id)
-    if order is None or order.deal_id != deal.id:
+    order = await read.order_of(session, deal.id, data.order_id)
+    if order is None:
         await query.answer(unknown_order(), show_alert=True)
         return
     try:
@@ -779,16 +272,8 @@ async def _mark_all(
     except NotConfirmed as exc:
         await query.answer(not_confirmed_text(exc), show_alert=True)
         return
-    summary = ngettext(
-        "{n} order marked {state}.", "{n} orders marked {state}.", len(bulk.changed)
-    ).format(n=len(bulk.changed), state=fulfilment_label(data.state))
-    reply = query.answer(summary)
-    if bulk.unchanged:
-        summary += " " + ngettext(
-            "{n} order was left as it was (already there or past it).",
-            "{n} orders were left as they were (already there or past it).",
-            bulk.unchanged,
-        ).format(n=bulk.unchanged)
+    answer, summary = views.mark_all_summary(len(bulk.changed), bulk.unchanged, data.state)
+    reply = query.answer(answer)
     found = await audience(session, i18n, bulk.changed)
     credited = await credit_notices(session, i18n, [m.credit for m in bulk.changed])
     send_after_commit(session, query.bot, db, posts, found.notices + credited)
@@ -797,14 +282,6 @@ async def _mark_all(
     text, keyboard = await deal_page(session, bulk.deal, data.page)
     await show_safely(query, summary + "\n\n" + text, keyboard)
     return reply
-
-
-def _refund_notice(refunded: fulfilment_service.Refunded) -> str:
-    deal, order = refunded.deal, refunded.order
-    return _(
-        "Your order “{title}” ({code}, ×{quantity}) was cancelled by the group's owner. "
-        "Contact them about a refund if you already paid."
-    ).format(title=quote(deal.title), code=deal.code, quantity=order.quantity)
 
 
 async def _money_action(
@@ -818,8 +295,8 @@ async def _money_action(
     deal: Deal,
 ) -> AnswerCallbackQuery | None:
     """Mark paid, ask to confirm a refund, or refund (cancel) one confirmed order."""
-    order = await session.get(Order, data.order_id)
-    if order is None or order.deal_id != deal.id:
+    order = await read.order_of(session, deal.id, data.order_id)
+    if order is None:
         await query.answer(unknown_order(), show_alert=True)
         return
     if data.action == "rfask":
@@ -829,36 +306,8 @@ async def _money_action(
             )
             return
         await query.answer()
-        member = await session.get(User, order.user_id)
-        text = _(
-            "Cancel order {id} of {who} (×{quantity}, {code} · {title}) as refunded? "
-            "The order becomes cancelled, commission earned on it is reversed and credit "
-            "spent on it goes back to the member. This cannot be undone."
-        ).format(
-            id=order.id,
-            who=member_name(member, order.user_id),
-            quantity=order.quantity,
-            code=deal.code,
-            title=quote(deal.title),
-        )
-        keyboard = InlineKeyboardMarkup(
-            inline_keyboard=[
-                [
-                    InlineKeyboardButton(
-                        text=_("Yes, cancel the order"),
-                        callback_data=OrdersCB(
-                            action="refund", deal_id=deal.id, order_id=order.id, page=data.page
-                        ).pack(),
-                    ),
-                    InlineKeyboardButton(
-                        text=_("« Back"),
-                        callback_data=OrdersCB(
-                            action="order", deal_id=deal.id, order_id=order.id, page=data.page
-                        ).pack(),
-                    ),
-                ]
-            ]
-        )
+        member = await read.member(session, order.user_id)
+        text, keyboard = views.refund_question(deal, order, member, data.page, OrdersCB)
         await show(query, text, keyboard)
         return
     now = utcnow()
@@ -874,12 +323,8 @@ async def _money_action(
             changed, result_order = refunded.changed, refunded.order
             answer = _("Order cancelled.") if changed else _("Already cancelled; nothing changed.")
             if changed:
-                member = await session.get(User, order.user_id)
-                if member is not None and member.started and not member.is_bot:
-                    group = await session.get(Group, order.group_id) if order.group_id else None
-                    language = _member_language(member, group, i18n.default_locale)
-                    with i18n.use_locale(language):
-                        notices.append(Notice(member.id, order.id, _refund_notice(refunded)))
+                found = await read.refund_recipient(session, order)
+                notices += views.refund_notice(i18n, refunded, found)
                 notices += await credit_notices(session, i18n, refunded.entries)
                 deal_id = deal.id
                 after_commit(session, lambda: posts.touch(deal_id))
@@ -899,29 +344,12 @@ async def _money_action(
     return query.answer(answer)
 
 
-def export_titles() -> dict[str, str]:
-    return {
-        "order_id": _("Order"),
-        "pickup_code": _("Pickup code"),
-        "name": _("Name"),
-        "username": _("Username"),
-        "quantity": _("Quantity"),
-        "unit_price": _("Unit price"),
-        "amount": _("Amount"),
-        "currency": _("Currency"),
-        "status": _("Status"),
-        "fulfilment": _("Fulfilment"),
-        "joined_at": _("Joined at"),
-        "group": _("Group"),
-    }
-
-
 async def send_export(bot: Bot, session: AsyncSession, chat_id: int, deal: Deal, kind: str) -> None:
     rows = await exports.rows(session, deal.id)
     if kind == "csv":
-        data = exports.to_csv(rows, export_titles())
+        data = exports.to_csv(rows, views.export_titles())
     else:
-        data = exports.to_xlsx(rows, export_titles(), sheet=deal.code)
+        data = exports.to_xlsx(rows, views.export_titles(), sheet=deal.code)
     filename = f"{deal.code}-orders.{kind}"
     caption = _("Orders of {code} · {title}: {n}").format(
         code=deal.code, title=quote(deal.title), n=len(rows)
@@ -960,15 +388,7 @@ async def pickup_command(
     except BadTransition as exc:
         await message.answer(bad_transition_text(exc))
         return
-    member = await session.get(User, marked.order.user_id)
-    who = member_name(member, marked.order.user_id)
-    head = _("Order <code>{code}</code>: {who} ×{quantity}, {deal} · {title}.").format(
-        code=quote(marked.order.pickup_code),
-        who=who,
-        quantity=marked.order.quantity,
-        deal=marked.deal.code,
-        title=quote(marked.deal.title),
-    )
+    head = views.pickup_head(marked, await read.member(session, marked.order.user_id))
     if not marked.changed:
         await message.answer(head + "\n" + _("It was already picked up; nothing changed."))
         return

@@ -11,12 +11,12 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import ScheduleCB, ScheduleItemCB
 from handlers.common import quote
-from handlers.deal_texts import local_time, parse_error_text
 from handlers.wizard import button, nav_row
 from models import Deal, Group
 from services.calendar import Listed
 from services.parsing import ParseError
 from services.post_draft import PostDraft
+from views.deal_texts import local_time, parse_error_text
 
 
 def _b(text: str, step: str, action: str, value: str = "") -> InlineKeyboardButton:

@@ -32,7 +32,6 @@ from bot.posts import (
 )
 from handlers.callbacks import PrivateDealCB, valid_id
 from handlers.common import quote
-from handlers.deal_post import confirmation, fresh, refusal
 from models import Deal, Group, User
 from models.db import after_commit
 from services import deals as deal_service
@@ -41,6 +40,7 @@ from services import people
 from services import referrals as referral_service
 from services.orders import OrderError
 from services.timezones import utcnow
+from views.deal_post import confirmation, refusal
 
 log = logging.getLogger(__name__)
 DEAL_PREFIX = "deal_"
@@ -194,7 +194,7 @@ async def private_order_button(
         else:
             return query.answer(_("This button is out of date."), show_alert=True)
     except OrderError as exc:
-        await fresh(session, deal)
+        await deal_service.fresh(session, deal)
         return query.answer(refusal(exc, deal, group), show_alert=True)
     if change.changed:
         after_commit(session, lambda: posts.touch(deal.id))

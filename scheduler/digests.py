@@ -24,11 +24,12 @@ from aiogram.types import BufferedInputFile
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import digest_texts as texts
 from handlers.common import quote
 from models import Group, User
 from services import digest as digest_service
 from services.digest import ADMIN_SCOPE, Period
+from services.locales import recipient_language
+from views import digest_texts as texts
 
 if TYPE_CHECKING:
     from bot.factory import App
@@ -78,7 +79,7 @@ async def send_group(
         rendered: dict[str, tuple[str, bytes, str]] = {}
         default = app.settings.default_language
         for person in people:
-            language = texts.recipient_language(person, default)
+            language = recipient_language(person, group, default)
             if language not in rendered:
                 with app.i18n.context(), app.i18n.use_locale(language):
                     rendered[language] = (
@@ -105,7 +106,7 @@ async def send_admin(app: App, day: date, now: datetime, result: DigestResult) -
     default = app.settings.default_language
     for admin_id in sorted(app.settings.admin_ids):
         person = people.get(admin_id)
-        language = texts.recipient_language(person, default) if person else default
+        language = recipient_language(person, None, default)
         with app.i18n.context(), app.i18n.use_locale(language):
             text = texts.admin_text(digest)
         await _deliver(app, admin_id, text, None, "")

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -601,3 +602,10 @@ async def next_due(session: AsyncSession, limit: int = 5) -> tuple[list[Deal], l
         .limit(limit)
     )
     return list(opening), list(closing)
+
+
+async def fresh(session: AsyncSession, deal: Deal) -> None:
+    """Reload a deal whose attributes a rolled-back savepoint expired (a refused order
+    change rolls back its savepoint; reading an expired attribute would need IO here)."""
+    if sa_inspect(deal).expired_attributes:
+        await session.refresh(deal)

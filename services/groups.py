@@ -269,3 +269,8 @@ async def record_membership(
         elif not present and was_present:
             existing.left_at = at
     await session.flush()
+
+
+async def get(session: AsyncSession, group_id: int) -> Group | None:
+    """The group by its id (active or not), None if unknown."""
+    return await session.get(Group, group_id)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from services.errors import InvalidLanguage
+
+if TYPE_CHECKING:
+    from models import Group, User
 
 # Catalog names under locales/. Simplified Chinese is "zh_Hans".
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "zh_Hans")
@@ -27,6 +32,25 @@ def from_telegram(code: str | None) -> str | None:
     if tag.split("-")[0] == "en":
         return "en"
     return None
+
+
+def recipient_language(user: User | None, group: Group | None, default: str) -> str:
+    """The language of a message sent to one person (a private notice, digest or greeting).
+
+    The one fallback order, everywhere: the person's own language (their /lang choice, else
+    the language of their Telegram client when we have a catalog for it), else the language of
+    the group the notice is about, else `default` (the deployment's DEFAULT_LANGUAGE, or the
+    language the caller is already speaking). `user` or `group` may be None (unknown person,
+    an order with no group).
+    """
+    if user is not None:
+        if user.language in SUPPORTED_LANGUAGES:
+            return user.language
+        if telegram := from_telegram(user.language_code):
+            return telegram
+    if group is not None and group.language in SUPPORTED_LANGUAGES:
+        return group.language
+    return default
 
 
 def parse_language(value: str) -> str:

@@ -63,3 +63,15 @@ async def set_language(session: AsyncSession, user_id: int, language: str) -> No
 
 async def chosen_language(session: AsyncSession, user_id: int) -> str | None:
     return await session.scalar(select(User.language).where(User.id == user_id))
+
+
+async def reachable(session: AsyncSession, ids: set[int] | list[int]) -> list[User]:
+    """The people among `ids` a private message can reach: they started the bot, not bots."""
+    rows = await session.scalars(
+        select(User).where(User.id.in_(ids), User.started.is_(True), User.is_bot.is_(False))
+    )
+    return list(rows)
+
+
+async def get(session: AsyncSession, user_id: int) -> User | None:
+    return await session.get(User, user_id)

@@ -599,7 +599,7 @@ def test_a_title_with_dollar_signs_is_text_not_a_formula() -> None:
 
 
 def test_a_digest_over_4096_characters_loses_whole_lines_only() -> None:
-    from handlers.digest_texts import MAX_TEXT, _fit
+    from views.digest_texts import MAX_TEXT, _fit
 
     text = "\n".join(f"{i}. <b>{'x' * 90}</b> &amp; more" for i in range(100))
     fitted = _fit(text)

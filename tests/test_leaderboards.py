@@ -9,7 +9,6 @@ from datetime import timedelta
 from aiogram.methods import EditMessageText
 from sqlalchemy import select
 
-from handlers.activity import LIST_BUDGET
 from handlers.callbacks import MembersCB
 from models import (
     Group,
@@ -23,6 +22,7 @@ from services.activity import local_today
 from services.timezones import utcnow
 from tests.builders import group, person, private
 from tests.test_deal_post import ALICE, BOB, CAROL, GROUP, OWNER, press, ready, refresher
+from views.activity import LIST_BUDGET
 
 TZ = "Asia/Shanghai"
 DAN = person(604, "Dan")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from aiogram.utils.i18n import get_i18n, ngettext
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from services import deals as deal_service
 from services import orders as order_service
@@ -19,20 +19,13 @@ from services.errors import DomainError
 from services.money import format_money
 from services.parsing import ParseError, reminder_list
 from services.timezones import to_local
+from views.common import current_language
 
 LOCAL_FORMAT = "%Y-%m-%d %H:%M"
 
 
-def language() -> str:
-    """The language of the update being handled (for Babel formatting)."""
-    try:
-        return get_i18n().current_locale
-    except LookupError:  # pragma: no cover - outside an update
-        return "en"
-
-
 def money(amount: int, currency: str) -> str:
-    return format_money(amount, currency, language())
+    return format_money(amount, currency, current_language())
 
 
 def local_time(moment: datetime, timezone: str, *, with_zone: bool = True) -> str:

@@ -5,38 +5,23 @@ from __future__ import annotations
 
 import asyncio
 
-from aiogram.utils.i18n import get_i18n, ngettext
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
 
-from handlers.common import quote
-from models import User
 from services.charts import render_chart
 from services.digest import AdminDigest, DigestArgError, Figure, GroupDigest, Period
-from services.locales import BABEL_LOCALES, SUPPORTED_LANGUAGES, from_telegram
+from services.locales import BABEL_LOCALES
 from services.money import format_money, minor_digits
+from views.common import current_language, quote
 
 MAX_TEXT = 4096
 DEALS_SHOWN = 10
 
 
-def _lang() -> str:
-    try:
-        return get_i18n().current_locale
-    except LookupError:  # pragma: no cover - outside an i18n context
-        return "en"
-
-
 def _babel() -> str:
-    return BABEL_LOCALES.get(_lang(), "en")
-
-
-def recipient_language(user: User, default: str) -> str:
-    """The language a person reads: their /lang choice, else Telegram's, else the default."""
-    if user.language in SUPPORTED_LANGUAGES:
-        return user.language
-    return from_telegram(user.language_code) or default
+    return BABEL_LOCALES.get(current_language(), "en")
 
 
 def number(value: float) -> str:
@@ -104,7 +89,7 @@ def _outcome(status: str) -> str:
 
 def group_text(d: GroupDigest) -> str:
     """The whole digest of one group, in the current locale (≤ 4096 characters)."""
-    lang = _lang()
+    lang = current_language()
     lines = [
         "📊 " + _("<b>Digest of {title}</b>").format(title=quote(d.title)),
         period_text(d.period, d.timezone),
@@ -240,7 +225,7 @@ async def group_chart(d: GroupDigest) -> bytes:
 
 
 def admin_text(a: AdminDigest) -> str:
-    lang = _lang()
+    lang = current_language()
     lines = [
         "🛰 " + _("<b>All groups</b> ({n} active)").format(n=a.groups),
         _("Each group's own yesterday (its timezone)."),

@@ -1,15 +1,18 @@
 """Texts of the commission ledger, shared by /commission, /mycredit and the owner's order
 actions: the reasons a percentage or a payout was refused, ledger lines, and the private
-notices a member gets when credit is earned, reversed or given back."""
+notices a member gets when credit is earned, reversed or given back; the /commission card
+of a group (its keyboards take handlers.credit.CommissionCB as `cb`)."""
 
 from __future__ import annotations
 
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
-from handlers.common import quote
 from models import CreditEntry, Deal, Group
-from services.credit import BadDays, BadPercent, format_percent
+from services.credit import BadDays, BadPercent, CannotSpend, format_percent
 from services.money import format_money
+from views.common import quote
 
 
 def percent_text(bp: int) -> str:
@@ -94,3 +97,80 @@ def change_notice(entry: CreditEntry, deal: Deal | None, group: Group, language:
 
 def see_balance() -> str:
     return _("See /mycredit for your balance.")
+
+
+def refusal() -> str:
+    return _("Only the owner and administrators of a group can change its commission.")
+
+
+def stale() -> str:
+    return _("This button is out of date. Send /commission again.")
+
+
+def group_card(group: Group, cb: type[CallbackData]) -> tuple[str, InlineKeyboardMarkup]:
+    """A group's commission settings and their buttons (`cb`: handlers.credit.CommissionCB)."""
+    spendable = group.credit_spendable
+    text = "\n".join(
+        [
+            _("<b>Commission in {title}</b>").format(title=quote(group.title)),
+            _(
+                "Commission: {percent} of each order placed through a member's share link, "
+                "credited to that member when the order is picked up, delivered or paid, and "
+                "reversed if it is cancelled afterwards. One level only."
+            ).format(percent=percent_text(group.commission_bp)),
+            _("Attribution window: {days} days after the link was opened").format(
+                days=group.attribution_days
+            ),
+            _("Members may spend credit on their orders: {answer}").format(
+                answer=_("yes") if spendable else _("no")
+            ),
+            "",
+            _("A deal can have its own percentage: <code>/commission D17 8</code>."),
+        ]
+    )
+
+    def button(text: str, action: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(
+            text=text, callback_data=cb(action=action, group_id=group.id).pack()
+        )
+
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [button(_("Percentage"), "pct"), button(_("Attribution window"), "days")],
+            [
+                button(_("Stop credit spending"), "soff")
+                if spendable
+                else button(_("Allow credit spending"), "son")
+            ],
+            [button(_("Balances and payouts"), "bal")],
+            [button(_("« All groups"), "list")],
+        ]
+    )
+    return text, keyboard
+
+
+def cancel_keyboard(group_id: int, cb: type[CallbackData]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=_("Cancel"),
+                    callback_data=cb(action="cancel", group_id=group_id).pack(),
+                )
+            ]
+        ]
+    )
+
+
+def cannot_spend_text(exc: CannotSpend) -> str:
+    if exc.reason == "not_allowed":
+        return _("This group does not allow spending credit on orders.")
+    if exc.reason == "no_credit":
+        return _("You have no credit left in that group.")
+    if exc.reason == "nothing_to_pay":
+        return _("Nothing is left to pay on that order.")
+    if exc.reason == "order":
+        return _(
+            "Credit can only be used on a confirmed order that is not paid or handed over yet."
+        )
+    return _("That order is not yours or no longer exists.")

@@ -1,0 +1,121 @@
+"""Texts and keyboards of /myorders (a member's orders); `cb` is handlers.my_orders.MyOrdersCB."""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+
+from models import Deal, Order
+from services import deals as deal_service
+from services.money import format_money
+from services.my_orders import CancelRefused, MyOrders, cancellable
+from views.common import current_language, quote
+from views.owner_orders import (
+    fulfilment_label,
+    local_time,
+    split_pages,
+    status_label,
+)
+
+PAGE_BUDGET = 3200
+PAGE_ITEMS = 10
+
+
+def _block(order: Order, deal: Deal, timezone: str) -> str:
+    language = current_language()
+    if order.status == "confirmed" and order.amount is not None:
+        amount = format_money(order.amount, deal.currency, language)
+    elif order.status == "active":
+        price = deal_service.price_at(deal, deal.total_qty)
+        amount = _("{amount} expected").format(
+            amount=format_money(order.quantity * price, deal.currency, language)
+        )
+    else:
+        amount = _("nothing to pay")
+    details = [f"×{order.quantity}", amount, status_label(order.status)]
+    if order.status == "confirmed":
+        details.append(fulfilment_label(order.fulfilment))
+    if deal.closed_at is not None or deal.status in deal_service.FINAL_STATES:
+        when = _("Closed {time}").format(
+            time=local_time(deal.closed_at or deal.closes_at, timezone)
+        )
+    else:
+        when = _("Closes {time}").format(time=local_time(deal.closes_at, timezone))
+    when += f" ({quote(timezone)})"
+    return "\n".join(
+        [
+            f"• <b>{quote(deal.title)}</b> ({deal.code})",
+            "  " + " · ".join(details),
+            "  " + _("Pickup code: {code}").format(code=f"<code>{quote(order.pickup_code)}</code>"),
+            "  " + when,
+        ]
+    )
+
+
+def my_orders_page(
+    mine: MyOrders, page: int, cb: type[CallbackData]
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    if not mine.ordered:
+        return _("You have no orders yet. Join a deal in your group to see it here."), None
+    ordered, zones = mine.ordered, mine.zones
+    blocks = [_block(o, d, zones[o.id]) for o, d in ordered]
+    pages = split_pages(blocks, PAGE_BUDGET, PAGE_ITEMS)
+    page = min(max(page, 0), len(pages) - 1)
+    lines = [_("<b>Your orders</b>")]
+    section = None
+    for index in pages[page]:
+        is_open = index < mine.open_count
+        if is_open is not section:
+            section = is_open
+            lines += ["", _("<b>Open</b>") if is_open else _("<b>Past</b>")]
+        lines.append(blocks[index])
+    if len(pages) > 1:
+        lines += ["", _("Page {page} of {pages}").format(page=page + 1, pages=len(pages))]
+
+    keyboard: list[list[InlineKeyboardButton]] = []
+    for index in pages[page]:
+        order, deal = ordered[index]
+        if cancellable(order, deal):
+            keyboard.append(
+                [
+                    InlineKeyboardButton(
+                        text=_("Cancel {code} · {title}").format(
+                            code=deal.code, title=deal.title[:30]
+                        ),
+                        callback_data=cb(action="cancel", order_id=order.id, page=page).pack(),
+                    )
+                ]
+            )
+    nav = []
+    if page > 0:
+        nav.append(
+            InlineKeyboardButton(
+                text=_("‹ Previous"), callback_data=cb(action="page", page=page - 1).pack()
+            )
+        )
+    if page < len(pages) - 1:
+        nav.append(
+            InlineKeyboardButton(
+                text=_("Next ›"), callback_data=cb(action="page", page=page + 1).pack()
+            )
+        )
+    if nav:
+        keyboard.append(nav)
+    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=keyboard) if keyboard else None
+
+
+def closed(deal: Deal) -> str:
+    return _("{code} has closed; the order can no longer be cancelled.").format(code=deal.code)
+
+
+def cancel_refused_text(exc: CancelRefused) -> str:
+    if exc.reason == "not_yours" or exc.deal is None:
+        return _("That order is not yours or no longer exists.")
+    if exc.reason == "closed":
+        return closed(exc.deal)
+    if exc.reason == "already":
+        return _("This order is already cancelled.")
+    if exc.reason == "paused":
+        return _("{code} is paused; try again when it resumes.").format(code=exc.deal.code)
+    return _("This order cannot be cancelled now.")
