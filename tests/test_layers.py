@@ -22,14 +22,19 @@ SERVICES = sorted((ROOT / "services").glob("*.py"))
 VIEWS = sorted((ROOT / "views").glob("*.py"))
 
 # What a handler may import from SQLAlchemy: the session's type, for annotations.
-ALLOWED_SQLALCHEMY = {("sqlalchemy.ext.asyncio", "AsyncSession")}
+# The session's type, and the driver errors the errors router tells transient from not.
+ALLOWED_SQLALCHEMY = {
+    ("sqlalchemy.ext.asyncio", "AsyncSession"),
+    ("sqlalchemy.exc", "DBAPIError"),
+    ("sqlalchemy.exc", "OperationalError"),
+}
 # Calls that run SQL whatever the object is called, and those that do on a session.
 SQL_METHODS = {"execute", "scalar", "scalars", "stream", "stream_scalars"}
 SESSION_METHODS = {"get", "merge", "delete", "refresh"}
 # Being rewritten in another change right now (the /newdeal wizard and /schedule); each still
 # reads groups with a select() of its own. Remove an entry once its module is clean: the test
 # then holds it to the rule like every other handler.
-PENDING = {"deal_wizard.py", "schedule.py"}
+PENDING: set[str] = set()  # handlers still to be moved onto the rule (none left)
 
 
 def _tree(path: Path) -> ast.Module:
@@ -94,8 +99,6 @@ def test_handlers_hold_no_sql(path: Path) -> None:
 
 def test_the_rule_sees_sql() -> None:
     """The check itself: it finds what it is meant to find."""
-    pending = [p for p in HANDLERS if p.name in PENDING]
-    assert all(sql_in_handler(p) for p in pending if "select(" in p.read_text())
     sample = ROOT / "services" / "owner_orders.py"
     found = sql_in_handler(sample)
     assert any("select" in p for p in found) and any("session.get" in p for p in found)
