@@ -62,8 +62,8 @@ from handlers.deal_texts import (
     units,
 )
 from models import Database, Group, User
-from models.db import after_commit
 from services import deals as deal_service
+from services import events
 from services.admins import AdminDirectory
 from services.deals import DealSpec
 from services.parsing import (
@@ -1056,11 +1056,8 @@ async def _publish(
     await state.clear()
     deal_id, code = deal.id, deal.code
     log.info("deal %s created by %s (%s)", deal_id, user.id, deal.status)
-    if deal.status == "open":
-        if posts is not None:  # the app's PostRefresher: tracked, flushed at shutdown
-            after_commit(session, lambda: posts.publish_soon(deal_id))
-        else:
-            after_commit(session, lambda: spawn(publish_deal(bot, db, i18n, deal_id)))
+    if deal.status == "open":  # posted to its groups once this commits (bot/effects.py)
+        events.record(session, events.DealOpened(deal_id))
         text = ngettext(
             "Deal {code} is created and is being posted to {n} group.",
             "Deal {code} is created and is being posted to {n} groups.",

@@ -18,7 +18,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.posts import PostRefresher
 from handlers.common import quote, show
 from handlers.owner_orders import (
     MAX_ID,
@@ -29,7 +28,6 @@ from handlers.owner_orders import (
     status_label,
 )
 from models import Deal, DealPost, Group, Order, User
-from models.db import after_commit
 from services import deals as deal_service
 from services import orders as order_service
 from services.money import format_money
@@ -185,16 +183,14 @@ async def my_orders_button(
     session: AsyncSession,
     user: User,
     settings: Settings,
-    posts: PostRefresher,
 ) -> None:
     if callback_data.action == "page":
         await query.answer()
     elif callback_data.action == "cancel":
-        refusal, deal_id = await _cancel(session, user, callback_data.order_id)
+        refusal, _deal_id = await _cancel(session, user, callback_data.order_id)
         if refusal is not None:
             await query.answer(refusal, show_alert=True)
             return
-        after_commit(session, lambda: posts.touch(deal_id))  # the group's sign-up list
         await query.answer(_("Order cancelled."))
     else:
         await query.answer(_("This button is out of date. Send /myorders again."), show_alert=True)
@@ -221,7 +217,15 @@ async def _cancel(session: AsyncSession, user: User, order_id: int) -> tuple[str
     if order.status == "cancelled" or order.quantity == 0:
         return _("This order is already cancelled."), 0
     try:
-        await order_service.cancel(session, deal.id, user.id, utcnow())
+        await order_service.act(
+            session,
+            deal_id=deal.id,
+            user_id=user.id,
+            action="cancel",
+            group=None,
+            now=utcnow(),
+            via="myorders",
+        )
     except order_service.DealClosed:
         return closed(deal), 0
     except order_service.DealPaused:

@@ -12,17 +12,15 @@ deal list) to open a deal's orders.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
-from aiogram.methods import AnswerCallbackQuery, SendMessage
+from aiogram.methods import AnswerCallbackQuery
 from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
@@ -36,18 +34,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.posts import PostRefresher
-from bot.sender import Sender, sender_for
 from handlers.common import quote, show
-from handlers.credit_texts import change_notice, see_balance
 from handlers.deal_texts import status_name
-from models import CreditEntry, Database, Deal, Group, Order, User
-from models.db import after_commit
+from models import Database, Deal, Group, Order, User
 from services import deals as deal_service
-from services import exports
+from services import exports, notices
 from services import fulfilment as fulfilment_service
 from services.deals import DealNotFound, NotDealOwner
-from services.fulfilment import BadTransition, Marked, NotConfirmed, OrderNotFound
-from services.locales import SUPPORTED_LANGUAGES, from_telegram
+from services.fulfilment import BadTransition, NotConfirmed, OrderNotFound
 from services.money import format_money
 from services.timezones import to_local, utcnow
 
@@ -402,144 +396,7 @@ async def order_card(
     return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 
-# ---------------------------------------------------------------- notifying members
-
-
-@dataclass(frozen=True)
-class Notice:
-    user_id: int
-    order_id: int
-    text: str
-
-
-@dataclass
-class Audience:
-    """Whom a change will be told to: notices to send after commit, members not reachable."""
-
-    notices: list[Notice] = field(default_factory=list)
-    not_started: int = 0
-
-
-def _member_language(user: User, group: Group | None, default: str) -> str:
-    if user.language in SUPPORTED_LANGUAGES:
-        return user.language
-    tg = from_telegram(user.language_code)
-    if tg:
-        return tg
-    if group is not None and group.language in SUPPORTED_LANGUAGES:
-        return group.language
-    return default
-
-
-def _member_text(marked: Marked, language: str) -> str:
-    deal, order = marked.deal, marked.order
-    values = {
-        "title": quote(deal.title),
-        "code": deal.code,
-        "quantity": order.quantity,
-        "pickup": f"<code>{quote(order.pickup_code)}</code>",
-    }
-    if marked.state == "ready":
-        text = _(
-            "Your order “{title}” ({code}, ×{quantity}) is ready for pickup. "
-            "Your pickup code: {pickup}"
-        ).format(**values)
-        if deal.pickup_note:
-            text += "\n" + _("Pickup: {note}").format(note=quote(deal.pickup_note))
-    elif marked.state == "picked_up":
-        text = _(
-            "Your order “{title}” ({code}, ×{quantity}) was picked up ({pickup}). Thank you!"
-        ).format(**values)
-    else:
-        text = _(
-            "Your order “{title}” ({code}, ×{quantity}) was delivered ({pickup}). Thank you!"
-        ).format(**values)
-    if order.amount is not None:
-        text += "\n" + _("Amount: {amount}").format(
-            amount=format_money(order.amount, deal.currency, language)
-        )
-    return text
-
-
-async def audience(session: AsyncSession, i18n: I18n, changes: Sequence[Marked]) -> Audience:
-    """The private messages for changed orders, each in its member's language; members who
-    never started the bot (or blocked it) are counted, not messaged."""
-    result = Audience()
-    if not changes:
-        return result
-    user_ids = list({m.order.user_id for m in changes})
-    users = {u.id: u for u in await session.scalars(select(User).where(User.id.in_(user_ids)))}
-    group_ids = list({m.order.group_id for m in changes if m.order.group_id})
-    groups = (
-        {g.id: g for g in await session.scalars(select(Group).where(Group.id.in_(group_ids)))}
-        if group_ids
-        else {}
-    )
-    for marked in changes:
-        user = users.get(marked.order.user_id)
-        if user is None or not user.started or user.is_bot:
-            result.not_started += 1
-            continue
-        group = groups.get(marked.order.group_id) if marked.order.group_id else None
-        language = _member_language(user, group, i18n.default_locale)
-        with i18n.use_locale(language):
-            text = _member_text(marked, language)
-        result.notices.append(Notice(user.id, marked.order.id, text))
-    return result
-
-
-async def credit_notices(
-    session: AsyncSession, i18n: I18n, entries: Sequence[CreditEntry | None]
-) -> list[Notice]:
-    """Private messages to the members whose credit an order change moved (earned, reversed,
-    given back), each in their language, one message per member (a bulk change crediting
-    the same referrer for many orders is one message); members who never started the bot
-    are skipped."""
-    lines: dict[int, list[str]] = {}
-    languages: dict[int, str] = {}
-    for entry in (e for e in entries if e is not None):
-        user = await session.get(User, entry.user_id)
-        group = await session.get(Group, entry.group_id)
-        if user is None or not user.started or user.is_bot or group is None:
-            continue
-        order = await session.get(Order, entry.order_id) if entry.order_id else None
-        deal = await session.get(Deal, order.deal_id) if order is not None else None
-        language = languages.setdefault(user.id, _member_language(user, group, i18n.default_locale))
-        with i18n.use_locale(language):
-            lines.setdefault(user.id, []).append(change_notice(entry, deal, group, language))
-    notices = []
-    for user_id, body in lines.items():
-        with i18n.use_locale(languages[user_id]):
-            tail = see_balance()
-            kept, size = [], len(tail) + 3
-            for line in body:  # within Telegram's 4096 characters; the rest is in /mycredit
-                if size + len(line) + 1 > MAX_TEXT:
-                    kept.append("…")
-                    break
-                kept.append(line)
-                size += len(line) + 1
-            notices.append(Notice(user_id, 0, "\n".join(kept) + "\n" + tail))
-    return notices
-
-
-async def deliver(
-    bot: Bot, db: Database, notices: Sequence[Notice], sender: Sender | None = None
-) -> int:
-    """Send the notices (after the change committed, outside any transaction) through the
-    sender, which keeps Telegram's limits, waits out 429s and marks a member who blocked the
-    bot (403) as not started; one failure never stops the others (each is recorded). Returns
-    how many were sent."""
-    sender = sender if sender is not None else sender_for(bot, db)
-    results = await asyncio.gather(
-        *(
-            sender.send(SendMessage(chat_id=n.user_id, text=n.text), chat_id=n.user_id)
-            for n in notices
-        ),
-        return_exceptions=True,
-    )
-    sent = sum(1 for r in results if r is not None and not isinstance(r, BaseException))
-    log.info("fulfilment notices: %d sent, %d not sent", sent, len(notices) - sent)
-    return sent
+# ---------------------------------------------------------------- showing changes
 
 
 async def show_safely(
@@ -552,22 +409,15 @@ async def show_safely(
         log.warning("could not show the new state to %s: %s", query.from_user.id, exc)
 
 
-def send_after_commit(
-    session: AsyncSession, bot: Bot, db: Database, posts: PostRefresher, notices: list[Notice]
-) -> None:
-    if notices:
-        after_commit(session, lambda: posts.spawn(deliver(bot, db, notices, sender=posts.sender)))
-
-
-def audience_text(found: Audience) -> str:
+def audience_text(found: notices.Audience) -> str:
     parts = []
-    if found.notices:
+    if found.told:
         parts.append(
             ngettext(
                 "{n} member is told privately.",
                 "{n} members are told privately.",
-                len(found.notices),
-            ).format(n=len(found.notices))
+                found.told,
+            ).format(n=found.told)
         )
     if found.not_started:
         parts.append(
@@ -769,11 +619,8 @@ async def _mark_one(
         )
         return
     reply = query.answer(_("Marked {state}.").format(state=fulfilment_label(marked.state)))
-    found = await audience(session, i18n, [marked])
-    credited = await credit_notices(session, i18n, [marked.credit])
-    send_after_commit(session, query.bot, db, posts, found.notices + credited)
     text, keyboard = await order_card(session, marked.deal, marked.order, data.page)
-    await show_safely(query, text + "\n\n" + audience_text(found), keyboard)
+    await show_safely(query, text + "\n\n" + audience_text(marked.audience), keyboard)
     return reply
 
 
@@ -805,22 +652,11 @@ async def _mark_all(
             "{n} orders were left as they were (already there or past it).",
             bulk.unchanged,
         ).format(n=bulk.unchanged)
-    found = await audience(session, i18n, bulk.changed)
-    credited = await credit_notices(session, i18n, [m.credit for m in bulk.changed])
-    send_after_commit(session, query.bot, db, posts, found.notices + credited)
     if bulk.changed:
-        summary += " " + audience_text(found)
+        summary += " " + audience_text(bulk.audience)
     text, keyboard = await deal_page(session, bulk.deal, data.page)
     await show_safely(query, summary + "\n\n" + text, keyboard)
     return reply
-
-
-def _refund_notice(refunded: fulfilment_service.Refunded) -> str:
-    deal, order = refunded.deal, refunded.order
-    return _(
-        "Your order “{title}” ({code}, ×{quantity}) was cancelled by the group's owner. "
-        "Contact them about a refund if you already paid."
-    ).format(title=quote(deal.title), code=deal.code, quantity=order.quantity)
 
 
 async def _money_action(
@@ -878,27 +714,15 @@ async def _money_action(
         await show(query, text, keyboard)
         return
     now = utcnow()
-    notices: list[Notice] = []
     try:
         if data.action == "paid":
             marked = await fulfilment_service.mark_paid(session, order.id, user.id, now)
             changed, result_order = marked.changed, marked.order
             answer = _("Marked paid.") if changed else _("Already paid; nothing changed.")
-            notices += await credit_notices(session, i18n, [marked.credit])
         else:
             refunded = await fulfilment_service.refund(session, order.id, user.id, now)
             changed, result_order = refunded.changed, refunded.order
             answer = _("Order cancelled.") if changed else _("Already cancelled; nothing changed.")
-            if changed:
-                member = await session.get(User, order.user_id)
-                if member is not None and member.started and not member.is_bot:
-                    group = await session.get(Group, order.group_id) if order.group_id else None
-                    language = _member_language(member, group, i18n.default_locale)
-                    with i18n.use_locale(language):
-                        notices.append(Notice(member.id, order.id, _refund_notice(refunded)))
-                notices += await credit_notices(session, i18n, refunded.entries)
-                deal_id = deal.id
-                after_commit(session, lambda: posts.touch(deal_id))
     except (OrderNotFound, DealNotFound):
         await query.answer(unknown_order(), show_alert=True)
         return
@@ -909,7 +733,6 @@ async def _money_action(
         await query.answer(not_confirmed_text(exc), show_alert=True)
         return
     log.info("order %s %s by %s (changed: %s)", order.id, data.action, user.id, changed)
-    send_after_commit(session, query.bot, db, posts, notices)
     text, keyboard = await order_card(session, deal, result_order, data.page)
     await show_safely(query, text, keyboard)
     return query.answer(answer)
@@ -988,10 +811,9 @@ async def pickup_command(
     if not marked.changed:
         await message.answer(head + "\n" + _("It was already picked up; nothing changed."))
         return
-    found = await audience(session, i18n, [marked])
-    credited = await credit_notices(session, i18n, [marked.credit])
-    send_after_commit(session, message.bot, db, posts, found.notices + credited)
-    await message.answer(head + "\n" + _("Marked picked up.") + " " + audience_text(found))
+    await message.answer(
+        head + "\n" + _("Marked picked up.") + " " + audience_text(marked.audience)
+    )
 
 
 def router() -> Router:

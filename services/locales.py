@@ -51,3 +51,18 @@ def parse_language(value: str) -> str:
     if lowered in aliases:
         return aliases[lowered]
     raise InvalidLanguage(raw)
+
+
+def recipient_language(user, group, default: str) -> str:
+    """The language of a message to a person, decided once for every notice: the person's
+    own choice (/lang), else their Telegram app's language if we speak it, else the
+    language of the group the message is about, else the deployment's default. For a
+    message to a group (no person): the group's language, else the default."""
+    if user is not None:
+        if user.language in SUPPORTED_LANGUAGES:
+            return user.language
+        if language := from_telegram(user.language_code):
+            return language
+    if group is not None and group.language in SUPPORTED_LANGUAGES:
+        return group.language
+    return default

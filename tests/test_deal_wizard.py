@@ -87,8 +87,8 @@ async def deal_count(harness) -> int:
 
 
 async def settle(harness) -> None:
-    await harness.app.dispatcher["posts"].flush()
-    await deal_wizard.drain()
+    await harness.app.settle()
+    await harness.settle()
 
 
 @pytest.fixture
@@ -559,7 +559,7 @@ async def test_publishing_without_a_post_refresher(harness) -> None:
     harness.app.dispatcher.workflow_data.pop("posts")
     await at_step(harness, "preview", full_draft(gid, datetime.now(UTC)))
     await tap(harness, cb("preview", "publish"))
-    await deal_wizard.drain()
+    await harness.settle()
     async with harness.db.read() as s:
         post = await s.scalar(select(DealPost))
     assert post.message_id is not None

@@ -200,7 +200,7 @@ async def test_messages_signups_joins_and_leaves_are_counted(harness) -> None:
     await harness.feed(harness.updates.chat_member(GROUP, EVE, "left", "member"))
     await harness.feed(harness.updates.chat_member(GROUP, EVE, "member", "left"))
     await harness.feed(harness.updates.chat_member(GROUP, DAN, "member", "member"))  # no change
-    await refresher(harness).flush()
+    await harness.app.settle()
 
     await harness.app.activity.flush_to(harness.db)
     today = local_today(TZ)

@@ -268,7 +268,7 @@ async def test_close_now_tells_participants(setup) -> None:
     answer = await tap(harness, od("close", first))
     assert answer.text == "Closed."
     assert f"D{first} is closed and succeeded" in harness.api.texts(ALICE.id)[-1]
-    await harness.app.dispatcher["posts"].flush()
+    await harness.app.settle()
     deal = await get_deal(harness, first)
     assert deal.status == "succeeded" and deal.final_price == 1250
     assert any("succeeded" in t for t in harness.api.texts(MEMBER.id))
@@ -293,7 +293,7 @@ async def test_cancel_asks_first(setup) -> None:
 
     answer = await tap(harness, kb["Yes, cancel the deal"])
     assert answer.text == "Cancelled."
-    await harness.app.dispatcher["posts"].flush()
+    await harness.app.settle()
     async with harness.db.read() as s:
         order = await s.scalar(select(Order))
     assert (await get_deal(harness, first)).status == "cancelled" and order.status == "cancelled"
@@ -323,8 +323,8 @@ async def test_duplicate_asks_only_for_the_closing_time(setup) -> None:
     assert await state_of(harness) == "DealWizard:closes"
     await tap(harness, WizardCB(step="closes", action="keep").pack())
     await tap(harness, WizardCB(step="preview", action="publish").pack())
-    await harness.app.dispatcher["posts"].flush()
-    await deal_wizard.drain()
+    await harness.app.settle()
+    await harness.settle()
 
     async with harness.db.read() as s:
         copy = await s.scalar(select(Deal).order_by(Deal.id.desc()))

@@ -373,7 +373,7 @@ async def command(harness, user, text: str) -> None:
 
 async def tap(harness, user, action: str) -> m.AnswerCallbackQuery:
     await harness.feed(harness.updates.callback(user, ForgetCB(action=action).pack()))
-    await privacy_handlers.drain()
+    await harness.settle()
     return harness.api.answers()[-1]
 
 

@@ -64,7 +64,7 @@ async def test_reminders_are_sent_once_with_the_right_text(harness) -> None:
     start = utcnow()
     _group_id, deal_id = await ready(harness, tiers=[(3, 1100), (5, 990)])
     await press(harness, ALICE, deal_id, "join")
-    await refresher(harness).flush()
+    await harness.app.settle()
     post_id = (await deal_post(harness, deal_id)).message_id
     harness.api.clear()
 
@@ -256,7 +256,7 @@ async def test_restart_with_due_items_handles_each_once(harness) -> None:
     harness.api.clear()
     await tick(harness.app, now)
     await tick(harness.app, now + timedelta(seconds=10))
-    await refresher(harness).flush()
+    await harness.app.settle()
     await check_once(harness, [harness.api], items, now)
 
 
@@ -270,8 +270,8 @@ async def test_two_instances_on_one_database_never_double_run(harness, settings)
         for delta in (0, 1, 2):
             moment = now + timedelta(seconds=delta)
             await asyncio.gather(tick(harness.app, moment), tick(second, moment))
-        await refresher(harness).flush()
-        await second.dispatcher["posts"].flush()
+        await harness.app.settle()
+        await second.settle()
         await check_once(harness, [harness.api, api2], items, now)
     finally:
         await second.close()
