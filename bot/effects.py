@@ -99,7 +99,7 @@ def count_leave(fx: Effects, event: MemberLeft) -> None:
 
 
 def forget(fx: Effects, event: MemberForgotten) -> None:
-    fx.activity.forget(event.user_id)
+    fx.activity.forget_user(event.user_id)
     fx.sender.forget_user(event.user_id)
     fx.locales.forget_user(event.user_id)
 

@@ -194,7 +194,7 @@ async def revoke_links(
             key=f"revoke:{chat_id}:{link[-60:]}",
             chat_id=chat_id,
             kind="revoke_link",
-            payload={"link": link},
+            payload={"link": link, outbox.ERASE: True},
             now=now,
         )
 
@@ -203,13 +203,14 @@ async def edit_text(
     session: AsyncSession, chat_id: int, message_id: int, text: str, now: datetime
 ) -> None:
     """Replace a message of the bot with `text` once the change committed (already in the
-    person's language: used where the person's data, their language included, is gone)."""
+    person's language: used where the person's data, their language included, is gone;
+    the row is deleted once settled, so nothing of theirs stays behind)."""
     await outbox.promise(
         session,
         key=f"edit:{chat_id}:{message_id}",
         chat_id=chat_id,
         kind="edit_text",
-        payload={"message_id": message_id, "text": text},
+        payload={"message_id": message_id, "text": text, outbox.ERASE: True},
         now=now,
     )
 

@@ -151,7 +151,19 @@ def _mine(row_id: int, token: str):
     return and_(OutboxMessage.id == row_id, OutboxMessage.lease_token == token)
 
 
+ERASE = "erase"  # a payload flag: the row goes once settled (it outlives a forgotten person)
+
+
+async def _erase(session: AsyncSession, row: Claimed) -> bool:
+    if not row.payload.get(ERASE):
+        return False
+    await session.execute(delete(OutboxMessage).where(_mine(row.id, row.token)))
+    return True
+
+
 async def mark_sent(session: AsyncSession, row: Claimed, now: datetime) -> None:
+    if await _erase(session, row):
+        return
     await session.execute(
         update(OutboxMessage)
         .where(_mine(row.id, row.token))
@@ -161,7 +173,10 @@ async def mark_sent(session: AsyncSession, row: Claimed, now: datetime) -> None:
 
 
 async def mark_failed(session: AsyncSession, row: Claimed, reason: str, now: datetime) -> None:
-    """A permanent failure (403, a bad request, a recipient gone): never tried again."""
+    """A permanent failure (403, a bad request, a recipient gone): never tried again (the
+    sender recorded it in send_failures too)."""
+    if await _erase(session, row):
+        return
     await session.execute(
         update(OutboxMessage)
         .where(_mine(row.id, row.token))

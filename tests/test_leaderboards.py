@@ -21,7 +21,7 @@ from models import (
 from services.activity import local_today
 from services.timezones import utcnow
 from tests.builders import group, person, private
-from tests.test_deal_post import ALICE, BOB, CAROL, GROUP, OWNER, press, ready, refresher
+from tests.test_deal_post import ALICE, BOB, CAROL, GROUP, OWNER, press, ready
 
 TZ = "Asia/Shanghai"
 DAN = person(604, "Dan")

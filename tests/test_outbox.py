@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from bot.factory import create_app
 from bot.outbox import OutboxSender
 from models import Database, Deal, Group, OutboxMessage, User
-from services import deals, notices, outbox, people
+from services import deals, outbox, people
 from services.timezones import utcnow
 from tests.builders import person
 from tests.conftest import Harness
@@ -196,7 +196,10 @@ async def test_two_instances_on_one_database_deliver_every_row_once(
                 s.add(User(id=10_000 + i, first_name=f"M{i}", started=True, is_bot=False))
             await s.flush()
             for i in range(400):
-                await notices.edit_text(s, 10_000 + i, 1, f"notice {i}", now)
+                payload = {"message_id": 1, "text": f"notice {i}"}
+                await outbox.promise(
+                    s, key=f"n:{i}", chat_id=10_000 + i, kind="edit_text", payload=payload, now=now
+                )
         for app in apps:
             app.sender.chat_interval = 0.0
             app.sender.global_limit = 10_000

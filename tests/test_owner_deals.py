@@ -11,7 +11,6 @@ from aiogram.fsm.storage.base import StorageKey
 from aiogram.methods import AnswerCallbackQuery, SendMessage
 from sqlalchemy import func, select
 
-from handlers import deal_wizard
 from handlers.deal_wizard import WizardCB
 from handlers.owner_deals import OwnerDealCB
 from models import Deal, DealPost, Group, Order

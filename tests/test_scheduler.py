@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from bot.factory import create_app
 from bot.runner import serve, start_jobs
 from models import Database, Deal, DealPost, DealReminderSent, ScheduledTarget
-from scheduler.jobs import tick
+from scheduler import jobs
 from services import calendar
 from services.calendar import PostSpec
 from services.timezones import utcnow
@@ -31,8 +31,14 @@ from tests.test_deal_post import (
     press,
     publish_deal,
     ready,
-    refresher,
 )
+
+
+async def tick(app, now=None, **options):
+    """The scheduler's tick, then what it promised (the outbox sends reminders)."""
+    result = await jobs.tick(app, now, **options)
+    await app.settle()
+    return result
 
 
 def group_texts(api: FakeTelegram, chat=GROUP) -> list[str]:

@@ -27,7 +27,6 @@ from tests.test_deal_post import (
     press,
     publish_deal,
     ready,
-    refresher,
 )
 
 SMALL = {"chat_interval": 0.05, "group_limit": 5, "group_window": 0.5, "global_limit": 20}
