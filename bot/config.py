@@ -55,6 +55,10 @@ class Settings(DatabaseSettings):
     send_chat_interval: float = Field(default=1.0, gt=0)
     send_group_per_minute: int = Field(default=20, gt=0)
     send_global_per_second: int = Field(default=30, gt=0)
+    # The outbox (bot/outbox.py): how long a claimed row is held (renewed while sending)
+    # and how often due rows are looked for besides the wake-up after each commit.
+    outbox_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
+    outbox_poll_seconds: float = Field(default=5.0, gt=0, le=600)
 
     @field_validator("bot_token")
     @classmethod

@@ -15,10 +15,12 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.utils.i18n import I18n
 
 from bot.config import Settings
+from bot.effects import Effects
 from bot.i18n import LocaleCache, LocaleMiddleware, make_i18n
 from bot.middlewares.activity import ActivityMiddleware
 from bot.middlewares.admission import AdmissionMiddleware
 from bot.middlewares.database import TransactionMiddleware
+from bot.outbox import OutboxSender
 from bot.posts import PostRefresher
 from bot.sender import Sender
 from bot.storage import SQLStorage
@@ -50,6 +52,24 @@ class App:
     def sender(self) -> Sender:
         return self.dispatcher.workflow_data["sender"]
 
+    @property
+    def outbox(self) -> OutboxSender:
+        return self.dispatcher.workflow_data["outbox"]
+
+    @property
+    def posts(self) -> PostRefresher:
+        return self.dispatcher.workflow_data["posts"]
+
+    async def settle(self, rounds: int = 50) -> None:
+        """Wait until the background work of what has committed is done: post edits and
+        every due outbox row (tests and benchmarks; the running bot's outbox loop does
+        this by itself)."""
+        for _ in range(rounds):
+            await self.posts.flush()
+            if not await self.outbox.run_once():
+                await self.posts.flush()
+                return
+
     async def flush_activity(self) -> bool:
         """Write the activity counts kept in memory; on failure they stay buffered."""
         try:
@@ -65,6 +85,7 @@ class App:
         return sorted(used | set(REQUIRED_UPDATES))
 
     async def close(self) -> None:
+        await self.outbox.stop()  # stop claiming; what it holds is sent or left to its lease
         posts = self.dispatcher.workflow_data.get("posts")
         if posts is not None:  # finish pending edits of deal posts first
             await posts.close()
@@ -140,6 +161,14 @@ def create_app(
     posts = PostRefresher(bot, db, i18n, sender=sender)
     activity = ActivityBuffer()
     gate = AdmissionGate()
+    outbox = OutboxSender(
+        db,
+        sender,
+        i18n,
+        lease=settings.outbox_lease_seconds,
+        poll=settings.outbox_poll_seconds,
+    )
+    db.effects = Effects(posts, gate, activity, outbox, sender, locales)
     dispatcher = Dispatcher(
         storage=storage,
         events_isolation=isolation,
@@ -149,6 +178,7 @@ def create_app(
         admins=admins,
         posts=posts,
         sender=sender,
+        outbox=outbox,
         activity=activity,
         gate=gate,
     )

@@ -6,11 +6,13 @@ coalesced edits while people join, and the announcements when the deal closes.
   limits (4096 characters, 1024 for the caption of a photo post).
 - `publish` sends the card into each target group once: a post is claimed in the database
   before it is sent (services.deals.claim_post), so two callers never both send it.
-- `PostRefresher` coalesces edits: `touch(deal_id)` (sync, from `after_commit`) asks for an
-  edit; at most one edit per deal per `interval` seconds runs, and it reads the state from
-  the database when it runs, so the last edit always shows the final state.
-- `announce_closing` edits the posts to the final state (no buttons) and tells participants
-  and the owner privately.
+- `PostRefresher` coalesces edits: `touch(deal_id)` (sync, from the effects map of
+  bot/effects.py) asks for an edit; at most one edit per deal per `interval` seconds runs,
+  and it reads the state from the database when it runs, so the last edit always shows the
+  final state. Sign-up lists are derived state, not promises: each post records when it
+  was last rendered, and at start `catch_up()` re-renders every post whose deal changed
+  after that (a crash between a commit and its edit loses nothing).
+- `member_text` / `owner_text`: the closing notices (sent from the outbox, bot/notices.py).
 
 Background work runs in tasks with a fresh context: they never join the transaction of the
 update that started them, and they set the I18n context themselves.
@@ -34,12 +36,12 @@ from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from babel.dates import format_skeleton
 
-from bot.sender import Sender, sender_for
+from bot.sender import Sender
 from handlers.callbacks import DealCB
 from models import Database, Deal, Group, Order, User
 from services import deals as deal_service
 from services.deals import Closing
-from services.locales import BABEL_LOCALES, recipient_language
+from services.locales import BABEL_LOCALES
 from services.money import format_money
 from services.timezones import to_local, utcnow
 
@@ -335,10 +337,6 @@ def share_text(deal: Deal, link: str) -> str:
 # inactive), supergroup migrations and the record of failed sends live there.
 
 
-def _sender(bot: Bot, db: Database, sender: Sender | None) -> Sender:
-    return sender if sender is not None else sender_for(bot, db)
-
-
 async def _send_card(sender: Sender, deal: Deal, chat_id: int, text: str, markup) -> Message | None:
     if deal.photo_file_id:
         method: Any = SendPhoto(
@@ -349,9 +347,7 @@ async def _send_card(sender: Sender, deal: Deal, chat_id: int, text: str, markup
     return await sender.send(method, chat_id=chat_id)
 
 
-async def publish(
-    bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: Sender | None = None
-) -> int:
+async def publish(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: Sender) -> int:
     """Post the deal's card into each of its groups that has no post yet; returns posts sent.
 
     Only open (or paused) deals are posted; a scheduled deal is posted when it opens. Each
@@ -359,7 +355,6 @@ async def publish(
     a failed send gives the claim back (a later run retries); the sender waits out 429s,
     follows supergroup migrations and marks a group that refuses the bot (403) inactive.
     """
-    sender = _sender(bot, db, sender)
     now = utcnow()
     async with db.read() as session:
         try:
@@ -401,11 +396,10 @@ async def publish(
     return sent
 
 
-async def edit_posts(
-    bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: Sender | None = None
-) -> int:
-    """Edit every post of the deal to its current state (read now); returns edits sent."""
-    sender = _sender(bot, db, sender)
+async def edit_posts(db: Database, i18n: I18n, deal_id: int, *, sender: Sender) -> int:
+    """Edit every post of the deal to its current state (read now); returns edits sent.
+    Each post edited records the time of the state it shows (`rendered_at`)."""
+    read_at = utcnow()
     async with db.read() as session:
         try:
             deal = await deal_service.get(session, deal_id)
@@ -417,11 +411,10 @@ async def edit_posts(
             for post, group in await deal_service.posts(session, deal_id)
             if post.message_id is not None and group.is_active
         ]
-    now = utcnow()
-    edits = 0
+    edits: list[int] = []
     for message_id, group in targets:
         with i18n.context(), i18n.use_locale(group.language):
-            text, markup = render_card(deal, signups, group, now)
+            text, markup = render_card(deal, signups, group, read_at)
         chat_id = group.chat_id
         if deal.photo_file_id:
             method: Any = EditMessageCaption(
@@ -431,9 +424,12 @@ async def edit_posts(
             method = EditMessageText(
                 chat_id=chat_id, message_id=message_id, text=text, reply_markup=markup
             )
-        if await sender.send(method, chat_id=chat_id) is not None:
-            edits += 1
-    return edits
+        if (await sender.deliver(method, chat_id=chat_id)).ok:  # "not modified" is shown too
+            edits.append(group.id)
+    if edits:
+        async with db.transaction() as session:
+            await deal_service.mark_rendered(session, deal_id, edits, read_at)
+    return len(edits)
 
 
 class PostRefresher:
@@ -446,14 +442,15 @@ class PostRefresher:
         bot: Bot,
         db: Database,
         i18n: I18n,
+        *,
+        sender: Sender,
         interval: float = 2.5,
-        sender: Sender | None = None,
     ) -> None:
         self.bot = bot
         self.db = db
         self.i18n = i18n
         self.interval = interval
-        self.sender = _sender(bot, db, sender)
+        self.sender = sender
         self.edits = 0  # edit requests sent (for logs, tests and benchmarks)
         self._dirty: set[int] = set()
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -462,7 +459,7 @@ class PostRefresher:
         self._locks: dict[int, asyncio.Lock] = {}
         self._closed = False
 
-    # -- called from after_commit callbacks (synchronous, inside the event loop)
+    # -- called from the effects map (synchronous, inside the event loop)
 
     def touch(self, deal_id: int) -> None:
         """The deal changed: its posts will show it within `interval` seconds."""
@@ -480,7 +477,7 @@ class PostRefresher:
         return task
 
     def publish_soon(self, deal_id: int) -> None:
-        """For after_commit: post the deal into its groups once the transaction committed."""
+        """Post the deal into its groups (outside the transaction that opened it)."""
         if not self._closed:
             self.spawn(publish(self.bot, self.db, self.i18n, deal_id, sender=self.sender))
 
@@ -509,7 +506,7 @@ class PostRefresher:
         lock = self._locks.setdefault(deal_id, asyncio.Lock())
         async with lock:
             try:
-                edits = await edit_posts(self.bot, self.db, self.i18n, deal_id, sender=self.sender)
+                edits = await edit_posts(self.db, self.i18n, deal_id, sender=self.sender)
             except Exception:
                 log.exception("deal %s: refreshing its posts failed", deal_id)
                 edits = 0
@@ -528,6 +525,18 @@ class PostRefresher:
                 lock = self._locks.get(deal_id)
                 if lock is not None and not lock.locked():
                     del self._locks[deal_id]
+
+    async def catch_up(self) -> int:
+        """At start: re-render every post whose deal changed after its last render (the
+        process that committed the change may have died before editing). Returns how many
+        deals were touched."""
+        async with self.db.read() as session:
+            stale = await deal_service.stale_posts(session)
+        for deal_id in stale:
+            self.touch(deal_id)
+        if stale:
+            log.info("%d deals' posts are behind their state; re-rendering", len(stale))
+        return len(stale)
 
     async def flush(self) -> None:
         """Wait until every pending edit and background task is done."""
@@ -611,68 +620,3 @@ def owner_text(closing: Closing, language: str) -> str:
             ),
         ]
     )
-
-
-async def _private(sender: Sender, user_id: int, text: str) -> bool:
-    """A private notice through the sender (a 403 marks the person as not started)."""
-    try:
-        result = await sender.send(SendMessage(chat_id=user_id, text=text), chat_id=user_id)
-    except Exception:
-        log.exception("private message to %s failed", user_id)
-        return False
-    return result is not None
-
-
-async def announce_closing(
-    bot: Bot,
-    db: Database,
-    i18n: I18n,
-    closing: Closing,
-    *,
-    posts: PostRefresher | None = None,
-    record: bool = True,
-    sender: Sender | None = None,
-) -> int:
-    """After the closing committed: the group posts show the final state without buttons;
-    each participant who started the bot is told their outcome and amount; the owner gets a
-    summary. Returns the private messages sent. Pass `posts` so this final edit is ordered
-    after any edit the refresher has in flight. At the end the deal is marked announced
-    (`record`), so a crash in between is repaired by scheduler.deals.run_due. Everything is
-    sent through the sender (`sender`, else the refresher's, else the bot's)."""
-    if sender is None and posts is not None:
-        sender = posts.sender
-    sender = _sender(bot, db, sender)
-    deal = closing.deal
-    if posts is not None:
-        await posts.refresh(deal.id)
-    else:
-        await edit_posts(bot, db, i18n, deal.id, sender=sender)
-    async with db.read() as session:
-        people = await deal_service.people_of(
-            session, [o.user_id for o in closing.orders] + [deal.owner_id]
-        )
-        groups = {group.id: group for _post, group in await deal_service.posts(session, deal.id)}
-    # An order with no group (or whose group is gone) speaks of the deal's first group.
-    first = next(iter(groups.values()), None)
-    notices: list[tuple[int, str]] = []
-    for order in closing.orders:
-        person = people.get(order.user_id)
-        if person is None or not person.started or person.is_bot:
-            continue
-        group = groups.get(order.group_id) if order.group_id is not None else None
-        language = recipient_language(person, group or first, i18n.default_locale)
-        with i18n.context(), i18n.use_locale(language):
-            notices.append((person.id, member_text(closing, order, language)))
-    # The sender paces them under Telegram's limits; they queue there, not here.
-    results = await asyncio.gather(*(_private(sender, uid, text) for uid, text in notices))
-    sent = sum(results)
-    language = recipient_language(people.get(deal.owner_id), first, i18n.default_locale)
-    with i18n.context(), i18n.use_locale(language):
-        text = owner_text(closing, language)
-    if await _private(sender, deal.owner_id, text):
-        sent += 1
-    if record:
-        async with db.transaction() as session:
-            await deal_service.mark_announced(session, deal.id, utcnow())
-    log.info("deal %s closed (%s); %d private messages sent", deal.id, closing.outcome, sent)
-    return sent

@@ -20,6 +20,7 @@ import signal
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from bot.commands import set_commands
 from bot.factory import App
 from scheduler.jobs import TICK_SECONDS, Jobs
+from services import outbox as outbox_service
 from services import updates as update_service
+from services.timezones import utcnow
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 HEARTBEAT_SECONDS = 15.0
 PRUNE_SECONDS = 3600.0
-DUE_CHECK_SECONDS = 20.0
+OUTBOX_KEEP = timedelta(days=30)  # sent and failed outbox rows are kept this long
 RETRYABLE = (OperationalError, DBAPIError, TelegramNetworkError, ConnectionError)
 
 
@@ -243,27 +246,12 @@ async def housekeeping(app: App, stop: asyncio.Event) -> None:
         try:
             async with app.db.transaction() as session:
                 removed = await update_service.prune(session)
-            if removed:
-                log.info("pruned %d old processed-update ids", removed)
+                settled = await outbox_service.prune(session, utcnow() - OUTBOX_KEEP)
+            if removed or settled:
+                log.info("pruned %d old processed-update ids, %d outbox rows", removed, settled)
         except Exception:
             log.exception("housekeeping failed")
         await _sleep_or_stop(stop, PRUNE_SECONDS)
-
-
-async def deal_clock(app: App, stop: asyncio.Event, every: float = DUE_CHECK_SECONDS) -> None:
-    """Publish deals whose opening time came, close deals past their closing time, repair
-    lost announcements. `serve()` no longer runs this (the APScheduler job of
-    scheduler/jobs.py does, with reminders and content posts); kept for callers that want
-    only the deal part. Every step is conditional, so running it twice at once is safe."""
-    from scheduler.deals import run_due
-
-    posts = app.dispatcher.workflow_data["posts"]
-    while not stop.is_set():
-        try:
-            await run_due(app.bot, app.db, app.i18n, posts)
-        except Exception:
-            log.exception("due-deal check failed")
-        await _sleep_or_stop(stop, every)
 
 
 async def activity_flusher(app: App, stop: asyncio.Event, every: float | None = None) -> None:
@@ -303,6 +291,8 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
         asyncio.create_task(activity_flusher(app, stop)),
     ]
     jobs = start_jobs(app)
+    app.outbox.start()  # what is promised and due, this instance's or a dead one's
+    await app.posts.catch_up()  # posts whose deal changed after their last render
     try:
         if app.settings.mode.value == "webhook":
             await serve_webhook(app, stop, inflight=inflight)

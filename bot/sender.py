@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,16 +57,21 @@ INF = float("inf")
 REASON_MAX = 500
 NOT_MODIFIED = "message is not modified"
 
-_SENDERS: weakref.WeakKeyDictionary[Bot, Sender] = weakref.WeakKeyDictionary()
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one send ended: its result, or why not and whether trying later may help."""
+
+    result: object = None
+    reason: str | None = None  # None: sent (or an edit that changed nothing)
+    transient: bool = False  # network/server errors or 429s beyond the sender's patience
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
 
 
-def sender_for(bot: Bot, db: Database) -> Sender:
-    """The Sender of this bot (the app's, made in bot.factory); one is made if there is none,
-    so code called with only a Bot still goes through a sender."""
-    sender = _SENDERS.get(bot)
-    if sender is None or sender.db is not db:
-        sender = Sender(bot, db)
-    return sender
+SENT_NOTHING = Outcome()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +126,6 @@ class Sender:
         backoff: float = 0.5,
         backoff_max: float = 8.0,
         retry_after_attempts: int = 5,
-        register: bool = True,
     ) -> None:
         self.bot = bot
         self.db = db
@@ -148,14 +151,17 @@ class Sender:
         self._changed = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        if register:
-            _SENDERS[bot] = self
 
     # ------------------------------------------------------------------ public
 
     async def send(self, method: TelegramMethod[T], *, chat_id: int) -> T | None:
         """Send `method` (whose target is `chat_id`) within the limits; the result, or None
         if it failed for good (recorded)."""
+        return (await self.deliver(method, chat_id=chat_id)).result
+
+    async def deliver(self, method: TelegramMethod[T], *, chat_id: int) -> Outcome:
+        """Like `send`, with the reason of a failure and whether it is transient (the
+        outbox tries those again later; permanent ones are marked failed)."""
         self.pending += 1
         self._idle.clear()
         try:
@@ -184,22 +190,19 @@ class Sender:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
             log.warning("sender closed with %d sends pending", self.pending)
-        if _SENDERS.get(self.bot) is self:
-            del _SENDERS[self.bot]
 
     # ------------------------------------------------------------------ sending
 
-    async def _send(self, method: TelegramMethod[T], chat_id: int, hops: int) -> T | None:
+    async def _send(self, method: TelegramMethod[T], chat_id: int, hops: int) -> Outcome:
         name = type(method).__name__
         chat_id = self._moved.get(chat_id, chat_id)
         if is_pseudonym(chat_id):  # someone /forgetme made anonymous: no chat to reach
             log.info("%s to a forgotten person skipped", name)
-            return None
+            return Outcome(reason="recipient forgotten (/forgetme)")
         if getattr(method, "chat_id", None) not in (None, chat_id):
             method = method.model_copy(update={"chat_id": chat_id})
         if chat_id in self._inactive and not await self._active_again(chat_id):
-            await self._fail(chat_id, name, "chat inactive (the bot was blocked or removed)")
-            return None
+            return await self._fail(chat_id, name, "chat inactive (the bot was blocked or removed)")
         state = self._chats.get(chat_id)
         if state is None:
             self._prune_chats()
@@ -221,13 +224,13 @@ class Sender:
                             stamp.at = time.monotonic()
                             self._notify()
                         self.sent += 1
-                        return result
+                        return Outcome(result)
                     except TelegramRetryAfter as exc:
                         retry_after_tries += 1
                         state.blocked_until = time.monotonic() + exc.retry_after
                         if retry_after_tries >= self.retry_after_attempts:
-                            await self._fail(chat_id, name, f"429 retry after {exc.retry_after} s")
-                            return None
+                            reason = f"429 retry after {exc.retry_after} s"
+                            return await self._fail(chat_id, name, reason, transient=True)
                         log.warning(
                             "429 for chat %s (%s); waiting %s s", chat_id, name, exc.retry_after
                         )
@@ -236,36 +239,33 @@ class Sender:
                         break
                     except TelegramForbiddenError as exc:
                         await self._deactivate(chat_id)
-                        await self._fail(chat_id, name, f"403 {exc.message}")
-                        return None
+                        return await self._fail(chat_id, name, f"403 {exc.message}")
                     except TelegramBadRequest as exc:
                         if NOT_MODIFIED in exc.message.lower():
-                            return None  # an edit to the same content: nothing to do
-                        await self._fail(chat_id, name, f"400 {exc.message}")
-                        return None
+                            return SENT_NOTHING  # an edit to the same content: nothing to do
+                        return await self._fail(chat_id, name, f"400 {exc.message}")
                     except (TelegramNetworkError, TelegramServerError) as exc:
                         network_tries += 1
                         if network_tries >= self.network_attempts:
-                            await self._fail(chat_id, name, f"{type(exc).__name__}: {exc.message}")
-                            return None
+                            reason = f"{type(exc).__name__}: {exc.message}"
+                            return await self._fail(chat_id, name, reason, transient=True)
                         delay = min(self.backoff * 2 ** (network_tries - 1), self.backoff_max)
                         log.warning(
                             "network error for chat %s (%s); retry in %.2f s", chat_id, name, delay
                         )
                         await asyncio.sleep(delay)
                     except TelegramAPIError as exc:
-                        await self._fail(chat_id, name, f"{type(exc).__name__}: {exc.message}")
-                        return None
+                        return await self._fail(
+                            chat_id, name, f"{type(exc).__name__}: {exc.message}"
+                        )
                     except Exception as exc:  # a bug or an unexpected error: recorded too
                         log.exception("send to chat %s (%s) failed", chat_id, name)
-                        await self._fail(chat_id, name, f"{type(exc).__name__}: {exc}")
-                        return None
+                        return await self._fail(chat_id, name, f"{type(exc).__name__}: {exc}")
         finally:
             state.users -= 1
         # The group became a supergroup: follow it (outside the old chat's lock).
         if hops >= 3:
-            await self._fail(chat_id, name, f"migrated again to {migrate_to}; gave up")
-            return None
+            return await self._fail(chat_id, name, f"migrated again to {migrate_to}; gave up")
         await self._migrate(chat_id, migrate_to)
         moved = method.model_copy(update={"chat_id": migrate_to})
         return await self._send(moved, migrate_to, hops + 1)
@@ -344,7 +344,9 @@ class Sender:
 
     # ------------------------------------------------------------------ outcomes
 
-    async def _fail(self, chat_id: int, method: str, reason: str) -> None:
+    async def _fail(
+        self, chat_id: int, method: str, reason: str, *, transient: bool = False
+    ) -> Outcome:
         reason = reason[:REASON_MAX]
         now = utcnow()
         self.failed += 1
@@ -360,6 +362,7 @@ class Sender:
                 )
         except Exception:
             log.exception("could not record the failed send to chat %s", chat_id)
+        return Outcome(reason=reason, transient=transient)
 
     async def _deactivate(self, chat_id: int) -> None:
         self._inactive.add(chat_id)

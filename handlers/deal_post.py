@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.middlewares.admission import FLAG as ADMISSION
 from bot.middlewares.admission import JoinRequest
 from bot.posts import (
-    PostRefresher,
     cut,
     details_text,
     duration,
@@ -34,14 +33,11 @@ from bot.posts import (
 )
 from handlers.callbacks import DealCB, valid_id
 from models import Database, User
-from models.db import after_commit
 from services import deals as deal_service
 from services import groups as group_service
 from services import orders as order_service
 from services import referrals as referral_service
-from services.activity import ActivityBuffer
-from services.admission import AdmissionGate
-from services.orders import Change, OrderError
+from services.orders import OrderError
 from services.parsing import ParseError, parse_quantity
 from services.timezones import utcnow
 from views.deal_post import (
@@ -58,28 +54,10 @@ from views.deal_texts import domain_error_text
 log = logging.getLogger(__name__)
 GROUP_TYPES = {"group", "supergroup"}
 READ_ACTIONS = {"info"}
+ORDER_ACTIONS = {"join": "join", "qty": "set", "cancel": "cancel"}  # button → order action
 
 
 # ---------------------------------------------------------------- texts
-
-
-def _touch(
-    session: AsyncSession,
-    posts: PostRefresher,
-    deal_id: int,
-    change: Change,
-    gate: AdmissionGate | None = None,
-) -> None:
-    if change.changed:
-        after_commit(session, lambda: posts.touch(deal_id))
-        if gate is not None:  # the stock left after this change (a cancel reopens the gate)
-            left = change.deal.stock_left
-            after_commit(session, lambda: gate.learn(deal_id, left))
-
-
-def _learn_refusal(gate: AdmissionGate | None, deal_id: int, exc: OrderError) -> None:
-    if gate is not None and isinstance(exc, order_service.SoldOut):
-        gate.learn(deal_id, exc.left)
 
 
 def _sold_out(answer):
@@ -115,26 +93,11 @@ def buy_request(message: Message, data: dict) -> JoinRequest | None:
     return JoinRequest(deal_id, message.chat.id, quantity, _sold_out(message.reply))
 
 
-def _count_signup(
-    session: AsyncSession, activity: ActivityBuffer, chat_id: int, user_id: int, change: Change
-) -> None:
-    """A join of the sign-up list (not a change of quantity) counts once it committed."""
-    if change.old_quantity == 0 and change.new_quantity > 0:
-        at = utcnow()
-        after_commit(session, lambda: activity.record_signup(chat_id, user_id, at))
-
-
 # ---------------------------------------------------------------- buttons
 
 
 async def order_button(
-    query: CallbackQuery,
-    callback_data: DealCB,
-    session: AsyncSession,
-    user: User,
-    posts: PostRefresher,
-    activity: ActivityBuffer,
-    gate: AdmissionGate | None = None,
+    query: CallbackQuery, callback_data: DealCB, session: AsyncSession, user: User
 ) -> AnswerCallbackQuery:
     """Join +1, ×N (an absolute quantity) and Cancel my order."""
     chat = query.message.chat if query.message is not None else None
@@ -144,26 +107,24 @@ async def order_button(
         deal, group = await deal_service.posted_in_chat(session, callback_data.deal_id, chat.id)
     except deal_service.DealNotFound:
         return query.answer(not_posted_here(), show_alert=True)
-    now = utcnow()
+    action = ORDER_ACTIONS.get(callback_data.action)
+    if action is None:
+        return query.answer(stale_button(), show_alert=True)
     try:
-        if callback_data.action == "qty" and callback_data.qty < 1:
+        if action == "set" and callback_data.qty < 1:
             raise order_service.BadQuantity(callback_data.qty)
-        if callback_data.action == "join":
-            change = await order_service.join(session, deal.id, user.id, now, group_id=group.id)
-        elif callback_data.action == "qty":
-            change = await order_service.set_quantity(
-                session, deal.id, user.id, callback_data.qty, now, group_id=group.id
-            )
-        elif callback_data.action == "cancel":
-            change = await order_service.cancel(session, deal.id, user.id, now)
-        else:
-            return query.answer(stale_button(), show_alert=True)
+        change = await order_service.act(
+            session,
+            deal_id=deal.id,
+            user_id=user.id,
+            action=action,
+            quantity=callback_data.qty,
+            group=group,
+            now=utcnow(),
+        )
     except OrderError as exc:
         await deal_service.fresh(session, deal)
-        _learn_refusal(gate, deal.id, exc)
         return query.answer(refusal(exc, deal, group), show_alert=True)
-    _touch(session, posts, deal.id, change, gate)
-    _count_signup(session, activity, chat.id, user.id, change)
     return query.answer(confirmation(change, deal.title))
 
 
@@ -227,57 +188,46 @@ def parse_buy(args: str | None) -> tuple[int, int] | None:
 
 
 async def buy_command(
-    message: Message,
-    command: CommandObject,
-    session: AsyncSession,
-    user: User,
-    posts: PostRefresher,
-    activity: ActivityBuffer,
-    gate: AdmissionGate | None = None,
+    message: Message, command: CommandObject, session: AsyncSession, user: User
 ) -> SendMessage:
     parsed = parse_buy(command.args)
     if parsed is None:
         return message.reply(buy_usage())
     deal_id, quantity = parsed
-    try:
-        deal, group = await deal_service.posted_in_chat(session, deal_id, message.chat.id)
-    except deal_service.DealNotFound:
-        return message.reply(not_here(f"D{deal_id}"))
-    try:
-        change = await order_service.set_quantity(
-            session, deal.id, user.id, quantity, utcnow(), group_id=group.id
-        )
-    except OrderError as exc:
-        await deal_service.fresh(session, deal)
-        _learn_refusal(gate, deal.id, exc)
-        return message.reply(refusal(exc, deal, group))
-    _touch(session, posts, deal.id, change, gate)
-    _count_signup(session, activity, message.chat.id, user.id, change)
-    return message.reply(quote(confirmation(change, deal.title)))
+    return await _command(message, session, user, deal_id, "set", quantity)
 
 
 async def cancel_command(
-    message: Message,
-    command: CommandObject,
-    session: AsyncSession,
-    user: User,
-    posts: PostRefresher,
-    gate: AdmissionGate | None = None,
+    message: Message, command: CommandObject, session: AsyncSession, user: User
 ) -> SendMessage:
     parts = (command.args or "").split()
     deal_id = deal_service.parse_code(parts[0]) if len(parts) == 1 else None
     if deal_id is None or not valid_id(deal_id):
         return message.reply(cancel_usage())
+    return await _command(message, session, user, deal_id, "cancel", 0)
+
+
+async def _command(
+    message: Message, session: AsyncSession, user: User, deal_id: int, action: str, quantity: int
+) -> SendMessage:
     try:
         deal, group = await deal_service.posted_in_chat(session, deal_id, message.chat.id)
     except deal_service.DealNotFound:
         return message.reply(not_here(f"D{deal_id}"))
     try:
-        change = await order_service.cancel(session, deal.id, user.id, utcnow())
+        change = await order_service.act(
+            session,
+            deal_id=deal.id,
+            user_id=user.id,
+            action=action,
+            quantity=quantity,
+            group=group,
+            now=utcnow(),
+            via="command",
+        )
     except OrderError as exc:
         await deal_service.fresh(session, deal)
         return message.reply(refusal(exc, deal, group))
-    _touch(session, posts, deal.id, change, gate)
     return message.reply(quote(confirmation(change, deal.title)))
 
 

@@ -37,8 +37,6 @@ when the Dispatcher has one). A deal that opens later is created
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -50,8 +48,8 @@ from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
-from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -59,9 +57,9 @@ from handlers import deal_wizard_views as views
 from handlers.callbacks import WizardCB
 from handlers.deal_wizard_views import not_an_owner
 from handlers.wizard import Wizard, number, out_of_date
-from models import Database, Group, User
-from models.db import after_commit
+from models import Group, User
 from services import deals as deal_service
+from services import events
 from services.admins import AdminDirectory
 from services.deal_draft import (
     BUTTON_ONLY,
@@ -87,35 +85,6 @@ log = logging.getLogger(__name__)
 def now() -> datetime:
     """The wizard's clock (UTC); tests monkeypatch it."""
     return utcnow()
-
-
-# ---------------------------------------------------------------- after-commit publishing
-
-BACKGROUND: set[asyncio.Future[Any]] = set()
-
-
-def spawn(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
-    """Run in the background, keeping a reference until done (tests await `drain()`)."""
-    task = asyncio.ensure_future(awaitable)
-    BACKGROUND.add(task)
-    task.add_done_callback(BACKGROUND.discard)
-    return task
-
-
-async def drain() -> None:
-    """Wait for every background task started here (used by tests)."""
-    while BACKGROUND:
-        await asyncio.gather(*list(BACKGROUND), return_exceptions=True)
-
-
-async def publish_deal(bot: Bot, db: Database, i18n: I18n, deal_id: int) -> None:
-    """Post the deal to its groups (bot.posts, imported when needed). Used when the
-    Dispatcher carries no `posts` refresher (whose `publish_soon` does the same, tracked)."""
-    try:
-        posts = importlib.import_module("bot.posts")
-        await posts.publish(bot, db, i18n, deal_id)
-    except Exception:
-        log.exception("publishing deal %s failed", deal_id)
 
 
 # ---------------------------------------------------------------- states
@@ -435,9 +404,6 @@ async def publish_button(
     user: User,
     admins: AdminDirectory,
     settings: Settings,
-    db: Database,
-    i18n: I18n,
-    posts: Any = None,
 ) -> None:
     bot = query.bot
     draft = DealDraft.from_data(await state.get_data())
@@ -467,11 +433,8 @@ async def publish_button(
     await state.clear()
     deal_id, code = deal.id, deal.code
     log.info("deal %s created by %s (%s)", deal_id, user.id, deal.status)
-    if deal.status == "open":
-        if posts is not None:  # the app's PostRefresher: tracked, flushed at shutdown
-            after_commit(session, lambda: posts.publish_soon(deal_id))
-        else:
-            after_commit(session, lambda: spawn(publish_deal(bot, db, i18n, deal_id)))
+    if deal.status == "open":  # posted to its groups once this commits (bot/effects.py)
+        events.record(session, events.DealOpened(deal_id))
         text = ngettext(
             "Deal {code} is created and is being posted to {n} group.",
             "Deal {code} is created and is being posted to {n} groups.",

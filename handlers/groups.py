@@ -19,9 +19,8 @@ from bot.telegram import admin_info
 from handlers import invites
 from handlers.common import help_text, quote
 from models import Group, User
-from models.db import after_commit
+from services import events
 from services import groups as group_service
-from services.activity import ActivityBuffer
 from services.admins import AdminDirectory
 from services.groups import AdminInfo, Defaults
 from services.locales import from_telegram, recipient_language
@@ -104,7 +103,7 @@ async def bot_blocked_in_private(
 
 
 async def member_changed(
-    event: ChatMemberUpdated, session: AsyncSession, user: User | None, activity: ActivityBuffer
+    event: ChatMemberUpdated, session: AsyncSession, user: User | None
 ) -> None:
     """A member joined, left, or had their rights changed (needs the bot to be an admin)."""
     group = await group_service.get_by_chat(session, event.chat.id)
@@ -122,19 +121,16 @@ async def member_changed(
     await invites.credit_from(event, session, group)  # before the membership is recorded
     if not member.user.is_bot:
         await group_service.record_membership(session, group, member.user.id, member.status)
-        _count_join_or_leave(session, activity, event)
+        _count_join_or_leave(session, event)
 
 
-def _count_join_or_leave(
-    session: AsyncSession, activity: ActivityBuffer, event: ChatMemberUpdated
-) -> None:
+def _count_join_or_leave(session: AsyncSession, event: ChatMemberUpdated) -> None:
     """Absent → present is a join, present → absent a leave (counted once committed)."""
     was, now = event.old_chat_member.status in PRESENT, event.new_chat_member.status in PRESENT
     if was == now:
         return
-    record = activity.record_join if now else activity.record_leave
-    chat_id, user_id, at = event.chat.id, event.new_chat_member.user.id, event.date
-    after_commit(session, lambda: record(chat_id, user_id, at))
+    kind = events.MemberJoined if now else events.MemberLeft
+    events.record(session, kind(event.chat.id, event.new_chat_member.user.id, event.date))
 
 
 def _follow_language(locales: LocaleCache, old: int, new: int, group: Group | None) -> None:

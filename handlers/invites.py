@@ -17,7 +17,6 @@ from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.filters.callback_data import CallbackData
-from aiogram.methods import SendMessage
 from aiogram.types import (
     CallbackQuery,
     ChatMemberAdministrator,
@@ -35,15 +34,14 @@ from bot.posts import PostRefresher
 from handlers.callbacks import InviteCB, InvitesCB, valid_id
 from handlers.common import group_picker, quote
 from models import Database, Group, User
-from models.db import after_commit
 from services import groups as group_service
+from services import notices as notice_service
 from services import people
 from services import referrals as referral_service
 from services.admins import AdminDirectory
 from services.errors import GroupNotFound, NotGroupAdmin
-from services.locales import recipient_language
 from services.timezones import utcnow
-from views.invites import admin_notice, link_text, member_refusal, not_in_group, report
+from views.invites import link_text, member_refusal, not_in_group, report
 
 log = logging.getLogger(__name__)
 GROUP_TYPES = {"group", "supergroup"}
@@ -136,26 +134,12 @@ async def _tell_admins(
     ids = (await admins.admins_of(session, group)) - {requester}
     if not ids:
         return False
-    recipients = await people.reachable(session, ids)
-    if not recipients:
-        return False
     if not notices.due(group.id, reason):
         return True
-    title = quote(group.title)
-    messages = []
-    for person in recipients:
-        with i18n.use_locale(recipient_language(person, group, i18n.default_locale)):
-            messages.append((person.id, admin_notice(reason, title, bot_name)))
-    sender = posts.sender
-
-    async def deliver() -> None:
-        for user_id, text in messages:
-            await sender.send(SendMessage(chat_id=user_id, text=text), chat_id=user_id)
-
-    after_commit(session, lambda: posts.spawn(deliver()))
+    told = await notice_service.rights(session, group.id, ids, reason, utcnow())
     log.info("group %s: told %d admins the bot cannot create invite links (%s)",
-             group.id, len(messages), reason)  # fmt: skip
-    return True
+             group.id, told, reason)  # fmt: skip
+    return told > 0
 
 
 async def issue(

@@ -16,11 +16,9 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.posts import PostRefresher
 from handlers.callbacks import MyOrdersCB
 from handlers.common import show
 from models import User
-from models.db import after_commit
 from services import my_orders
 from services.my_orders import CancelRefused
 from services.timezones import utcnow
@@ -49,16 +47,14 @@ async def my_orders_button(
     session: AsyncSession,
     user: User,
     settings: Settings,
-    posts: PostRefresher,
 ) -> None:
     if callback_data.action == "page":
         await query.answer()
     elif callback_data.action == "cancel":
-        refusal, deal_id = await _cancel(session, user, callback_data.order_id)
+        refusal, _deal_id = await _cancel(session, user, callback_data.order_id)
         if refusal is not None:
             await query.answer(refusal, show_alert=True)
             return
-        after_commit(session, lambda: posts.touch(deal_id))  # the group's sign-up list
         await query.answer(_("Order cancelled."))
     else:
         await query.answer(_("This button is out of date. Send /myorders again."), show_alert=True)

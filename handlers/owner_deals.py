@@ -7,20 +7,17 @@ cancel (asked to confirm first) and duplicate (the wizard, pre-filled) complete 
 
 Callback data carries only a deal id; every action re-checks on the server that the deal
 belongs to the user (a forged or stale id is refused and nothing changes). Closing and
-cancelling go through `scheduler.deals.close_now`, which closes the deal once and tells the
-participants. After an edit the group posts are refreshed once the transaction committed
-(`posts.touch`, when the Dispatcher carries a `posts` object).
+cancelling go through `services.deals.close_owned`, which closes the deal once and promises
+the participants' notices in the outbox. After an edit a DealChanged event refreshes the
+group posts once the transaction committed (bot/effects.py).
 
 `now()` is this module's clock (tests freeze it).
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 from datetime import datetime
-from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, StateFilter
@@ -36,8 +33,8 @@ from handlers import deal_wizard
 from handlers.callbacks import OwnerDealCB
 from handlers.common import quote
 from models import Database, Deal, Group, User
-from models.db import after_commit
 from services import deals as deal_service
+from services import events
 from services.admins import AdminDirectory
 from services.errors import DomainError
 from services.parsing import ParseError, parse_local_datetime, parse_quantity, parse_reminders
@@ -80,17 +77,9 @@ def _timezones(groups: list[Group], settings: Settings) -> list[str]:
     return [g.timezone for g in groups] or [settings.default_timezone]
 
 
-def touch_posts(session: AsyncSession, posts: Any, deal_id: int) -> None:
+def touch_posts(session: AsyncSession, deal_id: int) -> None:
     """Refresh the deal's group posts once the transaction committed."""
-    if posts is None:
-        return
-
-    def run() -> None:
-        result = posts.touch(deal_id)
-        if inspect.isawaitable(result):
-            deal_wizard.spawn(result)
-
-    after_commit(session, run)
+    events.record(session, events.DealChanged(deal_id))
 
 
 # ---------------------------------------------------------------- rendering
@@ -218,7 +207,6 @@ async def owner_button(
     user: User,
     admins: AdminDirectory,
     settings: Settings,
-    posts: Any = None,
 ) -> None:
     bot = query.bot
     action = callback_data.action
@@ -263,7 +251,7 @@ async def owner_button(
                 show_alert=True,
             )
             return
-        touch_posts(session, posts, deal.id)
+        touch_posts(session, deal.id)
         await query.answer(_("Paused.") if action == "pause" else _("Resumed."))
         note = (
             _("{code} is paused: nobody can join or change orders until you resume it.")
@@ -362,7 +350,6 @@ async def edit_typed(
     user: User,
     settings: Settings,
     raw_state: str | None = None,
-    posts: Any = None,
 ) -> None:
     data = await state.get_data()
     deal_id = int(data.get("deal_id") or 0)
@@ -418,7 +405,7 @@ async def edit_typed(
         return
     await state.clear()
     if raw_state != OwnerEdit.reminders.state:  # reminders are not shown on the posts
-        touch_posts(session, posts, deal.id)
+        touch_posts(session, deal.id)
     await send_card(message.bot, session, deal, settings, note.format(code=deal.code))
 
 
@@ -440,7 +427,6 @@ async def close_button(
     db: Database,
     i18n: I18n,
     settings: Settings,
-    posts: Any = None,
 ) -> None:
     """Close now, or cancel once confirmed. close_now joins this update's transaction: the
     deal closes exactly once, and participants are told in the background after commit."""
@@ -454,15 +440,7 @@ async def close_button(
         await query.answer(domain_error_text(deal_service.DealFinished(deal.id)), show_alert=True)
         return
     try:
-        scheduler_deals = importlib.import_module("scheduler.deals")
-    except ImportError:  # pragma: no cover - a broken deployment
-        log.exception("scheduler.deals is missing: cannot close deal %s", deal.id)
-        await query.answer(_("That is not possible right now."), show_alert=True)
-        return
-    try:
-        closing = await scheduler_deals.close_now(
-            bot, db, i18n, posts, deal.id, user.id, cancel=cancel
-        )
+        closing = await deal_service.close_owned(session, deal.id, user.id, utcnow(), cancel=cancel)
     except DomainError as err:
         await query.answer(domain_error_text(err), show_alert=True)
         return

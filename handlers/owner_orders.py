@@ -16,35 +16,30 @@ and sends.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Sequence
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
-from aiogram.methods import AnswerCallbackQuery, SendMessage
+from aiogram.methods import AnswerCallbackQuery
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.posts import PostRefresher
-from bot.sender import Sender, sender_for
 from handlers.callbacks import OrdersCB
 from handlers.common import quote, show
-from models import CreditEntry, Database, Deal, Order, User
-from models.db import after_commit
+from models import Database, Deal, Order, User
 from services import deals as deal_service
 from services import exports
 from services import fulfilment as fulfilment_service
 from services import owner_orders as read
 from services.deals import DealNotFound, NotDealOwner
-from services.fulfilment import BadTransition, Marked, NotConfirmed, OrderNotFound
+from services.fulfilment import BadTransition, NotConfirmed, OrderNotFound
 from services.timezones import utcnow
 from views import owner_orders as views
 from views.owner_orders import (
-    Notice,
     audience_text,
     bad_transition_text,
     fulfilment_label,
@@ -74,38 +69,6 @@ async def order_card(
     return views.order_card(await read.order_detail(session, deal, order), page, OrdersCB)
 
 
-async def audience(session: AsyncSession, i18n: I18n, changes: Sequence[Marked]) -> views.Audience:
-    """The private messages for changed orders (views.owner_orders.audience)."""
-    return views.audience(i18n, await read.recipients(session, changes))
-
-
-async def credit_notices(
-    session: AsyncSession, i18n: I18n, entries: Sequence[CreditEntry | None]
-) -> list[Notice]:
-    """The members whose credit the change moved, one message each; unreachable are skipped."""
-    return views.credit_notices(i18n, await read.credit_changes(session, entries))
-
-
-async def deliver(
-    bot: Bot, db: Database, notices: Sequence[Notice], sender: Sender | None = None
-) -> int:
-    """Send the notices (after the change committed, outside any transaction) through the
-    sender, which keeps Telegram's limits, waits out 429s and marks a member who blocked the
-    bot (403) as not started; one failure never stops the others (each is recorded). Returns
-    how many were sent."""
-    sender = sender if sender is not None else sender_for(bot, db)
-    results = await asyncio.gather(
-        *(
-            sender.send(SendMessage(chat_id=n.user_id, text=n.text), chat_id=n.user_id)
-            for n in notices
-        ),
-        return_exceptions=True,
-    )
-    sent = sum(1 for r in results if r is not None and not isinstance(r, BaseException))
-    log.info("fulfilment notices: %d sent, %d not sent", sent, len(notices) - sent)
-    return sent
-
-
 async def show_safely(
     query: CallbackQuery, text: str, keyboard: InlineKeyboardMarkup | None
 ) -> None:
@@ -114,13 +77,6 @@ async def show_safely(
         await show(query, text, keyboard)
     except TelegramAPIError as exc:
         log.warning("could not show the new state to %s: %s", query.from_user.id, exc)
-
-
-def send_after_commit(
-    session: AsyncSession, bot: Bot, db: Database, posts: PostRefresher, notices: list[Notice]
-) -> None:
-    if notices:
-        after_commit(session, lambda: posts.spawn(deliver(bot, db, notices, sender=posts.sender)))
 
 
 # ---------------------------------------------------------------- handlers
@@ -246,11 +202,8 @@ async def _mark_one(
         )
         return
     reply = query.answer(_("Marked {state}.").format(state=fulfilment_label(marked.state)))
-    found = await audience(session, i18n, [marked])
-    credited = await credit_notices(session, i18n, [marked.credit])
-    send_after_commit(session, query.bot, db, posts, found.notices + credited)
     text, keyboard = await order_card(session, marked.deal, marked.order, data.page)
-    await show_safely(query, text + "\n\n" + audience_text(found), keyboard)
+    await show_safely(query, text + "\n\n" + audience_text(marked.audience), keyboard)
     return reply
 
 
@@ -274,11 +227,8 @@ async def _mark_all(
         return
     answer, summary = views.mark_all_summary(len(bulk.changed), bulk.unchanged, data.state)
     reply = query.answer(answer)
-    found = await audience(session, i18n, bulk.changed)
-    credited = await credit_notices(session, i18n, [m.credit for m in bulk.changed])
-    send_after_commit(session, query.bot, db, posts, found.notices + credited)
     if bulk.changed:
-        summary += " " + audience_text(found)
+        summary += " " + audience_text(bulk.audience)
     text, keyboard = await deal_page(session, bulk.deal, data.page)
     await show_safely(query, summary + "\n\n" + text, keyboard)
     return reply
@@ -311,23 +261,15 @@ async def _money_action(
         await show(query, text, keyboard)
         return
     now = utcnow()
-    notices: list[Notice] = []
     try:
         if data.action == "paid":
             marked = await fulfilment_service.mark_paid(session, order.id, user.id, now)
             changed, result_order = marked.changed, marked.order
             answer = _("Marked paid.") if changed else _("Already paid; nothing changed.")
-            notices += await credit_notices(session, i18n, [marked.credit])
         else:
             refunded = await fulfilment_service.refund(session, order.id, user.id, now)
             changed, result_order = refunded.changed, refunded.order
             answer = _("Order cancelled.") if changed else _("Already cancelled; nothing changed.")
-            if changed:
-                found = await read.refund_recipient(session, order)
-                notices += views.refund_notice(i18n, refunded, found)
-                notices += await credit_notices(session, i18n, refunded.entries)
-                deal_id = deal.id
-                after_commit(session, lambda: posts.touch(deal_id))
     except (OrderNotFound, DealNotFound):
         await query.answer(unknown_order(), show_alert=True)
         return
@@ -338,7 +280,6 @@ async def _money_action(
         await query.answer(not_confirmed_text(exc), show_alert=True)
         return
     log.info("order %s %s by %s (changed: %s)", order.id, data.action, user.id, changed)
-    send_after_commit(session, query.bot, db, posts, notices)
     text, keyboard = await order_card(session, deal, result_order, data.page)
     await show_safely(query, text, keyboard)
     return query.answer(answer)
@@ -392,10 +333,9 @@ async def pickup_command(
     if not marked.changed:
         await message.answer(head + "\n" + _("It was already picked up; nothing changed."))
         return
-    found = await audience(session, i18n, [marked])
-    credited = await credit_notices(session, i18n, [marked.credit])
-    send_after_commit(session, message.bot, db, posts, found.notices + credited)
-    await message.answer(head + "\n" + _("Marked picked up.") + " " + audience_text(found))
+    await message.answer(
+        head + "\n" + _("Marked picked up.") + " " + audience_text(marked.audience)
+    )
 
 
 def router() -> Router:

@@ -1,25 +1,22 @@
 """/mydata and /forgetme in private chat: a copy of everything stored about the user, and
 forgetting them (services.privacy decides what is deleted and what is anonymised).
 
-After /forgetme commits: the user's invite links are revoked at Telegram (best effort, through
-the sender; failures are logged and recorded only) and every app-wide object of the
-Dispatcher (`Dispatcher(**data)`) that has a `forget_user(user_id)` method is told, so
-in-memory caches drop the user (LocaleCache, Sender; the activity buffer implements the same
-method to drop counts not yet flushed).
+In the transaction of /forgetme: the revocation of the user's invite links at Telegram and
+the edit of the question into its outcome are promised in the outbox (services.notices), and
+a MemberForgotten event makes the effects map (bot/effects.py) drop the user from every
+in-memory cache once it committed (LocaleCache, Sender, the activity buffer's counts not yet
+flushed).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import Awaitable
-from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
-from aiogram.methods import AnswerCallbackQuery, RevokeChatInviteLink
+from aiogram.methods import AnswerCallbackQuery
 from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
@@ -30,30 +27,13 @@ from aiogram.types import (
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.sender import Sender
 from handlers.callbacks import ForgetCB
 from models import User
-from models.db import after_commit
-from services import privacy
+from services import events, notices, privacy
+from services.timezones import utcnow
 from views.privacy import forget_text
 
 log = logging.getLogger(__name__)
-
-BACKGROUND: set[asyncio.Future[Any]] = set()
-
-
-def spawn(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
-    """Run in the background, keeping a reference until done (tests await `drain()`)."""
-    task = asyncio.ensure_future(awaitable)
-    BACKGROUND.add(task)
-    task.add_done_callback(BACKGROUND.discard)
-    return task
-
-
-async def drain() -> None:
-    """Wait for every background task started here (used by tests)."""
-    while BACKGROUND:
-        await asyncio.gather(*list(BACKGROUND), return_exceptions=True)
 
 
 # ---------------------------------------------------------------- /mydata
@@ -106,41 +86,12 @@ async def _edit(query: CallbackQuery, text: str) -> None:
         log.warning("could not show the /forgetme outcome to user %s", query.from_user.id)
 
 
-async def _revoke(sender: Sender | None, query: CallbackQuery, links: list[tuple[int, str]]):
-    for chat_id, link in links:
-        method = RevokeChatInviteLink(chat_id=chat_id, invite_link=link)
-        try:
-            if sender is not None:
-                result = await sender.send(method, chat_id=chat_id)
-            else:
-                result = await query.bot(method)
-        except Exception as exc:
-            result = None
-            log.warning("revoking an invite link in chat %s failed: %s", chat_id, exc)
-        if result is None:
-            log.warning("an invite link in chat %s could not be revoked", chat_id)
-
-
-def _forget_in_memory(data: dict[str, Any], user_id: int) -> None:
-    seen: set[int] = set()
-    for value in data.values():
-        hook = getattr(value, "forget_user", None)
-        if hook is None or not callable(hook) or id(value) in seen:
-            continue
-        seen.add(id(value))
-        try:
-            hook(user_id)
-        except Exception:
-            log.exception("%s.forget_user failed", type(value).__name__)
-
-
 async def forget_button(
     query: CallbackQuery,
     callback_data: ForgetCB,
     session: AsyncSession,
     user: User,
     state: FSMContext,
-    **data: Any,
 ) -> AnswerCallbackQuery | None:
     if callback_data.action == "cancel":
         await _edit(query, _("Nothing was deleted."))
@@ -155,15 +106,11 @@ async def forget_button(
         "Done: your personal data is deleted. Orders kept in the owners' books without your "
         "name or id: {orders}. Goodbye!"
     ).format(orders=orders)
-    sender = data.get("sender")
-
-    def committed() -> None:
-        _forget_in_memory(data, user_id)
-        spawn(_edit(query, done))
-        if summary.invite_links:
-            spawn(_revoke(sender, query, summary.invite_links))
-
-    after_commit(session, committed)
+    now = utcnow()
+    events.record(session, events.MemberForgotten(user_id))
+    await notices.revoke_links(session, summary.invite_links, now)
+    if isinstance(query.message, Message):  # the outcome replaces the question, once committed
+        await notices.edit_text(session, user_id, query.message.message_id, done, now)
     log.info(
         "user %s forgotten: %s rows deleted, %s anonymised",
         user_id,

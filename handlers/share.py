@@ -20,11 +20,12 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.middlewares.admission import FLAG as ADMISSION
+from bot.middlewares.admission import JoinRequest
 from bot.posts import (
     CAPTION_LIMIT,
     QUANTITY_CHOICES,
     TEXT_LIMIT,
-    PostRefresher,
     cut,
     render_card,
     share_link,
@@ -32,8 +33,8 @@ from bot.posts import (
 )
 from handlers.callbacks import PrivateDealCB, valid_id
 from handlers.common import quote
+from handlers.deal_post import ORDER_ACTIONS
 from models import Deal, Group, User
-from models.db import after_commit
 from services import deals as deal_service
 from services import orders as order_service
 from services import people
@@ -41,6 +42,7 @@ from services import referrals as referral_service
 from services.orders import OrderError
 from services.timezones import utcnow
 from views.deal_post import confirmation, refusal
+from views.deal_texts import domain_error_text
 
 log = logging.getLogger(__name__)
 DEAL_PREFIX = "deal_"
@@ -165,12 +167,25 @@ async def start_link(
     await show_deal(message, session, deal, group, from_group(group))
 
 
+def private_request(query: CallbackQuery, data: dict) -> JoinRequest | None:
+    """Join +1 and ×N under a private deal card go through the admission gate too."""
+    callback_data = data.get("callback_data")
+    if not isinstance(callback_data, PrivateDealCB):
+        return None
+    units = {"join": 1, "qty": callback_data.qty}.get(callback_data.action, 0)
+    if units < 1:
+        return None
+    return JoinRequest(
+        callback_data.deal_id,
+        None,
+        units,
+        lambda left: query.answer(domain_error_text(order_service.SoldOut(left)), show_alert=True),
+        group_id=callback_data.group_id,
+    )
+
+
 async def private_order_button(
-    query: CallbackQuery,
-    callback_data: PrivateDealCB,
-    session: AsyncSession,
-    user: User,
-    posts: PostRefresher,
+    query: CallbackQuery, callback_data: PrivateDealCB, session: AsyncSession, user: User
 ) -> AnswerCallbackQuery:
     """Join +1, ×N and Cancel under a deal shown in private: an order in the link's group."""
     found = await referral_service.deal_in_group(
@@ -179,25 +194,25 @@ async def private_order_button(
     if found is None:
         return query.answer(not_available(), show_alert=True)
     deal, group = found
-    now = utcnow()
+    action = ORDER_ACTIONS.get(callback_data.action)
+    if action is None:
+        return query.answer(_("This button is out of date."), show_alert=True)
     try:
-        if callback_data.action == "join":
-            change = await order_service.join(session, deal.id, user.id, now, group_id=group.id)
-        elif callback_data.action == "qty":
-            if callback_data.qty < 1:
-                raise order_service.BadQuantity(callback_data.qty)
-            change = await order_service.set_quantity(
-                session, deal.id, user.id, callback_data.qty, now, group_id=group.id
-            )
-        elif callback_data.action == "cancel":
-            change = await order_service.cancel(session, deal.id, user.id, now)
-        else:
-            return query.answer(_("This button is out of date."), show_alert=True)
+        if action == "set" and callback_data.qty < 1:
+            raise order_service.BadQuantity(callback_data.qty)
+        change = await order_service.act(
+            session,
+            deal_id=deal.id,
+            user_id=user.id,
+            action=action,
+            quantity=callback_data.qty,
+            group=group,
+            now=utcnow(),
+            via="private",
+        )
     except OrderError as exc:
         await deal_service.fresh(session, deal)
         return query.answer(refusal(exc, deal, group), show_alert=True)
-    if change.changed:
-        after_commit(session, lambda: posts.touch(deal.id))
     return query.answer(confirmation(change, deal.title))
 
 
@@ -205,5 +220,7 @@ def router() -> Router:
     r = Router(name="share")
     r.message.filter(F.chat.type == "private")
     r.message.register(start_link, CommandStart(deep_link=True, magic=F.args != "settings"))
-    r.callback_query.register(private_order_button, PrivateDealCB.filter())
+    r.callback_query.register(
+        private_order_button, PrivateDealCB.filter(), flags={ADMISSION: private_request}
+    )
     return r

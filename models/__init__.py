@@ -3,7 +3,7 @@
 from models.base import Base
 from models.db import Database, current_session
 from models.deals import Deal, DealPost, Order
-from models.delivery import SendFailure
+from models.delivery import OutboxMessage, SendFailure
 from models.digest import DigestRun, DigestSubscription
 from models.entities import FsmState, Group, GroupAdmin, Membership, ProcessedUpdate, User
 from models.growth import (
@@ -34,6 +34,7 @@ __all__ = [
     "MemberActivityDay",
     "Membership",
     "Order",
+    "OutboxMessage",
     "ProcessedUpdate",
     "Referral",
     "ScheduledPost",

@@ -24,27 +24,21 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from services.events import take as take_events
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-AFTER_COMMIT = "tuan_after_commit"
 OWNER = "tuan_database"
 log = logging.getLogger(__name__)
+
+# Called with the domain events (services.events) of each committed transaction: the effects
+# map (bot/effects.py) of the app that owns this Database.
+EffectsHook = Callable[[list], None]
 
 # The session of the update (or job) being processed, for code that cannot take it as an
 # argument (the FSM storage). Set by Database.transaction().
 current_session: contextvars.ContextVar[AsyncSession | None] = contextvars.ContextVar(
     "current_session", default=None
 )
-
-
-def after_commit(session: AsyncSession, callback: Callable[[], object]) -> None:
-    """Run `callback` (synchronous; schedule tasks from it) once the transaction of `session`
-    has committed; never if it rolls back. A session not opened by Database.transaction()
-    has no known commit point, so there the callback runs at once."""
-    callbacks = session.info.get(AFTER_COMMIT)
-    if callbacks is None:
-        callback()
-    else:
-        callbacks.append(callback)
 
 
 def _prepare_sqlite_path(url: str) -> None:
@@ -100,6 +94,7 @@ class Database:
         self._writer = async_sessionmaker(write_bind, expire_on_commit=False)
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self.effects: EffectsHook | None = None  # set by bot.factory
 
     def current(self) -> AsyncSession | None:
         """The transaction of this database that the running task is inside, if any.
@@ -125,24 +120,24 @@ class Database:
             return
         if self._write_lock is not None:
             await self._write_lock.acquire()
-        callbacks: list[Callable[[], object]] = []
         try:
             async with self._writer() as session, session.begin():
-                session.info[AFTER_COMMIT] = callbacks
                 session.info[OWNER] = self
                 token = current_session.set(session)
                 try:
                     yield session
                 finally:
                     current_session.reset(token)
+                    happened = take_events(session)
         finally:
             if self._write_lock is not None:
                 self._write_lock.release()
-        for callback in callbacks:  # only reached when the transaction committed
+        # Only reached when the transaction committed: what its events cause.
+        if happened and self.effects is not None:
             try:
-                callback()
+                self.effects(happened)
             except Exception:
-                log.exception("after-commit callback failed")
+                log.exception("effects of a committed transaction failed")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

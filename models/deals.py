@@ -87,6 +87,8 @@ class DealPost(Base):
     )
     message_id: Mapped[int | None] = mapped_column(BigInteger, info=person_id("none"))
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The moment of the deal's state the post shows (its last edit read the deal then).
+    rendered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_deal_posts_group_id", "group_id"),)
 

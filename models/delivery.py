@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Index, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime, person_id
+from models.base import Base, UTCDateTime, person_id, personal
 
 
 class SendFailure(Base):
@@ -26,3 +26,35 @@ class SendFailure(Base):
     method: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+
+class OutboxMessage(Base):
+    """A message the bot promised (services.outbox): written in the transaction of the change
+    that promises it, delivered by bot.outbox. `key` makes a promise unique (a replay or a
+    second caller promises nothing new); `payload` holds the facts to render, never a text:
+    the text is made in the recipient's language when it is sent."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_status_due", "status", "due_at"),
+        Index("ix_outbox_chat_id", "chat_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    # The recipient: a person's private chat (their id) or a group chat (negative).
+    chat_id: Mapped[int] = mapped_column(BigInteger, info=person_id("key"))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(Text, default="{}", info=personal("chat_id"))
+    group_id: Mapped[int | None] = mapped_column(Integer)  # the group it is about, if any
+    status: Mapped[str] = mapped_column(String(8), default="pending")  # pending|sent|failed
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # NULL: as soon as possible
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Claimed by a deliverer until lease_until (token: which claim); NULL: free.
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Claims over a lease that ran out (its deliverer died mid-send): possible duplicates.
+    expired_leases: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

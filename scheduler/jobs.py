@@ -31,20 +31,14 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import SendMessage, SendPhoto, TelegramMethod
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from models import Deal, Group
 from scheduler.deals import DueResult, run_due
-from services import calendar
-from services import deals as deal_service
-from services import groups as group_service
-from services.money import format_money
+from services import calendar, notices
 from services.timezones import utcnow
 
 if TYPE_CHECKING:
@@ -67,67 +61,17 @@ class TickResult:
 
 
 async def deliver(app: App, method: TelegramMethod[Any], chat_id: int) -> tuple[Any, str | None]:
-    """Send through the app's sender if it has one. (result, None) or (None, reason)."""
-    sender = app.dispatcher.workflow_data.get("sender")
-    if sender is not None:
-        result = await sender.send(method, chat_id=chat_id)
-        return result, None if result is not None else "send failed (see send_failures)"
-    try:
-        return await app.bot(method), None
-    except TelegramRetryAfter as exc:
-        return None, f"retry:429 retry after {exc.retry_after} s"
-    except TelegramForbiddenError as exc:
-        async with app.db.transaction() as session:
-            await group_service.deactivate(session, chat_id)
-        return None, f"403 {exc.message}"
-    except Exception as exc:
-        return None, f"retry:{type(exc).__name__}: {exc}"
+    """Send through the app's sender: (result, None) or (None, reason)."""
+    outcome = await app.sender.deliver(method, chat_id=chat_id)
+    return outcome.result, outcome.reason
 
 
 # ---------------------------------------------------------------- reminders
 
 
-def time_left(seconds: float) -> str:
-    minutes = max(round(seconds / 60), 1)
-    hours, mins = divmod(minutes, 60)
-    if hours and not mins:
-        return ngettext("{n} hour left", "{n} hours left", hours).format(n=hours)
-    if hours:
-        return _("{hours} h {minutes} min left").format(hours=hours, minutes=mins)
-    return ngettext("{n} minute left", "{n} minutes left", mins).format(n=mins)
-
-
-def reminder_text(deal: Deal, group: Group, now: datetime) -> str:
-    """'⏰ Mangoes (D3): 2 hours left · 3 more to unlock CN¥9.90' in the current locale."""
-    parts = [time_left((deal.closes_at - now).total_seconds())]
-    upcoming = deal_service.next_tier(deal, deal.total_qty)
-    missing = deal_service.missing_for_minimum(deal)
-    if upcoming is not None:
-        more, price = upcoming
-        parts.append(
-            _("{missing} more to unlock {price}").format(
-                missing=more, price=format_money(price, deal.currency, group.language)
-            )
-        )
-    elif missing:
-        if deal.min_kind == "units":
-            text = ngettext(
-                "{n} more unit needed for the deal to go ahead",
-                "{n} more units needed for the deal to go ahead",
-                missing,
-            )
-        else:
-            text = ngettext(
-                "{n} more person needed for the deal to go ahead",
-                "{n} more people needed for the deal to go ahead",
-                missing,
-            )
-        parts.append(text.format(n=missing))
-    title = f"<b>{escape(deal.title, quote=False)}</b> ({deal.code})"
-    return f"⏰ {title}: " + " · ".join(parts)
-
-
 async def send_reminders(app: App, now: datetime, result: TickResult) -> None:
+    """Take each due reminder once and promise it to the deal's groups (the outbox sends
+    it, as a reply to the deal's post, with the time left at `now`)."""
     async with app.db.read() as session:
         due = await calendar.reminders_due(session, now)
     for item in due:
@@ -136,12 +80,10 @@ async def send_reminders(app: App, now: datetime, result: TickResult) -> None:
             async with app.db.transaction() as session:
                 if not await calendar.take_reminder(session, item.deal_id, item.kind, now, outcome):
                     continue  # another instance (or an earlier tick) took it
-                deal = await deal_service.get(session, item.deal_id)
-                targets = [
-                    (post.message_id, group)
-                    for post, group in await deal_service.posts(session, item.deal_id)
-                    if post.message_id is not None and group.is_active
-                ]
+                if item.stale:
+                    told = 0
+                else:
+                    told = await notices.reminder(session, item.deal_id, item.kind, now)
         except Exception:
             log.exception("deal %s: taking reminder %s failed", item.deal_id, item.kind)
             continue
@@ -154,22 +96,7 @@ async def send_reminders(app: App, now: datetime, result: TickResult) -> None:
             )
             result.reminders_skipped.append((item.deal_id, item.kind))
             continue
-        for message_id, group in targets:
-            with app.i18n.context(), app.i18n.use_locale(group.language):
-                text = reminder_text(deal, group, now)
-            method = SendMessage(
-                chat_id=group.chat_id,
-                text=text,
-                reply_parameters=ReplyParameters(
-                    message_id=message_id, allow_sending_without_reply=True
-                ),
-            )
-            _sent, error = await deliver(app, method, group.chat_id)
-            if error:
-                log.warning(
-                    "deal %s: reminder to chat %s failed: %s", deal.id, group.chat_id, error
-                )
-        log.info("deal %s: reminder %s sent to %d group(s)", deal.id, item.kind, len(targets))
+        log.info("deal %s: reminder %s promised to %d group(s)", item.deal_id, item.kind, told)
         result.reminders_sent.append((item.deal_id, item.kind))
 
 
@@ -257,9 +184,8 @@ async def tick(app: App, now: datetime | None = None, *, digests: bool = True) -
     second), and deal closings, reminders and content posts must not wait behind it."""
     now = now or utcnow()
     result = TickResult()
-    posts = app.dispatcher.workflow_data["posts"]
     try:
-        result.deals = await run_due(app.bot, app.db, app.i18n, posts, now)
+        result.deals = await run_due(app.bot, app.db, app.i18n, app.sender, now)
     except Exception:
         log.exception("due-deal check failed")
     for step in (send_reminders, run_posts):

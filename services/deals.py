@@ -11,12 +11,12 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import func, or_, select, update
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, DealPost, Group, Order, User
-from services import activity
+from services import activity, events, notices
 from services.errors import DomainError
 from services.parsing import MAX_QUANTITY, ParseError, check_stored_reminders
 
@@ -304,7 +304,13 @@ async def close(
     result = await session.execute(
         update(Deal)
         .where(Deal.id == deal_id, Deal.status.in_(OPEN_STATES))
-        .values(status=outcome, closed_at=now, final_price=final_price, updated_at=now)
+        .values(
+            status=outcome,
+            closed_at=now,
+            final_price=final_price,
+            updated_at=now,
+            announced_at=now,  # its notices are promised below, in this transaction
+        )
     )
     if (result.rowcount or 0) == 0:
         return None
@@ -334,7 +340,19 @@ async def close(
     closed = await _closed_orders(session, deal_id)
     if outcome == "succeeded":  # the activity counters' "orders", in this same transaction
         await activity.count_orders(session, closed, now)
-    return Closing(deal, outcome, closed)
+    done = Closing(deal, outcome, closed)
+    await notices.closing(session, done, now)  # every participant and the owner are told
+    events.record(session, events.DealClosed(deal_id, outcome))  # the posts' final state
+    return done
+
+
+async def close_owned(
+    session: AsyncSession, deal_id: int, owner_id: int, now: datetime, *, cancel: bool = False
+) -> Closing | None:
+    """The owner closes (or cancels) the deal now. Raises DealNotFound / NotDealOwner;
+    None if it was already closed (nothing changes, nobody is told twice)."""
+    await get_owned(session, deal_id, owner_id)
+    return await close(session, deal_id, now, cancel=cancel)
 
 
 async def _closed_orders(session: AsyncSession, deal_id: int) -> list[Order]:
@@ -360,29 +378,33 @@ async def closing_of(session: AsyncSession, deal_id: int) -> Closing:
     return Closing(deal, deal.status, await _closed_orders(session, deal_id))
 
 
-async def mark_announced(session: AsyncSession, deal_id: int, now: datetime) -> bool:
-    """Claim the announcement of a closed deal: True for the one caller that gets it."""
-    result = await session.execute(
-        update(Deal)
-        .where(Deal.id == deal_id, Deal.status.in_(FINAL_STATES), Deal.announced_at.is_(None))
-        .values(announced_at=now)
+async def mark_rendered(
+    session: AsyncSession, deal_id: int, group_ids: list[int], read_at: datetime
+) -> None:
+    """The posts of the deal in these groups now show its state as of `read_at`."""
+    await session.execute(
+        update(DealPost)
+        .where(DealPost.deal_id == deal_id, DealPost.group_id.in_(group_ids))
+        .where(or_(DealPost.rendered_at.is_(None), DealPost.rendered_at < read_at))
+        .values(rendered_at=read_at)
     )
-    return (result.rowcount or 0) > 0
 
 
-async def unannounced(session: AsyncSession, closed_before: datetime) -> list[int]:
-    """Deals that closed before `closed_before` but whose closing was never announced
-    (the process stopped between the closing and its messages)."""
-    rows = await session.scalars(
+async def stale_posts(session: AsyncSession, limit: int = 1000) -> list[int]:
+    """Deals with a post showing an older state than the deal's (changed after its last
+    render), newest change first."""
+    shown = func.coalesce(DealPost.rendered_at, DealPost.posted_at)
+    rows = await session.execute(
         select(Deal.id)
-        .where(
-            Deal.status.in_(FINAL_STATES),
-            Deal.announced_at.is_(None),
-            Deal.closed_at <= closed_before,
-        )
-        .order_by(Deal.closed_at)
+        .join(DealPost, DealPost.deal_id == Deal.id)
+        .join(Group, Group.id == DealPost.group_id)
+        .where(DealPost.message_id.is_not(None), Group.is_active.is_(True))
+        .where(Deal.updated_at > shown)
+        .group_by(Deal.id)
+        .order_by(func.max(Deal.updated_at).desc())
+        .limit(limit)
     )
-    return list(rows)
+    return [row[0] for row in rows]
 
 
 async def due_for_closing(session: AsyncSession, now: datetime) -> list[int]:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import CreditEntry, Deal, Order
 from services import credit as credit_service
 from services import deals as deal_service
+from services import events, notices
 from services.deals import DealNotFound, NotDealOwner
 from services.errors import DomainError
 
@@ -96,6 +97,7 @@ class Marked:
     previous: str
     state: str
     credit: CreditEntry | None = None  # commission earned by this change
+    audience: notices.Audience = field(default_factory=notices.Audience)  # who is told
 
     @property
     def changed(self) -> bool:
@@ -108,6 +110,7 @@ class Bulk:
     state: str
     changed: list[Marked] = field(default_factory=list)
     unchanged: int = 0  # confirmed orders already in that state, or past it
+    audience: notices.Audience = field(default_factory=notices.Audience)  # who is told
 
 
 def _check_state(state: str) -> None:
@@ -161,7 +164,10 @@ async def mark(
         return Marked(order, deal, order.fulfilment, order.fulfilment)
     await session.refresh(order)
     credit = await credit_service.on_fulfilled(session, order, now)
-    return Marked(order, deal, previous, state, credit)
+    marked = Marked(order, deal, previous, state, credit)
+    marked.audience = await notices.fulfilment(session, [marked], now)
+    await notices.credit(session, [credit], now)
+    return marked
 
 
 async def mark_all(
@@ -207,6 +213,8 @@ async def mark_all(
             bulk.changed.append(Marked(order, deal, previous[order.id], order.fulfilment, credit))
     total = await session.scalar(select(func.count(Order.id)).where(*confirmed))
     bulk.unchanged = int(total or 0) - len(bulk.changed)
+    bulk.audience = await notices.fulfilment(session, bulk.changed, now)
+    await notices.credit(session, [m.credit for m in bulk.changed], now)
     return bulk
 
 
@@ -264,6 +272,7 @@ async def mark_paid(session: AsyncSession, order_id: int, owner_id: int, now: da
     )
     await session.refresh(order)
     credit = await credit_service.on_fulfilled(session, order, now)
+    await notices.credit(session, [credit], now)
     return Marked(order, deal, "unpaid", "paid", credit)
 
 
@@ -283,4 +292,8 @@ async def refund(session: AsyncSession, order_id: int, owner_id: int, now: datet
     )
     await session.refresh(order)
     entries = await credit_service.on_cancelled(session, order, now)
-    return Refunded(order, deal, True, entries)
+    refunded = Refunded(order, deal, True, entries)
+    await notices.refund(session, refunded, now)
+    await notices.credit(session, entries, now)
+    events.record(session, events.DealChanged(deal.id))  # the sign-up list shows it
+    return refunded

@@ -96,7 +96,15 @@ async def cancel_mine(session: AsyncSession, user_id: int, order_id: int, now: d
     if order.status == "cancelled" or order.quantity == 0:
         raise CancelRefused("already", deal)
     try:
-        await order_service.cancel(session, deal.id, user_id, now)
+        await order_service.act(
+            session,
+            deal_id=deal.id,
+            user_id=user_id,
+            action="cancel",
+            group=None,
+            now=now,
+            via="myorders",
+        )
     except order_service.DealClosed:
         raise CancelRefused("closed", deal) from None
     except order_service.DealPaused:

@@ -18,9 +18,9 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Deal, Order
+from models import Deal, Group, Order
 from services import deals as deal_service
-from services import referrals
+from services import events, referrals
 from services.errors import DomainError
 from services.parsing import MAX_QUANTITY
 
@@ -81,6 +81,66 @@ class Change:
     @property
     def changed(self) -> bool:
         return self.old_quantity != self.new_quantity
+
+
+ACTIONS = ("join", "set", "cancel")
+
+
+async def act(
+    session: AsyncSession,
+    *,
+    deal_id: int,
+    user_id: int,
+    action: str,
+    group: Group | None,
+    now: datetime,
+    quantity: int = 0,
+    via: str = "button",
+) -> Change:
+    """The one order action: every path that places, changes or cancels a member's order
+    (group buttons, `/buy` and `/cancel`, the private deal card of a share link,
+    `/myorders`, and later team buys, payments, the Mini App) calls this.
+
+    `action` is "join" (one unit if not in yet; a double tap changes nothing), "set" (an
+    absolute `quantity`, 0 cancels) or "cancel". `group` is the group the order counts in
+    (its sign-up count, its referral attribution). Stock, the per-person limit, the deal's
+    state and attribution are checked here and in `set_quantity`, once. Records the domain
+    events: OrderChanged when the quantity changed (the effects map refreshes the post,
+    tells the admission gate and counts the sign-up), OrderDenied on a sold-out refusal.
+    Raises an OrderError (nothing changed) when refused."""
+    group_id = group.id if group is not None else None
+    try:
+        if action == "join":
+            change = await join(session, deal_id, user_id, now, group_id=group_id)
+        elif action == "set":
+            change = await set_quantity(session, deal_id, user_id, quantity, now, group_id=group_id)
+        elif action == "cancel":
+            change = await cancel(session, deal_id, user_id, now)
+        else:
+            raise BadQuantity(quantity)
+    except SoldOut as exc:
+        events.record(session, events.OrderDenied(deal_id, exc.left))
+        raise
+    if change.changed:
+        chat_id = group.chat_id if group is not None else None
+        if chat_id is None and change.order is not None and change.order.group_id is not None:
+            chat_id = await session.scalar(
+                select(Group.chat_id).where(Group.id == change.order.group_id)
+            )
+        events.record(
+            session,
+            events.OrderChanged(
+                deal_id=deal_id,
+                user_id=user_id,
+                chat_id=chat_id,
+                old_quantity=change.old_quantity,
+                new_quantity=change.new_quantity,
+                stock_left=change.deal.stock_left,
+                at=now,
+                via=via,
+            ),
+        )
+    return change
 
 
 def new_pickup_code() -> str:
@@ -248,16 +308,29 @@ class Admission:
 
 
 async def admission(
-    session: AsyncSession, deal_id: int, chat_id: int, user_id: int, units: int, now: datetime
+    session: AsyncSession,
+    deal_id: int,
+    chat_id: int | None,
+    user_id: int,
+    units: int,
+    now: datetime,
+    *,
+    group_id: int | None = None,
 ) -> Admission | None:
-    """For services.admission: None if the deal is not posted in that chat. Only a member
+    """For services.admission: None if the deal is not posted in that chat (or group). Only a member
     without an active order, asking for no more than the per-person limit, in an open deal
     whose stock left is below `units`, is `sold_out`; anything else goes to the write path,
     which decides (and words any other refusal)."""
-    try:
-        deal, _group = await deal_service.posted_in_chat(session, deal_id, chat_id)
-    except deal_service.DealNotFound:
-        return None
+    if group_id is not None:  # a deal card in private chat: the order counts in that group
+        found = await referrals.deal_in_group(session, deal_id, group_id)
+        if found is None:
+            return None
+        deal = found[0]
+    else:
+        try:
+            deal, _group = await deal_service.posted_in_chat(session, deal_id, chat_id or 0)
+        except deal_service.DealNotFound:
+            return None
     holding = await current_quantity(session, deal_id, user_id)
     eligible = (
         holding == 0

@@ -9,15 +9,13 @@ are services.fulfilment's; texts and keyboards are views.owner_orders'.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import CreditEntry, Deal, Group, Order, User
+from models import Deal, Group, Order, User
 from services import deals as deal_service
-from services.fulfilment import Marked
 
 FULFILMENTS = ("none", "ready", "picked_up", "delivered")
 
@@ -111,78 +109,3 @@ async def order_of(session: AsyncSession, deal_id: int, order_id: int) -> Order 
 
 async def member(session: AsyncSession, user_id: int) -> User | None:
     return await session.get(User, user_id)
-
-
-def reachable(user: User | None) -> bool:
-    """Whether a private message can reach the person: started the bot, not a bot."""
-    return user is not None and user.started and not user.is_bot
-
-
-# ---------------------------------------------------------------- whom changes are told to
-
-
-@dataclass
-class Recipients:
-    """Members of changed orders who can be told (with the group each order is from) and
-    how many cannot (never started the bot, blocked it)."""
-
-    reached: list[tuple[Marked, User, Group | None]] = field(default_factory=list)
-    not_started: int = 0
-
-
-async def recipients(session: AsyncSession, changes: Sequence[Marked]) -> Recipients:
-    result = Recipients()
-    if not changes:
-        return result
-    user_ids = list({m.order.user_id for m in changes})
-    users = {u.id: u for u in await session.scalars(select(User).where(User.id.in_(user_ids)))}
-    group_ids = list({m.order.group_id for m in changes if m.order.group_id})
-    groups = (
-        {g.id: g for g in await session.scalars(select(Group).where(Group.id.in_(group_ids)))}
-        if group_ids
-        else {}
-    )
-    for marked in changes:
-        user = users.get(marked.order.user_id)
-        if user is None or not reachable(user):
-            result.not_started += 1
-            continue
-        group = groups.get(marked.order.group_id) if marked.order.group_id else None
-        result.reached.append((marked, user, group))
-    return result
-
-
-async def refund_recipient(session: AsyncSession, order: Order) -> tuple[User, Group | None] | None:
-    """The member of a refunded order and its group, if a private message can reach them."""
-    user = await session.get(User, order.user_id)
-    if not reachable(user):
-        return None
-    assert user is not None
-    group = await session.get(Group, order.group_id) if order.group_id else None
-    return user, group
-
-
-@dataclass(frozen=True)
-class CreditChange:
-    """One credit entry an order change made, with whom and what it is about."""
-
-    entry: CreditEntry
-    user: User
-    group: Group
-    deal: Deal | None
-
-
-async def credit_changes(
-    session: AsyncSession, entries: Sequence[CreditEntry | None]
-) -> list[CreditChange]:
-    """The entries whose member can be told (started the bot, group still known), in order."""
-    changes = []
-    for entry in (e for e in entries if e is not None):
-        user = await session.get(User, entry.user_id)
-        group = await session.get(Group, entry.group_id)
-        if user is None or not reachable(user) or group is None:
-            continue
-        order = await session.get(Order, entry.order_id) if entry.order_id else None
-        deal = await session.get(Deal, order.deal_id) if order is not None else None
-        changes.append(CreditChange(entry, user, group, deal))
-    return changes

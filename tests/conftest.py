@@ -105,6 +105,10 @@ class Harness:
     async def feed(self, update: Update):
         return await process(self.app, update)
 
+    async def settle(self) -> None:
+        """Wait for what committed updates set going: post edits, the outbox."""
+        await self.app.settle()
+
 
 @pytest.fixture
 async def harness(settings: Settings, db: Database) -> AsyncIterator[Harness]:

@@ -12,12 +12,14 @@ import pytest
 from aiogram.methods import EditMessageText, SendMessage
 from sqlalchemy import select, update
 
+from bot.factory import create_app
 from bot.posts import render_card
-from models import Deal, DealPost, Order, User
-from scheduler.deals import close_now, run_due
+from models import Database, Deal, DealPost, Order, User
+from scheduler.deals import run_due
 from services import deals
 from services.timezones import utcnow
 from tests.builders import person
+from tests.fake_api import FakeTelegram
 from tests.test_deal_post import (
     ALICE,
     BOB,
@@ -38,8 +40,19 @@ LATER = timedelta(hours=3)  # past the closing time of create_deal's deals
 
 
 async def due(harness, now=None):
+    """What the scheduler's tick does with deals, then what that set going (posts, outbox)."""
     app = harness.app
-    return await run_due(app.bot, app.db, app.i18n, refresher(harness), now or utcnow() + LATER)
+    result = await run_due(app.bot, app.db, app.i18n, app.sender, now or utcnow() + LATER)
+    await harness.settle()
+    return result
+
+
+async def close_now(harness, deal_id: int, owner_id: int, *, cancel: bool = False):
+    """The owner's close-now / cancel button: services.deals.close_owned in a transaction."""
+    async with harness.db.transaction() as s:
+        closing = await deals.close_owned(s, deal_id, owner_id, utcnow(), cancel=cancel)
+    await harness.settle()
+    return closing
 
 
 async def started(harness, *users, language: str | None = None) -> None:
@@ -75,11 +88,11 @@ async def test_deal_succeeds_at_the_tier_reached_and_everyone_is_told(harness) -
     await press(harness, CAROL, deal_id, "join")  # has not started the bot
     await started(harness, ALICE)
     await started(harness, chinese, language="zh_Hans")
-    await refresher(harness).flush()
+    await harness.app.settle()
     harness.api.clear()
 
     result = await due(harness)
-    await refresher(harness).flush()
+    await harness.app.settle()
 
     assert result.closed == [deal_id] and result.failed == []
     deal = await deal_row(harness, deal_id)
@@ -115,7 +128,7 @@ async def test_deal_fails_below_its_minimum(harness) -> None:
     harness.api.clear()
 
     await due(harness)
-    await refresher(harness).flush()
+    await harness.app.settle()
 
     deal = await deal_row(harness, deal_id)
     assert (deal.status, deal.final_price) == ("failed", None)
@@ -140,7 +153,7 @@ async def test_closing_happens_once_when_run_due_runs_twice_at_the_same_time(har
     harness.api.clear()
 
     results = await asyncio.gather(due(harness), due(harness), due(harness))
-    await refresher(harness).flush()
+    await harness.app.settle()
 
     assert sorted(len(r.closed) for r in results) == [0, 0, 1]
     assert len(private_texts(harness, ALICE)) == 1 and len(private_texts(harness, BOB)) == 1
@@ -181,13 +194,11 @@ async def test_owner_cancels_now_and_members_are_told(harness) -> None:
     _group_id, deal_id = await ready(harness)
     await press(harness, ALICE, deal_id, "qty", 2)
     await started(harness, ALICE)
-    app = harness.app
-    posts = refresher(harness)
     with pytest.raises(deals.NotDealOwner):
-        await close_now(app.bot, app.db, app.i18n, posts, deal_id, ALICE.id, cancel=True)
+        await close_now(harness, deal_id, ALICE.id, cancel=True)
     assert (await deal_row(harness, deal_id)).status == "open"
 
-    closing = await close_now(app.bot, app.db, app.i18n, posts, deal_id, OWNER.id, cancel=True)
+    closing = await close_now(harness, deal_id, OWNER.id, cancel=True)
     assert closing is not None and closing.outcome == "cancelled"
     assert await orders_of(harness, deal_id) == {ALICE.id: (2, "cancelled", None, None)}
     [alice] = private_texts(harness, ALICE)
@@ -198,7 +209,7 @@ async def test_owner_cancels_now_and_members_are_told(harness) -> None:
 
     # a second close changes nothing and tells nobody again
     sent = len(harness.api.of(SendMessage))
-    assert await close_now(app.bot, app.db, app.i18n, posts, deal_id, OWNER.id) is None
+    assert await close_now(harness, deal_id, OWNER.id) is None
     assert len(harness.api.of(SendMessage)) == sent
 
 
@@ -207,13 +218,12 @@ async def test_close_now_inside_a_transaction_announces_only_after_commit(harnes
     await press(harness, ALICE, deal_id, "join")
     await started(harness, ALICE)
     app = harness.app
-    posts = refresher(harness)
-    async with app.db.transaction():  # like an owner's button handler
-        closing = await close_now(app.bot, app.db, app.i18n, posts, deal_id, OWNER.id)
+    async with app.db.transaction() as s:  # like an owner's button handler
+        closing = await deals.close_owned(s, deal_id, OWNER.id, utcnow())
         assert closing is not None and closing.outcome == "succeeded"
         await asyncio.sleep(0.05)
         assert private_texts(harness, ALICE) == []  # not committed yet: nobody is told
-    await posts.flush()
+    await harness.settle()
     assert len(private_texts(harness, ALICE)) == 1 and len(private_texts(harness, OWNER)) == 1
 
     # rolled back: nothing is announced
@@ -221,10 +231,10 @@ async def test_close_now_inside_a_transaction_announces_only_after_commit(harnes
     await publish_deal(harness, other)
     sent = len(harness.api.of(SendMessage))
     with pytest.raises(RuntimeError):
-        async with app.db.transaction():
-            await close_now(app.bot, app.db, app.i18n, posts, other, OWNER.id)
+        async with app.db.transaction() as s:
+            await deals.close_owned(s, other, OWNER.id, utcnow())
             raise RuntimeError("handler failed")
-    await posts.flush()
+    await harness.settle()
     assert len(harness.api.of(SendMessage)) == sent
     assert (await deal_row(harness, other)).status == "open"
 
@@ -313,45 +323,52 @@ def test_render_shows_the_local_date_across_midnight() -> None:
     assert "3月2日周六 02:30" in text and "42" in text
 
 
-async def test_a_closing_lost_in_a_crash_is_announced_once_later(harness) -> None:
-    """The process stopped after the closing committed and before anyone was told."""
+async def test_a_closing_whose_process_died_before_telling_anyone_is_told_once_after_restart(
+    harness, settings
+) -> None:
+    """The closing committed, with its notices in the outbox, and the process stopped before
+    sending any of them (or editing the post): a restarted bot sends each once and shows
+    the final state on the post."""
     _group_id, deal_id = await ready(harness, tiers=[(2, 1000)])
     await press(harness, ALICE, deal_id, "join")
     await press(harness, BOB, deal_id, "join")
     await started(harness, ALICE, BOB)
-    closed_at = utcnow() + LATER
-    async with harness.db.transaction() as s:  # closed, but announce_closing never ran
-        assert await deals.close(s, deal_id, closed_at) is not None
+    await harness.settle()
     harness.api.clear()
+    async with harness.db.transaction() as s:
+        s.info.pop("tuan_events", None)  # the process dies before any effect runs
+        assert await deals.close(s, deal_id, utcnow()) is not None
+        s.info.pop("tuan_events", None)
+    assert harness.api.requests == []
 
-    soon = await due(harness, closed_at + timedelta(minutes=1))
-    assert soon.announced_late == []  # within the grace period an announcer may still be busy
-    assert harness.api.of(SendMessage) == []
-
-    late = closed_at + timedelta(minutes=11)
-    results = await asyncio.gather(due(harness, late), due(harness, late))
-    await refresher(harness).flush()
-    assert sorted(len(r.announced_late) for r in results) == [0, 1]
-    assert len(private_texts(harness, ALICE)) == 1 and len(private_texts(harness, BOB)) == 1
-    assert len(private_texts(harness, OWNER)) == 1
-    assert (await deal_row(harness, deal_id)).announced_at is not None
-    assert (await due(harness, late + timedelta(hours=1))).announced_late == []
+    api = FakeTelegram()
+    restarted = create_app(settings, session=api, db=Database(settings.database_url))
+    try:
+        assert await restarted.posts.catch_up() == 1  # the post shows an older state
+        await restarted.settle()
+        await restarted.settle()
+        private = [r for r in api.of(SendMessage) if r.chat_id > 0]
+        assert sorted(r.chat_id for r in private) == sorted([ALICE.id, BOB.id, OWNER.id])
+        [final] = [e for e in api.of(EditMessageText) if e.chat_id == GROUP.id]
+        assert final.reply_markup is None
+        assert await restarted.posts.catch_up() == 0
+    finally:
+        await restarted.close()
 
 
 async def test_a_normal_closing_is_recorded_as_announced(harness) -> None:
     _group_id, deal_id = await ready(harness)
     await press(harness, ALICE, deal_id, "join")
     await due(harness)
-    await refresher(harness).flush()
     assert (await deal_row(harness, deal_id)).announced_at is not None
     harness.api.clear()
-    assert (await due(harness, utcnow() + timedelta(days=1))).announced_late == []
+    await due(harness, utcnow() + timedelta(days=1))
     assert harness.api.of(SendMessage) == []
 
 
 async def test_the_running_bot_closes_deals_when_their_time_comes(harness) -> None:
-    """bot.runner's deal clock (what `python -m bot` runs) closes a due deal by itself."""
-    from bot.runner import deal_clock
+    """The scheduler's job (what `python -m bot` runs) closes a due deal by itself."""
+    from bot.runner import start_jobs
 
     _group_id, deal_id = await ready(harness)
     await press(harness, ALICE, deal_id, "join")
@@ -359,14 +376,12 @@ async def test_the_running_bot_closes_deals_when_their_time_comes(harness) -> No
         await s.execute(
             update(Deal).where(Deal.id == deal_id).values(closes_at=utcnow() - timedelta(seconds=1))
         )
-    stop = asyncio.Event()
-    clock = asyncio.create_task(deal_clock(harness.app, stop, every=0.02))
+    jobs = start_jobs(harness.app, every=0.05)
     try:
         for _ in range(200):
             if (await deal_row(harness, deal_id)).status == "succeeded":
                 break
             await asyncio.sleep(0.02)
     finally:
-        stop.set()
-        await asyncio.wait_for(clock, 5)
+        await jobs.stop()
     assert (await deal_row(harness, deal_id)).status == "succeeded"

@@ -27,7 +27,6 @@ from bot.posts import (
 )
 from handlers.callbacks import DealCB
 from models import Deal, DealPost, Group, Order, User
-from models.db import after_commit
 from services import deals
 from services import orders as order_service
 from services.timezones import utcnow
@@ -86,7 +85,7 @@ def refresher(harness) -> PostRefresher:
 
 async def publish_deal(harness, deal_id: int) -> int:
     app = harness.app
-    return await publish(app.bot, app.db, app.i18n, deal_id)
+    return await publish(app.bot, app.db, app.i18n, deal_id, sender=app.sender)
 
 
 async def ready(harness, **overrides) -> tuple[int, int]:
@@ -242,7 +241,7 @@ async def test_photo_deal_is_sent_as_photo_with_a_caption_within_1024(harness) -
     for i in range(60):
         member = person(10_000 + i, "Μαρία-Ελένη 王小明 " + "x" * 40)
         assert (await press(harness, member, deal_id)).text.startswith("You're in")
-    await refresher(harness).flush()
+    await harness.app.settle()
     caption = [e for e in harness.api.of(EditMessageCaption) if e.chat_id == GROUP.id][-1]
     assert tg_len(caption.caption) <= CAPTION_LIMIT
     assert "60 people, 60 units" in caption.caption and "more" in caption.caption
@@ -288,7 +287,7 @@ async def test_join_quantity_cancel_and_their_refusals(harness) -> None:
         return await press(harness, user, deal_id, action, qty)
 
     assert (await go(ALICE, "join")).text == "You're in: Mangoes ×1."
-    await refresher(harness).flush()
+    await harness.app.settle()
     edit = last_edit(harness)
     assert "1. Alice ×1" in edit.text and "1/3 · 2 more to unlock CN¥11.00" in edit.text
     assert edit.reply_markup is not None
@@ -298,7 +297,7 @@ async def test_join_quantity_cancel_and_their_refusals(harness) -> None:
     assert (await go(ALICE, "qty", 3)).text == "Your order for Mangoes is now ×3."
     assert (await go(ALICE, "qty", 3)).text == "You already have ×3 of Mangoes."
     assert (await go(BOB, "qty", 2)).text == "You're in: Mangoes ×2."
-    await refresher(harness).flush()
+    await harness.app.settle()
     edit = last_edit(harness)
     assert "1. Alice ×3\n2. Bob ×2" in edit.text
     assert "<s>CN¥12.50</s> <b>CN¥11.00</b>" in edit.text and "5 of 10 left" in edit.text
@@ -317,7 +316,7 @@ async def test_join_quantity_cancel_and_their_refusals(harness) -> None:
     # the presser's own share link (tests/test_referrals.py covers it in depth)
     assert share.url.startswith("https://t.me/tuan_test_bot?start=") and share.url in share.text
     assert await quantities(harness, deal_id) == {BOB.id: 2}
-    await refresher(harness).flush()
+    await harness.app.settle()
     assert "1. Bob ×2" in last_edit(harness).text
     assert len(harness.api.answers()) == fed
 
@@ -437,7 +436,7 @@ async def test_html_in_a_members_name_is_shown_literally(harness) -> None:
     _group_id, deal_id = await ready(harness)
     mallory = person(666, "<b>x</b>", last_name="<i>y</i>")
     await press(harness, mallory, deal_id, "join")
-    await refresher(harness).flush()
+    await harness.app.settle()
     text = last_edit(harness).text
     assert "1. &lt;b&gt;x&lt;/b&gt; &lt;i&gt;y&lt;/i&gt; ×1" in text
     assert "<b>x</b>" not in text
@@ -494,7 +493,7 @@ async def test_buy_and_cancel_commands(harness) -> None:
     # replies answer the member's message
     assert harness.api.sent(GROUP.id)[-1].reply_parameters is not None
 
-    await refresher(harness).flush()
+    await harness.app.settle()
     assert "1. Bob ×3" in last_edit(harness).text and "Alice" not in last_edit(harness).text
 
 
@@ -588,8 +587,9 @@ async def test_refresher_coalesces_a_steady_stream_and_ends_on_the_final_state(h
     started = time.monotonic()
     for i in range(300):  # a join every ~3 ms, each touching the post after its commit
         async with harness.db.transaction() as s:
-            await order_service.join(s, deal_id, 30_000 + i, utcnow())
-            after_commit(s, lambda: posts.touch(deal_id))
+            await order_service.act(
+                s, deal_id=deal_id, user_id=30_000 + i, action="join", group=None, now=utcnow()
+            )
         await asyncio.sleep(0.002)
     duration = time.monotonic() - started
     await posts.flush()

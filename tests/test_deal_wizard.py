@@ -87,8 +87,8 @@ async def deal_count(harness) -> int:
 
 
 async def settle(harness) -> None:
-    await harness.app.dispatcher["posts"].flush()
-    await deal_wizard.drain()
+    await harness.app.settle()
+    await harness.settle()
 
 
 @pytest.fixture
@@ -550,17 +550,3 @@ async def test_double_tap_on_publish_creates_one_deal(harness) -> None:
     await harness.feed(update)  # the same update delivered twice
     await settle(harness)
     assert await deal_count(harness) == 2
-
-
-async def test_publishing_without_a_post_refresher(harness) -> None:
-    """Without a `posts` object in the Dispatcher, the deal is posted after commit anyway."""
-    gid = await add_group(harness)
-    harness.api.clear()
-    harness.app.dispatcher.workflow_data.pop("posts")
-    await at_step(harness, "preview", full_draft(gid, datetime.now(UTC)))
-    await tap(harness, cb("preview", "publish"))
-    await deal_wizard.drain()
-    async with harness.db.read() as s:
-        post = await s.scalar(select(DealPost))
-    assert post.message_id is not None
-    assert [r.chat_id for r in harness.api.sent(SHANGHAI.id)] == [SHANGHAI.id]

@@ -217,14 +217,14 @@ async def test_bot_not_admin_tells_member_and_owner_once(harness) -> None:
         "right" in reply.text
     )
     assert "I have told the group's admins." in reply.text
-    await refresher(harness).flush()
+    await harness.app.settle()
     [notice] = harness.api.texts(OWNER.id)
     assert "asked me for a personal invite link" in notice and "Fruit Lovers" in notice
     assert "make @tuan_test_bot an administrator of Fruit Lovers" in notice
 
     second = await say(harness, BOB, "/invite")  # not spammed: the owner was told today
     assert "I am not an administrator" in second.text
-    await refresher(harness).flush()
+    await harness.app.settle()
     assert len(harness.api.texts(OWNER.id)) == 1
     async with harness.db.read() as s:
         assert await s.scalar(select(func.count()).select_from(InviteLink)) == 0
@@ -241,7 +241,7 @@ async def test_bot_without_invite_right_says_which_right_to_turn_on(harness) -> 
     reply = await say(harness, ALICE, "/invite")
     assert "without the “Invite users via link” right" in reply.text
     assert "turn on “Invite users via link”" in reply.text
-    await refresher(harness).flush()
+    await harness.app.settle()
     [notice] = harness.api.texts(OWNER.id)
     assert "without the “Invite users via link” right" in notice
 
@@ -261,7 +261,7 @@ async def test_bot_removed_from_group_and_owner_never_started(harness) -> None:
     reply = await say(harness, ALICE, "/invite")
     assert "I am not an administrator of Fruit Lovers" in reply.text
     assert "Please pass this on to the group's owner." in reply.text
-    await refresher(harness).flush()
+    await harness.app.settle()
     assert harness.api.texts(OWNER.id) == []
 
 

@@ -21,7 +21,7 @@ from models import (
 from services.activity import local_today
 from services.timezones import utcnow
 from tests.builders import group, person, private
-from tests.test_deal_post import ALICE, BOB, CAROL, GROUP, OWNER, press, ready, refresher
+from tests.test_deal_post import ALICE, BOB, CAROL, GROUP, OWNER, press, ready
 from views.activity import LIST_BUDGET
 
 TZ = "Asia/Shanghai"
@@ -201,7 +201,7 @@ async def test_messages_signups_joins_and_leaves_are_counted(harness) -> None:
     await harness.feed(harness.updates.chat_member(GROUP, EVE, "left", "member"))
     await harness.feed(harness.updates.chat_member(GROUP, EVE, "member", "left"))
     await harness.feed(harness.updates.chat_member(GROUP, DAN, "member", "member"))  # no change
-    await refresher(harness).flush()
+    await harness.app.settle()
 
     await harness.app.activity.flush_to(harness.db)
     today = local_today(TZ)

@@ -11,7 +11,6 @@ from aiogram.fsm.storage.base import StorageKey
 from aiogram.methods import AnswerCallbackQuery, SendMessage
 from sqlalchemy import func, select
 
-from handlers import deal_wizard
 from handlers.callbacks import OwnerDealCB, WizardCB
 from models import Deal, DealPost, Group, Order
 from services import deals, orders
@@ -267,7 +266,7 @@ async def test_close_now_tells_participants(setup) -> None:
     answer = await tap(harness, od("close", first))
     assert answer.text == "Closed."
     assert f"D{first} is closed and succeeded" in harness.api.texts(ALICE.id)[-1]
-    await harness.app.dispatcher["posts"].flush()
+    await harness.app.settle()
     deal = await get_deal(harness, first)
     assert deal.status == "succeeded" and deal.final_price == 1250
     assert any("succeeded" in t for t in harness.api.texts(MEMBER.id))
@@ -292,7 +291,7 @@ async def test_cancel_asks_first(setup) -> None:
 
     answer = await tap(harness, kb["Yes, cancel the deal"])
     assert answer.text == "Cancelled."
-    await harness.app.dispatcher["posts"].flush()
+    await harness.app.settle()
     async with harness.db.read() as s:
         order = await s.scalar(select(Order))
     assert (await get_deal(harness, first)).status == "cancelled" and order.status == "cancelled"
@@ -322,8 +321,8 @@ async def test_duplicate_asks_only_for_the_closing_time(setup) -> None:
     assert await state_of(harness) == "DealWizard:closes"
     await tap(harness, WizardCB(step="closes", action="keep").pack())
     await tap(harness, WizardCB(step="preview", action="publish").pack())
-    await harness.app.dispatcher["posts"].flush()
-    await deal_wizard.drain()
+    await harness.app.settle()
+    await harness.settle()
 
     async with harness.db.read() as s:
         copy = await s.scalar(select(Deal).order_by(Deal.id.desc()))

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from models import Deal, DealReminderSent
-from scheduler.jobs import tick
+from scheduler import jobs
 from services import deals as deal_service
 from services.calendar import deal_reminders, reminder_kind
 from services.parsing import ParseError, check_stored_reminders, parse_reminders, reminder_list
@@ -22,6 +22,13 @@ from services.timezones import utcnow
 from tests.test_deal_post import GROUP, OWNER, deal_row, ready
 
 # ---------------------------------------------------------------- the parser
+
+
+async def tick(app, now=None, **options):
+    """The scheduler's tick, then what it promised (the outbox sends reminders)."""
+    result = await jobs.tick(app, now, **options)
+    await app.settle()
+    return result
 
 
 @pytest.mark.parametrize(

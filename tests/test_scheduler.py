@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from bot.factory import create_app
 from bot.runner import serve, start_jobs
 from models import Database, Deal, DealPost, DealReminderSent, ScheduledTarget
-from scheduler.jobs import tick
+from scheduler import jobs
 from services import calendar
 from services.calendar import PostSpec
 from services.timezones import utcnow
@@ -31,8 +31,14 @@ from tests.test_deal_post import (
     press,
     publish_deal,
     ready,
-    refresher,
 )
+
+
+async def tick(app, now=None, **options):
+    """The scheduler's tick, then what it promised (the outbox sends reminders)."""
+    result = await jobs.tick(app, now, **options)
+    await app.settle()
+    return result
 
 
 def group_texts(api: FakeTelegram, chat=GROUP) -> list[str]:
@@ -64,7 +70,7 @@ async def test_reminders_are_sent_once_with_the_right_text(harness) -> None:
     start = utcnow()
     _group_id, deal_id = await ready(harness, tiers=[(3, 1100), (5, 990)])
     await press(harness, ALICE, deal_id, "join")
-    await refresher(harness).flush()
+    await harness.app.settle()
     post_id = (await deal_post(harness, deal_id)).message_id
     harness.api.clear()
 
@@ -256,7 +262,7 @@ async def test_restart_with_due_items_handles_each_once(harness) -> None:
     harness.api.clear()
     await tick(harness.app, now)
     await tick(harness.app, now + timedelta(seconds=10))
-    await refresher(harness).flush()
+    await harness.app.settle()
     await check_once(harness, [harness.api], items, now)
 
 
@@ -270,8 +276,8 @@ async def test_two_instances_on_one_database_never_double_run(harness, settings)
         for delta in (0, 1, 2):
             moment = now + timedelta(seconds=delta)
             await asyncio.gather(tick(harness.app, moment), tick(second, moment))
-        await refresher(harness).flush()
-        await second.dispatcher["posts"].flush()
+        await harness.app.settle()
+        await second.settle()
         await check_once(harness, [harness.api, api2], items, now)
     finally:
         await second.close()

@@ -27,7 +27,6 @@ from tests.test_deal_post import (
     press,
     publish_deal,
     ready,
-    refresher,
 )
 
 SMALL = {"chat_interval": 0.05, "group_limit": 5, "group_window": 0.5, "global_limit": 20}
@@ -261,13 +260,13 @@ async def test_closing_notices_go_through_the_sender(harness) -> None:
     _group_id, deal_id = await ready(harness)
     await press(harness, ALICE, deal_id, "join")
     await started(harness, ALICE)
-    await refresher(harness).flush()
+    await harness.app.settle()
     harness.api.clear()
     harness.api.fail_next("forbidden", SendMessage, chat_id=ALICE.id, message="Forbidden: blocked")
     harness.api.fail_next("retry_after", SendMessage, chat_id=OWNER.id, retry_after=1)
 
     result = await due(harness)
-    await refresher(harness).flush()
+    await harness.app.settle()
     assert result.closed == [deal_id]
     owner_times = by_chat(harness.api)[OWNER.id]
     assert len(owner_times) == 2 and owner_times[1] - owner_times[0] >= 1.0  # summary delivered

@@ -153,7 +153,7 @@ async def test_opening_a_link_shows_the_deal_and_join_from_private_is_attributed
         harness, BOB, PrivateDealCB(action="qty", deal_id=deal_id, group_id=group_id, qty=3)
     )
     assert more.text == "Your order for Mangoes is now ×3."
-    await refresher(harness).flush()
+    await harness.app.settle()
     edits = [e for e in harness.api.of(EditMessageText) if e.chat_id == GROUP.id]
     assert "1. Bob ×3" in edits[-1].text  # the group's list follows
 

@@ -8,23 +8,21 @@ an argument: views never import handlers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
-from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
-from models import Deal, Group, Order, User
+from models import Deal, Order, User
 from services import fulfilment as fulfilment_service
-from services.fulfilment import BadTransition, Marked, NotConfirmed, Refunded
-from services.locales import recipient_language
+from services.fulfilment import BadTransition, Marked, NotConfirmed
 from services.money import format_money
-from services.owner_orders import CreditChange, DealOrders, OrderDetail, Recipients
+from services.notices import Audience
+from services.owner_orders import DealOrders, OrderDetail
 from services.timezones import to_local
 from views.common import current_language, quote
-from views.credit_texts import change_notice, see_balance
 from views.deal_texts import status_name
 
 PAGE_BUDGET = 3000  # characters of order lines per page (Telegram allows 4096 in all)
@@ -428,124 +426,19 @@ def mark_all_summary(changed: int, unchanged: int, state: str) -> tuple[str, str
     return answer, summary
 
 
-# ---------------------------------------------------------------- notifying members
-
-
-@dataclass(frozen=True)
-class Notice:
-    user_id: int
-    order_id: int
-    text: str
-
-
-@dataclass
-class Audience:
-    """Whom a change will be told to: notices to send after commit, members not reachable."""
-
-    notices: list[Notice] = field(default_factory=list)
-    not_started: int = 0
-
-
-def _member_text(marked: Marked, language: str) -> str:
-    deal, order = marked.deal, marked.order
-    values = {
-        "title": quote(deal.title),
-        "code": deal.code,
-        "quantity": order.quantity,
-        "pickup": f"<code>{quote(order.pickup_code)}</code>",
-    }
-    if marked.state == "ready":
-        text = _(
-            "Your order “{title}” ({code}, ×{quantity}) is ready for pickup. "
-            "Your pickup code: {pickup}"
-        ).format(**values)
-        if deal.pickup_note:
-            text += "\n" + _("Pickup: {note}").format(note=quote(deal.pickup_note))
-    elif marked.state == "picked_up":
-        text = _(
-            "Your order “{title}” ({code}, ×{quantity}) was picked up ({pickup}). Thank you!"
-        ).format(**values)
-    else:
-        text = _(
-            "Your order “{title}” ({code}, ×{quantity}) was delivered ({pickup}). Thank you!"
-        ).format(**values)
-    if order.amount is not None:
-        text += "\n" + _("Amount: {amount}").format(
-            amount=format_money(order.amount, deal.currency, language)
-        )
-    return text
-
-
-def audience(i18n: I18n, found: Recipients) -> Audience:
-    """The private messages for changed orders, each in its member's language; members who
-    never started the bot (or blocked it) are counted, not messaged."""
-    result = Audience(not_started=found.not_started)
-    for marked, user, group in found.reached:
-        language = recipient_language(user, group, i18n.default_locale)
-        with i18n.use_locale(language):
-            text = _member_text(marked, language)
-        result.notices.append(Notice(user.id, marked.order.id, text))
-    return result
-
-
-def credit_notices(i18n: I18n, changes: Sequence[CreditChange]) -> list[Notice]:
-    """Private messages to the members whose credit an order change moved (earned, reversed,
-    given back), each in their language, one message per member (a bulk change crediting
-    the same referrer for many orders is one message)."""
-    lines: dict[int, list[str]] = {}
-    languages: dict[int, str] = {}
-    for change in changes:
-        user, group = change.user, change.group
-        language = languages.setdefault(
-            user.id, recipient_language(user, group, i18n.default_locale)
-        )
-        with i18n.use_locale(language):
-            lines.setdefault(user.id, []).append(
-                change_notice(change.entry, change.deal, group, language)
-            )
-    notices = []
-    for user_id, body in lines.items():
-        with i18n.use_locale(languages[user_id]):
-            tail = see_balance()
-            kept, size = [], len(tail) + 3
-            for line in body:  # within Telegram's 4096 characters; the rest is in /mycredit
-                if size + len(line) + 1 > MAX_TEXT:
-                    kept.append("…")
-                    break
-                kept.append(line)
-                size += len(line) + 1
-            notices.append(Notice(user_id, 0, "\n".join(kept) + "\n" + tail))
-    return notices
-
-
-def _refund_notice(refunded: Refunded) -> str:
-    deal, order = refunded.deal, refunded.order
-    return _(
-        "Your order “{title}” ({code}, ×{quantity}) was cancelled by the group's owner. "
-        "Contact them about a refund if you already paid."
-    ).format(title=quote(deal.title), code=deal.code, quantity=order.quantity)
-
-
-def refund_notice(
-    i18n: I18n, refunded: Refunded, found: tuple[User, Group | None] | None
-) -> list[Notice]:
-    """The cancelled order's member, told in their language (none if they cannot be reached)."""
-    if found is None:
-        return []
-    member, group = found
-    with i18n.use_locale(recipient_language(member, group, i18n.default_locale)):
-        return [Notice(member.id, refunded.order.id, _refund_notice(refunded))]
+# ---------------------------------------------------------------- who is told
 
 
 def audience_text(found: Audience) -> str:
+    """Whom a change promised a private message (services.notices decided it)."""
     parts = []
-    if found.notices:
+    if found.told:
         parts.append(
             ngettext(
                 "{n} member is told privately.",
                 "{n} members are told privately.",
-                len(found.notices),
-            ).format(n=len(found.notices))
+                found.told,
+            ).format(n=found.told)
         )
     if found.not_started:
         parts.append(

@@ -30,9 +30,10 @@ FLAG = "admission"
 @dataclass
 class JoinRequest:
     deal_id: int
-    chat_id: int
+    chat_id: int | None  # the group chat the deal is posted in (a group's post) …
     units: int  # more units asked for, if the member holds none yet
     refuse: Callable[[int], Any]  # stock left → the sold-out answer (a method to return)
+    group_id: int | None = None  # … or the group of a deal card in private chat
 
 
 class AdmissionMiddleware(BaseMiddleware):
@@ -59,7 +60,13 @@ class AdmissionMiddleware(BaseMiddleware):
             try:
                 async with self.db.read() as session:
                     view = await orders.admission(
-                        session, request.deal_id, request.chat_id, user.id, request.units, utcnow()
+                        session,
+                        request.deal_id,
+                        request.chat_id,
+                        user.id,
+                        request.units,
+                        utcnow(),
+                        group_id=request.group_id,
                     )
             except BaseException:
                 gate.abandon(ticket)

@@ -1,0 +1,160 @@
+"""Rendering the outbox's rows (services.notices promises them) into Telegram methods, in
+the recipient's language, at the moment they are sent.
+
+`RENDERERS` maps a row's kind to a function of (context, payload) that reads what it needs
+and returns the method to send, or None when there is nothing to say any more (the order
+or the deal is gone). The language is the recipient's (services.locales.recipient_language):
+their own choice, else the language of the group the notice is about, else the default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiogram import Bot
+from aiogram.methods import EditMessageText, RevokeChatInviteLink, SendMessage, TelegramMethod
+from aiogram.types import ReplyParameters
+from aiogram.utils.i18n import I18n
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.posts import member_text, owner_text, quote
+from models import Database
+from services import deals as deal_service
+from services import notice_reads
+from services.deals import Closing
+from services.errors import DomainError
+from services.locales import recipient_language
+from services.outbox import Claimed
+from views.credit_texts import change_notice, see_balance
+from views.invites import admin_notice
+from views.notices import fulfilment_text, refund_text, reminder_text
+
+MAX_TEXT = 4096
+
+
+@dataclass
+class Context:
+    session: AsyncSession
+    bot: Bot
+    row: Claimed
+    language: str
+
+
+Renderer = Callable[[Context, dict[str, Any]], Awaitable[TelegramMethod[Any] | None]]
+
+
+def _text(ctx: Context, text: str) -> SendMessage:
+    return SendMessage(chat_id=ctx.row.chat_id, text=text)
+
+
+async def closing_member(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    found = await notice_reads.deal_and_order(ctx.session, payload["deal_id"], payload["order_id"])
+    if found is None:
+        return None
+    deal, order = found
+    closing = Closing(deal, payload.get("outcome", deal.status), [order])
+    return _text(ctx, member_text(closing, order, ctx.language))
+
+
+async def closing_owner(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    try:
+        closing = await deal_service.closing_of(ctx.session, payload["deal_id"])
+    except DomainError:  # the deal is gone
+        return None
+    return _text(ctx, owner_text(closing, ctx.language))
+
+
+async def fulfilment(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    found = await notice_reads.order_with_deal(ctx.session, payload["order_id"])
+    if found is None:
+        return None
+    order, deal = found
+    return _text(ctx, fulfilment_text(deal, order, payload["state"], ctx.language))
+
+
+async def refund(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    found = await notice_reads.order_with_deal(ctx.session, payload["order_id"])
+    if found is None:
+        return None
+    order, deal = found
+    return _text(ctx, refund_text(deal, order))
+
+
+async def credit(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    lines = []
+    for entry, deal, group in await notice_reads.credit_lines(ctx.session, payload["entry_ids"]):
+        lines.append(change_notice(entry, deal, group, ctx.language))
+    if not lines:
+        return None
+    tail = see_balance()
+    kept, size = [], len(tail) + 3
+    for line in lines:  # within Telegram's 4096 characters; the rest is in /mycredit
+        if size + len(line) + 1 > MAX_TEXT:
+            kept.append("…")
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return _text(ctx, "\n".join(kept) + "\n" + tail)
+
+
+async def rights(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    group = await notice_reads.group(ctx.session, payload["group_id"])
+    if group is None or not group.is_active:
+        return None
+    me = await ctx.bot.me()
+    bot_name = f"@{me.username}" if me.username else quote(me.first_name)
+    return _text(ctx, admin_notice(payload["reason"], quote(group.title), bot_name))
+
+
+async def revoke_link(ctx: Context, payload: dict[str, Any]) -> RevokeChatInviteLink:
+    return RevokeChatInviteLink(chat_id=ctx.row.chat_id, invite_link=payload["link"])
+
+
+async def edit_text(ctx: Context, payload: dict[str, Any]) -> EditMessageText:
+    return EditMessageText(
+        chat_id=ctx.row.chat_id, message_id=payload["message_id"], text=payload["text"]
+    )
+
+
+async def reminder(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    try:
+        deal = await deal_service.get(ctx.session, payload["deal_id"])
+    except DomainError:
+        return None
+    group = await notice_reads.group(ctx.session, ctx.row.group_id or 0)
+    if group is None or deal.status not in deal_service.OPEN_STATES:
+        return None  # closed meanwhile: a reminder would be wrong now
+    at = datetime.fromisoformat(payload["at"])
+    return SendMessage(
+        chat_id=ctx.row.chat_id,
+        text=reminder_text(deal, group, at),
+        reply_parameters=ReplyParameters(
+            message_id=payload["message_id"], allow_sending_without_reply=True
+        ),
+    )
+
+
+RENDERERS: dict[str, Renderer] = {
+    "reminder": reminder,
+    "edit_text": edit_text,
+    "closing_member": closing_member,
+    "closing_owner": closing_owner,
+    "fulfilment": fulfilment,
+    "refund": refund,
+    "credit": credit,
+    "rights": rights,
+    "revoke_link": revoke_link,
+}
+
+
+async def render(db: Database, bot: Bot, i18n: I18n, row: Claimed) -> TelegramMethod[Any] | None:
+    """The method that delivers `row`, made in its recipient's language now."""
+    renderer = RENDERERS[row.kind]
+    async with db.read() as session:
+        user, group = await notice_reads.recipient(session, row.chat_id, row.group_id)
+        language = recipient_language(user, group, i18n.default_locale)
+        with i18n.context(), i18n.use_locale(language):
+            return await renderer(Context(session, bot, row, language), row.payload)

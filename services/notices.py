@@ -1,0 +1,240 @@
+"""What the bot promises to tell people, as outbox rows (services.outbox), written in the
+transaction of the change that makes the promise.
+
+Each function decides the audience once: a person who never started the bot (or blocked
+it) cannot be messaged and is counted instead; bots are never messaged. The rows carry ids
+and facts, not texts: bot/notices.py renders each in its recipient's language when it is
+sent. Keys make each promise unique, so a replay or a second closing promises nothing new:
+
+    closing:D<deal>:<user>        a participant's outcome of a deal (kind closing_member)
+    closing:D<deal>:owner         the owner's summary of a closing (closing_owner)
+    fulfil:<order>:<state>        ready for pickup / picked up / delivered (fulfilment)
+    refund:<order>                an order cancelled by the owner (refund)
+    credit:<user>:<first entry>   ledger lines of one change, one message per member (credit)
+    rights:<group>:<admin>:<why>:<day>  the bot lacks a right it needs (rights)
+    reminder:D<deal>:<kind>:<group>  a reminder before closing, in each group (reminder)
+    revoke:<chat>:<link>          an invite link to revoke after /forgetme (revoke_link)
+    edit:<chat>:<message>         a message of the bot replaced by its outcome (edit_text)
+
+No aiogram here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import CreditEntry, Deal, DealPost, Group, User
+from services import outbox
+
+if TYPE_CHECKING:  # they promise notices through this module
+    from services.deals import Closing
+    from services.fulfilment import Marked, Refunded
+
+
+@dataclass
+class Audience:
+    """How many were promised a message, and how many cannot be reached (never started
+    the bot, blocked it)."""
+
+    told: int = 0
+    not_started: int = 0
+
+    def __iadd__(self, other: Audience) -> Audience:
+        self.told += other.told
+        self.not_started += other.not_started
+        return self
+
+
+async def _reachable(session: AsyncSession, user_ids: Iterable[int]) -> set[int]:
+    ids = list(set(user_ids))
+    if not ids:
+        return set()
+    rows = await session.scalars(
+        select(User.id).where(User.id.in_(ids), User.started.is_(True), User.is_bot.is_(False))
+    )
+    return set(rows)
+
+
+async def closing(session: AsyncSession, done: Closing, now: datetime) -> Audience:
+    """Each participant's outcome, and the owner's summary."""
+    deal = done.deal
+    reachable = await _reachable(session, [o.user_id for o in done.orders])
+    found = Audience()
+    for order in done.orders:
+        if order.user_id not in reachable:
+            found.not_started += 1
+            continue
+        await outbox.promise(
+            session,
+            key=f"closing:D{deal.id}:{order.user_id}",
+            chat_id=order.user_id,
+            kind="closing_member",
+            payload={"deal_id": deal.id, "order_id": order.id, "outcome": done.outcome},
+            group_id=order.group_id,
+            now=now,
+        )
+        found.told += 1
+    # The owner made the deal in private chat with the bot: always told.
+    await outbox.promise(
+        session,
+        key=f"closing:D{deal.id}:owner",
+        chat_id=deal.owner_id,
+        kind="closing_owner",
+        payload={"deal_id": deal.id, "outcome": done.outcome},
+        now=now,
+    )
+    return found
+
+
+async def fulfilment(session: AsyncSession, changes: Sequence[Marked], now: datetime) -> Audience:
+    """Ready for pickup, picked up, delivered: one message per changed order."""
+    reachable = await _reachable(session, [m.order.user_id for m in changes])
+    found = Audience()
+    for marked in changes:
+        order = marked.order
+        if order.user_id not in reachable:
+            found.not_started += 1
+            continue
+        await outbox.promise(
+            session,
+            key=f"fulfil:{order.id}:{marked.state}",
+            chat_id=order.user_id,
+            kind="fulfilment",
+            payload={"order_id": order.id, "state": marked.state},
+            group_id=order.group_id,
+            now=now,
+        )
+        found.told += 1
+    return found
+
+
+async def refund(session: AsyncSession, refunded: Refunded, now: datetime) -> Audience:
+    order = refunded.order
+    if order.user_id not in await _reachable(session, [order.user_id]):
+        return Audience(not_started=1)
+    await outbox.promise(
+        session,
+        key=f"refund:{order.id}",
+        chat_id=order.user_id,
+        kind="refund",
+        payload={"order_id": order.id},
+        group_id=order.group_id,
+        now=now,
+    )
+    return Audience(told=1)
+
+
+async def credit(
+    session: AsyncSession, entries: Iterable[CreditEntry | None], now: datetime
+) -> Audience:
+    """Ledger lines an order change wrote (earned, reversed, given back): one message per
+    member, however many orders of theirs the change touched."""
+    by_user: dict[int, list[CreditEntry]] = {}
+    for entry in entries:
+        if entry is not None:
+            by_user.setdefault(entry.user_id, []).append(entry)
+    reachable = await _reachable(session, by_user)
+    found = Audience()
+    for user_id, lines in by_user.items():
+        if user_id not in reachable:
+            found.not_started += 1
+            continue
+        await session.flush()  # the entries' ids
+        ids = sorted(e.id for e in lines)
+        await outbox.promise(
+            session,
+            key=f"credit:{user_id}:{ids[0]}",
+            chat_id=user_id,
+            kind="credit",
+            payload={"entry_ids": ids},
+            group_id=lines[0].group_id,
+            now=now,
+        )
+        found.told += 1
+    return found
+
+
+async def rights(
+    session: AsyncSession,
+    group_id: int,
+    admin_ids: Iterable[int],
+    reason: str,
+    now: datetime,
+) -> int:
+    """Tell a group's administrators (once a day each) that the bot lacks a right it needs
+    (`reason`: a key of bot/notices.py's rights texts). Returns how many were promised."""
+    reachable = await _reachable(session, admin_ids)
+    day = now.date().isoformat()
+    for admin_id in sorted(reachable):
+        await outbox.promise(
+            session,
+            key=f"rights:{group_id}:{admin_id}:{reason}:{day}",
+            chat_id=admin_id,
+            kind="rights",
+            payload={"group_id": group_id, "reason": reason},
+            group_id=group_id,
+            now=now,
+        )
+    return len(reachable)
+
+
+async def revoke_links(
+    session: AsyncSession, links: Iterable[tuple[int, str]], now: datetime
+) -> None:
+    """Invite links (group chat id, link) to revoke at Telegram."""
+    for chat_id, link in links:
+        await outbox.promise(
+            session,
+            key=f"revoke:{chat_id}:{link[-60:]}",
+            chat_id=chat_id,
+            kind="revoke_link",
+            payload={"link": link, outbox.ERASE: True},
+            now=now,
+        )
+
+
+async def edit_text(
+    session: AsyncSession, chat_id: int, message_id: int, text: str, now: datetime
+) -> None:
+    """Replace a message of the bot with `text` once the change committed (already in the
+    person's language: used where the person's data, their language included, is gone;
+    the row is deleted once settled, so nothing of theirs stays behind)."""
+    await outbox.promise(
+        session,
+        key=f"edit:{chat_id}:{message_id}",
+        chat_id=chat_id,
+        kind="edit_text",
+        payload={"message_id": message_id, "text": text, outbox.ERASE: True},
+        now=now,
+    )
+
+
+async def reminder(session: AsyncSession, deal_id: int, kind: str, now: datetime) -> int:
+    """A reminder before closing (`kind`, e.g. "2h"), as a reply to the deal's post in each
+    of its active groups, with the time left as of `now`. Returns the groups promised."""
+    rows = await session.execute(
+        select(DealPost.message_id, Group.id, Group.chat_id)
+        .join(Group, Group.id == DealPost.group_id)
+        .join(Deal, Deal.id == DealPost.deal_id)
+        .where(DealPost.deal_id == deal_id, DealPost.message_id.is_not(None))
+        .where(Group.is_active.is_(True))
+    )
+    told = 0
+    for message_id, group_id, chat_id in rows.all():
+        await outbox.promise(
+            session,
+            key=f"reminder:D{deal_id}:{kind}:{group_id}",
+            chat_id=chat_id,
+            kind="reminder",
+            payload={"deal_id": deal_id, "message_id": message_id, "at": now.isoformat()},
+            group_id=group_id,
+            now=now,
+        )
+        told += 1
+    return told

@@ -1,0 +1,245 @@
+"""The transactional outbox: every message the bot promises outside its immediate reply.
+
+`promise()` writes a row in the caller's transaction, so the promise commits or rolls back
+with the change that makes it. A row names its recipient (`chat_id`), a `kind` (which
+renderer of bot/notices.py makes the message), the facts to render (`payload`, JSON) and a
+unique `key` (e.g. `closing:D17:501`): promising the same key twice writes one row, so a
+replay or a second caller promises nothing new.
+
+Delivery (bot/outbox.py) claims due rows with a lease: a conditional UPDATE sets a token and
+an expiry on rows that are pending, due and not leased (or whose lease ran out), so two
+instances never hold the same row; then the row is settled: `sent`, `failed` (permanent,
+with the reason), or back to pending with a later `due_at` (transient). A row claimed over
+an expired lease counts in `expired_leases`: its previous holder died after claiming it, and
+possibly after Telegram accepted the message, the only way a duplicate can happen.
+
+No aiogram here.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import OutboxMessage
+from models.upsert import insert_ignore
+from services import events
+
+REASON_MAX = 500
+KEY_MAX = 128
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    key: str
+    chat_id: int
+    kind: str
+    payload: dict[str, Any]
+    group_id: int | None
+    attempts: int
+    token: str
+
+
+async def promise(
+    session: AsyncSession,
+    *,
+    key: str,
+    chat_id: int,
+    kind: str,
+    payload: Mapping[str, Any],
+    now: datetime,
+    group_id: int | None = None,
+    due_at: datetime | None = None,
+) -> bool:
+    """Promise a message; True if this call wrote it (False: that key was promised before)."""
+    if len(key) > KEY_MAX:
+        raise ValueError(f"outbox key too long: {key[:40]}…")
+    written = await insert_ignore(
+        session,
+        OutboxMessage.__table__,
+        {
+            "key": key,
+            "chat_id": chat_id,
+            "kind": kind,
+            "payload": json.dumps(dict(payload), ensure_ascii=False, separators=(",", ":")),
+            "group_id": group_id,
+            "status": "pending",
+            "due_at": due_at,  # None: as soon as possible
+            "attempts": 0,
+            "expired_leases": 0,
+            "reason": "",
+            "created_at": now,
+        },
+        ["key"],
+    )
+    if written:
+        events.record(session, events.NoticesPromised(1))
+    return written
+
+
+def _free(now: datetime):
+    return or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now)
+
+
+async def claim(
+    session: AsyncSession, now: datetime, *, limit: int, lease: timedelta
+) -> list[Claimed]:
+    """Lease up to `limit` due rows to the caller (one token for this claim)."""
+    due = and_(
+        OutboxMessage.status == "pending",
+        or_(OutboxMessage.due_at.is_(None), OutboxMessage.due_at <= now),
+        _free(now),
+    )
+    ids = list(
+        await session.scalars(
+            select(OutboxMessage.id).where(due).order_by(OutboxMessage.id).limit(limit)
+        )
+    )
+    if not ids:
+        return []
+    token = secrets.token_hex(8)
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), due)  # re-checked under the row lock
+        .values(
+            lease_token=token,
+            lease_until=now + lease,
+            attempts=OutboxMessage.attempts + 1,
+            expired_leases=OutboxMessage.expired_leases
+            + case((OutboxMessage.lease_until.is_not(None), 1), else_=0),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = await session.execute(
+        select(OutboxMessage).where(OutboxMessage.lease_token == token).order_by(OutboxMessage.id)
+    )
+    return [
+        Claimed(
+            row.id,
+            row.key,
+            row.chat_id,
+            row.kind,
+            json.loads(row.payload or "{}"),
+            row.group_id,
+            row.attempts,
+            token,
+        )
+        for row in rows.scalars()
+    ]
+
+
+async def renew(session: AsyncSession, tokens: list[str], until: datetime) -> None:
+    """Extend the leases of rows still being delivered."""
+    if tokens:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.lease_token.in_(tokens), OutboxMessage.status == "pending")
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _mine(row_id: int, token: str):
+    return and_(OutboxMessage.id == row_id, OutboxMessage.lease_token == token)
+
+
+ERASE = "erase"  # a payload flag: the row goes once settled (it outlives a forgotten person)
+
+
+async def _erase(session: AsyncSession, row: Claimed) -> bool:
+    if not row.payload.get(ERASE):
+        return False
+    await session.execute(delete(OutboxMessage).where(_mine(row.id, row.token)))
+    return True
+
+
+async def mark_sent(session: AsyncSession, row: Claimed, now: datetime) -> None:
+    if await _erase(session, row):
+        return
+    await session.execute(
+        update(OutboxMessage)
+        .where(_mine(row.id, row.token))
+        .values(status="sent", sent_at=now, lease_token=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def mark_failed(session: AsyncSession, row: Claimed, reason: str, now: datetime) -> None:
+    """A permanent failure (403, a bad request, a recipient gone): never tried again (the
+    sender recorded it in send_failures too)."""
+    if await _erase(session, row):
+        return
+    await session.execute(
+        update(OutboxMessage)
+        .where(_mine(row.id, row.token))
+        .values(
+            status="failed",
+            reason=reason[:REASON_MAX],
+            sent_at=now,
+            lease_token=None,
+            lease_until=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def retry_later(session: AsyncSession, row: Claimed, reason: str, at: datetime) -> None:
+    """A transient failure (network, server, 429s beyond the sender's patience)."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(_mine(row.id, row.token))
+        .values(due_at=at, reason=reason[:REASON_MAX], lease_token=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def backoff(attempts: int, *, base: float = 5.0, cap: float = 900.0) -> timedelta:
+    """When to try a row again after `attempts` tries: 5 s, 10 s, 20 s … at most 15 min."""
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), cap))
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    pending: int
+    due: int
+    sent: int
+    failed: int
+    expired_leases: int  # possible duplicates (a deliverer died mid-send)
+
+
+async def stats(session: AsyncSession, now: datetime) -> OutboxStats:
+    row = (
+        await session.execute(
+            select(
+                func.count().filter(OutboxMessage.status == "pending"),
+                func.count().filter(
+                    and_(
+                        OutboxMessage.status == "pending",
+                        or_(OutboxMessage.due_at.is_(None), OutboxMessage.due_at <= now),
+                    )
+                ),
+                func.count().filter(OutboxMessage.status == "sent"),
+                func.count().filter(OutboxMessage.status == "failed"),
+                func.coalesce(func.sum(OutboxMessage.expired_leases), 0),
+            )
+        )
+    ).one()
+    return OutboxStats(*(int(v or 0) for v in row))
+
+
+async def prune(session: AsyncSession, before: datetime) -> int:
+    """Delete rows settled before `before` (the keys of pending rows are kept forever)."""
+    result = await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.status.in_(("sent", "failed")), OutboxMessage.sent_at < before
+        )
+    )
+    return result.rowcount or 0

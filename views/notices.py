@@ -1,0 +1,92 @@
+"""The texts of the notices the outbox sends (bot/notices.py renders them in the
+recipient's language): fulfilment, refunds, reminders before closing. The closing notices
+are bot.posts.member_text / owner_text, beside the post they close."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
+
+from models import Deal, Group
+from services import deals as deal_service
+from services.money import format_money
+from views.common import quote
+
+
+def fulfilment_text(deal, order, state: str, language: str) -> str:
+    values = {
+        "title": quote(deal.title),
+        "code": deal.code,
+        "quantity": order.quantity,
+        "pickup": f"<code>{quote(order.pickup_code)}</code>",
+    }
+    if state == "ready":
+        text = _(
+            "Your order “{title}” ({code}, ×{quantity}) is ready for pickup. "
+            "Your pickup code: {pickup}"
+        ).format(**values)
+        if deal.pickup_note:
+            text += "\n" + _("Pickup: {note}").format(note=quote(deal.pickup_note))
+    elif state == "picked_up":
+        text = _(
+            "Your order “{title}” ({code}, ×{quantity}) was picked up ({pickup}). Thank you!"
+        ).format(**values)
+    else:
+        text = _(
+            "Your order “{title}” ({code}, ×{quantity}) was delivered ({pickup}). Thank you!"
+        ).format(**values)
+    if order.amount is not None:
+        text += "\n" + _("Amount: {amount}").format(
+            amount=format_money(order.amount, deal.currency, language)
+        )
+    return text
+
+
+def refund_text(deal, order) -> str:
+    return _(
+        "Your order “{title}” ({code}, ×{quantity}) was cancelled by the group's owner. "
+        "Contact them about a refund if you already paid."
+    ).format(title=quote(deal.title), code=deal.code, quantity=order.quantity)
+
+
+def time_left(seconds: float) -> str:
+    minutes = max(round(seconds / 60), 1)
+    hours, mins = divmod(minutes, 60)
+    if hours and not mins:
+        return ngettext("{n} hour left", "{n} hours left", hours).format(n=hours)
+    if hours:
+        return _("{hours} h {minutes} min left").format(hours=hours, minutes=mins)
+    return ngettext("{n} minute left", "{n} minutes left", mins).format(n=mins)
+
+
+def reminder_text(deal: Deal, group: Group, now: datetime) -> str:
+    """'⏰ Mangoes (D3): 2 hours left · 3 more to unlock CN¥9.90' in the current locale."""
+    parts = [time_left((deal.closes_at - now).total_seconds())]
+    upcoming = deal_service.next_tier(deal, deal.total_qty)
+    missing = deal_service.missing_for_minimum(deal)
+    if upcoming is not None:
+        more, price = upcoming
+        parts.append(
+            _("{missing} more to unlock {price}").format(
+                missing=more, price=format_money(price, deal.currency, group.language)
+            )
+        )
+    elif missing:
+        if deal.min_kind == "units":
+            text = ngettext(
+                "{n} more unit needed for the deal to go ahead",
+                "{n} more units needed for the deal to go ahead",
+                missing,
+            )
+        else:
+            text = ngettext(
+                "{n} more person needed for the deal to go ahead",
+                "{n} more people needed for the deal to go ahead",
+                missing,
+            )
+        parts.append(text.format(n=missing))
+    title = f"<b>{escape(deal.title, quote=False)}</b> ({deal.code})"
+    return f"⏰ {title}: " + " · ".join(parts)
