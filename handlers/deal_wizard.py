@@ -77,7 +77,7 @@ from services.parsing import ParseError
 from services.timezones import utcnow
 from views.deal_texts import local_times, parse_error_text
 
-__all__ = ["MAX_DESCRIPTION", "WizardCB", "not_an_owner", "router", "start_copy", "spawn"]
+__all__ = ["MAX_DESCRIPTION", "WizardCB", "not_an_owner", "router", "start_copy"]
 
 log = logging.getLogger(__name__)
 
