@@ -93,10 +93,18 @@ async def test_the_limited_fake_refuses_what_exceeds_the_limits():
 
 async def test_crash_and_redelivery_lose_nothing_and_double_nothing(database_url, tmp_path):
     await prepare(database_url)
-    args = options(crash, tmp_path, updates=100, kills=2, stock=80, concurrency=8)
+    args = options(
+        crash, tmp_path, updates=100, kills=2, stock=80, concurrency=8,
+        ready_members=20, close_deals=2, close_members=5,
+    )  # fmt: skip
     result = await crash.run(database_url, args)
     assert result["kills"] == 2 and result["starts"] == 3
-    assert result["acknowledged"] == 100
+    assert result["acknowledged"] == result["updates"] == 100 + 1 + 2  # joins, owner actions
+    # the owner's actions promised a notice to each of their 30 members, and each got one
+    assert result["notices_promised"] == result["notices_expected"] == 30
+    assert result["notices_lost"] == 0 and result["notices_delivered"] == 30
+    assert result["notices_duplicated"] <= result["kills"]
+    assert result["ok"]
     assert result["lost"] == 0
     assert result["duplicates"] == 0
     assert result["stock_equal"] and result["counters_agree"]
