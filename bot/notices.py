@@ -11,23 +11,32 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from aiogram import Bot
-from aiogram.methods import EditMessageText, RevokeChatInviteLink, SendMessage, TelegramMethod
-from aiogram.types import ReplyParameters
+from aiogram.methods import (
+    EditMessageText,
+    RevokeChatInviteLink,
+    SendMessage,
+    SendPhoto,
+    TelegramMethod,
+)
+from aiogram.types import BufferedInputFile, ReplyParameters
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.posts import member_text, owner_text, quote
 from models import Database
 from services import deals as deal_service
+from services import digest as digest_service
 from services import notice_reads
 from services.deals import Closing
+from services.digest import Period
 from services.errors import DomainError
 from services.locales import recipient_language
 from services.outbox import Claimed
+from views import digest_texts
 from views.credit_texts import change_notice, see_balance
 from views.invites import admin_notice
 from views.notices import fulfilment_text, refund_text, reminder_text
@@ -137,7 +146,40 @@ async def reminder(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
     )
 
 
+async def _group_digest(ctx: Context, payload: dict[str, Any]):
+    group = await notice_reads.group(ctx.session, payload["group_id"])
+    if group is None:
+        return None
+    day = date.fromisoformat(payload["day"])
+    at = datetime.fromisoformat(payload["at"])
+    return await digest_service.build(ctx.session, group, Period(day, day), at)
+
+
+async def digest_text(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    if payload.get("group_id") is None:  # the operators' digest
+        at = datetime.fromisoformat(payload["at"])
+        return _text(
+            ctx, digest_texts.admin_text(await digest_service.build_admin(ctx.session, at))
+        )
+    digest = await _group_digest(ctx, payload)
+    return _text(ctx, digest_texts.group_text(digest)) if digest is not None else None
+
+
+async def digest_chart(ctx: Context, payload: dict[str, Any]) -> SendPhoto | None:
+    digest = await _group_digest(ctx, payload)
+    if digest is None:
+        return None
+    png = await digest_texts.group_chart(digest)
+    return SendPhoto(
+        chat_id=ctx.row.chat_id,
+        photo=BufferedInputFile(png, filename="digest.png"),
+        caption=quote(digest_texts.chart_title(digest)),
+    )
+
+
 RENDERERS: dict[str, Renderer] = {
+    "digest_text": digest_text,
+    "digest_chart": digest_chart,
     "reminder": reminder,
     "edit_text": edit_text,
     "closing_member": closing_member,

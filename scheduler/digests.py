@@ -2,13 +2,15 @@
 
 Each enabled group's digest of its local yesterday goes out once, at or after its digest time
 (local), to the owners and administrators who get it (services.digest.recipients), each in
-their language, as a text and the chart, through the app's sender. The operators (ADMIN_IDS)
-get the cross-group digest at 09:00 in DEFAULT_TIMEZONE.
+their language, as a text and the chart. The operators (ADMIN_IDS) get the cross-group
+digest at 09:00 in DEFAULT_TIMEZONE.
 
-Exactly once: a `digest_runs` row (unique scope + day) is claimed before anything is sent
-(insert-ignore, or take over a claim whose lease ran out after a crash) and marked sent
-afterwards, so two instances never both send. Only yesterday is ever due: after a downtime
-the missed digest goes out once if its local day is not over, older days are never sent.
+Exactly once: a `digest_runs` row (unique scope + day) is claimed, each recipient's digest is
+promised in the outbox (services.notices.digest) and the run is marked sent, all in one
+transaction, so two instances never both promise it and a crash loses none; the outbox
+builds and sends each digest in its recipient's language (bot/notices.py). Only yesterday is
+ever due: after a downtime the missed digest goes out once if its local day is not over,
+older days are never sent.
 """
 
 from __future__ import annotations
@@ -19,17 +21,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from aiogram.methods import SendMessage, SendPhoto
-from aiogram.types import BufferedInputFile
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from handlers.common import quote
 from models import Group, User
 from services import digest as digest_service
-from services.digest import ADMIN_SCOPE, Period
-from services.locales import recipient_language
-from views import digest_texts as texts
+from services import notices
+from services.digest import ADMIN_SCOPE
 
 if TYPE_CHECKING:
     from bot.factory import App
@@ -44,80 +39,33 @@ class DigestResult:
     admin_sent: date | None = None
 
 
-async def _deliver(app: App, chat_id: int, text: str, png: bytes | None, caption: str) -> None:
-    from scheduler.jobs import deliver
-
-    _sent, error = await deliver(app, SendMessage(chat_id=chat_id, text=text), chat_id)
-    if error:
-        log.warning("digest to %s failed: %s", chat_id, error)
-        return
-    if png is not None:
-        photo = SendPhoto(
-            chat_id=chat_id,
-            photo=BufferedInputFile(png, filename="digest.png"),
-            caption=caption,
-        )
-        _sent, error = await deliver(app, photo, chat_id)
-        if error:
-            log.warning("digest chart to %s failed: %s", chat_id, error)
-
-
 async def send_group(
     app: App, group_id: int, day: date, now: datetime, result: DigestResult
 ) -> None:
+    """Claim the group's digest of `day` and promise it to each recipient, in one
+    transaction: the outbox sends each one (text, then chart), built when it is sent."""
     scope = digest_service.scope_of(group_id)
     async with app.db.transaction() as session:
         if not await digest_service.claim(session, scope, day, now):
             return
-    async with app.db.read() as session:
         group = await session.get(Group, group_id)
         people: list[User] = await digest_service.recipients(session, group) if group else []
-        digest = (
-            await digest_service.build(session, group, Period(day, day), now) if people else None
-        )
-    if digest is not None:
-        rendered: dict[str, tuple[str, bytes, str]] = {}
-        default = app.settings.default_language
         for person in people:
-            language = recipient_language(person, group, default)
-            if language not in rendered:
-                with app.i18n.context(), app.i18n.use_locale(language):
-                    rendered[language] = (
-                        texts.group_text(digest),
-                        await texts.group_chart(digest),
-                        quote(texts.chart_title(digest)),
-                    )
-            text, png, caption = rendered[language]
-            await _deliver(app, person.id, text, png, caption)
+            await notices.digest(session, person.id, group_id, day, now)
             result.recipients.append((group_id, person.id))
-    async with app.db.transaction() as session:
         await digest_service.finish(session, scope, day, now)
     result.groups_sent.append((group_id, day))
-    log.info("digest of group %s for %s sent to %d people", group_id, day, len(people))
+    log.info("digest of group %s for %s promised to %d people", group_id, day, len(people))
 
 
 async def send_admin(app: App, day: date, now: datetime, result: DigestResult) -> None:
     async with app.db.transaction() as session:
         if not await digest_service.claim(session, ADMIN_SCOPE, day, now):
             return
-    async with app.db.read() as session:
-        digest = await digest_service.build_admin(session, now)
-        people = await _admins(session, app)
-    default = app.settings.default_language
-    for admin_id in sorted(app.settings.admin_ids):
-        person = people.get(admin_id)
-        language = recipient_language(person, None, default)
-        with app.i18n.context(), app.i18n.use_locale(language):
-            text = texts.admin_text(digest)
-        await _deliver(app, admin_id, text, None, "")
-    async with app.db.transaction() as session:
+        for admin_id in sorted(app.settings.admin_ids):
+            await notices.digest(session, admin_id, None, day, now)
         await digest_service.finish(session, ADMIN_SCOPE, day, now)
     result.admin_sent = day
-
-
-async def _admins(session: AsyncSession, app: App) -> dict[int, User]:
-    rows = await session.scalars(select(User).where(User.id.in_(app.settings.admin_ids)))
-    return {u.id: u for u in rows}
 
 
 async def run(app: App, now: datetime) -> DigestResult:

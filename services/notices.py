@@ -13,6 +13,7 @@ sent. Keys make each promise unique, so a replay or a second closing promises no
     credit:<user>:<first entry>   ledger lines of one change, one message per member (credit)
     rights:<group>:<admin>:<why>:<day>  the bot lacks a right it needs (rights)
     reminder:D<deal>:<kind>:<group>  a reminder before closing, in each group (reminder)
+    digest:<scope>:<day>:<user>:<part>  a daily digest (text, then chart) (digest_text/_chart)
     revoke:<chat>:<link>          an invite link to revoke after /forgetme (revoke_link)
     edit:<chat>:<message>         a message of the bot replaced by its outcome (edit_text)
 
@@ -238,3 +239,24 @@ async def reminder(session: AsyncSession, deal_id: int, kind: str, now: datetime
         )
         told += 1
     return told
+
+
+async def digest(
+    session: AsyncSession, user_id: int, group_id: int | None, day, now: datetime
+) -> None:
+    """A daily digest of `day` for one recipient: of the group (`group_id`: its text, then
+    its chart), or the operators' cross-group digest (`group_id` None: text only). Built
+    when it is sent, as of `now`."""
+    scope = f"G{group_id}" if group_id is not None else "admin"
+    payload = {"day": day.isoformat(), "at": now.isoformat(), "group_id": group_id}
+    parts = ("text", "chart") if group_id is not None else ("text",)
+    for part in parts:
+        await outbox.promise(
+            session,
+            key=f"digest:{scope}:{day.isoformat()}:{user_id}:{part}",
+            chat_id=user_id,
+            kind=f"digest_{part}",
+            payload=payload,
+            group_id=group_id,
+            now=now,
+        )

@@ -364,7 +364,7 @@ def photos_to(api: FakeTelegram, chat_id: int) -> list[SendPhoto]:
 
 async def run(harness, moment: datetime) -> digests.DigestResult:
     result = await digests.run(harness.app, moment)
-    await harness.app.sender.close()
+    await harness.settle()  # the outbox builds and sends what the run promised
     return result
 
 
@@ -439,8 +439,7 @@ async def test_two_instances_send_each_digest_once(harness, settings) -> None:
         for delta in (0, 1, 2):
             moment = NOW + timedelta(seconds=delta)
             await asyncio.gather(digests.run(harness.app, moment), digests.run(second, moment))
-        await harness.app.sender.close()
-        await second.sender.close()
+        await asyncio.gather(harness.settle(), second.settle())
     finally:
         await second.close()
     for uid in (OWNER.id, HELPER.id):
@@ -615,9 +614,11 @@ async def test_the_running_bot_runs_digests_apart_from_the_tick(harness) -> None
 
     await seed(harness.db)
     await tick(harness.app, NOW, digests=False)  # (it closes the seeded deals meanwhile)
+    await harness.settle()
     assert photos_to(harness.api, OWNER.id) == []
     assert not any("日报" in t for t in texts_to(harness.api, OWNER.id))
     await tick(harness.app, NOW)
+    await harness.settle()
     assert len(photos_to(harness.api, OWNER.id)) == 1
     assert sum("日报" in t for t in texts_to(harness.api, OWNER.id)) == 1
     jobs = Jobs(harness.app, every=3600)
