@@ -31,8 +31,8 @@ from bot.posts import (
     share_link,
     share_text,
 )
-from handlers.callbacks import DealCB, valid_id
-from models import Database, User
+from handlers.callbacks import DealCB, PrivateDealCB, valid_id
+from models import Database, Deal, Group, User
 from services import deals as deal_service
 from services import groups as group_service
 from services import orders as order_service
@@ -107,20 +107,36 @@ async def order_button(
         deal, group = await deal_service.posted_in_chat(session, callback_data.deal_id, chat.id)
     except deal_service.DealNotFound:
         return query.answer(not_posted_here(), show_alert=True)
-    action = ORDER_ACTIONS.get(callback_data.action)
+    return await answer_order(query, session, user, deal, group, callback_data, via="button")
+
+
+async def answer_order(
+    query: CallbackQuery,
+    session: AsyncSession,
+    user: User,
+    deal: Deal,
+    group: Group,
+    button: DealCB | PrivateDealCB,
+    *,
+    via: str,
+) -> AnswerCallbackQuery:
+    """A Join +1 / ×N / Cancel button (of a group post or a private deal card) through the
+    one order action; the answer to the member who tapped."""
+    action = ORDER_ACTIONS.get(button.action)
     if action is None:
         return query.answer(stale_button(), show_alert=True)
     try:
-        if action == "set" and callback_data.qty < 1:
-            raise order_service.BadQuantity(callback_data.qty)
+        if action == "set" and button.qty < 1:
+            raise order_service.BadQuantity(button.qty)
         change = await order_service.act(
             session,
             deal_id=deal.id,
             user_id=user.id,
             action=action,
-            quantity=callback_data.qty,
+            quantity=button.qty,
             group=group,
             now=utcnow(),
+            via=via,
         )
     except OrderError as exc:
         await deal_service.fresh(session, deal)

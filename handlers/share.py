@@ -33,15 +33,13 @@ from bot.posts import (
 )
 from handlers.callbacks import PrivateDealCB, valid_id
 from handlers.common import quote
-from handlers.deal_post import ORDER_ACTIONS
+from handlers.deal_post import answer_order
 from models import Deal, Group, User
 from services import deals as deal_service
 from services import orders as order_service
 from services import people
 from services import referrals as referral_service
-from services.orders import OrderError
 from services.timezones import utcnow
-from views.deal_post import confirmation, refusal
 from views.deal_texts import domain_error_text
 
 log = logging.getLogger(__name__)
@@ -194,26 +192,7 @@ async def private_order_button(
     if found is None:
         return query.answer(not_available(), show_alert=True)
     deal, group = found
-    action = ORDER_ACTIONS.get(callback_data.action)
-    if action is None:
-        return query.answer(_("This button is out of date."), show_alert=True)
-    try:
-        if action == "set" and callback_data.qty < 1:
-            raise order_service.BadQuantity(callback_data.qty)
-        change = await order_service.act(
-            session,
-            deal_id=deal.id,
-            user_id=user.id,
-            action=action,
-            quantity=callback_data.qty,
-            group=group,
-            now=utcnow(),
-            via="private",
-        )
-    except OrderError as exc:
-        await deal_service.fresh(session, deal)
-        return query.answer(refusal(exc, deal, group), show_alert=True)
-    return query.answer(confirmation(change, deal.title))
+    return await answer_order(query, session, user, deal, group, callback_data, via="private")
 
 
 def router() -> Router:
