@@ -183,6 +183,14 @@ async def test_a_lease_is_renewed_while_a_slow_send_is_in_flight(harness: Harnes
     assert len(harness.api.sent()) == 2
 
 
+def slowed(request):
+    async def slow(*args, **kwargs):
+        await asyncio.sleep(0.005)
+        return await request(*args, **kwargs)
+
+    return slow
+
+
 async def test_two_instances_on_one_database_deliver_every_row_once(
     harness: Harness, settings
 ) -> None:
@@ -200,10 +208,11 @@ async def test_two_instances_on_one_database_deliver_every_row_once(
                 await outbox.promise(
                     s, key=f"n:{i}", chat_id=10_000 + i, kind="edit_text", payload=payload, now=now
                 )
-        for app in apps:
+        for app, api in zip(apps, apis, strict=True):
             app.sender.chat_interval = 0.0
             app.sender.global_limit = 10_000
             app.outbox.batch = 25
+            api.make_request = slowed(api.make_request)  # a send takes a little while
         await asyncio.gather(*(app.settle() for app in apps))
         delivered = [(r.chat_id, r.text) for api in apis for r in api.requests]
         assert len(delivered) == 400 == len(set(delivered))
