@@ -26,7 +26,7 @@ from aiogram.types import BufferedInputFile, ReplyParameters
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.posts import member_text, owner_text, quote
+from bot.posts import member_text, owner_text
 from models import Database
 from services import deals as deal_service
 from services import digest as digest_service
@@ -38,6 +38,7 @@ from services.locales import recipient_language
 from services.outbox import Claimed
 from views import digest_texts
 from views.credit_texts import change_notice, see_balance
+from views.format import quote
 from views.invites import admin_notice
 from views.notices import fulfilment_text, refund_text, reminder_text
 

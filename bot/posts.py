@@ -26,7 +26,6 @@ import logging
 import time
 from collections.abc import Coroutine, Sequence
 from datetime import datetime
-from html import escape
 from typing import Any, TypeVar
 
 from aiogram import Bot
@@ -34,23 +33,28 @@ from aiogram.methods import EditMessageCaption, EditMessageText, SendMessage, Se
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
-from babel.dates import format_skeleton
 
 from bot.sender import Sender
 from handlers.callbacks import DealCB
 from models import Database, Deal, Group, Order, User
 from services import deals as deal_service
 from services.deals import Closing
-from services.locales import BABEL_LOCALES
-from services.money import format_money
-from services.timezones import to_local, utcnow
+from services.timezones import utcnow
+from views.format import (
+    ALERT_LIMIT,
+    CAPTION_LIMIT,
+    TEXT_LIMIT,
+    cut,
+    duration,
+    money,
+    post_time,
+    quote,
+    tg_len,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
-ALERT_LIMIT = 200  # answerCallbackQuery text
 MAX_LISTED = 30  # sign-up entries shown before "…and N more"
 NAME_MAX = 32
 QUANTITY_CHOICES = (1, 2, 3, 5)
@@ -59,49 +63,10 @@ QUANTITY_CHOICES = (1, 2, 3, 5)
 # ---------------------------------------------------------------- rendering
 
 
-def quote(text: str | None) -> str:
-    """User text, made safe for HTML parse mode (as handlers.common.quote)."""
-    return escape(text or "", quote=False)
-
-
-def tg_len(text: str) -> int:
-    """Length as Telegram counts it (UTF-16 code units); tags count too, to be safe."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def cut(text: str, limit: int) -> str:
-    text = text.strip()
-    if len(text) <= limit:
-        return text
-    return text[: max(limit - 1, 0)].rstrip() + "…"
-
-
 def display_name(user: User | None) -> str:
     if user is None:
         return _("a member")
     return cut(user.full_name, NAME_MAX)
-
-
-def money(amount: int, deal: Deal, language: str) -> str:
-    return format_money(amount, deal.currency, language)
-
-
-def local_time(moment: datetime, group: Group) -> str:
-    """'Tue, Dec 1 20:00' / '12月1日周二 20:00' in the group's timezone."""
-    local = to_local(moment, group.timezone)
-    day = format_skeleton("MMMEd", local, locale=BABEL_LOCALES.get(group.language, "en"))
-    return f"{day} {local:%H:%M}"
-
-
-def duration(seconds: float) -> str:
-    minutes = max(int(seconds // 60), 1)
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return _("{days} d {hours} h").format(days=days, hours=hours)
-    if hours:
-        return _("{hours} h {minutes} min").format(hours=hours, minutes=mins)
-    return _("{minutes} min").format(minutes=mins)
 
 
 def _price_lines(deal: Deal, language: str) -> list[str]:
@@ -109,14 +74,19 @@ def _price_lines(deal: Deal, language: str) -> list[str]:
     if deal.status == "succeeded" and deal.final_price is not None:
         current = deal.final_price
     if current < deal.unit_price:
-        was, now = money(deal.unit_price, deal, language), money(current, deal, language)
+        was, now = (
+            money(deal.unit_price, deal.currency, language),
+            money(current, deal.currency, language),
+        )
         shown = f"<s>{was}</s> <b>{now}</b>"
     else:
-        shown = f"<b>{money(current, deal, language)}</b>"
+        shown = f"<b>{money(current, deal.currency, language)}</b>"
     lines = ["💰 " + _("{price} per unit").format(price=shown)]
     tiers = deal_service.tiers_of(deal)
     if tiers:
-        ladder = " · ".join(f"≥{units} {money(price, deal, language)}" for units, price in tiers)
+        ladder = " · ".join(
+            f"≥{units} {money(price, deal.currency, language)}" for units, price in tiers
+        )
         lines.append("🏷 " + _("Tier prices: {ladder}").format(ladder=ladder))
     return lines
 
@@ -155,7 +125,7 @@ def _progress_lines(deal: Deal, language: str) -> list[str]:
                 have=deal.total_qty,
                 need=deal.total_qty + missing,
                 missing=missing,
-                price=money(price, deal, language),
+                price=money(price, deal.currency, language),
             )
         )
     return lines
@@ -163,7 +133,7 @@ def _progress_lines(deal: Deal, language: str) -> list[str]:
 
 def _outcome_line(deal: Deal, language: str) -> str:
     if deal.status == "succeeded":
-        price = money(deal.final_price or deal.unit_price, deal, language)
+        price = money(deal.final_price or deal.unit_price, deal.currency, language)
         text = _("Closed: the deal succeeded at {price} per unit").format(price=price)
         return f"✅ <b>{text}</b>"
     if deal.status == "failed":
@@ -215,13 +185,19 @@ def _compose(
             limit = deal.per_person_limit
             lines.append("👤 " + _("At most {limit} per person").format(limit=limit))
         if deal.status == "scheduled" and deal.opens_at > now:
-            lines.append("🕒 " + _("Opens {when}").format(when=local_time(deal.opens_at, group)))
+            lines.append(
+                "🕒 "
+                + _("Opens {when}").format(
+                    when=post_time(deal.opens_at, group.timezone, group.language)
+                )
+            )
         left = (deal.closes_at - now).total_seconds()
         if left > 0:
             lines.append(
                 "⏰ "
                 + _("Closes in {duration} · {when}").format(
-                    duration=duration(left), when=local_time(deal.closes_at, group)
+                    duration=duration(left),
+                    when=post_time(deal.closes_at, group.timezone, group.language),
                 )
             )
         else:
@@ -572,8 +548,8 @@ def member_text(closing: Closing, order: Order, language: str) -> str:
                 title=title,
                 code=deal.code,
                 quantity=order.quantity,
-                price=money(price, deal, language),
-                amount=f"<b>{money(amount, deal, language)}</b>",
+                price=money(price, deal.currency, language),
+                amount=f"<b>{money(amount, deal.currency, language)}</b>",
             ),
             _("Pickup code: {code}").format(code=f"<code>{order.pickup_code}</code>"),
         ]
@@ -599,7 +575,7 @@ def owner_text(closing: Closing, language: str) -> str:
     revenue = sum(o.amount or 0 for o in closing.orders if o.status == "confirmed")
     if closing.outcome == "succeeded":
         head = "✅ " + _("{code} «{title}» closed: it succeeded at {price} per unit.").format(
-            code=deal.code, title=title, price=money(deal.final_price or 0, deal, language)
+            code=deal.code, title=title, price=money(deal.final_price or 0, deal.currency, language)
         )
     elif closing.outcome == "failed":
         have = deal.total_qty if deal.min_kind == "units" else deal.participants
@@ -616,7 +592,7 @@ def owner_text(closing: Closing, language: str) -> str:
             head,
             _("Participants: {people} · units: {units}").format(people=people, units=units),
             _("Revenue: {amount}").format(
-                amount=f"<b>{money(revenue, deal, language)}</b> ({deal.currency})"
+                amount=f"<b>{money(revenue, deal.currency, language)}</b> ({deal.currency})"
             ),
         ]
     )

@@ -15,7 +15,7 @@ from models import Group, User
 from services.admins import AdminDirectory
 from services.errors import GroupNotFound, NotGroupAdmin
 from services.locales import LANGUAGE_NAMES, SUPPORTED_LANGUAGES
-from views.common import quote as quote  # re-exported: handlers import it from here
+from views.format import quote as quote  # re-exported: handlers import it from here
 
 
 def language_keyboard() -> InlineKeyboardMarkup:

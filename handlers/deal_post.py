@@ -22,15 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.middlewares.admission import FLAG as ADMISSION
 from bot.middlewares.admission import JoinRequest
-from bot.posts import (
-    cut,
-    details_text,
-    duration,
-    money,
-    quote,
-    share_link,
-    share_text,
-)
+from bot.posts import details_text, share_link, share_text
 from handlers.callbacks import DealCB, PrivateDealCB, valid_id
 from models import Database, Deal, Group, User
 from services import deals as deal_service
@@ -50,6 +42,7 @@ from views.deal_post import (
     stale_button,
 )
 from views.deal_texts import domain_error_text
+from views.format import cut, duration, money, quote
 
 log = logging.getLogger(__name__)
 GROUP_TYPES = {"group", "supergroup"}
@@ -257,7 +250,7 @@ async def deals_command(message: Message, db: Database) -> SendMessage:
     now = utcnow()
     lines = ["<b>" + _("Open deals") + "</b>"]
     for deal in deals[:30]:
-        price = money(deal_service.price_at(deal, deal.total_qty), deal, group.language)
+        price = money(deal_service.price_at(deal, deal.total_qty), deal.currency, group.language)
         people = ngettext("{n} person", "{n} people", deal.participants).format(n=deal.participants)
         state = (
             _("paused")

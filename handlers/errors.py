@@ -34,7 +34,6 @@ from aiogram.types import ErrorEvent, ReplyParameters, Update
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from bot.posts import ALERT_LIMIT, cut
 from handlers.common import group_gone, quote
 from handlers.credit import cannot_spend_text
 from handlers.owner_orders import bad_transition_text, not_confirmed_text, unknown_order
@@ -50,6 +49,7 @@ from services.errors import (
 from views.credit_texts import bad_days_text, bad_percent_text
 from views.deal_texts import domain_error_text
 from views.digest_texts import arg_error_text, time_error_text
+from views.format import ALERT_LIMIT, cut
 
 log = logging.getLogger(__name__)
 

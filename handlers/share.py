@@ -22,15 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.middlewares.admission import FLAG as ADMISSION
 from bot.middlewares.admission import JoinRequest
-from bot.posts import (
-    CAPTION_LIMIT,
-    QUANTITY_CHOICES,
-    TEXT_LIMIT,
-    cut,
-    render_card,
-    share_link,
-    tg_len,
-)
+from bot.posts import QUANTITY_CHOICES, render_card, share_link
 from handlers.callbacks import PrivateDealCB, valid_id
 from handlers.common import quote
 from handlers.deal_post import answer_order
@@ -41,6 +33,7 @@ from services import people
 from services import referrals as referral_service
 from services.timezones import utcnow
 from views.deal_texts import domain_error_text
+from views.format import CAPTION_LIMIT, TEXT_LIMIT, cut, tg_len
 
 log = logging.getLogger(__name__)
 DEAL_PREFIX = "deal_"

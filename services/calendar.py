@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Deal, DealReminderSent, Group, ScheduledPost, ScheduledTarget
 from models.upsert import insert_ignore
 from services.errors import DomainError
-from services.parsing import REMINDER_MAX_MINUTES, ParseError, reminder_list
+from services.parsing import REMINDER_MAX_MINUTES, ParseError, reminder_list, tg_len
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -47,10 +47,6 @@ class PostNotFound(DomainError):
 
 
 # ---------------------------------------------------------------- validation
-
-
-def tg_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def check_text(text: str, *, photo: bool) -> str:

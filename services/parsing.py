@@ -310,3 +310,8 @@ def reminder_list(stored: str | None) -> list[int]:
     except ValueError:
         return list(DEFAULT_REMINDERS)
     return [v for v in values if v > 0]
+
+
+def tg_len(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units); tags count too, to be safe."""
+    return len(text.encode("utf-16-le")) // 2

@@ -16,21 +16,14 @@ from aiogram.methods import (
 )
 from sqlalchemy import func, select, update
 
-from bot.posts import (
-    CAPTION_LIMIT,
-    MAX_LISTED,
-    TEXT_LIMIT,
-    PostRefresher,
-    publish,
-    render_card,
-    tg_len,
-)
+from bot.posts import MAX_LISTED, PostRefresher, publish, render_card
 from handlers.callbacks import DealCB
 from models import Deal, DealPost, Group, Order, User
 from services import deals
 from services import orders as order_service
 from services.timezones import utcnow
 from tests.builders import group, person, private
+from views.format import CAPTION_LIMIT, TEXT_LIMIT, tg_len
 
 GROUP = group(-1001000000777, "Fruit Lovers")
 OTHER = group(-1001000000888, "Veggie Club")

@@ -13,13 +13,14 @@ from aiogram.types import ChatInviteLink, ChatMemberLeft
 from aiogram.types import User as TgUser
 from sqlalchemy import func, select
 
-from bot.posts import PostRefresher, tg_len
+from bot.posts import PostRefresher
 from handlers.callbacks import InviteCB, InvitesCB
 from models import Group, GroupAdmin, InviteLink, Membership, Referral, User
 from services import referrals
 from services.timezones import utcnow
 from tests.builders import BOT_USER, group, person, private
 from tests.fake_api import admin_member
+from views.format import tg_len
 
 GROUP = group(-1001000000777, "Fruit Lovers")
 OTHER = group(-1001000000888, "Veggie Club")

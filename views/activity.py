@@ -15,7 +15,7 @@ from services.activity import (
     Member,
     Ranked,
 )
-from views.common import quote
+from views.format import quote
 
 NAME_CHARS = 40
 LIST_BUDGET = 1600  # characters per list of names: two lists stay far below 4096

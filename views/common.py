@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from html import escape
-
 from aiogram.utils.i18n import get_i18n
 
 
@@ -15,8 +13,3 @@ def current_language() -> str:
         return get_i18n().current_locale
     except LookupError:  # pragma: no cover - outside an update
         return "en"
-
-
-def quote(text: str | None) -> str:
-    """User text, made safe for HTML parse mode."""
-    return escape(text or "", quote=False)

@@ -12,7 +12,7 @@ from aiogram.utils.i18n import gettext as _
 from models import CreditEntry, Deal, Group
 from services.credit import BadDays, BadPercent, CannotSpend, format_percent
 from services.money import format_money
-from views.common import quote
+from views.format import quote
 
 
 def percent_text(bp: int) -> str:

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 from aiogram.utils.i18n import gettext as _
 
-from bot.posts import (
-    cut,
-    local_time,
-    quote,
-)
 from models import Deal, Group
 from services import deals as deal_service
 from services import orders as order_service
 from services.orders import Change, OrderError
 from views.deal_texts import domain_error_text
+from views.format import cut, post_time, quote
 
 
 def buy_usage() -> str:
@@ -46,7 +42,7 @@ def refusal(exc: OrderError, deal: Deal, group: Group) -> str:
         exc = order_service.DealClosed(deal.id)  # a confirmed order cannot be cancelled either
     if isinstance(exc, order_service.DealNotOpenYet):
         return _("This deal is not open yet: it opens {when}.").format(
-            when=local_time(exc.opens_at, group)
+            when=post_time(exc.opens_at, group.timezone, group.language)
         )
     return domain_error_text(exc)
 

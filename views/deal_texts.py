@@ -18,10 +18,8 @@ from services import orders as order_service
 from services.errors import DomainError
 from services.money import format_money
 from services.parsing import ParseError, reminder_list
-from services.timezones import to_local
 from views.common import current_language
-
-LOCAL_FORMAT = "%Y-%m-%d %H:%M"
+from views.format import reminder_distance, wall_clock
 
 
 def money(amount: int, currency: str) -> str:
@@ -30,8 +28,7 @@ def money(amount: int, currency: str) -> str:
 
 def local_time(moment: datetime, timezone: str, *, with_zone: bool = True) -> str:
     """'2026-12-01 20:00 (Asia/Shanghai)': a UTC moment as the group's wall clock."""
-    text = to_local(moment, timezone).strftime(LOCAL_FORMAT)
-    return f"{text} ({timezone})" if with_zone else text
+    return wall_clock(moment, timezone, with_zone=with_zone)
 
 
 def local_times(moment: datetime, timezones: list[str]) -> str:
@@ -60,26 +57,12 @@ def status_name(status: str) -> str:
     return names.get(status, status)
 
 
-def duration(minutes: int) -> str:
-    """A reminder's distance before closing: '2 h', '1 h 30 min', '15 min', '1 d 2 h'."""
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    parts = []
-    if days:
-        parts.append(_("{n} d").format(n=days))
-    if hours:
-        parts.append(_("{n} h").format(n=hours))
-    if mins:
-        parts.append(_("{n} min").format(n=mins))
-    return " ".join(parts)
-
-
 def reminders_text(stored: str | None) -> str:
     """Deal.reminders for people: '2 h, 15 min before closing (default)', 'none'."""
     values = reminder_list(stored)
     if not values:
         return _("none")
-    text = _("{times} before closing").format(times=", ".join(duration(m) for m in values))
+    text = _("{times} before closing").format(times=", ".join(reminder_distance(m) for m in values))
     return text if stored is not None else _("{reminders} (default)").format(reminders=text)
 
 

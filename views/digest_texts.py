@@ -14,7 +14,8 @@ from services.charts import render_chart
 from services.digest import AdminDigest, DigestArgError, Figure, GroupDigest, Period
 from services.locales import BABEL_LOCALES
 from services.money import format_money, minor_digits
-from views.common import current_language, quote
+from views.common import current_language
+from views.format import quote
 
 MAX_TEXT = 4096
 DEALS_SHOWN = 10

@@ -6,10 +6,9 @@ from __future__ import annotations
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
-from bot.posts import cut, tg_len
 from models import Group
 from services.timezones import to_local
-from views.common import quote
+from views.format import cut, quote, tg_len
 
 TEXT_LIMIT = 4096
 

@@ -10,7 +10,8 @@ from models import Deal, Order
 from services import deals as deal_service
 from services.money import format_money
 from services.my_orders import CancelRefused, MyOrders, cancellable
-from views.common import current_language, quote
+from views.common import current_language
+from views.format import quote
 from views.owner_orders import (
     fulfilment_label,
     local_time,

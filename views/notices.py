@@ -13,7 +13,7 @@ from aiogram.utils.i18n import ngettext
 from models import Deal, Group
 from services import deals as deal_service
 from services.money import format_money
-from views.common import quote
+from views.format import quote, time_left
 
 
 def fulfilment_text(deal, order, state: str, language: str) -> str:
@@ -50,16 +50,6 @@ def refund_text(deal, order) -> str:
         "Your order “{title}” ({code}, ×{quantity}) was cancelled by the group's owner. "
         "Contact them about a refund if you already paid."
     ).format(title=quote(deal.title), code=deal.code, quantity=order.quantity)
-
-
-def time_left(seconds: float) -> str:
-    minutes = max(round(seconds / 60), 1)
-    hours, mins = divmod(minutes, 60)
-    if hours and not mins:
-        return ngettext("{n} hour left", "{n} hours left", hours).format(n=hours)
-    if hours:
-        return _("{hours} h {minutes} min left").format(hours=hours, minutes=mins)
-    return ngettext("{n} minute left", "{n} minutes left", mins).format(n=mins)
 
 
 def reminder_text(deal: Deal, group: Group, now: datetime) -> str:

@@ -6,7 +6,6 @@ from aiogram.utils.i18n import gettext as _
 
 from models import Deal
 from services import deals as deal_service
-from views.common import quote
 from views.deal_texts import (
     local_times,
     participants,
@@ -14,6 +13,7 @@ from views.deal_texts import (
     status_name,
     units,
 )
+from views.format import quote
 
 
 def progress_text(deal: Deal) -> str:

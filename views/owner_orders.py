@@ -21,9 +21,9 @@ from services.fulfilment import BadTransition, Marked, NotConfirmed
 from services.money import format_money
 from services.notices import Audience
 from services.owner_orders import DealOrders, OrderDetail
-from services.timezones import to_local
-from views.common import current_language, quote
+from views.common import current_language
 from views.deal_texts import status_name
+from views.format import quote, wall_clock
 
 PAGE_BUDGET = 3000  # characters of order lines per page (Telegram allows 4096 in all)
 MAX_TEXT = 4000  # one message under Telegram's 4096 (counted with the HTML tags: safe side)
@@ -35,9 +35,7 @@ NAME_MAX = 64  # characters of a member's name in a list line
 
 
 def local_time(moment: datetime | None, timezone: str) -> str:
-    if moment is None:
-        return "—"
-    return to_local(moment, timezone).strftime("%Y-%m-%d %H:%M")
+    return wall_clock(moment, timezone)
 
 
 def status_label(status: str) -> str:
