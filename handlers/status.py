@@ -1,6 +1,7 @@
 """/status in private chat, for the operators of the deployment (ADMIN_IDS): the sender's
-figures (queue, sends in flight, sent and failed, the last failure per chat) and the next
-scheduled items (deals to open and to close)."""
+figures (queue, sends in flight, sent and failed, the last failure per chat), the outbox
+(promised messages not sent yet, sent, failed, and claims over an expired lease: possibly
+sent twice) and the next scheduled items (deals to open and to close)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from bot.sender import Sender
 from handlers.common import quote
 from services import calendar
 from services import deals as deal_service
+from services import outbox as outbox_service
+from services.timezones import utcnow
 
 FAILURES_SHOWN = 10
 DEALS_SHOWN = 5
@@ -59,6 +62,17 @@ async def status_command(
             lines.append(_("…and {n} more chats").format(n=hidden))
     else:
         lines.append(_("None"))
+    promised = await outbox_service.stats(session, utcnow())
+    lines += [
+        "",
+        "<b>" + _("Outbox (promised messages)") + "</b>",
+        _("Not sent yet: {pending} (due now: {due})").format(
+            pending=promised.pending, due=promised.due
+        ),
+        _("Sent: {sent} · failed: {failed} · possibly sent twice: {twice}").format(
+            sent=promised.sent, failed=promised.failed, twice=promised.expired_leases
+        ),
+    ]
     opening, closing = await deal_service.next_due(session, DEALS_SHOWN)
     lines += ["", "<b>" + _("Next deals to open") + "</b>"]
     lines += [f"• {_when(d.opens_at)} · {d.code} {quote(_cut(d.title, 40))}" for d in opening] or [

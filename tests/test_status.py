@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from aiogram.methods import SendMessage
 
-from services import calendar
+from services import calendar, outbox
 from services.timezones import utcnow
 from tests.builders import person, private
 from tests.test_deal_post import GROUP, add_group, create_deal
@@ -52,6 +52,26 @@ async def test_admin_sees_the_figures_and_the_next_deals(harness) -> None:
 async def test_nothing_to_report(harness) -> None:
     text = await status(harness, ADMIN)
     assert "Sent: 0 · failed: 0" in text and text.count("None") == 4
+    assert "Not sent yet: 0 (due now: 0)" in text
+
+
+async def test_admin_sees_the_outbox(harness) -> None:
+    now = utcnow()
+    async with harness.db.transaction() as s:
+        for i, chat in enumerate((7, 8, 9)):
+            payload = {"message_id": 1, "text": "x"}
+            await outbox.promise(
+                s, key=f"k{i}", chat_id=chat, kind="edit_text", payload=payload, now=now
+            )
+        await outbox.promise(
+            s, key="later", chat_id=7, kind="edit_text", payload={}, now=now,
+            due_at=now + timedelta(hours=1),
+        )  # fmt: skip
+        [first, *_rest] = await outbox.claim(s, now, limit=1, lease=timedelta(seconds=-1))
+        await outbox.mark_sent(s, first, now)
+    text = await status(harness, ADMIN)
+    assert "Not sent yet: 3 (due now: 2)" in text
+    assert "Sent: 1 · failed: 0 · possibly sent twice: 0" in text
 
 
 async def test_admin_sees_the_next_scheduled_posts(harness) -> None:
