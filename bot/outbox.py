@@ -18,7 +18,9 @@ import contextlib
 import logging
 from datetime import timedelta
 
+from aiogram.exceptions import TelegramNetworkError, TelegramServerError
 from aiogram.utils.i18n import I18n
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import notices
 from bot.sender import Sender
@@ -27,6 +29,10 @@ from services import outbox
 from services.timezones import utcnow
 
 log = logging.getLogger(__name__)
+# Errors of a render that may pass (the database or Telegram away for a moment): tried again.
+TRANSIENT = (SQLAlchemyError, OSError, TimeoutError, TelegramNetworkError, TelegramServerError)
+MAX_ATTEMPTS = 30  # about a week of backoff: then the row is given up as failed
+WAIT_AT_MOST = 10.0  # a 429 longer than this leaves the row for later instead of blocking
 
 
 class OutboxSender:
@@ -119,32 +125,52 @@ class OutboxSender:
         return len(rows)
 
     async def _deliver(self, row: outbox.Claimed) -> None:
+        if row.kind not in notices.RENDERERS:  # a newer instance's kind (a rolling deploy)
+            await self._settle(row, f"unknown kind {row.kind!r}", True)
+            return
         try:
             method = await notices.render(self.db, self.sender.bot, self.i18n, row)
-        except Exception as exc:  # a bug or a row that cannot be rendered: recorded
+        except TRANSIENT as exc:
+            log.warning("outbox %s (%s): render failed for now: %r", row.id, row.kind, exc)
+            await self._settle(row, f"render failed: {type(exc).__name__}: {exc}", True)
+            return
+        except Exception as exc:  # a bug, or a row that can never be rendered: recorded
             log.exception("outbox %s (%s) could not be rendered", row.id, row.kind)
             await self._settle(row, f"render failed: {type(exc).__name__}: {exc}", False)
             return
         if method is None:  # nothing to send any more (the recipient or subject is gone)
             await self._settle(row, "nothing to send (recipient or subject gone)", False)
             return
-        outcome = await self.sender.deliver(method, chat_id=row.chat_id)
-        await self._settle(row, outcome.reason, outcome.transient)
+        # A row to erase in a person's chat outlives them (/forgetme): its failure is
+        # recorded nowhere (a group's, such as a revocation, is).
+        forgotten = bool(row.payload.get(outbox.ERASE)) and row.chat_id > 0
+        outcome = await self.sender.deliver(
+            method, chat_id=row.chat_id, wait_at_most=WAIT_AT_MOST, record=not forgotten
+        )
+        await self._settle(row, outcome.reason, outcome.transient, outcome.retry_after)
 
-    async def _settle(self, row: outbox.Claimed, reason: str | None, transient: bool) -> None:
+    async def _settle(
+        self, row: outbox.Claimed, reason: str | None, transient: bool, after: float = 0.0
+    ) -> None:
         now = utcnow()
-        try:
-            async with self.db.transaction() as session:
-                if reason is None:
-                    await outbox.mark_sent(session, row, now)
-                elif transient:
-                    await outbox.retry_later(
-                        session, row, reason, now + outbox.backoff(row.attempts)
-                    )
-                else:
-                    await outbox.mark_failed(session, row, reason, now)
-        except Exception:  # the lease runs out and the row is tried again
-            log.exception("outbox %s: could not record the outcome", row.id)
+        if transient and row.attempts >= MAX_ATTEMPTS:
+            reason, transient = f"gave up after {row.attempts} attempts: {reason}", False
+        settled = False
+        for attempt in range(2):  # a lost settle would mean a second send after the lease
+            try:
+                async with self.db.transaction() as session:
+                    if reason is None:
+                        settled = await outbox.mark_sent(session, row, now)
+                    elif transient:
+                        wait = max(outbox.backoff(row.attempts).total_seconds(), after)
+                        at = now + timedelta(seconds=wait)
+                        settled = await outbox.retry_later(session, row, reason, at)
+                    else:
+                        settled = await outbox.mark_failed(session, row, reason, now)
+                break
+            except Exception:
+                log.exception("outbox %s: could not record the outcome (try %d)", row.id, attempt)
+        if not settled:  # another instance holds it now (our lease ran out), or the DB is away
             return
         if reason is None:
             self.delivered += 1

@@ -365,6 +365,7 @@ async def publish(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: S
             continue
         async with db.transaction() as session:
             await deal_service.store_post(session, deal_id, group_id, message.message_id, utcnow())
+            await deal_service.mark_rendered(session, deal_id, [group_id], deal.updated_at)
         log.info(
             "deal %s posted to chat %s as message %s", deal_id, message.chat.id, message.message_id
         )
@@ -374,7 +375,8 @@ async def publish(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: S
 
 async def edit_posts(db: Database, i18n: I18n, deal_id: int, *, sender: Sender) -> int:
     """Edit every post of the deal to its current state (read now); returns edits sent.
-    Each post edited records the time of the state it shows (`rendered_at`)."""
+    Each post edited (or whose edit can never succeed: deleted, 400) records the version of
+    the deal it shows: the deal's `updated_at` as read (`rendered_at`)."""
     read_at = utcnow()
     async with db.read() as session:
         try:
@@ -387,7 +389,9 @@ async def edit_posts(db: Database, i18n: I18n, deal_id: int, *, sender: Sender) 
             for post, group in await deal_service.posts(session, deal_id)
             if post.message_id is not None and group.is_active
         ]
+    shown = deal.updated_at
     edits: list[int] = []
+    settled: list[int] = []  # edited, or never to be edited (so not retried at each start)
     for message_id, group in targets:
         with i18n.context(), i18n.use_locale(group.language):
             text, markup = render_card(deal, signups, group, read_at)
@@ -400,11 +404,14 @@ async def edit_posts(db: Database, i18n: I18n, deal_id: int, *, sender: Sender) 
             method = EditMessageText(
                 chat_id=chat_id, message_id=message_id, text=text, reply_markup=markup
             )
-        if (await sender.deliver(method, chat_id=chat_id)).ok:  # "not modified" is shown too
+        outcome = await sender.deliver(method, chat_id=chat_id)
+        if outcome.ok:  # "not modified" is shown too
             edits.append(group.id)
-    if edits:
+        if outcome.ok or not outcome.transient:
+            settled.append(group.id)
+    if settled:
         async with db.transaction() as session:
-            await deal_service.mark_rendered(session, deal_id, edits, read_at)
+            await deal_service.mark_rendered(session, deal_id, settled, shown)
     return len(edits)
 
 

@@ -28,7 +28,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -65,6 +65,7 @@ class Outcome:
     result: object = None
     reason: str | None = None  # None: sent (or an edit that changed nothing)
     transient: bool = False  # network/server errors or 429s beyond the sender's patience
+    retry_after: float = 0.0  # a 429 given up on: Telegram's wait, for a later try
 
     @property
     def ok(self) -> bool:
@@ -159,13 +160,24 @@ class Sender:
         if it failed for good (recorded)."""
         return (await self.deliver(method, chat_id=chat_id)).result
 
-    async def deliver(self, method: TelegramMethod[T], *, chat_id: int) -> Outcome:
+    async def deliver(
+        self,
+        method: TelegramMethod[T],
+        *,
+        chat_id: int,
+        wait_at_most: float | None = None,
+        record: bool = True,
+    ) -> Outcome:
         """Like `send`, with the reason of a failure and whether it is transient (the
-        outbox tries those again later; permanent ones are marked failed)."""
+        outbox tries those again later; permanent ones are marked failed). `wait_at_most`:
+        a 429 asking for a longer wait is given up at once (transient, with its
+        retry_after), so one slow chat does not hold the caller. `record=False`: a failure
+        leaves no trace (no send_failures row, nothing kept in memory, no chat marked
+        inactive): for messages to a person who used /forgetme."""
         self.pending += 1
         self._idle.clear()
         try:
-            return await self._send(method, chat_id, hops=0)
+            return await self._send(method, chat_id, 0, wait_at_most, record)
         finally:
             self.pending -= 1
             if self.pending == 0:
@@ -193,8 +205,23 @@ class Sender:
 
     # ------------------------------------------------------------------ sending
 
-    async def _send(self, method: TelegramMethod[T], chat_id: int, hops: int) -> Outcome:
+    async def _send(
+        self,
+        method: TelegramMethod[T],
+        chat_id: int,
+        hops: int,
+        wait_at_most: float | None = None,
+        record: bool = True,
+    ) -> Outcome:
         name = type(method).__name__
+
+        async def fail(reason: str, transient: bool = False, retry_after: float = 0.0) -> Outcome:
+            if record:
+                outcome = await self._fail(chat_id, name, reason, transient=transient)
+                return replace(outcome, retry_after=retry_after)
+            log.info("send to a chat not recorded failed (%s): %s", name, reason)
+            return Outcome(reason=reason[:REASON_MAX], transient=transient, retry_after=retry_after)
+
         chat_id = self._moved.get(chat_id, chat_id)
         if is_pseudonym(chat_id):  # someone /forgetme made anonymous: no chat to reach
             log.info("%s to a forgotten person skipped", name)
@@ -202,7 +229,7 @@ class Sender:
         if getattr(method, "chat_id", None) not in (None, chat_id):
             method = method.model_copy(update={"chat_id": chat_id})
         if chat_id in self._inactive and not await self._active_again(chat_id):
-            return await self._fail(chat_id, name, "chat inactive (the bot was blocked or removed)")
+            return await fail("chat inactive (the bot was blocked or removed)")
         state = self._chats.get(chat_id)
         if state is None:
             self._prune_chats()
@@ -228,9 +255,10 @@ class Sender:
                     except TelegramRetryAfter as exc:
                         retry_after_tries += 1
                         state.blocked_until = time.monotonic() + exc.retry_after
-                        if retry_after_tries >= self.retry_after_attempts:
+                        too_long = wait_at_most is not None and exc.retry_after > wait_at_most
+                        if too_long or retry_after_tries >= self.retry_after_attempts:
                             reason = f"429 retry after {exc.retry_after} s"
-                            return await self._fail(chat_id, name, reason, transient=True)
+                            return await fail(reason, True, float(exc.retry_after))
                         log.warning(
                             "429 for chat %s (%s); waiting %s s", chat_id, name, exc.retry_after
                         )
@@ -238,37 +266,35 @@ class Sender:
                         migrate_to = exc.migrate_to_chat_id
                         break
                     except TelegramForbiddenError as exc:
-                        await self._deactivate(chat_id)
-                        return await self._fail(chat_id, name, f"403 {exc.message}")
+                        if record:
+                            await self._deactivate(chat_id)
+                        return await fail(f"403 {exc.message}")
                     except TelegramBadRequest as exc:
                         if NOT_MODIFIED in exc.message.lower():
                             return SENT_NOTHING  # an edit to the same content: nothing to do
-                        return await self._fail(chat_id, name, f"400 {exc.message}")
+                        return await fail(f"400 {exc.message}")
                     except (TelegramNetworkError, TelegramServerError) as exc:
                         network_tries += 1
                         if network_tries >= self.network_attempts:
-                            reason = f"{type(exc).__name__}: {exc.message}"
-                            return await self._fail(chat_id, name, reason, transient=True)
+                            return await fail(f"{type(exc).__name__}: {exc.message}", True)
                         delay = min(self.backoff * 2 ** (network_tries - 1), self.backoff_max)
                         log.warning(
                             "network error for chat %s (%s); retry in %.2f s", chat_id, name, delay
                         )
                         await asyncio.sleep(delay)
                     except TelegramAPIError as exc:
-                        return await self._fail(
-                            chat_id, name, f"{type(exc).__name__}: {exc.message}"
-                        )
+                        return await fail(f"{type(exc).__name__}: {exc.message}")
                     except Exception as exc:  # a bug or an unexpected error: recorded too
                         log.exception("send to chat %s (%s) failed", chat_id, name)
-                        return await self._fail(chat_id, name, f"{type(exc).__name__}: {exc}")
+                        return await fail(f"{type(exc).__name__}: {exc}")
         finally:
             state.users -= 1
         # The group became a supergroup: follow it (outside the old chat's lock).
         if hops >= 3:
-            return await self._fail(chat_id, name, f"migrated again to {migrate_to}; gave up")
+            return await fail(f"migrated again to {migrate_to}; gave up")
         await self._migrate(chat_id, migrate_to)
         moved = method.model_copy(update={"chat_id": migrate_to})
-        return await self._send(moved, migrate_to, hops + 1)
+        return await self._send(moved, migrate_to, hops + 1, wait_at_most, record)
 
     # ------------------------------------------------------------------ limits
 

@@ -10,7 +10,6 @@ private, through the sender, at most once per group and reason a day), with what
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC
 
 from aiogram import Bot, F, Router
@@ -45,29 +44,9 @@ from views.invites import link_text, member_refusal, not_in_group, report
 
 log = logging.getLogger(__name__)
 GROUP_TYPES = {"group", "supergroup"}
-NOTICE_EVERY = 24 * 3600.0  # seconds between two notices to a group's admins (per reason)
 TOP = 10
 RECENT = 30
 START_PREFIX = "inv_"
-
-
-class RightsNotices:
-    """Remembers (in memory) when a group's admins were last told that the bot lacks the
-    right to create invite links, so members asking again do not spam them."""
-
-    def __init__(self, every: float = NOTICE_EVERY) -> None:
-        self.every = every
-        self._last: dict[tuple[int, str], float] = {}
-
-    def due(self, group_id: int, reason: str) -> bool:
-        now = time.monotonic()
-        last = self._last.get((group_id, reason))
-        if last is not None and now - last < self.every:
-            return False
-        if len(self._last) > 10_000:
-            self._last.clear()
-        self._last[(group_id, reason)] = now
-        return True
 
 
 # ---------------------------------------------------------------- crediting joins
@@ -126,16 +105,13 @@ async def _tell_admins(
     group: Group,
     reason: str,
     requester: int,
-    notices: RightsNotices,
     bot_name: str,
 ) -> bool:
-    """Tell the group's administrators (who started the bot) what to change. True when they
-    are told now or were told earlier today."""
+    """Tell the group's administrators (who started the bot) what to change, once a day
+    each (the outbox key): True when they are told now or were told earlier today."""
     ids = (await admins.admins_of(session, group)) - {requester}
     if not ids:
         return False
-    if not notices.due(group.id, reason):
-        return True
     told = await notice_service.rights(session, group.id, ids, reason, utcnow())
     log.info("group %s: told %d admins the bot cannot create invite links (%s)",
              group.id, told, reason)  # fmt: skip
@@ -150,7 +126,6 @@ async def issue(
     posts: PostRefresher,
     group: Group,
     user: User,
-    notices: RightsNotices,
 ) -> str:
     """The member's link to the group (reused, else created), or why there is none."""
     existing = await referral_service.active_invite(session, group.id, user.id)
@@ -176,9 +151,7 @@ async def issue(
         return link_text(group, row.link)
     me = await bot.me()
     bot_name = f"@{me.username}" if me.username else quote(me.first_name)
-    told = await _tell_admins(
-        session, i18n, admins, posts, group, reason, user.id, notices, bot_name
-    )
+    told = await _tell_admins(session, i18n, admins, posts, group, reason, user.id, bot_name)
     return member_refusal(reason, quote(group.title), bot_name, told)
 
 
@@ -216,7 +189,6 @@ async def _report_for(session: AsyncSession, group: Group) -> str:
 
 def router() -> Router:
     r = Router(name="invites")
-    notices = RightsNotices()
 
     async def invite_command(
         message: Message,
@@ -236,7 +208,7 @@ def router() -> Router:
                 )
             )
         elif len(groups) == 1:
-            text = await issue(bot, session, i18n, admins, posts, groups[0], user, notices)
+            text = await issue(bot, session, i18n, admins, posts, groups[0], user)
             await message.answer(text)
         else:
             await message.answer(
@@ -259,7 +231,7 @@ def router() -> Router:
             await query.answer(not_in_group(), show_alert=True)
             return
         await query.answer()
-        text = await issue(bot, session, i18n, admins, posts, group, user, notices)
+        text = await issue(bot, session, i18n, admins, posts, group, user)
         await bot.send_message(user.id, text)
 
     async def invite_deep_link(
@@ -279,7 +251,7 @@ def router() -> Router:
         if group is None:
             await message.answer(not_in_group())
             return
-        await message.answer(await issue(bot, session, i18n, admins, posts, group, user, notices))
+        await message.answer(await issue(bot, session, i18n, admins, posts, group, user))
 
     r.message.register(invite_command, Command("invite"), F.chat.type == "private")
     r.message.register(
@@ -346,4 +318,4 @@ async def invites_chosen(
     await query.bot.send_message(user.id, await _report_for(session, group))
 
 
-__all__ = ["RightsNotices", "credit_from", "issue", "router"]
+__all__ = ["credit_from", "issue", "router"]

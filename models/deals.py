@@ -87,7 +87,7 @@ class DealPost(Base):
     )
     message_id: Mapped[int | None] = mapped_column(BigInteger, info=person_id("none"))
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # The moment of the deal's state the post shows (its last edit read the deal then).
+    # The version of the deal the post shows: the deal's updated_at when it was rendered.
     rendered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_deal_posts_group_id", "group_id"),)

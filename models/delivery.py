@@ -38,6 +38,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_status_due", "status", "due_at"),
         Index("ix_outbox_chat_id", "chat_id"),
+        Index("ix_outbox_status_sent_at", "status", "sent_at"),  # pruning
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -23,6 +23,7 @@ from bot.posts import publish
 from bot.sender import Sender
 from models import Database
 from services import deals as deal_service
+from services import notices
 from services.timezones import utcnow
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class DueResult:
     closed: list[int] = field(default_factory=list)
     posted: int = 0
     failed: list[int] = field(default_factory=list)
+    announced_late: list[int] = field(default_factory=list)
 
 
 async def run_due(
@@ -65,6 +67,24 @@ async def run_due(
                 log.info("deal %s closed (%s)", deal_id, done.outcome)
         except Exception:
             log.exception("deal %s: closing failed", deal_id)
+            result.failed.append(deal_id)
+    # Closings an older version made and never announced: promise their notices once.
+    try:
+        async with db.read() as session:
+            silent = await deal_service.unannounced(session)
+    except Exception:
+        log.exception("looking for unannounced closings failed")
+        silent = []
+    for deal_id in silent:
+        try:
+            async with db.transaction() as session:
+                if await deal_service.claim_announcement(session, deal_id, now):
+                    closing = await deal_service.closing_of(session, deal_id)
+                    await notices.closing(session, closing, now)
+                    log.warning("deal %s: closing was never announced; announcing now", deal_id)
+                    result.announced_late.append(deal_id)
+        except Exception:
+            log.exception("deal %s: late announcement failed", deal_id)
             result.failed.append(deal_id)
     # Posts not sent yet (a crash after opening, a network error): claims make this safe.
     try:

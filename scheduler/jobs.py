@@ -61,9 +61,12 @@ class TickResult:
 
 
 async def deliver(app: App, method: TelegramMethod[Any], chat_id: int) -> tuple[Any, str | None]:
-    """Send through the app's sender: (result, None) or (None, reason)."""
+    """Send through the app's sender: (result, None) or (None, reason); a reason that may
+    pass (network, a long 429) starts with "retry:"."""
     outcome = await app.sender.deliver(method, chat_id=chat_id)
-    return outcome.result, outcome.reason
+    if outcome.ok:
+        return outcome.result, None
+    return None, ("retry:" if outcome.transient else "") + (outcome.reason or "")
 
 
 # ---------------------------------------------------------------- reminders

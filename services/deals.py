@@ -378,28 +378,51 @@ async def closing_of(session: AsyncSession, deal_id: int) -> Closing:
     return Closing(deal, deal.status, await _closed_orders(session, deal_id))
 
 
+async def unannounced(session: AsyncSession, limit: int = 100) -> list[int]:
+    """Deals closed without their notices promised: closed by a version of the bot before
+    the outbox, that stopped before telling anyone (announced_at is set by `close` now)."""
+    rows = await session.scalars(
+        select(Deal.id)
+        .where(Deal.status.in_(FINAL_STATES), Deal.announced_at.is_(None))
+        .order_by(Deal.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def claim_announcement(session: AsyncSession, deal_id: int, now: datetime) -> bool:
+    """Take the announcement of such a closing: True for the one caller that gets it."""
+    result = await session.execute(
+        update(Deal)
+        .where(Deal.id == deal_id, Deal.status.in_(FINAL_STATES), Deal.announced_at.is_(None))
+        .values(announced_at=now)
+    )
+    return (result.rowcount or 0) > 0
+
+
 async def mark_rendered(
-    session: AsyncSession, deal_id: int, group_ids: list[int], read_at: datetime
+    session: AsyncSession, deal_id: int, group_ids: list[int], shown: datetime
 ) -> None:
-    """The posts of the deal in these groups now show its state as of `read_at`."""
+    """The posts of the deal in these groups show the deal as it was when its `updated_at`
+    was `shown` (the version of the deal they were rendered from)."""
     await session.execute(
         update(DealPost)
         .where(DealPost.deal_id == deal_id, DealPost.group_id.in_(group_ids))
-        .where(or_(DealPost.rendered_at.is_(None), DealPost.rendered_at < read_at))
-        .values(rendered_at=read_at)
+        .values(rendered_at=shown)
     )
 
 
 async def stale_posts(session: AsyncSession, limit: int = 1000) -> list[int]:
-    """Deals with a post showing an older state than the deal's (changed after its last
-    render), newest change first."""
-    shown = func.coalesce(DealPost.rendered_at, DealPost.posted_at)
+    """Deals with a post that shows another version of the deal than its current one (its
+    `updated_at` moved since the post was rendered), most recently changed first. A
+    version, not a time comparison: a change whose `now` was taken before a render read
+    the deal, and that committed after it, is still seen."""
     rows = await session.execute(
         select(Deal.id)
         .join(DealPost, DealPost.deal_id == Deal.id)
         .join(Group, Group.id == DealPost.group_id)
         .where(DealPost.message_id.is_not(None), Group.is_active.is_(True))
-        .where(Deal.updated_at > shown)
+        .where(or_(DealPost.rendered_at.is_(None), DealPost.rendered_at != Deal.updated_at))
         .group_by(Deal.id)
         .order_by(func.max(Deal.updated_at).desc())
         .limit(limit)

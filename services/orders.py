@@ -174,7 +174,7 @@ async def set_quantity(
         raise BadQuantity(quantity)
     for attempt in range(5):
         try:
-            async with session.begin_nested():
+            async with events.savepoint(session):
                 return await _set_quantity(session, deal_id, user_id, quantity, now, group_id)
         except IntegrityError:
             # a concurrent first join of the same member, or a pickup code collision

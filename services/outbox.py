@@ -11,7 +11,10 @@ an expiry on rows that are pending, due and not leased (or whose lease ran out),
 instances never hold the same row; then the row is settled: `sent`, `failed` (permanent,
 with the reason), or back to pending with a later `due_at` (transient). A row claimed over
 an expired lease counts in `expired_leases`: its previous holder died after claiming it, and
-possibly after Telegram accepted the message, the only way a duplicate can happen.
+possibly after Telegram accepted the message. Duplicates are possible only when a process dies
+(or loses the database) between Telegram accepting a message and the row being marked sent,
+or when Telegram accepted a request whose answer was lost on the network and the sender
+retried it.
 
 No aiogram here.
 """
@@ -154,30 +157,35 @@ def _mine(row_id: int, token: str):
 ERASE = "erase"  # a payload flag: the row goes once settled (it outlives a forgotten person)
 
 
-async def _erase(session: AsyncSession, row: Claimed) -> bool:
+async def _erase(session: AsyncSession, row: Claimed) -> bool | None:
+    """Delete a row marked to erase (True if it was still ours); None: not such a row."""
     if not row.payload.get(ERASE):
-        return False
-    await session.execute(delete(OutboxMessage).where(_mine(row.id, row.token)))
-    return True
+        return None
+    result = await session.execute(delete(OutboxMessage).where(_mine(row.id, row.token)))
+    return (result.rowcount or 0) > 0
 
 
-async def mark_sent(session: AsyncSession, row: Claimed, now: datetime) -> None:
-    if await _erase(session, row):
-        return
-    await session.execute(
+async def mark_sent(session: AsyncSession, row: Claimed, now: datetime) -> bool:
+    """True if the row was still this claim's (False: its lease ran out and another took it)."""
+    erased = await _erase(session, row)
+    if erased is not None:
+        return erased
+    result = await session.execute(
         update(OutboxMessage)
         .where(_mine(row.id, row.token))
         .values(status="sent", sent_at=now, lease_token=None, lease_until=None)
         .execution_options(synchronize_session=False)
     )
+    return (result.rowcount or 0) > 0
 
 
-async def mark_failed(session: AsyncSession, row: Claimed, reason: str, now: datetime) -> None:
+async def mark_failed(session: AsyncSession, row: Claimed, reason: str, now: datetime) -> bool:
     """A permanent failure (403, a bad request, a recipient gone): never tried again (the
     sender recorded it in send_failures too)."""
-    if await _erase(session, row):
-        return
-    await session.execute(
+    erased = await _erase(session, row)
+    if erased is not None:
+        return erased
+    result = await session.execute(
         update(OutboxMessage)
         .where(_mine(row.id, row.token))
         .values(
@@ -189,16 +197,18 @@ async def mark_failed(session: AsyncSession, row: Claimed, reason: str, now: dat
         )
         .execution_options(synchronize_session=False)
     )
+    return (result.rowcount or 0) > 0
 
 
-async def retry_later(session: AsyncSession, row: Claimed, reason: str, at: datetime) -> None:
-    """A transient failure (network, server, 429s beyond the sender's patience)."""
-    await session.execute(
+async def retry_later(session: AsyncSession, row: Claimed, reason: str, at: datetime) -> bool:
+    """A transient failure (network, server, a long 429): pending again, due at `at`."""
+    result = await session.execute(
         update(OutboxMessage)
         .where(_mine(row.id, row.token))
         .values(due_at=at, reason=reason[:REASON_MAX], lease_token=None, lease_until=None)
         .execution_options(synchronize_session=False)
     )
+    return (result.rowcount or 0) > 0
 
 
 def backoff(attempts: int, *, base: float = 5.0, cap: float = 900.0) -> timedelta:

@@ -39,15 +39,24 @@ def upgrade() -> None:
     )
     op.create_index("ix_outbox_status_due", "outbox", ["status", "due_at"], unique=False)
     op.create_index("ix_outbox_chat_id", "outbox", ["chat_id"], unique=False)
+    op.create_index("ix_outbox_status_sent_at", "outbox", ["status", "sent_at"], unique=False)
     with op.batch_alter_table("deal_posts") as batch:
         batch.add_column(
             sa.Column("rendered_at", models.base.UTCDateTime(timezone=True), nullable=True)
         )
+    # Posts sent so far show their deal's current version as far as anyone knows: only
+    # changes from now on make a post stale (no re-render of every old post at start).
+    op.execute(
+        "UPDATE deal_posts SET rendered_at = "
+        "(SELECT deals.updated_at FROM deals WHERE deals.id = deal_posts.deal_id) "
+        "WHERE message_id IS NOT NULL"
+    )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("deal_posts") as batch:
         batch.drop_column("rendered_at")
+    op.drop_index("ix_outbox_status_sent_at", table_name="outbox")
     op.drop_index("ix_outbox_chat_id", table_name="outbox")
     op.drop_index("ix_outbox_status_due", table_name="outbox")
     op.drop_table("outbox")
