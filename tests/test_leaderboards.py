@@ -75,14 +75,6 @@ async def referrals(harness, group_id: int, rows: list[tuple[int, int, float]]) 
             )
 
 
-async def say(harness, user, text: str, chat=GROUP) -> str:
-    before = len(harness.api.sent(chat.id))
-    await harness.feed(harness.updates.command(chat, user, text))
-    sent = harness.api.sent(chat.id)
-    assert len(sent) == before + 1, f"{text} is answered once"
-    return sent[-1].text
-
-
 def section(text: str, title: str) -> list[str]:
     """The numbered lines under a bold title."""
     lines = text.split("\n")
@@ -121,13 +113,13 @@ async def test_top_ranks_members_and_inviters_in_7_and_30_day_windows(harness) -
         + [(710 + i, DAN.id, 2) for i in range(4)],
     )
 
-    week = await say(harness, ALICE, "/top")
+    week = (await harness.say(ALICE, "/top", GROUP, expect=1)).text
     assert section(week, "Most active in the last 7 days") == ["1. Alice · 10", "2. Bob · 8"]
     assert section(week, "Top inviters in the last 7 days") == ["1. Bob · 2"]
     assert "Dan" not in week and "Carol" not in week
     assert "/hideme" in week
 
-    month = await say(harness, ALICE, "/top 30")
+    month = (await harness.say(ALICE, "/top 30", GROUP, expect=1)).text
     assert section(month, "Most active in the last 30 days") == [
         "1. Carol · 50",
         "2. Alice · 10",
@@ -140,14 +132,14 @@ async def test_top_ranks_members_and_inviters_in_7_and_30_day_windows(harness) -
 
 async def test_top_shows_at_most_ten_and_says_when_nobody_is_there(harness) -> None:
     gid = await register(harness)
-    empty = await say(harness, ALICE, "/top")
+    empty = (await harness.say(ALICE, "/top", GROUP, expect=1)).text
     assert section(empty, "Most active") == ["Nobody yet."]
     assert section(empty, "Top inviters") == ["Nobody yet."]
 
     people = [person(800 + i, f"P{i}") for i in range(12)]
     await users(harness, *people)
     await activity_rows(harness, gid, [(p.id, 0, 20 - i, 0) for i, p in enumerate(people)])
-    ranked = section(await say(harness, ALICE, "/top"), "Most active")
+    ranked = section((await harness.say(ALICE, "/top", GROUP, expect=1)).text, "Most active")
     assert ranked[0] == "1. P0 · 20" and ranked[-1] == "10. P9 · 11" and len(ranked) == 10
 
 
@@ -156,10 +148,10 @@ async def test_bad_top_arguments_get_an_example_and_change_nothing(harness) -> N
     await users(harness, ALICE)
     await activity_rows(harness, gid, [(ALICE.id, 0, 3, 0)])
     for bad in ("/top 14", "/top abc", "/top 7 30", "/top -7"):
-        text = await say(harness, ALICE, bad)
+        text = (await harness.say(ALICE, bad, GROUP, expect=1)).text
         assert "Usage:" in text and "<code>/top 30</code>" in text, bad
         assert "Alice" not in text
-    assert "7 days" in await say(harness, ALICE, "/top 7d")
+    assert "7 days" in (await harness.say(ALICE, "/top 7d", GROUP, expect=1)).text
 
 
 async def test_hideme_and_showme_in_group_and_private(harness) -> None:
@@ -167,21 +159,25 @@ async def test_hideme_and_showme_in_group_and_private(harness) -> None:
     await users(harness, ALICE, BOB)
     await activity_rows(harness, gid, [(ALICE.id, 0, 3, 0), (BOB.id, 0, 2, 0)])
 
-    answer = await say(harness, ALICE, "/hideme")
+    answer = (await harness.say(ALICE, "/hideme", GROUP, expect=1)).text
     assert "will not appear" in answer and "/showme" in answer
-    assert section(await say(harness, BOB, "/top"), "Most active") == ["1. Bob · 2"]
+    assert section((await harness.say(BOB, "/top", GROUP, expect=1)).text, "Most active") == [
+        "1. Bob · 2"
+    ]
     async with harness.db.read() as s:
         assert (await s.get(User, ALICE.id)).leaderboard_hidden is True
 
-    answer = await say(harness, ALICE, "/showme", chat=private(ALICE))
+    answer = (await harness.say(ALICE, "/showme", private(ALICE), expect=1)).text
     assert "again" in answer
-    assert section(await say(harness, BOB, "/top"), "Most active") == [
+    assert section((await harness.say(BOB, "/top", GROUP, expect=1)).text, "Most active") == [
         "1. Alice · 3",
         "2. Bob · 2",
     ]
     # a private /hideme works as well, and for every group
-    await say(harness, BOB, "/hideme", chat=private(BOB))
-    assert section(await say(harness, ALICE, "/top"), "Most active") == ["1. Alice · 3"]
+    await harness.say(BOB, "/hideme", private(BOB), expect=1)
+    assert section((await harness.say(ALICE, "/top", GROUP, expect=1)).text, "Most active") == [
+        "1. Alice · 3"
+    ]
 
 
 # ---------------------------------------------------------------- counting end to end
@@ -222,7 +218,7 @@ async def test_messages_signups_joins_and_leaves_are_counted(harness) -> None:
         3,
     )
     # and the leaderboard reads them
-    ranked = section(await say(harness, BOB, "/top"), "Most active")
+    ranked = section((await harness.say(BOB, "/top", GROUP, expect=1)).text, "Most active")
     assert ranked == ["1. Alice · 4", "2. Bob · 2", "3. Carol · 2"]
 
 
