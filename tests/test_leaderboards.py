@@ -239,15 +239,6 @@ async def memberships(harness, gid: int, rows: list[tuple[int, str, int | None]]
             )
 
 
-async def private_text(harness, user, text: str) -> str:
-    chat = private(user)
-    before = len(harness.api.sent(chat.id))
-    await harness.feed(harness.updates.command(chat, user, text))
-    sent = harness.api.sent(chat.id)
-    assert len(sent) == before + 1, text
-    return sent[-1].text
-
-
 async def test_members_shows_core_and_dormant_members(harness) -> None:
     gid = await register(harness)
     await users(harness, ALICE, BOB, CAROL, DAN, EVE)
@@ -270,14 +261,14 @@ async def test_members_shows_core_and_dormant_members(harness) -> None:
         ],
     )
 
-    text = await private_text(harness, OWNER, "/members")
+    text = (await harness.say(OWNER, "/members", expect=1)).text
     assert "Members of Fruit Lovers" in text
     assert "at least 5 of the last 14 days): 2" in text
     assert "Alice (5), Carol (5)" in text and "Bob" not in text
     assert "no activity in the last 30 days): 2" in text
     assert "&lt;Eve &amp; co&gt;, Dan" in text  # by name
 
-    text = await private_text(harness, OWNER, "/members core 4")
+    text = (await harness.say(OWNER, "/members core 4", expect=1)).text
     assert text.startswith("Core threshold set to 4 days.")
     assert "at least 4 of the last 14 days): 3" in text and "Bob (4)" in text
     async with harness.db.read() as s:
@@ -287,9 +278,9 @@ async def test_members_shows_core_and_dormant_members(harness) -> None:
 async def test_bad_core_threshold_is_refused_with_the_reason(harness) -> None:
     gid = await register(harness)
     for bad in ("/members core 0", "/members core 15", "/members core abc", "/members core 2.5"):
-        text = await private_text(harness, OWNER, bad)
+        text = (await harness.say(OWNER, bad, expect=1)).text
         assert "from 1 to 14" in text and "/members core 5" in text, bad
-    assert "Usage:" in await private_text(harness, OWNER, "/members everyone")
+    assert "Usage:" in (await harness.say(OWNER, "/members everyone", expect=1)).text
     # a forged button with a bad number changes nothing either (it does not even unpack)
     for forged in (f"mem:core:{gid}:99", f"mem:core:{gid}:15", f"mem:core:{gid}:-1"):
         await harness.feed(harness.updates.callback(OWNER, forged, chat=private(OWNER)))
@@ -303,14 +294,14 @@ async def test_threshold_buttons_and_the_group_picker(harness) -> None:
     other_chat = group(-1001000000999, "Veggie Club")
     other = await register(harness, other_chat)
 
-    text = await private_text(harness, OWNER, "/members")
+    text = (await harness.say(OWNER, "/members", expect=1)).text
     assert text == "Choose a group:"
     markup = harness.api.sent(OWNER.id)[-1].reply_markup
     assert [b.callback_data for row in markup.inline_keyboard for b in row] == [
         MembersCB(action="open", group_id=gid).pack(),
         MembersCB(action="open", group_id=other).pack(),
     ]
-    assert "for which group" in await private_text(harness, OWNER, "/members core 7")
+    assert "for which group" in (await harness.say(OWNER, "/members core 7", expect=1)).text
 
     chat = private(OWNER)
     await harness.feed(
@@ -340,7 +331,7 @@ async def test_threshold_buttons_and_the_group_picker(harness) -> None:
     assert "Only the owner" in harness.api.answers()[-1].text
     async with harness.db.read() as s:
         assert (await s.get(Group, other)).core_min_days == 9
-    assert "don't run any group" in await private_text(harness, ALICE, "/members")
+    assert "don't run any group" in (await harness.say(ALICE, "/members", expect=1)).text
 
 
 async def test_long_member_lists_stay_within_the_message_limit(harness) -> None:
@@ -349,7 +340,7 @@ async def test_long_member_lists_stay_within_the_message_limit(harness) -> None:
     await users(harness, *many)
     await memberships(harness, gid, [(p.id, "member", 100) for p in many])
     await activity_rows(harness, gid, [(p.id, ago, 1, 0) for p in many[:150] for ago in range(5)])
-    text = await private_text(harness, OWNER, "/members")
+    text = (await harness.say(OWNER, "/members", expect=1)).text
     assert len(text) <= 4096
     assert "more" in text and ": 150" in text
     assert all(len(line) <= LIST_BUDGET + 40 for line in text.split("\n"))

@@ -41,8 +41,7 @@ async def place(harness, path: str, user, deal_id: int, group_id: int) -> str:
     if path == "button":
         return (await press(harness, user, deal_id, "join")).text
     if path == "command":
-        await harness.feed(harness.updates.command(GROUP, user, f"/buy D{deal_id} 1"))
-        return harness.api.sent(GROUP.id)[-1].text
+        return (await harness.say(user, f"/buy D{deal_id} 1", GROUP)).text
     data = PrivateDealCB(action="join", deal_id=deal_id, group_id=group_id)
     return (await harness.tap(user, data)).text
 
