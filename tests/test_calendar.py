@@ -150,7 +150,7 @@ def frozen(harness):
 async def to_when(harness, kind: str, text: str = "Fresh mangoes today!") -> None:
     assert "Which groups" in (await harness.say(OWNER, "/schedule")).text
     await harness.tap(OWNER, sc("groups", "done"))
-    assert "Send the post" in harness.api.sent(OWNER.id)[-1].text
+    assert "Send the post" in harness.last(OWNER).text
     assert "Add a button" in (await harness.say(OWNER, text)).text
     await harness.tap(OWNER, sc("button", "nodeal"))
     await harness.tap(OWNER, sc("kind", "kind", kind))
@@ -159,7 +159,7 @@ async def to_when(harness, kind: str, text: str = "Fresh mangoes today!") -> Non
 async def test_daily_post_end_to_end_then_list_pause_edit_delete(harness, frozen) -> None:
     group_id = await add_group(harness, timezone="Europe/Berlin")
     await to_when(harness, "daily")
-    assert "HH:MM" in harness.api.sent(OWNER.id)[-1].text
+    assert "HH:MM" in harness.last(OWNER).text
     refused = (await harness.say(OWNER, "25:61")).text
     assert "00 to 23" in refused and "<code>09:00</code>" in refused
     assert await saved(harness) == 0
@@ -181,7 +181,7 @@ async def test_daily_post_end_to_end_then_list_pause_edit_delete(harness, frozen
     listing = (await harness.say(OWNER, "/schedule list")).text
     assert f"#{row.id} · daily at 09:00 · next: 2026-03-20 09:00 (Europe/Berlin)" in listing
     await harness.tap(OWNER, si("pause", row.id))
-    assert "paused" in harness.api.sent(OWNER.id)[-1].text
+    assert "paused" in harness.last(OWNER).text
     async with harness.db.read() as s:
         assert (await s.get(ScheduledPost, row.id)).paused is True
     await harness.tap(OWNER, si("resume", row.id))
@@ -189,7 +189,7 @@ async def test_daily_post_end_to_end_then_list_pause_edit_delete(harness, frozen
         assert (await s.get(ScheduledPost, row.id)).paused is False
 
     await harness.tap(OWNER, si("edit", row.id))
-    assert "what do you want to change" in harness.api.sent(OWNER.id)[-1].text
+    assert "what do you want to change" in harness.last(OWNER).text
     await harness.tap(OWNER, si("etext", row.id))
     too_long = (await harness.say(OWNER, "y" * 4097)).text
     assert "at most 4096" in too_long
@@ -254,7 +254,7 @@ async def test_bad_times_are_refused_and_nothing_is_saved(
 ) -> None:
     await add_group(harness, timezone="Europe/Berlin")
     await to_when(harness, kind)
-    prompt = harness.api.sent(OWNER.id)[-1].text
+    prompt = harness.last(OWNER).text
     answer = (await harness.say(OWNER, typed)).text
     assert answer != prompt and "<code>" in answer
     assert expected in answer
@@ -327,5 +327,5 @@ async def test_forged_numbers_in_wizard_buttons_are_answered_not_crashed(harness
     answer = await harness.tap(OWNER, "sw:groups:toggle:" + "9" * 30)  # too long to unpack
     assert answer.show_alert and "out of date" in answer.text
     await harness.tap(OWNER, sc("groups", "done"))
-    assert "Send the post" in harness.api.sent(OWNER.id)[-1].text
+    assert "Send the post" in harness.last(OWNER).text
     assert await saved(harness) == 0

@@ -128,9 +128,9 @@ async def test_mark_paid_then_refund_reverses_and_tells_everyone(harness) -> Non
     assert answer.text == "Already cancelled; nothing changed."
     await harness.settle()
     assert await ledger(harness) == [(REF.id, "earned", 250), (REF.id, "reversed", -250)]
-    reversed_notice = harness.api.sent(REF.id)[-1]
+    reversed_notice = harness.last(REF)
     assert f"{money(250)} of credit in Fruit 团 was reversed" in reversed_notice.text
-    assert "was cancelled by the group's owner" in harness.api.sent(ALICE.id)[-1].text
+    assert "was cancelled by the group's owner" in harness.last(ALICE).text
     async with harness.db.read() as s:
         assert (await s.get(Order, alice)).status == "cancelled"
         assert await credit.balance(s, group_id, REF.id, "CNY") == 0
@@ -155,14 +155,14 @@ async def test_commission_settings_and_bad_percentages(harness) -> None:
     _d, group_id, _ids = await attributed_deal(harness, bp=500)
     text = (await harness.say(OWNER, "/commission")).text
     assert text == "Choose a group:"
-    assert harness.callbacks(harness.api.sent(OWNER.id)[-1]) == [f"com:open:{group_id}:0:"]
+    assert harness.callbacks(harness.last(OWNER)) == [f"com:open:{group_id}:0:"]
     await harness.tap(OWNER, CommissionCB(action="open", group_id=group_id))
     card = harness.last_edit()
     assert "Commission: 5%" in card.text and "Attribution window: 7 days" in card.text
     assert "Members may spend credit on their orders: no" in card.text
 
     await harness.tap(OWNER, CommissionCB(action="pct", group_id=group_id))
-    assert "from 0 to 50" in harness.api.texts(OWNER.id)[-1]
+    assert "from 0 to 50" in harness.last(OWNER).text
     for value, reason in (
         ("abc", "is not a number"),
         ("-1", "must be from 0 to 50%"),
@@ -232,7 +232,7 @@ async def test_balances_and_payouts(harness) -> None:
 
     await harness.tap(OWNER, CommissionCB(action="pay", group_id=group_id, user_id=REF.id,
                                            cur="CNY"))  # fmt: skip
-    assert f"Their balance is {money(250)}" in harness.api.texts(OWNER.id)[-1]
+    assert f"Their balance is {money(250)}" in harness.last(OWNER).text
     reply = (await harness.say(OWNER, "3")).text
     assert f"more than the member's balance of {money(250)}; nothing was recorded" in reply
     assert "not a price" in (await harness.say(OWNER, "1..2")).text
@@ -265,7 +265,7 @@ async def test_mycredit_shows_balance_history_and_spends(harness) -> None:
     assert "<b>Your credit</b>" in text
     assert f"<b>Fruit 团</b>: {money(250)}" in text
     assert f"2026-03-01 20:00 · earned · +{money(250)} · D{deal_id}" in text
-    assert harness.api.sent(REF.id)[-1].reply_markup is None  # Rita has no order to pay
+    assert harness.last(REF).reply_markup is None  # Rita has no order to pay
 
     # Rita's own order in a second deal of the same group: 1 × 12.50, credit 2.50 usable
     deal2, ids2 = await make_deal(harness, [(REF, 1)], close=True, chat_id=-100779)
@@ -273,7 +273,7 @@ async def test_mycredit_shows_balance_history_and_spends(harness) -> None:
         await s.execute(update(Order).where(Order.id == ids2[REF.id]).values(group_id=group_id))
     await harness.say(REF, "/mycredit")
     use = MyCreditCB(action="use", order_id=ids2[REF.id]).pack()
-    request = harness.api.sent(REF.id)[-1]
+    request = harness.last(REF)
     assert harness.callbacks(request) == [use]
     assert request.reply_markup.inline_keyboard[0][0].text == (
         f"Use credit on D{deal2} ({money(250)})"
@@ -306,7 +306,7 @@ async def test_spending_is_refused_when_the_group_does_not_allow_it(harness) -> 
         s.add(CreditEntry(group_id=group_id, user_id=WANG.id, currency="CNY", amount=500,
                           kind="earned", created_at=utcnow()))  # fmt: skip
     await harness.say(WANG, "/mycredit")
-    assert harness.api.sent(WANG.id)[-1].reply_markup is None
+    assert harness.last(WANG).reply_markup is None
     answer = await harness.tap(WANG, MyCreditCB(action="use", order_id=ids[WANG.id]))
     assert answer.show_alert
     async with harness.db.read() as s:

@@ -472,7 +472,7 @@ async def test_buy_and_cancel_commands(harness) -> None:
     ).text == "Usage: <code>/cancel D17</code>"
     assert await quantities(harness, deal_id) == {BOB.id: 3}
     # replies answer the member's message
-    assert harness.api.sent(GROUP.id)[-1].reply_parameters is not None
+    assert harness.last(GROUP).reply_parameters is not None
 
     await harness.app.settle()
     assert (
@@ -512,7 +512,7 @@ async def test_deals_command_lists_what_is_open_in_this_group(harness) -> None:
 
 async def test_group_commands_are_not_taken_in_private_chat(harness) -> None:
     _group_id, deal_id = await ready(harness)
-    await harness.feed(harness.updates.command(private(ALICE), ALICE, f"/buy D{deal_id} 1"))
+    await harness.send(ALICE, f"/buy D{deal_id} 1")
     assert await quantities(harness, deal_id) == {}
 
 

@@ -114,7 +114,7 @@ async def test_full_wizard_with_buttons_and_typed_input_publishes(harness) -> No
         PhotoSize(file_id="small", file_unique_id="s", width=90, height=90),
         PhotoSize(file_id="large", file_unique_id="l", width=1280, height=1280),
     ]
-    await harness.feed(harness.updates.message(private(OWNER), OWNER, None, photo=photo))
+    await harness.send(OWNER, None, photo=photo)
     text = harness.last(OWNER).text
     assert "unit price in CNY" in text
 
@@ -395,12 +395,12 @@ async def test_photo_step_wants_a_photo_and_text_steps_want_text(harness) -> Non
     await at_step(harness, "photo", full_draft(gid, now))
     assert "Send a photo" in (await harness.say(OWNER, "here is my photo")).text
     where = Location(latitude=31.2, longitude=121.5)
-    await harness.feed(harness.updates.message(private(OWNER), OWNER, None, location=where))
+    await harness.send(OWNER, None, location=where)
     assert "Send a photo" in harness.last(OWNER).text
     assert (await fsm(harness))[0] == "DealWizard:photo"
     await at_step(harness, "price", full_draft(gid, now))
     photo = [PhotoSize(file_id="p", file_unique_id="p", width=9, height=9)]
-    await harness.feed(harness.updates.message(private(OWNER), OWNER, None, photo=photo))
+    await harness.send(OWNER, None, photo=photo)
     assert "as text" in harness.last(OWNER).text
     assert (await fsm(harness))[0] == "DealWizard:price"
     await at_step(harness, "preview", full_draft(gid, now))

@@ -548,9 +548,9 @@ async def test_digest_settings_buttons_and_time(harness) -> None:
     await harness.feed(harness.updates.callback(stranger, f"dg:off:{gid}"))
     assert harness.api.answers()[-1].show_alert
     await harness.send(HELPER, "/digest time 1 25:00")
-    assert "not a time of day" in harness.api.texts(HELPER.id)[-1]
+    assert "not a time of day" in harness.last(HELPER).text
     await harness.send(HELPER, "/digest time 2 08:00")
-    assert "no group number 2" in harness.api.texts(HELPER.id)[-1]
+    assert "no group number 2" in harness.last(HELPER).text
     await harness.send(HELPER, "/digest time 1 7:45")
     async with harness.db.read() as s:
         group = await s.get(Group, gid)

@@ -142,7 +142,7 @@ async def test_member_of_two_groups_picks_one_and_forged_choices_are_refused(har
     assert not answer.show_alert
     [call] = harness.api.of(CreateChatInviteLink)
     assert call.chat_id == OTHER.id
-    assert "Veggie Club" in harness.api.texts(BOB.id)[-1]
+    assert "Veggie Club" in harness.last(BOB).text
 
     # a group Carol is not in (Telegram says she left), and a group that does not exist
     harness.api.members[(GROUP.id, CAROL.id)] = ChatMemberLeft(user=CAROL)
@@ -164,7 +164,7 @@ async def test_invite_from_a_group_button_checks_membership_with_telegram(harnes
     unknown = await harness.say(DAVE, "/invite", expect=1)
     assert "Send /invite in your group" in unknown.text
 
-    await harness.feed(harness.updates.command(GROUP, DAVE, "/invite"))
+    await harness.send(DAVE, "/invite", GROUP)
     [reply] = harness.api.sent(GROUP.id)
     [[button]] = reply.reply_markup.inline_keyboard
     assert button.url == f"https://t.me/tuan_test_bot?start=inv_{group_id}"
@@ -377,8 +377,8 @@ async def test_invites_report_fits_telegram_and_picks_a_group(harness) -> None:
     assert data == [InvitesCB(group_id=group_id).pack(), InvitesCB(group_id=other_id).pack()]
 
     await harness.tap(OWNER, InvitesCB(group_id=group_id).pack())
-    text = harness.api.texts(OWNER.id)[-1]
+    text = harness.last(OWNER).text
     assert tg_len(text) <= 4096 and "300 members joined" in text
     assert "&lt;0&gt;" in text and "<0>" not in text  # names escaped
     await harness.tap(OWNER, InvitesCB(group_id=other_id).pack())
-    assert "Nobody has joined Veggie Club" in harness.api.texts(OWNER.id)[-1]
+    assert "Nobody has joined Veggie Club" in harness.last(OWNER).text

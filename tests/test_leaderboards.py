@@ -186,13 +186,13 @@ async def test_hideme_and_showme_in_group_and_private(harness) -> None:
 async def test_messages_signups_joins_and_leaves_are_counted(harness) -> None:
     gid, deal_id = await ready(harness)
     for text in ("hi", "anyone?", "/deals"):  # commands are messages too
-        await harness.feed(harness.updates.message(GROUP, ALICE, text))
-    await harness.feed(harness.updates.message(GROUP, BOB, "hello"))
+        await harness.send(ALICE, text, GROUP)
+    await harness.send(BOB, "hello", GROUP)
     await press(harness, ALICE, deal_id, "join")  # a sign-up
     await press(harness, ALICE, deal_id, "qty", 3)  # a change of quantity: not another one
     await press(harness, BOB, deal_id, "qty", 2)  # a sign-up with ×N
     await press(harness, CAROL, deal_id, "cancel")  # refused: nothing to count
-    await harness.feed(harness.updates.command(GROUP, CAROL, f"/buy D{deal_id} 1"))
+    await harness.send(CAROL, f"/buy D{deal_id} 1", GROUP)
     await harness.feed(harness.updates.chat_member(GROUP, DAN, "left", "member"))
     await harness.feed(harness.updates.chat_member(GROUP, EVE, "left", "member"))
     await harness.feed(harness.updates.chat_member(GROUP, EVE, "member", "left"))
@@ -296,7 +296,7 @@ async def test_threshold_buttons_and_the_group_picker(harness) -> None:
 
     text = (await harness.say(OWNER, "/members", expect=1)).text
     assert text == "Choose a group:"
-    markup = harness.api.sent(OWNER.id)[-1].reply_markup
+    markup = harness.last(OWNER).reply_markup
     assert [b.callback_data for row in markup.inline_keyboard for b in row] == [
         MembersCB(action="open", group_id=gid).pack(),
         MembersCB(action="open", group_id=other).pack(),

@@ -14,7 +14,7 @@ from handlers.callbacks import OwnerDealCB, WizardCB
 from models import Deal, DealPost, Group, Order
 from services import deals, orders
 from services.timezones import utcnow
-from tests.builders import group, person, private
+from tests.builders import group, person
 
 ALICE = person(501, "Alice")
 BOB = person(502, "Bob")
@@ -244,11 +244,11 @@ async def test_close_now_tells_participants(setup) -> None:
     harness, first, *_ = setup
     async with harness.db.transaction() as s:
         await orders.set_quantity(s, first, MEMBER.id, 5, utcnow())
-    await harness.feed(harness.updates.command(private(MEMBER), MEMBER, "/start"))
+    await harness.send(MEMBER, "/start")
 
     answer = await harness.tap(ALICE, od("close", first))
     assert answer.text == "Closed."
-    assert f"D{first} is closed and succeeded" in harness.api.texts(ALICE.id)[-1]
+    assert f"D{first} is closed and succeeded" in harness.last(ALICE).text
     await harness.app.settle()
     deal = await get_deal(harness, first)
     assert deal.status == "succeeded" and deal.final_price == 1250
@@ -280,7 +280,7 @@ async def test_cancel_asks_first(setup) -> None:
     assert (await get_deal(harness, first)).status == "cancelled" and order.status == "cancelled"
     card = [m for m in harness.api.sent(ALICE.id) if m.text.startswith(f"D{first} is cancelled")]
     assert set(harness.buttons(card[-1]).values()) == {od("dup", first), od("list")}  # nothing else
-    assert "was cancelled; all orders are cancelled" in harness.api.texts(ALICE.id)[-1]
+    assert "was cancelled; all orders are cancelled" in harness.last(ALICE).text
 
 
 # ---------------------------------------------------------------- duplicate

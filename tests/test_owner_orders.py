@@ -124,7 +124,7 @@ async def test_open_deal_lists_orders_with_expected_amounts(harness) -> None:
     assert f"Expected revenue: {money(3300)} (CNY), 3 × {money(1100)}" in text
     assert f"1. Alice (@alice) ×2 · ≈ {money(2200)} · joined · <code>" in text
     assert f"2. 小王 ×1 · ≈ {money(1100)} · joined · <code>" in text
-    request = harness.api.sent(OWNER.id)[-1]
+    request = harness.last(OWNER)
     data = harness.callbacks(request)
     assert f"ord:csv:{deal_id}:0::0" in data and f"ord:xlsx:{deal_id}:0::0" in data
     assert not any(d.startswith(("ord:ask", "ord:order")) for d in data)  # not succeeded
@@ -137,7 +137,7 @@ async def test_succeeded_deal_shows_revenue_and_fulfilment(harness) -> None:
     assert f"Revenue: {money(3750)} (CNY)" in text
     assert "Waiting 2 · ready 0 · picked up 0 · delivered 0" in text
     assert f"1. Alice (@alice) ×2 · {money(2500)} · confirmed · not handed over yet" in text
-    data = harness.callbacks(harness.api.sent(OWNER.id)[-1])
+    data = harness.callbacks(harness.last(OWNER))
     assert f"ord:order:{deal_id}:{ids[ALICE.id]}::0" in data
     assert f"ord:ask:{deal_id}:0:picked_up:0" in data
 
@@ -146,7 +146,7 @@ async def test_orders_without_argument_lists_the_owners_deals(harness) -> None:
     deal_id, _ = await make_deal(harness, [(ALICE, 1)])
     text = (await harness.say(OWNER, "/orders")).text
     assert "Choose a deal" in text
-    assert harness.callbacks(harness.api.sent(OWNER.id)[-1]) == [f"ord:list:{deal_id}:0::0"]
+    assert harness.callbacks(harness.last(OWNER)) == [f"ord:list:{deal_id}:0::0"]
     assert (await harness.say(ALICE, "/orders")).text == "You have no deals yet."
     assert "Usage" in (await harness.say(OWNER, "/orders mangoes")).text
 
@@ -159,7 +159,7 @@ async def test_long_lists_are_paginated(harness) -> None:
     pages = int(text.rsplit("Page 1 of ", 1)[1])
     assert pages >= 3
     assert "Participants: 70 · Units: 70" in text  # totals cover every page
-    request = harness.api.sent(OWNER.id)[-1]
+    request = harness.last(OWNER)
     assert sum(len(row) for row in request.reply_markup.inline_keyboard) < 100
     assert f"ord:list:{deal_id}:0::1" in harness.callbacks(request)  # Next
     seen = text.count("Member number")
@@ -297,7 +297,7 @@ async def test_mark_one_order_tells_the_member_once(harness) -> None:
     answer = await harness.tap(OWNER, mark_ready)  # backwards: refused
     assert answer.show_alert and "already picked up" in answer.text
     await harness.settle()
-    assert "was picked up" in harness.api.sent(ALICE.id)[-1].text
+    assert "was picked up" in harness.last(ALICE).text
     assert len(harness.api.sent(ALICE.id)) == 2
     assert await order_rows(harness, deal_id) == [
         (ALICE.id, "confirmed", "picked_up"),

@@ -495,7 +495,7 @@ async def test_after_forgetting_the_user_is_new(harness) -> None:
     await harness.send(ALICE, "/forgetme")
     await tap(harness, ALICE, "confirm")
     await harness.send(ALICE, "/myorders")
-    assert "no orders yet" in harness.api.sent(ALICE_ID)[-1].text
+    assert "no orders yet" in harness.last(ALICE_ID).text
     async with harness.db.read() as s:
         user = await s.get(User, ALICE_ID)
     assert user is not None and user.language is None and not user.started
@@ -597,6 +597,6 @@ async def test_mydata_exports_every_table_and_nothing_of_others(harness) -> None
 async def test_private_only(harness, text: str) -> None:
     from tests.builders import group
 
-    await harness.feed(harness.updates.command(group(G1_CHAT), ALICE, text))
+    await harness.send(ALICE, text, group(G1_CHAT))
     assert harness.api.of(m.SendDocument) == []
     assert not any("Forget me" in t for t in harness.api.texts())

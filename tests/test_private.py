@@ -7,7 +7,7 @@ from aiogram.types import Location
 from sqlalchemy import select
 
 from models import Group, User
-from tests.builders import group, person, private
+from tests.builders import group, person
 
 ALICE = person(501, "Alice")
 BOB = person(502, "Bob")
@@ -33,7 +33,7 @@ async def _groups(harness) -> list[Group]:
 
 
 async def test_start_without_groups_invites_to_add_the_bot(harness) -> None:
-    await harness.feed(harness.updates.command(private(ALICE), ALICE, "/start"))
+    await harness.send(ALICE, "/start")
     [reply] = harness.api.sent(ALICE.id)
     assert reply.text.startswith("Hello, Alice! I am Tuan")
     assert "add me to your group and make me an admin" in reply.text
@@ -66,7 +66,7 @@ async def test_start_escapes_names(harness) -> None:
 async def test_start_settings_deep_link_opens_the_group_list(harness) -> None:
     await add_bot(harness, group(-4001, "Apples"), ALICE)
     [g] = await _groups(harness)
-    await harness.feed(harness.updates.command(private(ALICE), ALICE, "/start settings"))
+    await harness.send(ALICE, "/start settings")
     [reply] = harness.api.sent(ALICE.id)[-1:]
     assert reply.text == "Choose a group:" and harness.callbacks(reply) == [f"set:open:{g.id}"]
     assert (await stored_user(harness, ALICE.id)).started is True
@@ -82,7 +82,7 @@ async def test_choosing_chinese_is_stored_and_used_from_then_on(harness) -> None
     assert (await stored_user(harness, ALICE.id)).language == "zh_Hans"
     [answer] = harness.api.answers()
     assert answer.text == "语言已设为简体中文。" and not answer.show_alert
-    assert harness.api.texts(ALICE.id)[-1].startswith("语言已设为简体中文。")
+    assert harness.last(ALICE).text.startswith("语言已设为简体中文。")
 
     assert "查看帮助" in (await harness.say(ALICE, "/help")).text
     assert "我不认识这个命令" in (await harness.say(ALICE, "/foo")).text
@@ -90,7 +90,7 @@ async def test_choosing_chinese_is_stored_and_used_from_then_on(harness) -> None
 
 
 async def test_lang_command_offers_the_keyboard(harness) -> None:
-    await harness.feed(harness.updates.command(private(ALICE), ALICE, "/lang"))
+    await harness.send(ALICE, "/lang")
     [reply] = harness.api.sent(ALICE.id)
     assert reply.text == "Choose your language:" and harness.callbacks(reply) == [
         "lang:en",
@@ -172,15 +172,15 @@ async def test_unknown_command_and_stray_messages_get_a_hint(harness) -> None:
     )
     assert (await harness.say(ALICE, "hello there")).text == "Send /help to see what I can do."
     location = Location(latitude=31.23, longitude=121.47)
-    await harness.feed(harness.updates.message(private(ALICE), ALICE, None, location=location))
-    assert harness.api.texts(ALICE.id)[-1] == "Send /help to see what I can do."
+    await harness.send(ALICE, None, location=location)
+    assert harness.last(ALICE).text == "Send /help to see what I can do."
 
 
 async def test_group_chatter_gets_no_hint(harness) -> None:
     await add_bot(harness, group(-4001, "Apples"), ALICE)
     harness.api.clear()
-    await harness.feed(harness.updates.message(group(-4001), BOB, "hello everyone"))
-    await harness.feed(harness.updates.message(group(-4001), BOB, "/foo"))
+    await harness.send(BOB, "hello everyone", group(-4001))
+    await harness.send(BOB, "/foo", group(-4001))
     assert harness.api.sent() == []
 
 

@@ -275,7 +275,7 @@ async def test_owner_edits_the_schedule_and_bad_times_change_nothing(harness, fr
 
     await harness.say(OWNER, "/schedule list")
     await harness.tap(OWNER, si("edit", post_id))
-    menu = harness.api.sent(OWNER.id)[-1]
+    menu = harness.last(OWNER)
     labels = {b.callback_data: b.text for row in menu.reply_markup.inline_keyboard for b in row}
     assert {si("etext", post_id), si("etime", post_id), si("egroups", post_id)} <= set(labels)
 
@@ -343,7 +343,7 @@ async def test_owner_edits_the_groups_only_their_own_and_at_least_one(harness, f
     berlin, shanghai, elsewhere = await owned_groups(harness)
     post_id = await make_post(harness, [berlin])
     await harness.tap(OWNER, si("egroups", post_id))
-    prompt = harness.api.sent(OWNER.id)[-1]
+    prompt = harness.last(OWNER)
     assert f"Post #{post_id}: which groups get it?" in prompt.text
     shown = [b.text for row in prompt.reply_markup.inline_keyboard for b in row]
     assert "✅ Berliner Runde" in shown and "▫️ Fruit Lovers" in shown

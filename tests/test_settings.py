@@ -45,13 +45,13 @@ async def test_full_flow_timezone_currency_language(harness) -> None:
     apples = await load(harness, -4002)
     harness.api.clear()
 
-    await harness.feed(harness.updates.command(private(OWNER), OWNER, "/settings"))
+    await harness.send(OWNER, "/settings")
     [listing] = harness.api.sent(OWNER.id)
     assert listing.text == "Choose a group:"
     assert harness.callbacks(listing) == [f"set:open:{apples.id}", f"set:open:{g.id}"]  # by title
 
     await harness.tap(OWNER, f"set:open:{g.id}")
-    card = harness.api.sent(OWNER.id)[-1]
+    card = harness.last(OWNER)
     assert card.text.startswith("<b>Settings of Fruit Lovers</b>")
     assert "Timezone: Asia/Shanghai" in card.text and "Currency: CNY" in card.text
     assert harness.callbacks(card) == [
@@ -62,7 +62,7 @@ async def test_full_flow_timezone_currency_language(harness) -> None:
     ]
 
     await harness.tap(OWNER, f"set:tz:{g.id}")
-    prompt = harness.api.sent(OWNER.id)[-1]
+    prompt = harness.last(OWNER)
     assert "Send the timezone of Fruit Lovers" in prompt.text
     assert harness.callbacks(prompt) == [f"set:cancel:{g.id}"]
     reply = (await harness.say(OWNER, "Europe/Berlin")).text
@@ -70,25 +70,25 @@ async def test_full_flow_timezone_currency_language(harness) -> None:
     assert (await load(harness)).timezone == "Europe/Berlin"
 
     await harness.tap(OWNER, f"set:cur:{g.id}")
-    assert "ISO 4217" in harness.api.texts(OWNER.id)[-1]
+    assert "ISO 4217" in harness.last(OWNER).text
     assert "Currency: USD" in (await harness.say(OWNER, " usd ")).text
     assert (await load(harness)).currency == "USD"
 
     await harness.tap(OWNER, f"set:lang:{g.id}")
-    assert harness.callbacks(harness.api.sent(OWNER.id)[-1]) == [
+    assert harness.callbacks(harness.last(OWNER)) == [
         f"glang:{g.id}:en",
         f"glang:{g.id}:zh_Hans",
     ]
     answer = await harness.tap(OWNER, f"glang:{g.id}:zh_Hans")
     assert answer.text == "Saved." and not answer.show_alert
-    assert "Language: 简体中文" in harness.api.texts(OWNER.id)[-1]  # card in Alice's language
+    assert "Language: 简体中文" in harness.last(OWNER).text  # card in Alice's language
     saved = await load(harness)
     assert (saved.timezone, saved.currency, saved.language) == ("Europe/Berlin", "USD", "zh_Hans")
     assert (await load(harness, -4002)).timezone == "Asia/Shanghai"  # the other group untouched
 
     # the group speaks Chinese at once (the locale cache was updated)
-    await harness.feed(harness.updates.command(CHAT, MEMBER, "/help"))
-    assert "查看帮助" in harness.api.texts(CHAT.id)[-1]
+    await harness.send(MEMBER, "/help", CHAT)
+    assert "查看帮助" in harness.last(CHAT).text
     assert all(a.callback_query_id for a in harness.api.answers())
     assert await fsm_rows(harness) == []  # nothing left half-done
 
@@ -98,12 +98,12 @@ async def test_back_to_list_and_cancel(harness) -> None:
     await harness.tap(OWNER, f"set:tz:{g.id}")
     answer = await harness.tap(OWNER, f"set:cancel:{g.id}")
     assert answer.text == "Cancelled."
-    assert "Settings of Fruit Lovers" in harness.api.texts(OWNER.id)[-1]
+    assert "Settings of Fruit Lovers" in harness.last(OWNER).text
     assert (await harness.say(OWNER, "Europe/Berlin")).text == "Send /help to see what I can do."
     assert (await load(harness)).timezone == "Asia/Shanghai"
 
     await harness.tap(OWNER, "set:list:0")
-    assert harness.api.texts(OWNER.id)[-1] == "Choose a group:"
+    assert harness.last(OWNER).text == "Choose a group:"
 
 
 async def test_settings_without_groups(harness) -> None:
@@ -122,7 +122,7 @@ async def test_unknown_timezone_is_explained_and_the_step_kept(harness) -> None:
     assert "<code>Asia/Shanghai</code>" in error and "<code>Europe/Berlin</code>" in error
     assert (await load(harness)).timezone == "Asia/Shanghai"
     assert "is not a timezone" in (await harness.say(OWNER, "<b>UTC+8</b>")).text
-    assert "“&lt;b&gt;UTC+8&lt;/b&gt;”" in harness.api.texts(OWNER.id)[-1]
+    assert "“&lt;b&gt;UTC+8&lt;/b&gt;”" in harness.last(OWNER).text
 
     # still waiting for a timezone: a valid one (any case) is accepted
     assert "Timezone: America/New_York" in (await harness.say(OWNER, "america/new_york")).text

@@ -16,7 +16,7 @@ from models import Deal, DealPost, Group, Order, ShareClick, ShareLink
 from services import orders as order_service
 from services import referrals
 from services.timezones import utcnow
-from tests.builders import person, private
+from tests.builders import person
 from tests.test_deal_post import (
     GROUP,
     OTHER,
@@ -46,7 +46,7 @@ async def share(harness, user, deal_id, chat=GROUP) -> str:
 
 async def start(harness, user, payload: str) -> list:
     before = len(harness.api.requests)
-    await harness.feed(harness.updates.command(private(user), user, f"/start {payload}"))
+    await harness.send(user, f"/start {payload}")
     return [
         r
         for r in harness.api.requests[before:]
@@ -201,7 +201,7 @@ async def test_unknown_revoked_and_unposted_links_record_nothing(harness) -> Non
 
     # /start settings still reaches the settings screen, /start alone the welcome
     await start(harness, BOB, "settings")
-    assert "You don't run any group with me yet" in harness.api.texts(BOB.id)[-1]
+    assert "You don't run any group with me yet" in harness.last(BOB).text
 
 
 async def test_old_deal_payload_shows_the_deal_without_attribution(harness) -> None:

@@ -11,7 +11,6 @@ from aiogram.types import Location, PhotoSize
 
 from handlers.callbacks import ScheduleCB, WizardCB
 from services import deal_draft, post_draft
-from tests.builders import private
 from tests.test_deal_wizard import NOW, OWNER, add_group, full_draft
 
 WHERE = Location(latitude=31.2, longitude=121.5)
@@ -64,7 +63,7 @@ async def test_stray_input_at_every_deal_step_shows_the_step_again(
         "text": {},
     }[stray]
     text = "hello" if stray == "text" else None
-    await harness.feed(harness.updates.message(private(OWNER), OWNER, text, **fields))
+    await harness.send(OWNER, text, **fields)
     [reply] = harness.api.sent(OWNER.id)
     assert {"« Back", "✖ Cancel"} <= set(harness.buttons(reply))
     if step == "photo":
@@ -89,8 +88,8 @@ async def test_stray_input_at_every_schedule_step_shows_the_step_again(
     data = post_data(gid)
     await put(harness, f"ScheduleWizard:{step}", data)
     harness.api.clear()
-    await harness.feed(harness.updates.message(private(OWNER), OWNER, None, location=WHERE))
-    reply = harness.api.sent(OWNER.id)[-1]
+    await harness.send(OWNER, None, location=WHERE)
+    reply = harness.last(OWNER)
     assert "Please use the buttons above, or /cancel." in reply.text
     assert "✖ Cancel" in set(harness.buttons(reply))
     assert await fsm(harness) == (f"ScheduleWizard:{step}", data)
@@ -120,13 +119,13 @@ async def test_cancel_and_back_work_alike_in_both_wizards(harness, frozen, cb, s
     await put(harness, state, data)
     answer = await harness.tap(OWNER, cb(step="groups", action="cancel").pack())  # from any step
     assert answer.text == "Cancelled."
-    assert farewell in harness.api.sent(OWNER.id)[-1].text
+    assert farewell in harness.last(OWNER).text
     assert await fsm(harness) == (None, {})
     answer = await harness.tap(OWNER, cb(step=step, action="back").pack())
     assert answer.show_alert  # the wizard is over
     await put(harness, state, data)
-    await harness.feed(harness.updates.message(private(OWNER), OWNER, "/cancel"))
-    assert farewell in harness.api.sent(OWNER.id)[-1].text
+    await harness.send(OWNER, "/cancel")
+    assert farewell in harness.last(OWNER).text
     assert await fsm(harness) == (None, {})
 
 
