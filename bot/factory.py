@@ -30,6 +30,7 @@ from models import Database
 from services.activity import ActivityBuffer
 from services.admins import AdminDirectory
 from services.admission import AdmissionGate
+from services.timezones import Clock
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ class App:
     @property
     def posts(self) -> PostRefresher:
         return self.dispatcher.workflow_data["posts"]
+
+    @property
+    def clock(self) -> Clock:
+        return self.dispatcher.workflow_data["clock"]
 
     async def settle(self, rounds: int = 50) -> None:
         """Wait until the background work of what has committed is done: post edits and
@@ -141,7 +146,11 @@ def _awaitable(callback: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
 
 
 def create_app(
-    settings: Settings, *, session: BaseSession | None = None, db: Database | None = None
+    settings: Settings,
+    *,
+    session: BaseSession | None = None,
+    db: Database | None = None,
+    clock: Clock | None = None,
 ) -> App:
     db = db or Database(settings.database_url)
     bot = make_bot(settings, session)
@@ -181,6 +190,7 @@ def create_app(
         outbox=outbox,
         activity=activity,
         gate=gate,
+        clock=clock or Clock(),  # handlers take `clock` and read the time from it
     )
     dispatcher.include_routers(*build_routers())
     inline_sync_filters(dispatcher)

@@ -32,7 +32,7 @@ after that transaction committed (`bot.posts.publish`, through the app's `posts`
 when the Dispatcher has one). A deal that opens later is created
 "scheduled" and posted by the scheduler when it opens.
 
-`now()` is this module's clock (tests freeze it).
+The time is the Dispatcher's `clock` (services.timezones.Clock; tests set it).
 """
 
 from __future__ import annotations
@@ -74,17 +74,12 @@ from services.deals import DealSpec
 from services.drafts import UnknownChoice
 from services.errors import NotGroupAdmin
 from services.parsing import ParseError
-from services.timezones import utcnow
+from services.timezones import Clock
 from views.deal_texts import local_times, parse_error_text
 
 __all__ = ["MAX_DESCRIPTION", "WizardCB", "not_an_owner", "router", "start_copy"]
 
 log = logging.getLogger(__name__)
-
-
-def now() -> datetime:
-    """The wizard's clock (UTC); tests monkeypatch it."""
-    return utcnow()
 
 
 # ---------------------------------------------------------------- states
@@ -130,6 +125,7 @@ async def show_step(
     session: AsyncSession,
     admins: AdminDirectory,
     settings: Settings,
+    clock: Clock,
     *,
     note: str | None = None,
     draft: DealDraft | None = None,
@@ -147,7 +143,7 @@ async def show_step(
     if save:
         await state.set_data(draft.to_data())
     targets = await targets_of(session, draft, settings)
-    moment = now()
+    moment = clock.now()
     text = views.step_prompt(step, draft, targets, moment)
     if note:
         text = note + "\n\n" + text
@@ -156,17 +152,24 @@ async def show_step(
 
 
 async def refuse(
-    bot: Bot, user_id: int, step: str, draft: DealDraft, targets: Targets, reason: str
+    bot: Bot,
+    user_id: int,
+    step: str,
+    draft: DealDraft,
+    targets: Targets,
+    reason: str,
+    moment: datetime,
 ) -> None:
     """Say why the input was refused and stay on the step (its buttons again)."""
-    keyboard = views.step_keyboard(step, draft, targets, now())
+    keyboard = views.step_keyboard(step, draft, targets, moment)
     await bot.send_message(user_id, reason, reply_markup=keyboard)
 
 
 async def _show(step: str, event: Message | CallbackQuery, state: FSMContext, **data: Any) -> None:
     await show_step(
-        event.bot, data["user"].id, step, state, data["session"], data["admins"], data["settings"]
-    )
+        event.bot, data["user"].id, step, state, data["session"], data["admins"], data["settings"],
+        data["clock"],
+    )  # fmt: skip
 
 
 def _previous(step: str, data: dict[str, Any]) -> str | None:
@@ -194,8 +197,11 @@ async def start_wizard(
     session: AsyncSession,
     admins: AdminDirectory,
     settings: Settings,
+    clock: Clock,
 ) -> None:
-    await show_step(bot, user_id, "title", state, session, admins, settings, draft=DealDraft())
+    await show_step(
+        bot, user_id, "title", state, session, admins, settings, clock, draft=DealDraft()
+    )
 
 
 async def newdeal_command(
@@ -205,6 +211,7 @@ async def newdeal_command(
     user: User,
     admins: AdminDirectory,
     settings: Settings,
+    clock: Clock,
 ) -> None:
     if not await owned_groups(session, admins, user.id):
         await state.clear()
@@ -215,7 +222,7 @@ async def newdeal_command(
         text, keyboard = views.unfinished(draft.title)
         await message.answer(text, reply_markup=keyboard)
         return
-    await start_wizard(message.bot, user.id, state, session, admins, settings)
+    await start_wizard(message.bot, user.id, state, session, admins, settings, clock)
 
 
 async def resume_or_restart(
@@ -226,6 +233,7 @@ async def resume_or_restart(
     user: User,
     admins: AdminDirectory,
     settings: Settings,
+    clock: Clock,
 ) -> None:
     if not await owned_groups(session, admins, user.id):
         await state.clear()
@@ -234,9 +242,9 @@ async def resume_or_restart(
     await query.answer()
     step = WIZARD.step(await state.get_state())
     if callback_data.action == "resume" and step is not None:
-        await show_step(query.bot, user.id, step, state, session, admins, settings)
+        await show_step(query.bot, user.id, step, state, session, admins, settings, clock)
     else:
-        await start_wizard(query.bot, user.id, state, session, admins, settings)
+        await start_wizard(query.bot, user.id, state, session, admins, settings, clock)
 
 
 async def start_copy(
@@ -246,6 +254,7 @@ async def start_copy(
     session: AsyncSession,
     admins: AdminDirectory,
     settings: Settings,
+    clock: Clock,
     spec: DealSpec,
     code: str,
 ) -> None:
@@ -255,7 +264,9 @@ async def start_copy(
     draft.keep_owned([g.id for g in await owned_groups(session, admins, user_id)])
     step = "closes" if draft.group_ids else "groups"
     note = views.copy_note(code, groups=not draft.group_ids)
-    await show_step(bot, user_id, step, state, session, admins, settings, note=note, draft=draft)
+    await show_step(
+        bot, user_id, step, state, session, admins, settings, clock, note=note, draft=draft
+    )
 
 
 # ---------------------------------------------------------------- typed input, per state
@@ -270,16 +281,20 @@ def typed_at(step: str) -> Handler:
         message: Message, state: FSMContext, session: AsyncSession, user: User, **data: Any
     ) -> None:
         settings: Settings = data["settings"]
+        clock: Clock = data["clock"]
         draft = DealDraft.from_data(await state.get_data())
         targets = await targets_of(session, draft, settings)
+        moment = clock.now()
         try:
-            following = draft.apply(step, message.text or "", targets, now())
+            following = draft.apply(step, message.text or "", targets, moment)
         except ParseError as err:
-            await refuse(message.bot, user.id, step, draft, targets, parse_error_text(err))
+            reason = parse_error_text(err)
+            await refuse(message.bot, user.id, step, draft, targets, reason, moment)
             return
         await show_step(
-            message.bot, user.id, following, state, session, data["admins"], settings, draft=draft
-        )
+            message.bot, user.id, following, state, session, data["admins"], settings, clock,
+            draft=draft,
+        )  # fmt: skip
 
     typed.__name__ = f"{step}_typed"
     return typed
@@ -300,7 +315,7 @@ def stray_at(step: str) -> Handler:
             reason = views.not_text()
         await show_step(
             message.bot, user.id, step, state, data["session"], data["admins"], data["settings"],
-            note=reason,
+            data["clock"], note=reason,
         )  # fmt: skip
 
     stray.__name__ = f"{step}_stray"
@@ -314,10 +329,13 @@ async def photo_sent(
     user: User,
     admins: AdminDirectory,
     settings: Settings,
+    clock: Clock,
 ) -> None:
     draft = DealDraft.from_data(await state.get_data())
     following = draft.set_photo(message.photo[-1].file_id)  # the largest size
-    await show_step(message.bot, user.id, following, state, session, admins, settings, draft=draft)
+    await show_step(
+        message.bot, user.id, following, state, session, admins, settings, clock, draft=draft
+    )
 
 
 # ---------------------------------------------------------------- buttons, per state
@@ -335,22 +353,25 @@ def button_at(step: str) -> Handler:
         user: User,
         admins: AdminDirectory,
         settings: Settings,
+        clock: Clock,
     ) -> None:
         draft = DealDraft.from_data(await state.get_data())
         targets = await targets_of(session, draft, settings)
         action, value = callback_data.action, callback_data.value
+        moment = clock.now()
         try:
-            following = draft.choose(step, action, value, targets, now())
+            following = draft.choose(step, action, value, targets, moment)
         except UnknownChoice:
             await query.answer(out_of_date(), show_alert=True)
             return
         except ParseError as err:
             await query.answer()
-            await refuse(query.bot, user.id, step, draft, targets, parse_error_text(err))
+            reason = parse_error_text(err)
+            await refuse(query.bot, user.id, step, draft, targets, reason, moment)
             return
         await query.answer()
         await show_step(
-            query.bot, user.id, following, state, session, admins, settings, draft=draft
+            query.bot, user.id, following, state, session, admins, settings, clock, draft=draft
         )
 
     pressed.__name__ = f"{step}_button"
@@ -365,6 +386,7 @@ async def group_button(
     user: User,
     admins: AdminDirectory,
     settings: Settings,
+    clock: Clock,
 ) -> None:
     """Groups: toggle one (only a group the user runs), or Done (at least one)."""
     draft = DealDraft.from_data(await state.get_data())
@@ -377,7 +399,7 @@ async def group_button(
             return
         await query.answer()
         await show_step(
-            query.bot, user.id, following, state, session, admins, settings, draft=draft
+            query.bot, user.id, following, state, session, admins, settings, clock, draft=draft
         )
         return
     try:
@@ -387,7 +409,7 @@ async def group_button(
         return
     await state.set_data(draft.to_data())
     await query.answer()
-    keyboard = views.step_keyboard("groups", draft, Targets([], "", ""), now(), owned)
+    keyboard = views.step_keyboard("groups", draft, Targets([], "", ""), clock.now(), owned)
     if isinstance(query.message, Message):
         try:
             await query.message.edit_reply_markup(reply_markup=keyboard)
@@ -404,30 +426,31 @@ async def publish_button(
     user: User,
     admins: AdminDirectory,
     settings: Settings,
+    clock: Clock,
 ) -> None:
     bot = query.bot
     draft = DealDraft.from_data(await state.get_data())
     if not draft.keep_owned([g.id for g in await owned_groups(session, admins, user.id)]):
         await query.answer()
         await show_step(
-            bot, user.id, "groups", state, session, admins, settings,
+            bot, user.id, "groups", state, session, admins, settings, clock,
             note=views.groups_lost(), draft=draft,
         )  # fmt: skip
         return
     missing = draft.missing_step()
     if missing is not None:  # pragma: no cover - the steps filled them in
         await query.answer()
-        await show_step(bot, user.id, missing, state, session, admins, settings)
+        await show_step(bot, user.id, missing, state, session, admins, settings, clock)
         return
     wanted = list(draft.group_ids or [])
-    moment = now()
+    moment = clock.now()
     try:
         deal = await deal_service.create(session, user.id, draft.spec(), moment)
     except ParseError as err:
         await query.answer()
         await show_step(
             bot, user.id, draft.step_for_error(err, moment), state, session, admins, settings,
-            note=parse_error_text(err),
+            clock, note=parse_error_text(err),
         )  # fmt: skip
         return
     await state.clear()

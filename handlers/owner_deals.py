@@ -11,13 +11,12 @@ cancelling go through `services.deals.close_owned`, which closes the deal once a
 the participants' notices in the outbox. After an edit a DealChanged event refreshes the
 group posts once the transaction committed (bot/effects.py).
 
-`now()` is this module's clock (tests freeze it).
+The time is the Dispatcher's `clock` (services.timezones.Clock; tests set it).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, StateFilter
@@ -38,7 +37,7 @@ from services import events
 from services.admins import AdminDirectory
 from services.errors import DomainError
 from services.parsing import ParseError, parse_local_datetime, parse_quantity, parse_reminders
-from services.timezones import utcnow
+from services.timezones import Clock
 from views.deal_texts import (
     domain_error_text,
     local_times,
@@ -53,11 +52,6 @@ from views.owner_deals import progress_text, reminders_note, summary
 log = logging.getLogger(__name__)
 PAGE = 8
 MAX_DESCRIPTION = deal_wizard.MAX_DESCRIPTION
-
-
-def now() -> datetime:
-    """This module's clock (UTC); tests monkeypatch it."""
-    return utcnow()
 
 
 class OwnerEdit(StatesGroup):
@@ -207,6 +201,7 @@ async def owner_button(
     user: User,
     admins: AdminDirectory,
     settings: Settings,
+    clock: Clock,
 ) -> None:
     bot = query.bot
     action = callback_data.action
@@ -223,7 +218,7 @@ async def owner_button(
     except DomainError as err:
         await query.answer(domain_error_text(err), show_alert=True)
         return
-    moment = now()
+    moment = clock.now()
     if action == "open":
         if await state.get_state() in OwnerEdit.__all_states_names__:
             await state.clear()
@@ -236,7 +231,7 @@ async def owner_button(
         spec = await deal_service.duplicate(session, deal.id, user.id)
         await query.answer()
         await deal_wizard.start_copy(
-            bot, user.id, state, session, admins, settings, spec, deal.code
+            bot, user.id, state, session, admins, settings, clock, spec, deal.code
         )
     elif deal.status in deal_service.FINAL_STATES:
         await query.answer(domain_error_text(deal_service.DealFinished(deal.id)), show_alert=True)
@@ -349,6 +344,7 @@ async def edit_typed(
     session: AsyncSession,
     user: User,
     settings: Settings,
+    clock: Clock,
     raw_state: str | None = None,
 ) -> None:
     data = await state.get_data()
@@ -363,7 +359,7 @@ async def edit_typed(
         await state.clear()
         await message.answer(domain_error_text(err))
         return
-    moment = now()
+    moment = clock.now()
     try:
         if raw_state == OwnerEdit.description.state:
             if len(text) > MAX_DESCRIPTION:
@@ -427,6 +423,7 @@ async def close_button(
     db: Database,
     i18n: I18n,
     settings: Settings,
+    clock: Clock,
 ) -> None:
     """Close now, or cancel once confirmed. close_now joins this update's transaction: the
     deal closes exactly once, and participants are told in the background after commit."""
@@ -440,7 +437,9 @@ async def close_button(
         await query.answer(domain_error_text(deal_service.DealFinished(deal.id)), show_alert=True)
         return
     try:
-        closing = await deal_service.close_owned(session, deal.id, user.id, utcnow(), cancel=cancel)
+        closing = await deal_service.close_owned(
+            session, deal.id, user.id, clock.now(), cancel=cancel
+        )
     except DomainError as err:
         await query.answer(domain_error_text(err), show_alert=True)
         return

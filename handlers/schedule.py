@@ -20,13 +20,13 @@ This module is the presentation: one state per step (`ScheduleWizard`), a handle
 and a fallback per state that shows the step's hint again. What a step accepts is the
 draft's business (services.post_draft.PostDraft, with services.calendar's rules); texts and
 keyboards are in handlers.schedule_views; Back and Cancel are shared with /newdeal
-(handlers.wizard). `now()` is this module's clock (tests freeze it).
+(handlers.wizard). The time is the Dispatcher's `clock` (services.timezones.Clock; tests
+set it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from aiogram import Bot, F, Router
@@ -48,13 +48,9 @@ from services.drafts import UnknownChoice
 from services.errors import NotGroupAdmin
 from services.parsing import ParseError
 from services.post_draft import STEPS, PostDraft, chosen_groups, deal_code, linkable_deals
-from services.timezones import utcnow
+from services.timezones import Clock
 
 __all__ = ["ScheduleCB", "ScheduleItemCB", "router"]
-
-
-def now() -> datetime:
-    return utcnow()
 
 
 class ScheduleWizard(StatesGroup):
@@ -104,6 +100,7 @@ async def show(
     state: FSMContext,
     session: AsyncSession,
     admins: AdminDirectory,
+    clock: Clock,
     *,
     draft: PostDraft | None = None,
     note: str | None = None,
@@ -115,14 +112,20 @@ async def show(
         await state.set_data(draft.to_data())
     await state.set_state(getattr(ScheduleWizard, step))
     if step == "preview":
-        await show_preview(bot, user, draft, session, note=note)
+        await show_preview(bot, user, draft, session, clock, note=note)
         return
     text, keyboard = await step_view(step, draft, session, user, admins)
     await bot.send_message(user.id, f"{note}\n\n{text}" if note else text, reply_markup=keyboard)
 
 
 async def show_preview(
-    bot: Bot, user: User, draft: PostDraft, session: AsyncSession, *, note: str | None = None
+    bot: Bot,
+    user: User,
+    draft: PostDraft,
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    note: str | None = None,
 ) -> None:
     """The post as the groups will see it, then its groups, schedule and next runs."""
     groups = await chosen_groups(session, draft.group_ids)
@@ -133,7 +136,7 @@ async def show_preview(
     else:
         await bot.send_message(user.id, text, reply_markup=markup)
     summary, keyboard = views.preview_step(
-        draft, groups, calendar.preview_runs(draft.spec(), groups, now())
+        draft, groups, calendar.preview_runs(draft.spec(), groups, clock.now())
     )
     await bot.send_message(
         user.id, f"{note}\n\n{summary}" if note else summary, reply_markup=keyboard
@@ -178,7 +181,7 @@ async def send_runs(bot: Bot, user: User, session: AsyncSession, post_id: int, n
 
 
 async def _show(step: str, query: CallbackQuery, state: FSMContext, **data: Any) -> None:
-    await show(query.bot, data["user"], step, state, data["session"], data["admins"])
+    await show(query.bot, data["user"], step, state, data["session"], data["admins"], data["clock"])
 
 
 async def _leave(step: str, query: CallbackQuery, state: FSMContext, **data: Any) -> bool:
@@ -219,13 +222,14 @@ async def schedule_command(
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
+    clock: Clock,
 ) -> None:
     arg = (command.args or "").strip().lower()
     if arg == "list":
         await state.clear()
         await send_list(bot, user, session)
         return
-    await start_new(bot, state, session, user, admins, message.answer)
+    await start_new(bot, state, session, user, admins, clock, message.answer)
 
 
 async def start_new(
@@ -234,6 +238,7 @@ async def start_new(
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
+    clock: Clock,
     refuse_with: Callable[[str], Awaitable[Any]],
 ) -> None:
     groups = await _owned(session, admins, user.id)
@@ -242,14 +247,20 @@ async def start_new(
         await refuse_with(views.not_an_owner())
         return
     draft = PostDraft(group_ids=[groups[0].id] if len(groups) == 1 else [])
-    await show(bot, user, "groups", state, session, admins, draft=draft)
+    await show(bot, user, "groups", state, session, admins, clock, draft=draft)
 
 
 # ---------------------------------------------------------------- typed input, per state
 
 
 async def content_typed(
-    message: Message, bot: Bot, state: FSMContext, session: AsyncSession, user: User, admins
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    clock: Clock,
 ) -> None:
     draft = PostDraft.from_data(await state.get_data())
     photo = message.photo[-1].file_id if message.photo else None
@@ -258,11 +269,17 @@ async def content_typed(
     except ParseError as err:
         await refuse(bot, user, "content", draft, session, admins, err)
         return
-    await show(bot, user, following or "button", state, session, admins, draft=draft)
+    await show(bot, user, following or "button", state, session, admins, clock, draft=draft)
 
 
 async def button_typed(
-    message: Message, bot: Bot, state: FSMContext, session: AsyncSession, user: User, admins
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    clock: Clock,
 ) -> None:
     draft = PostDraft.from_data(await state.get_data())
     try:
@@ -270,17 +287,24 @@ async def button_typed(
     except ParseError as err:
         await refuse(bot, user, "button", draft, session, admins, err)
         return
-    await show(bot, user, following or "kind", state, session, admins, draft=draft)
+    await show(bot, user, following or "kind", state, session, admins, clock, draft=draft)
 
 
 async def when_typed(
-    message: Message, bot: Bot, state: FSMContext, session: AsyncSession, user: User, admins
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    clock: Clock,
 ) -> None:
     draft = PostDraft.from_data(await state.get_data())
     try:
-        following = draft.apply("when", message.text or "", await _zone(session, draft), now())
+        zone = await _zone(session, draft)
+        following = draft.apply("when", message.text or "", zone, clock.now())
         if following is None and draft.edit is not None:  # an edit's last step: saved now
-            await save_schedule(bot, user, session, state, draft.edit, draft)
+            await save_schedule(bot, user, session, state, draft.edit, draft, clock)
             return
     except ParseError as err:
         await refuse(bot, user, "when", draft, session, admins, err)
@@ -289,15 +313,16 @@ async def when_typed(
         await state.clear()
         await message.answer(views.post_gone())
         return
-    await show(bot, user, following or "preview", state, session, admins, draft=draft)
+    await show(bot, user, following or "preview", state, session, admins, clock, draft=draft)
 
 
 async def edit_text_typed(
-    message: Message, state: FSMContext, session: AsyncSession, user: User
+    message: Message, state: FSMContext, session: AsyncSession, user: User, clock: Clock
 ) -> None:
     post_id = int((await state.get_data()).get("post_id") or 0)
+    text = (message.text or "").strip()
     try:
-        await calendar.edit_text(session, post_id, user.id, (message.text or "").strip(), now())
+        await calendar.edit_text(session, post_id, user.id, text, clock.now())
     except ParseError as err:
         await message.answer(schedule_error_text(err))
         return
@@ -313,9 +338,15 @@ def stray_at(step: str) -> Callable[..., Awaitable[None]]:
     """The fallback of `step`: anything it does not accept gets the step's hint again."""
 
     async def stray(
-        message: Message, bot: Bot, state: FSMContext, session: AsyncSession, user: User, admins
+        message: Message,
+        bot: Bot,
+        state: FSMContext,
+        session: AsyncSession,
+        user: User,
+        admins: AdminDirectory,
+        clock: Clock,
     ) -> None:
-        await show(bot, user, step, state, session, admins, note=views.use_buttons())
+        await show(bot, user, step, state, session, admins, clock, note=views.use_buttons())
 
     stray.__name__ = f"{step}_stray"
     return stray
@@ -335,11 +366,12 @@ async def _go(
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
+    clock: Clock,
     draft: PostDraft,
     step: str | None,
 ) -> None:
     await query.answer()
-    await show(query.bot, user, step or "preview", state, session, admins, draft=draft)
+    await show(query.bot, user, step or "preview", state, session, admins, clock, draft=draft)
 
 
 async def _alert(query: CallbackQuery, text: str) -> None:
@@ -360,6 +392,7 @@ async def groups_button(
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
+    clock: Clock,
 ) -> None:
     """Groups: toggle one the owner administers; Done (at least one; an edit is saved)."""
     draft = PostDraft.from_data(await state.get_data())
@@ -370,7 +403,9 @@ async def groups_button(
         elif draft.edit is None:
             following = draft.confirm_groups(owned)
         else:
-            await calendar.edit_groups(session, draft.edit, user.id, draft.group_ids, owned, now())
+            await calendar.edit_groups(
+                session, draft.edit, user.id, draft.group_ids, owned, clock.now()
+            )
             await state.clear()
             await query.answer(_("Saved"))
             await send_runs(query.bot, user, session, draft.edit, views.groups_updated())
@@ -388,7 +423,7 @@ async def groups_button(
         await state.clear()
         await _alert(query, views.post_gone())
         return
-    await _go(query, state, session, user, admins, draft, following)
+    await _go(query, state, session, user, admins, clock, draft, following)
 
 
 async def deal_button(
@@ -398,6 +433,7 @@ async def deal_button(
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
+    clock: Clock,
 ) -> None:
     """Button: one of the owner's deals (checked on the server)."""
     draft = PostDraft.from_data(await state.get_data())
@@ -409,7 +445,7 @@ async def deal_button(
     except ParseError as err:
         await _alert(query, schedule_error_text(err))
         return
-    await _go(query, state, session, user, admins, draft, following)
+    await _go(query, state, session, user, admins, clock, draft, following)
 
 
 def button_at(step: str) -> Callable[..., Awaitable[None]]:
@@ -422,6 +458,7 @@ def button_at(step: str) -> Callable[..., Awaitable[None]]:
         session: AsyncSession,
         user: User,
         admins: AdminDirectory,
+        clock: Clock,
     ) -> None:
         draft = PostDraft.from_data(await state.get_data())
         try:
@@ -432,7 +469,7 @@ def button_at(step: str) -> Callable[..., Awaitable[None]]:
         except ParseError as err:
             await _alert(query, schedule_error_text(err))
             return
-        await _go(query, state, session, user, admins, draft, following)
+        await _go(query, state, session, user, admins, clock, draft, following)
 
     pressed.__name__ = f"{step}_button"
     return pressed
@@ -445,13 +482,14 @@ async def save_button(
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
+    clock: Clock,
 ) -> None:
     draft = PostDraft.from_data(await state.get_data())
     spec = draft.spec()
     owned = {g.id for g in await _owned(session, admins, user.id)}
     spec.group_ids = [i for i in spec.group_ids if i in owned]
     try:
-        post = await calendar.create(session, user.id, spec, now())
+        post = await calendar.create(session, user.id, spec, clock.now())
     except ParseError as err:
         await query.answer()
         await bot.send_message(user.id, schedule_error_text(err))
@@ -468,6 +506,7 @@ async def save_schedule(
     state: FSMContext,
     post_id: int,
     draft: PostDraft,
+    clock: Clock,
 ) -> None:
     """The edited schedule of a post (ParseError / PostNotFound: nothing changed)."""
     spec = draft.spec()
@@ -475,7 +514,7 @@ async def save_schedule(
         session,
         post_id,
         user.id,
-        now(),
+        clock.now(),
         kind=spec.kind,
         run_at=spec.run_at,
         at_time=spec.at_time,
@@ -497,15 +536,20 @@ async def item_button(
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
+    clock: Clock,
 ) -> None:
     cb = callback_data
     if cb.action == "new":
         await query.answer()
-        await start_new(bot, state, session, user, admins, lambda t: bot.send_message(user.id, t))
+        await start_new(
+            bot, state, session, user, admins, clock, lambda t: bot.send_message(user.id, t)
+        )
         return
     try:
         if cb.action in ("pause", "resume"):
-            await calendar.set_paused(session, cb.post_id, user.id, cb.action == "pause", now())
+            await calendar.set_paused(
+                session, cb.post_id, user.id, cb.action == "pause", clock.now()
+            )
             await query.answer(_("Paused") if cb.action == "pause" else _("Resumed"))
         elif cb.action == "delete":
             await calendar.remove(session, cb.post_id, user.id)
@@ -523,7 +567,7 @@ async def item_button(
             days = [int(d) for d in (post.weekdays or "").split(",") if d]
             draft = PostDraft(group_ids=[g.id for g, _at in runs], weekdays=days, edit=cb.post_id)
             await query.answer()
-            await show(bot, user, "kind", state, session, admins, draft=draft)
+            await show(bot, user, "kind", state, session, admins, clock, draft=draft)
             return
         elif cb.action == "egroups":
             await calendar.get_owned(session, cb.post_id, user.id)
@@ -531,7 +575,7 @@ async def item_button(
             runs = await calendar.target_runs(session, cb.post_id)
             draft = PostDraft(group_ids=[g.id for g, _at in runs if g.id in owned], edit=cb.post_id)
             await query.answer()
-            await show(bot, user, "groups", state, session, admins, draft=draft)
+            await show(bot, user, "groups", state, session, admins, clock, draft=draft)
             return
         elif cb.action == "list":
             if await state.get_state() in ScheduleWizard.__all_states_names__:

@@ -44,6 +44,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class Clock:
+    """The time handlers read: the Dispatcher passes one to them as `clock` (tests pass a
+    settable one). Aware, in UTC."""
+
+    def now(self) -> datetime:
+        return utcnow()
+
+
 def to_local(moment: datetime, timezone: str) -> datetime:
     if moment.tzinfo is None:  # SQLite returns naive datetimes; they are stored as UTC
         moment = moment.replace(tzinfo=UTC)

@@ -11,12 +11,10 @@ from aiogram.methods import SendPhoto
 from aiogram.types import PhotoSize
 from sqlalchemy import func, select
 
-from handlers import schedule as schedule_handlers
 from handlers.callbacks import ScheduleCB, ScheduleItemCB
 from models import ScheduledPost, ScheduledTarget
 from services import calendar
 from services.parsing import ParseError
-from tests.builders import private
 from tests.test_deal_wizard import OWNER, SHANGHAI, STRANGER, add_group
 
 NOW = datetime(2026, 3, 20, 6, 0, tzinfo=UTC)
@@ -137,52 +135,39 @@ def si(action: str, post_id: int = 0) -> str:
     return ScheduleItemCB(action=action, post_id=post_id).pack()
 
 
-async def say(harness, text: str, user=OWNER, **fields) -> str:
-    await harness.feed(harness.updates.message(private(user), user, text, **fields))
-    return harness.api.sent(user.id)[-1].text
-
-
-async def tap(harness, data: str, user=OWNER):
-    before = len(harness.api.answers())
-    await harness.feed(harness.updates.callback(user, data))
-    answers = harness.api.answers()
-    assert len(answers) == before + 1, "every callback is answered"
-    return answers[-1]
-
-
 async def saved(harness) -> int:
     async with harness.db.read() as s:
         return await s.scalar(select(func.count()).select_from(ScheduledPost))
 
 
 @pytest.fixture
-def frozen(monkeypatch):
+def frozen(harness):
     moment = datetime(2026, 3, 20, 6, 0, tzinfo=UTC)
-    monkeypatch.setattr(schedule_handlers, "now", lambda: moment)
+    harness.clock.set(moment)
     return moment
 
 
 async def to_when(harness, kind: str, text: str = "Fresh mangoes today!") -> None:
-    assert "Which groups" in await say(harness, "/schedule")
-    await tap(harness, sc("groups", "done"))
-    assert "Send the post" in harness.api.sent(OWNER.id)[-1].text
-    assert "Add a button" in await say(harness, text)
-    await tap(harness, sc("button", "nodeal"))
-    await tap(harness, sc("kind", "kind", kind))
+    assert "Which groups" in (await harness.say(OWNER, "/schedule")).text
+    await harness.tap(OWNER, sc("groups", "done"))
+    assert "Send the post" in harness.last(OWNER).text
+    assert "Add a button" in (await harness.say(OWNER, text)).text
+    await harness.tap(OWNER, sc("button", "nodeal"))
+    await harness.tap(OWNER, sc("kind", "kind", kind))
 
 
 async def test_daily_post_end_to_end_then_list_pause_edit_delete(harness, frozen) -> None:
     group_id = await add_group(harness, timezone="Europe/Berlin")
     await to_when(harness, "daily")
-    assert "HH:MM" in harness.api.sent(OWNER.id)[-1].text
-    refused = await say(harness, "25:61")
+    assert "HH:MM" in harness.last(OWNER).text
+    refused = (await harness.say(OWNER, "25:61")).text
     assert "00 to 23" in refused and "<code>09:00</code>" in refused
     assert await saved(harness) == 0
-    preview = await say(harness, "09:00")
+    preview = (await harness.say(OWNER, "09:00")).text
     assert "Schedule: daily at 09:00" in preview
     assert "Next run in Fruit Lovers: 2026-03-20 09:00 (Europe/Berlin)" in preview
     assert harness.api.sent(OWNER.id)[-2].text == "Fresh mangoes today!"  # the post itself
-    answer = await tap(harness, sc("preview", "save"))
+    answer = await harness.tap(OWNER, sc("preview", "save"))
     assert answer.text == "Saved"
     async with harness.db.read() as s:
         row = await s.scalar(select(ScheduledPost))
@@ -193,29 +178,29 @@ async def test_daily_post_end_to_end_then_list_pause_edit_delete(harness, frozen
         datetime(2026, 3, 20, 8, 0, tzinfo=UTC),
     )
 
-    listing = await say(harness, "/schedule list")
+    listing = (await harness.say(OWNER, "/schedule list")).text
     assert f"#{row.id} · daily at 09:00 · next: 2026-03-20 09:00 (Europe/Berlin)" in listing
-    await tap(harness, si("pause", row.id))
-    assert "paused" in harness.api.sent(OWNER.id)[-1].text
+    await harness.tap(OWNER, si("pause", row.id))
+    assert "paused" in harness.last(OWNER).text
     async with harness.db.read() as s:
         assert (await s.get(ScheduledPost, row.id)).paused is True
-    await tap(harness, si("resume", row.id))
+    await harness.tap(OWNER, si("resume", row.id))
     async with harness.db.read() as s:
         assert (await s.get(ScheduledPost, row.id)).paused is False
 
-    await tap(harness, si("edit", row.id))
-    assert "what do you want to change" in harness.api.sent(OWNER.id)[-1].text
-    await tap(harness, si("etext", row.id))
-    too_long = await say(harness, "y" * 4097)
+    await harness.tap(OWNER, si("edit", row.id))
+    assert "what do you want to change" in harness.last(OWNER).text
+    await harness.tap(OWNER, si("etext", row.id))
+    too_long = (await harness.say(OWNER, "y" * 4097)).text
     assert "at most 4096" in too_long
-    assert "updated" in await say(harness, "Mangoes are back!")
+    assert "updated" in (await harness.say(OWNER, "Mangoes are back!")).text
     async with harness.db.read() as s:
         assert (await s.get(ScheduledPost, row.id)).text == "Mangoes are back!"
 
     # Somebody else's buttons change nothing.
-    assert (await tap(harness, si("delete", row.id), user=STRANGER)).show_alert
+    assert (await harness.tap(STRANGER, si("delete", row.id))).show_alert
     assert await saved(harness) == 1
-    await tap(harness, si("delete", row.id))
+    await harness.tap(OWNER, si("delete", row.id))
     assert await saved(harness) == 0
 
 
@@ -224,26 +209,26 @@ async def test_weekly_post_with_photo_and_deal_button(harness, frozen) -> None:
 
     group_id = await add_group(harness, timezone="Europe/Berlin")
     deal_id = await create_deal(harness, [group_id], owner=OWNER.id)
-    await say(harness, "/schedule")
-    await tap(harness, sc("groups", "done"))
+    await harness.say(OWNER, "/schedule")
+    await harness.tap(OWNER, sc("groups", "done"))
     photo = [PhotoSize(file_id="PHOTO1", file_unique_id="u1", width=10, height=10)]
-    refused = await say(harness, None, photo=photo, caption="c" * 1025)
+    refused = (await harness.say(OWNER, None, photo=photo, caption="c" * 1025)).text
     assert "at most 1024" in refused
-    await say(harness, None, photo=photo, caption="Weekend special")
-    assert "not one of your deals" in await say(harness, "D99999")
-    await say(harness, f"D{deal_id}")
-    await tap(harness, sc("kind", "kind", "weekly"))
-    answer = await tap(harness, sc("days", "done"))
+    await harness.say(OWNER, None, photo=photo, caption="Weekend special")
+    assert "not one of your deals" in (await harness.say(OWNER, "D99999")).text
+    await harness.say(OWNER, f"D{deal_id}")
+    await harness.tap(OWNER, sc("kind", "kind", "weekly"))
+    answer = await harness.tap(OWNER, sc("days", "done"))
     assert answer.show_alert  # no day chosen
-    await tap(harness, sc("days", "day", "5"))
-    await tap(harness, sc("days", "day", "6"))
-    await tap(harness, sc("days", "done"))
-    preview = await say(harness, "9:00")
+    await harness.tap(OWNER, sc("days", "day", "5"))
+    await harness.tap(OWNER, sc("days", "day", "6"))
+    await harness.tap(OWNER, sc("days", "done"))
+    preview = (await harness.say(OWNER, "9:00")).text
     assert "every Sat, Sun at 09:00" in preview
     shown = harness.api.of(SendPhoto)[-1]
     assert shown.caption == "Weekend special"
     assert shown.reply_markup.inline_keyboard[0][0].url.endswith(f"?start=deal_{deal_id}")
-    await tap(harness, sc("preview", "save"))
+    await harness.tap(OWNER, sc("preview", "save"))
     async with harness.db.read() as s:
         row = await s.scalar(select(ScheduledPost))
         target = await s.scalar(select(ScheduledTarget))
@@ -269,8 +254,8 @@ async def test_bad_times_are_refused_and_nothing_is_saved(
 ) -> None:
     await add_group(harness, timezone="Europe/Berlin")
     await to_when(harness, kind)
-    prompt = harness.api.sent(OWNER.id)[-1].text
-    answer = await say(harness, typed)
+    prompt = harness.last(OWNER).text
+    answer = (await harness.say(OWNER, typed)).text
     assert answer != prompt and "<code>" in answer
     assert expected in answer
     assert await saved(harness) == 0
@@ -284,9 +269,9 @@ async def test_bad_times_are_refused_and_nothing_is_saved(
 
 async def test_too_long_post_is_refused(harness, frozen) -> None:
     await add_group(harness)
-    await say(harness, "/schedule")
-    await tap(harness, sc("groups", "done"))
-    answer = await say(harness, "x" * 5000)
+    await harness.say(OWNER, "/schedule")
+    await harness.tap(OWNER, sc("groups", "done"))
+    answer = (await harness.say(OWNER, "x" * 5000)).text
     assert "5000 characters" in answer and "4096" in answer
     assert await saved(harness) == 0
 
@@ -294,14 +279,14 @@ async def test_too_long_post_is_refused(harness, frozen) -> None:
 async def test_once_post_and_cancel(harness, frozen) -> None:
     await add_group(harness, timezone="Europe/Berlin")
     await to_when(harness, "once")
-    preview = await say(harness, "2026-03-29 09:00")
+    preview = (await harness.say(OWNER, "2026-03-29 09:00")).text
     assert "2026-03-29 09:00 (Europe/Berlin)" in preview
-    await tap(harness, sc("preview", "back"))
-    await tap(harness, sc("when", "cancel"))
+    await harness.tap(OWNER, sc("preview", "back"))
+    await harness.tap(OWNER, sc("when", "cancel"))
     assert await saved(harness) == 0
     await to_when(harness, "once")
-    await say(harness, "2026-03-29 09:00")
-    await tap(harness, sc("preview", "save"))
+    await harness.say(OWNER, "2026-03-29 09:00")
+    await harness.tap(OWNER, sc("preview", "save"))
     async with harness.db.read() as s:
         target = await s.scalar(select(ScheduledTarget))
     assert target.next_run_at == datetime(2026, 3, 29, 7, 0, tzinfo=UTC)
@@ -309,7 +294,7 @@ async def test_once_post_and_cancel(harness, frozen) -> None:
 
 async def test_only_owners_can_schedule(harness) -> None:
     await add_group(harness, chat=SHANGHAI)
-    answer = await say(harness, "/schedule", user=STRANGER)
+    answer = (await harness.say(STRANGER, "/schedule")).text
     assert "Only owners" in answer
 
 
@@ -335,12 +320,12 @@ def test_cron_days_of_week_follow_crontab_numbering(dow: str, weekdays: set[int]
 
 async def test_forged_numbers_in_wizard_buttons_are_answered_not_crashed(harness, frozen) -> None:
     await add_group(harness, timezone="Europe/Berlin")
-    assert "Which groups" in await say(harness, "/schedule")
+    assert "Which groups" in (await harness.say(OWNER, "/schedule")).text
     for value in ("x", "-1", "9" * 16):
-        answer = await tap(harness, sc("groups", "toggle", value))
+        answer = await harness.tap(OWNER, sc("groups", "toggle", value))
         assert answer.show_alert and "out of date" in answer.text
-    answer = await tap(harness, "sw:groups:toggle:" + "9" * 30)  # too long to unpack
+    answer = await harness.tap(OWNER, "sw:groups:toggle:" + "9" * 30)  # too long to unpack
     assert answer.show_alert and "out of date" in answer.text
-    await tap(harness, sc("groups", "done"))
-    assert "Send the post" in harness.api.sent(OWNER.id)[-1].text
+    await harness.tap(OWNER, sc("groups", "done"))
+    assert "Send the post" in harness.last(OWNER).text
     assert await saved(harness) == 0

@@ -11,7 +11,7 @@ from aiogram.methods import SendDocument, SetMyCommands
 
 from bot.commands import GROUP, GROUP_ADMINS, PRIVATE, set_commands
 from bot.i18n import make_i18n
-from tests.builders import group, person, private
+from tests.builders import group, person
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 SCOPES = {
@@ -92,7 +92,7 @@ async def test_private_menu_commands_are_handled(harness) -> None:
     user = person(801, "Menu")
     for name, _ in PRIVATE:
         harness.api.clear()
-        await harness.feed(harness.updates.command(private(user), user, f"/{name}"))
+        await harness.send(user, f"/{name}")
         replies = harness.api.texts(user.id) + [  # /mydata answers with a document
             d.caption for d in harness.api.of(SendDocument) if d.chat_id == user.id
         ]
@@ -107,5 +107,5 @@ async def test_group_menu_commands_are_handled(harness) -> None:
     await harness.feed(harness.updates.my_chat_member(chat, owner, "left", "administrator"))
     for name in {n for n, _ in GROUP} | {n for n, _ in GROUP_ADMINS}:
         harness.api.clear()
-        await harness.feed(harness.updates.command(chat, owner, f"/{name}"))
+        await harness.send(owner, f"/{name}", chat)
         assert harness.api.texts(chat.id), f"/{name} got no answer in the group"

@@ -71,10 +71,6 @@ async def orders_of(harness, deal_id: int) -> dict[int, tuple]:
         return {o.user_id: (o.quantity, o.status, o.unit_price, o.amount) for o in rows}
 
 
-def private_texts(harness, user) -> list[str]:
-    return harness.api.texts(user.id)
-
-
 # ---------------------------------------------------------------- closing
 
 
@@ -102,13 +98,13 @@ async def test_deal_succeeds_at_the_tier_reached_and_everyone_is_told(harness) -
         chinese.id: (3, "confirmed", 990, 2970),
         CAROL.id: (1, "confirmed", 990, 990),
     }
-    [alice] = private_texts(harness, ALICE)
+    [alice] = harness.api.texts(ALICE.id)
     assert "succeeded" in alice and "2 × CN¥9.90 = <b>CN¥19.80</b>" in alice
     assert "Pickup code: <code>" in alice and "Block 3 lobby" in alice
-    [wang] = private_texts(harness, chinese)  # formatted for Chinese readers
+    [wang] = harness.api.texts(chinese.id)  # formatted for Chinese readers
     assert "3 × ¥9.90 = <b>¥29.70</b>" in wang and "CN¥" not in wang
-    assert private_texts(harness, CAROL) == []  # never started the bot: no message
-    [summary] = private_texts(harness, OWNER)
+    assert harness.api.texts(CAROL.id) == []  # never started the bot: no message
+    [summary] = harness.api.texts(OWNER.id)
     assert f"D{deal_id} «Mangoes» closed: it succeeded at CN¥9.90 per unit." in summary
     assert "Participants: 3 · units: 6" in summary
     assert "Revenue: <b>CN¥59.40</b> (CNY)" in summary
@@ -136,9 +132,9 @@ async def test_deal_fails_below_its_minimum(harness) -> None:
         ALICE.id: (4, "failed", None, None),
         BOB.id: (1, "failed", None, None),
     }
-    [alice] = private_texts(harness, ALICE)
+    [alice] = harness.api.texts(ALICE.id)
     assert "did not reach its minimum; your order (×4) is cancelled" in alice
-    [summary] = private_texts(harness, OWNER)
+    [summary] = harness.api.texts(OWNER.id)
     assert "did not reach its minimum (2/3)" in summary and "CN¥0.00" in summary
     final = [e for e in harness.api.of(EditMessageText) if e.chat_id == GROUP.id][-1]
     assert final.reply_markup is None
@@ -156,8 +152,8 @@ async def test_closing_happens_once_when_run_due_runs_twice_at_the_same_time(har
     await harness.app.settle()
 
     assert sorted(len(r.closed) for r in results) == [0, 0, 1]
-    assert len(private_texts(harness, ALICE)) == 1 and len(private_texts(harness, BOB)) == 1
-    assert len(private_texts(harness, OWNER)) == 1
+    assert len(harness.api.texts(ALICE.id)) == 1 and len(harness.api.texts(BOB.id)) == 1
+    assert len(harness.api.texts(OWNER.id)) == 1
     assert (await deal_row(harness, deal_id)).final_price == 1000
     # and again later: nothing more happens
     assert (await due(harness)).closed == []
@@ -183,8 +179,8 @@ async def test_a_blocked_member_is_skipped_and_the_others_are_told(harness) -> N
     harness.api.fail_next("forbidden", SendMessage, chat_id=ALICE.id, message=blocked)
     result = await due(harness)
     assert result.closed == [deal_id] and result.failed == []
-    assert len(private_texts(harness, ALICE)) == 1  # tried once (refused with 403), not retried
-    assert len(private_texts(harness, BOB)) == 1 and len(private_texts(harness, OWNER)) == 1
+    assert len(harness.api.texts(ALICE.id)) == 1  # tried once (refused with 403), not retried
+    assert len(harness.api.texts(BOB.id)) == 1 and len(harness.api.texts(OWNER.id)) == 1
 
 
 # ---------------------------------------------------------------- the owner closes
@@ -201,9 +197,9 @@ async def test_owner_cancels_now_and_members_are_told(harness) -> None:
     closing = await close_now(harness, deal_id, OWNER.id, cancel=True)
     assert closing is not None and closing.outcome == "cancelled"
     assert await orders_of(harness, deal_id) == {ALICE.id: (2, "cancelled", None, None)}
-    [alice] = private_texts(harness, ALICE)
+    [alice] = harness.api.texts(ALICE.id)
     assert "was cancelled by the organiser; your order (×2) is cancelled" in alice
-    assert "was cancelled; all orders are cancelled" in private_texts(harness, OWNER)[-1]
+    assert "was cancelled; all orders are cancelled" in harness.api.texts(OWNER.id)[-1]
     final = [e for e in harness.api.of(EditMessageText) if e.chat_id == GROUP.id][-1]
     assert final.reply_markup is None and "Cancelled by the organiser" in final.text
 
@@ -222,9 +218,9 @@ async def test_close_now_inside_a_transaction_announces_only_after_commit(harnes
         closing = await deals.close_owned(s, deal_id, OWNER.id, utcnow())
         assert closing is not None and closing.outcome == "succeeded"
         await asyncio.sleep(0.05)
-        assert private_texts(harness, ALICE) == []  # not committed yet: nobody is told
+        assert harness.api.texts(ALICE.id) == []  # not committed yet: nobody is told
     await harness.settle()
-    assert len(private_texts(harness, ALICE)) == 1 and len(private_texts(harness, OWNER)) == 1
+    assert len(harness.api.texts(ALICE.id)) == 1 and len(harness.api.texts(OWNER.id)) == 1
 
     # rolled back: nothing is announced
     other = await create_deal(harness, [_group_id])

@@ -96,27 +96,8 @@ def tap(harness, user, deal_id, action="join", qty=0, chat=GROUP, message_id=1):
 
 
 async def press(harness, user, deal_id, action="join", qty=0, chat=GROUP) -> AnswerCallbackQuery:
-    before = len(harness.api.answers())
-    await harness.feed(tap(harness, user, deal_id, action, qty, chat))
-    answers = harness.api.answers()
-    assert len(answers) == before + 1, "every callback is answered exactly once"
-    return answers[-1]
-
-
-async def press_raw(harness, user, data: str, chat=GROUP) -> AnswerCallbackQuery:
-    before = len(harness.api.answers())
-    await harness.feed(harness.updates.callback(user, data, chat=chat))
-    answers = harness.api.answers()
-    assert len(answers) == before + 1
-    return answers[-1]
-
-
-async def command(harness, user, text: str, chat=GROUP) -> str:
-    before = len(harness.api.sent(chat.id))
-    await harness.feed(harness.updates.command(chat, user, text))
-    sent = harness.api.sent(chat.id)
-    assert len(sent) == before + 1
-    return sent[-1].text
+    """Press a deal post's button (in GROUP by default)."""
+    return await harness.tap(user, DealCB(action=action, deal_id=deal_id, qty=qty), chat)
 
 
 async def quantities(harness, deal_id: int) -> dict[int, int]:
@@ -128,14 +109,6 @@ async def quantities(harness, deal_id: int) -> dict[int, int]:
 async def deal_row(harness, deal_id: int) -> Deal:
     async with harness.db.read() as s:
         return await deals.get(s, deal_id)
-
-
-def last_edit(harness, chat=GROUP) -> EditMessageText:
-    return [e for e in harness.api.of(EditMessageText) if e.chat_id == chat.id][-1]
-
-
-def button_data(markup) -> list[str]:
-    return [b.callback_data for row in markup.inline_keyboard for b in row]
 
 
 # ---------------------------------------------------------------- publishing
@@ -171,7 +144,7 @@ async def test_publish_posts_the_card_in_each_groups_language_once(harness) -> N
     assert "月" in zh.text and "周" in zh.text  # the closing date, written for Chinese readers
     assert "0/10" in zh.text and "100" in zh.text and f"/buy {code} 2" in zh.text
     assert tg_len(en.text) <= TEXT_LIMIT
-    data = button_data(en.reply_markup)
+    data = harness.callbacks(en)
     assert all(len(d.encode()) <= 64 for d in data)
     assert DealCB(action="join", deal_id=deal_id).pack() in data
     assert [DealCB.unpack(d).qty for d in data if d.startswith("dp:qty")] == [1, 2, 3, 5]
@@ -281,7 +254,7 @@ async def test_join_quantity_cancel_and_their_refusals(harness) -> None:
 
     assert (await go(ALICE, "join")).text == "You're in: Mangoes ×1."
     await harness.app.settle()
-    edit = last_edit(harness)
+    edit = harness.last_edit(GROUP)
     assert "1. Alice ×1" in edit.text and "1/3 · 2 more to unlock CN¥11.00" in edit.text
     assert edit.reply_markup is not None
 
@@ -291,7 +264,7 @@ async def test_join_quantity_cancel_and_their_refusals(harness) -> None:
     assert (await go(ALICE, "qty", 3)).text == "You already have ×3 of Mangoes."
     assert (await go(BOB, "qty", 2)).text == "You're in: Mangoes ×2."
     await harness.app.settle()
-    edit = last_edit(harness)
+    edit = harness.last_edit(GROUP)
     assert "1. Alice ×3\n2. Bob ×2" in edit.text
     assert "<s>CN¥12.50</s> <b>CN¥11.00</b>" in edit.text and "5 of 10 left" in edit.text
     assert await quantities(harness, deal_id) == {ALICE.id: 3, BOB.id: 2}
@@ -310,7 +283,7 @@ async def test_join_quantity_cancel_and_their_refusals(harness) -> None:
     assert share.url.startswith("https://t.me/tuan_test_bot?start=") and share.url in share.text
     assert await quantities(harness, deal_id) == {BOB.id: 2}
     await harness.app.settle()
-    assert "1. Bob ×2" in last_edit(harness).text
+    assert "1. Bob ×2" in harness.last_edit(GROUP).text
     assert len(harness.api.answers()) == fed
 
 
@@ -329,7 +302,7 @@ async def test_sold_out_and_limit(harness) -> None:
     deal = await deal_row(harness, deal_id)
     assert (deal.stock_left, deal.total_qty, deal.participants) == (0, 3, 2)
     [post] = harness.api.sent(GROUP.id)
-    assert [DealCB.unpack(d).qty for d in button_data(post.reply_markup) if "qty" in d] == [1, 2]
+    assert [DealCB.unpack(d).qty for d in harness.callbacks(post) if "qty" in d] == [1, 2]
 
 
 async def test_closed_paused_and_not_open_yet_are_refused(harness) -> None:
@@ -393,10 +366,10 @@ async def test_forged_callback_data_is_refused_and_changes_nothing(harness) -> N
         ("dp:", GROUP, stale),
     ]  # fmt: skip
     for data, chat, expected in cases:
-        answer = await press_raw(harness, ALICE, data, chat=chat)
+        answer = await harness.tap(ALICE, data, chat)
         assert answer.text == expected, data
     # a button of an unrelated feature with garbage data is still answered (fallback)
-    await press_raw(harness, ALICE, "zz:garbage")
+    await harness.tap(ALICE, "zz:garbage", GROUP)
 
     assert await quantities(harness, deal_id) == {} and await quantities(harness, elsewhere) == {}
     async with harness.db.read() as s:
@@ -430,7 +403,7 @@ async def test_html_in_a_members_name_is_shown_literally(harness) -> None:
     mallory = person(666, "<b>x</b>", last_name="<i>y</i>")
     await press(harness, mallory, deal_id, "join")
     await harness.app.settle()
-    text = last_edit(harness).text
+    text = harness.last_edit(GROUP).text
     assert "1. &lt;b&gt;x&lt;/b&gt; &lt;i&gt;y&lt;/i&gt; ×1" in text
     assert "<b>x</b>" not in text
 
@@ -459,35 +432,46 @@ async def test_replayed_update_changes_nothing(harness) -> None:
 async def test_buy_and_cancel_commands(harness) -> None:
     _group_id, deal_id = await ready(harness, stock=5)
     code = f"D{deal_id}"
-    assert await command(harness, ALICE, f"/buy {code} 2") == "You're in: Mangoes ×2."
-    assert await command(harness, ALICE, f"/buy {code.lower()}") == (
+    assert (
+        await harness.say(ALICE, f"/buy {code} 2", GROUP, expect=1)
+    ).text == "You're in: Mangoes ×2."
+    assert (await harness.say(ALICE, f"/buy {code.lower()}", GROUP, expect=1)).text == (
         "Your order for Mangoes is now ×1."
     )  # absolute: /buy D17 = 1
-    assert await command(harness, BOB, f"/buy@tuan_test_bot {deal_id} ×3") == (
+    assert (await harness.say(BOB, f"/buy@tuan_test_bot {deal_id} ×3", GROUP, expect=1)).text == (
         "You're in: Mangoes ×3."
     )
-    assert await command(harness, CAROL, f"/buy {code} 2") == "Not enough stock: only 1 unit left."
+    assert (
+        await harness.say(CAROL, f"/buy {code} 2", GROUP, expect=1)
+    ).text == "Not enough stock: only 1 unit left."
     assert await quantities(harness, deal_id) == {ALICE.id: 1, BOB.id: 3}
 
     usage = "Usage: <code>/buy D17 2</code> (the deal code, then how many you want)"
     for bad in ("/buy", f"/buy {code} 0", f"/buy {code} -1", f"/buy {code} two", "/buy hello",
                 f"/buy {code} 2 3", f"/buy 2 {code}", f"/buy {code} 99999999999"):  # fmt: skip
-        assert await command(harness, ALICE, bad) == usage, bad
-    assert await command(harness, ALICE, "/buy D999999 1") == (
+        assert (await harness.say(ALICE, bad, GROUP, expect=1)).text == usage, bad
+    assert (await harness.say(ALICE, "/buy D999999 1", GROUP, expect=1)).text == (
         "There is no deal D999999 in this group. Send /deals to see what is open."
     )
 
-    assert await command(harness, ALICE, f"/cancel {code}") == (
+    assert (await harness.say(ALICE, f"/cancel {code}", GROUP, expect=1)).text == (
         "Your order for Mangoes is cancelled."
     )
-    assert await command(harness, ALICE, f"/cancel {code}") == "You have no order in this deal."
-    assert await command(harness, ALICE, "/cancel") == "Usage: <code>/cancel D17</code>"
+    assert (
+        await harness.say(ALICE, f"/cancel {code}", GROUP, expect=1)
+    ).text == "You have no order in this deal."
+    assert (
+        await harness.say(ALICE, "/cancel", GROUP, expect=1)
+    ).text == "Usage: <code>/cancel D17</code>"
     assert await quantities(harness, deal_id) == {BOB.id: 3}
     # replies answer the member's message
-    assert harness.api.sent(GROUP.id)[-1].reply_parameters is not None
+    assert harness.last(GROUP).reply_parameters is not None
 
     await harness.app.settle()
-    assert "1. Bob ×3" in last_edit(harness).text and "Alice" not in last_edit(harness).text
+    assert (
+        "1. Bob ×3" in harness.last_edit(GROUP).text
+        and "Alice" not in harness.last_edit(GROUP).text
+    )
 
 
 async def test_commands_refuse_deals_of_other_groups(harness) -> None:
@@ -496,8 +480,8 @@ async def test_commands_refuse_deals_of_other_groups(harness) -> None:
     elsewhere = await create_deal(harness, [other_group], title="Durian")
     code = f"D{elsewhere}"
     refusal = f"There is no deal {code} in this group. Send /deals to see what is open."
-    assert await command(harness, ALICE, f"/buy {code} 1") == refusal
-    assert await command(harness, ALICE, f"/cancel {code}") == refusal
+    assert (await harness.say(ALICE, f"/buy {code} 1", GROUP, expect=1)).text == refusal
+    assert (await harness.say(ALICE, f"/cancel {code}", GROUP, expect=1)).text == refusal
     assert await quantities(harness, elsewhere) == {}
 
 
@@ -508,20 +492,20 @@ async def test_deals_command_lists_what_is_open_in_this_group(harness) -> None:
     await create_deal(harness, [other_group], title="Durian")
     await press(harness, ALICE, deal_id, "qty", 2)
 
-    text = await command(harness, BOB, "/deals")
+    text = (await harness.say(BOB, "/deals", GROUP, expect=1)).text
     assert text.startswith("<b>Open deals</b>")
     assert f"<code>D{deal_id}</code> Mangoes · CN¥12.50 · 1 person · closes in 2 h" in text
     assert f"<code>D{second}</code> Lychee &lt;fresh&gt; · CN¥30.00 · 0 people" in text
     assert "Durian" not in text and "/buy D17 2" in text
 
-    assert await command(harness, BOB, "/deals", chat=group(-1001000000999, "Empty")) == (
+    assert (await harness.say(BOB, "/deals", group(-1001000000999, "Empty"), expect=1)).text == (
         "No deals are open in this group right now."
     )
 
 
 async def test_group_commands_are_not_taken_in_private_chat(harness) -> None:
     _group_id, deal_id = await ready(harness)
-    await harness.feed(harness.updates.command(private(ALICE), ALICE, f"/buy D{deal_id} 1"))
+    await harness.send(ALICE, f"/buy D{deal_id} 1")
     assert await quantities(harness, deal_id) == {}
 
 

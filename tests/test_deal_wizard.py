@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 from aiogram.fsm.storage.base import StorageKey
-from aiogram.methods import AnswerCallbackQuery, SendMessage, SendPhoto
+from aiogram.methods import SendPhoto
 from aiogram.types import Location, PhotoSize
 from sqlalchemy import func, select, update
 
 from bot.factory import create_app
 from bot.runner import process
-from handlers import deal_wizard
 from handlers.callbacks import WizardCB
 from models import Deal, DealPost, Group
 from tests.builders import group, person, private
@@ -45,27 +44,6 @@ def cb(step: str, action: str, value: str = "") -> str:
     return WizardCB(step=step, action=action, value=value).pack()
 
 
-def last(harness, user=OWNER) -> SendMessage:
-    return harness.api.sent(user.id)[-1]
-
-
-def buttons(request) -> dict[str, str]:
-    return {b.text: b.callback_data for row in request.reply_markup.inline_keyboard for b in row}
-
-
-async def say(harness, text: str, user=OWNER) -> str:
-    await harness.feed(harness.updates.message(private(user), user, text))
-    return last(harness, user).text
-
-
-async def tap(harness, data: str, user=OWNER) -> AnswerCallbackQuery:
-    before = len(harness.api.answers())
-    await harness.feed(harness.updates.callback(user, data))
-    answers = harness.api.answers()
-    assert len(answers) == before + 1, "every callback is answered"
-    return answers[-1]
-
-
 def key(harness, user=OWNER) -> StorageKey:
     return StorageKey(bot_id=harness.app.bot.id, chat_id=user.id, user_id=user.id)
 
@@ -89,16 +67,6 @@ async def deal_count(harness) -> int:
 async def settle(harness) -> None:
     await harness.app.settle()
     await harness.settle()
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """Freeze the wizard's clock: clock(datetime) sets it."""
-
-    def set_now(moment: datetime) -> None:
-        monkeypatch.setattr(deal_wizard, "now", lambda: moment)
-
-    return set_now
 
 
 def full_draft(group_id: int, now: datetime, **changes) -> dict[str, Any]:
@@ -129,44 +97,44 @@ async def test_full_wizard_with_buttons_and_typed_input_publishes(harness) -> No
     gid = await add_group(harness)
     harness.api.clear()
 
-    text = await say(harness, "/newdeal")
+    text = (await harness.say(OWNER, "/newdeal")).text
     assert "step 1 of 13" in text and "title" in text
-    assert {"« Back", "✖ Cancel"} <= set(buttons(last(harness)))
+    assert {"« Back", "✖ Cancel"} <= set(harness.buttons(harness.last(OWNER)))
 
-    text = await say(harness, "Hainan <b>mangoes</b> *5 kg*")
+    text = (await harness.say(OWNER, "Hainan <b>mangoes</b> *5 kg*")).text
     assert "Which of your groups" in text
-    kb = buttons(last(harness))
+    kb = harness.buttons(harness.last(OWNER))
     assert kb["✅ Fruit Lovers"] == cb("groups", "toggle", str(gid))  # the only group, selected
-    await tap(harness, cb("groups", "done"))
-    assert "description" in last(harness).text
+    await harness.tap(OWNER, cb("groups", "done"))
+    assert "description" in harness.last(OWNER).text
 
-    await say(harness, "Sweet & ripe <i>from Hainan</i>")
-    assert "photo" in last(harness).text
+    await harness.say(OWNER, "Sweet & ripe <i>from Hainan</i>")
+    assert "photo" in harness.last(OWNER).text
     photo = [
         PhotoSize(file_id="small", file_unique_id="s", width=90, height=90),
         PhotoSize(file_id="large", file_unique_id="l", width=1280, height=1280),
     ]
-    await harness.feed(harness.updates.message(private(OWNER), OWNER, None, photo=photo))
-    text = last(harness).text
+    await harness.send(OWNER, None, photo=photo)
+    text = harness.last(OWNER).text
     assert "unit price in CNY" in text
 
-    assert "tiers" in await say(harness, "¥12.5")
-    assert "minimum to succeed" in await say(harness, "10:11.00, 20:9.90")
-    await tap(harness, cb("minimum", "kind", "units"))
-    assert "How many units must be ordered" in last(harness).text
-    assert "supply in total" in await say(harness, "10")
-    assert "one person" in await say(harness, "50")
-    text = await say(harness, "3")
+    assert "tiers" in (await harness.say(OWNER, "¥12.5")).text
+    assert "minimum to succeed" in (await harness.say(OWNER, "10:11.00, 20:9.90")).text
+    await harness.tap(OWNER, cb("minimum", "kind", "units"))
+    assert "How many units must be ordered" in harness.last(OWNER).text
+    assert "supply in total" in (await harness.say(OWNER, "10")).text
+    assert "one person" in (await harness.say(OWNER, "50")).text
+    text = (await harness.say(OWNER, "3")).text
     assert "When does the deal close?" in text and "Asia/Shanghai" in text
-    assert "+2 hours" in buttons(last(harness))
+    assert "+2 hours" in harness.buttons(harness.last(OWNER))
 
-    await tap(harness, cb("closes", "pick", "2h"))
-    assert "When does the deal open?" in last(harness).text
-    await tap(harness, cb("opens", "now"))
-    assert "Reminders in the groups before the deal closes" in last(harness).text
-    assert "Keep default (2 h and 15 min)" in buttons(last(harness))
-    assert "pickup or delivery" in await say(harness, "3h, 30m")
-    preview = await say(harness, "Gate 3 <script>, Saturday")
+    await harness.tap(OWNER, cb("closes", "pick", "2h"))
+    assert "When does the deal open?" in harness.last(OWNER).text
+    await harness.tap(OWNER, cb("opens", "now"))
+    assert "Reminders in the groups before the deal closes" in harness.last(OWNER).text
+    assert "Keep default (2 h and 15 min)" in harness.buttons(harness.last(OWNER))
+    assert "pickup or delivery" in (await harness.say(OWNER, "3h, 30m")).text
+    preview = (await harness.say(OWNER, "Gate 3 <script>, Saturday")).text
 
     assert preview.startswith("<b>Preview</b>")
     assert "Hainan &lt;b&gt;mangoes&lt;/b&gt; *5 kg*" in preview
@@ -180,12 +148,12 @@ async def test_full_wizard_with_buttons_and_typed_input_publishes(harness) -> No
     assert "Opens: now" in preview and "Closes: " in preview and "(Asia/Shanghai)" in preview
     assert "Groups: Fruit Lovers" in preview and "Photo: attached" in preview
     assert "Reminders: 3 h, 30 min before closing" in preview
-    assert set(buttons(last(harness))) == {"✅ Publish", "« Back", "✖ Cancel"}
+    assert set(harness.buttons(harness.last(OWNER))) == {"✅ Publish", "« Back", "✖ Cancel"}
 
     started = datetime.now(UTC)
-    answer = await tap(harness, cb("preview", "publish"))
+    answer = await harness.tap(OWNER, cb("preview", "publish"))
     assert answer.text == "Done."
-    assert "Deal D1 is created and is being posted to 1 group." in last(harness).text
+    assert "Deal D1 is created and is being posted to 1 group." in harness.last(OWNER).text
     await settle(harness)
 
     async with harness.db.read() as s:
@@ -212,71 +180,71 @@ async def test_full_wizard_with_buttons_and_typed_input_publishes(harness) -> No
 
 async def test_back_on_a_middle_step_keeps_values_and_cancel_discards(harness) -> None:
     await add_group(harness)
-    await say(harness, "/newdeal")
-    await say(harness, "Mangoes")
-    await tap(harness, cb("groups", "done"))
-    await tap(harness, cb("description", "skip"))
-    await tap(harness, cb("photo", "skip"))
-    await say(harness, "12.50")
+    await harness.say(OWNER, "/newdeal")
+    await harness.say(OWNER, "Mangoes")
+    await harness.tap(OWNER, cb("groups", "done"))
+    await harness.tap(OWNER, cb("description", "skip"))
+    await harness.tap(OWNER, cb("photo", "skip"))
+    await harness.say(OWNER, "12.50")
     assert (await fsm(harness))[0] == "DealWizard:tiers"
 
-    await tap(harness, cb("tiers", "back"))  # back to the price: it shows the current value
-    text = last(harness).text
+    await harness.tap(OWNER, cb("tiers", "back"))  # back to the price: it shows the current value
+    text = harness.last(OWNER).text
     assert "unit price" in text and "Current: CN¥12.50" in text
-    assert "Keep current" in buttons(last(harness))
-    await tap(harness, cb("price", "back"))
+    assert "Keep current" in harness.buttons(harness.last(OWNER))
+    await harness.tap(OWNER, cb("price", "back"))
     assert (await fsm(harness))[0] == "DealWizard:photo"
-    await tap(harness, cb("photo", "skip"))
-    await tap(harness, cb("price", "keep"))
+    await harness.tap(OWNER, cb("photo", "skip"))
+    await harness.tap(OWNER, cb("price", "keep"))
     state, data = await fsm(harness)
     assert state == "DealWizard:tiers" and data["draft"]["price"] == 1250
 
     # a button of an earlier step does nothing to the current one
-    answer = await tap(harness, cb("price", "keep"))
+    answer = await harness.tap(OWNER, cb("price", "keep"))
     assert "earlier step" in answer.text
     assert (await fsm(harness))[0] == "DealWizard:tiers"
 
-    answer = await tap(harness, cb("tiers", "cancel"))
+    answer = await harness.tap(OWNER, cb("tiers", "cancel"))
     assert answer.text == "Cancelled."
-    assert "discarded" in last(harness).text
+    assert "discarded" in harness.last(OWNER).text
     assert await fsm(harness) == (None, {})
     assert await deal_count(harness) == 0
     # the wizard is over: typing now gets the general hint
-    assert "/help" in await say(harness, "10:11.00")
-    answer = await tap(harness, cb("tiers", "skip"))
+    assert "/help" in (await harness.say(OWNER, "10:11.00")).text
+    answer = await harness.tap(OWNER, cb("tiers", "skip"))
     assert "no longer open" in answer.text
 
 
 async def test_back_on_the_first_step_and_minimum_sub_step(harness) -> None:
     gid = await add_group(harness)
-    await say(harness, "/newdeal")
-    answer = await tap(harness, cb("title", "back"))
+    await harness.say(OWNER, "/newdeal")
+    answer = await harness.tap(OWNER, cb("title", "back"))
     assert answer.text == "This is the first step."
     assert (await fsm(harness))[0] == "DealWizard:title"
     now = datetime.now(UTC)
     await at_step(harness, "min_value", full_draft(gid, now, min_kind="participants"))
-    assert "at least 1" in (await say(harness, "0"))
-    await tap(harness, cb("min_value", "back"))
+    assert "at least 1" in ((await harness.say(OWNER, "0")).text)
+    await harness.tap(OWNER, cb("min_value", "back"))
     assert (await fsm(harness))[0] == "DealWizard:minimum"
-    await tap(harness, cb("minimum", "skip"))  # "No minimum"
+    await harness.tap(OWNER, cb("minimum", "skip"))  # "No minimum"
     state, data = await fsm(harness)
     assert state == "DealWizard:stock" and data["draft"]["min_kind"] is None
-    await tap(harness, cb("stock", "back"))  # no minimum kind: straight back to the choice
+    await harness.tap(OWNER, cb("stock", "back"))  # no minimum kind: straight back to the choice
     assert (await fsm(harness))[0] == "DealWizard:minimum"
 
 
 async def test_draft_survives_a_restart(harness) -> None:
     gid = await add_group(harness)
-    await say(harness, "/newdeal")
-    await say(harness, "Lychees")
-    await tap(harness, cb("groups", "done"))
-    await say(harness, "Fresh from Guangdong")
-    await tap(harness, cb("photo", "skip"))
+    await harness.say(OWNER, "/newdeal")
+    await harness.say(OWNER, "Lychees")
+    await harness.tap(OWNER, cb("groups", "done"))
+    await harness.say(OWNER, "Fresh from Guangdong")
+    await harness.tap(OWNER, cb("photo", "skip"))
     assert (await fsm(harness))[0] == "DealWizard:price"
 
     # the process restarts: a new app on the same database
     api = FakeTelegram()
-    app = create_app(harness.app.settings, session=api, db=harness.db)
+    app = create_app(harness.app.settings, session=api, db=harness.db, clock=harness.clock)
     try:
         updates = harness.updates
         await process(app, updates.message(private(OWNER), OWNER, "9.90"))
@@ -294,14 +262,14 @@ async def test_draft_survives_a_restart(harness) -> None:
 
 async def test_newdeal_with_a_draft_offers_to_continue_or_start_over(harness) -> None:
     await add_group(harness)
-    await say(harness, "/newdeal")
-    await say(harness, "Lychees")
-    text = await say(harness, "/newdeal")
+    await harness.say(OWNER, "/newdeal")
+    await harness.say(OWNER, "Lychees")
+    text = (await harness.say(OWNER, "/newdeal")).text
     assert "unfinished deal, “Lychees”" in text
-    kb = buttons(last(harness))
-    await tap(harness, kb["Continue"])
-    assert "Which of your groups" in last(harness).text
-    await tap(harness, kb["Start over"])
+    kb = harness.buttons(harness.last(OWNER))
+    await harness.tap(OWNER, kb["Continue"])
+    assert "Which of your groups" in harness.last(OWNER).text
+    await harness.tap(OWNER, kb["Start over"])
     state, data = await fsm(harness)
     assert state == "DealWizard:title" and data == {"draft": {}}
 
@@ -311,7 +279,7 @@ async def test_newdeal_with_a_draft_offers_to_continue_or_start_over(harness) ->
 
 async def test_non_owner_is_refused(harness) -> None:
     await add_group(harness)  # Alice's group; Bob administers nothing
-    text = await say(harness, "/newdeal", user=STRANGER)
+    text = (await harness.say(STRANGER, "/newdeal")).text
     assert "Only owners and administrators" in text and "Add me to your group" in text
     assert await fsm(harness, STRANGER) == (None, {})
 
@@ -319,18 +287,18 @@ async def test_non_owner_is_refused(harness) -> None:
 async def test_forged_group_toggle_is_refused(harness) -> None:
     mine = await add_group(harness)
     theirs = await add_group(harness, ELSEWHERE, owner=STRANGER)
-    await say(harness, "/newdeal")
-    await say(harness, "Mangoes")
-    answer = await tap(harness, cb("groups", "toggle", str(theirs)))
+    await harness.say(OWNER, "/newdeal")
+    await harness.say(OWNER, "Mangoes")
+    answer = await harness.tap(OWNER, cb("groups", "toggle", str(theirs)))
     assert answer.show_alert and "not an owner or administrator" in answer.text
-    answer = await tap(harness, cb("groups", "toggle", "junk"))
+    answer = await harness.tap(OWNER, cb("groups", "toggle", "junk"))
     assert answer.show_alert
     assert (await fsm(harness))[1]["draft"]["group_ids"] == [mine]
     # a draft naming someone else's group is refused at publishing, too
     now = datetime.now(UTC)
     await at_step(harness, "preview", full_draft(theirs, now))
-    await tap(harness, cb("preview", "publish"))
-    assert "no longer run some of the chosen groups" in last(harness).text
+    await harness.tap(OWNER, cb("preview", "publish"))
+    assert "no longer run some of the chosen groups" in harness.last(OWNER).text
     assert (await fsm(harness))[0] == "DealWizard:groups"
     assert await deal_count(harness) == 0
 
@@ -338,18 +306,18 @@ async def test_forged_group_toggle_is_refused(harness) -> None:
 async def test_toggling_groups_and_done_without_any(harness) -> None:
     first = await add_group(harness)
     second = await add_group(harness, BERLIN, timezone="Europe/Berlin")
-    await say(harness, "/newdeal")
-    await say(harness, "Mangoes")
-    kb = buttons(last(harness))
+    await harness.say(OWNER, "/newdeal")
+    await harness.say(OWNER, "Mangoes")
+    kb = harness.buttons(harness.last(OWNER))
     assert "▫️ Fruit Lovers" in kb and "▫️ Berliner Runde" in kb  # several groups: none chosen
-    answer = await tap(harness, cb("groups", "done"))
+    answer = await harness.tap(OWNER, cb("groups", "done"))
     assert answer.show_alert and "at least one group" in answer.text
-    await tap(harness, cb("groups", "toggle", str(second)))
-    await tap(harness, cb("groups", "toggle", str(first)))
-    await tap(harness, cb("groups", "toggle", str(second)))
-    await tap(harness, cb("groups", "toggle", str(second)))
+    await harness.tap(OWNER, cb("groups", "toggle", str(second)))
+    await harness.tap(OWNER, cb("groups", "toggle", str(first)))
+    await harness.tap(OWNER, cb("groups", "toggle", str(second)))
+    await harness.tap(OWNER, cb("groups", "toggle", str(second)))
     assert (await fsm(harness))[1]["draft"]["group_ids"] == [first, second]
-    await tap(harness, cb("groups", "done"))
+    await harness.tap(OWNER, cb("groups", "done"))
     assert (await fsm(harness))[0] == "DealWizard:description"
 
 
@@ -388,36 +356,36 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize(("step", "typed", "reason"), BAD_INPUT)
-async def test_bad_input_stays_on_the_step(harness, clock, step, typed, reason) -> None:
+async def test_bad_input_stays_on_the_step(harness, step, typed, reason) -> None:
     gid = await add_group(harness)
-    clock(NOW)
+    harness.clock.set(NOW)
     draft = full_draft(
         gid, NOW, min_kind="units", min_value=10, tiers=[] if step == "tiers" else [[10, 1100]]
     )
     await at_step(harness, step, draft)
     harness.api.clear()
 
-    text = await say(harness, typed)
+    text = (await harness.say(OWNER, typed)).text
 
     assert reason in text
     assert "for example" in text.lower() or "Choose" in text or "lower the minimum" in text
-    kb = buttons(last(harness))
+    kb = harness.buttons(harness.last(OWNER))
     assert {"« Back", "✖ Cancel"} <= set(kb)
     assert await fsm(harness) == (f"DealWizard:{step}", {"draft": draft})
     assert await deal_count(harness) == 0
 
 
-async def test_quick_pick_in_the_past_is_refused(harness, clock) -> None:
+async def test_quick_pick_in_the_past_is_refused(harness) -> None:
     gid = await add_group(harness)
     late = datetime(2026, 11, 20, 13, 0, tzinfo=UTC)  # 21:00 in Shanghai
-    clock(late)
+    harness.clock.set(late)
     draft = full_draft(gid, late)
     await at_step(harness, "closes", draft)
-    await tap(harness, cb("closes", "back"))
-    await tap(harness, cb("limit", "skip"))
-    assert "Tonight 20:00" not in buttons(last(harness))  # too late today
-    await tap(harness, cb("closes", "pick", "tonight"))  # an old button
-    assert "already passed" in last(harness).text
+    await harness.tap(OWNER, cb("closes", "back"))
+    await harness.tap(OWNER, cb("limit", "skip"))
+    assert "Tonight 20:00" not in harness.buttons(harness.last(OWNER))  # too late today
+    await harness.tap(OWNER, cb("closes", "pick", "tonight"))  # an old button
+    assert "already passed" in harness.last(OWNER).text
     assert (await fsm(harness))[0] == "DealWizard:closes"
 
 
@@ -425,28 +393,28 @@ async def test_photo_step_wants_a_photo_and_text_steps_want_text(harness) -> Non
     gid = await add_group(harness)
     now = datetime.now(UTC)
     await at_step(harness, "photo", full_draft(gid, now))
-    assert "Send a photo" in await say(harness, "here is my photo")
+    assert "Send a photo" in (await harness.say(OWNER, "here is my photo")).text
     where = Location(latitude=31.2, longitude=121.5)
-    await harness.feed(harness.updates.message(private(OWNER), OWNER, None, location=where))
-    assert "Send a photo" in last(harness).text
+    await harness.send(OWNER, None, location=where)
+    assert "Send a photo" in harness.last(OWNER).text
     assert (await fsm(harness))[0] == "DealWizard:photo"
     await at_step(harness, "price", full_draft(gid, now))
     photo = [PhotoSize(file_id="p", file_unique_id="p", width=9, height=9)]
-    await harness.feed(harness.updates.message(private(OWNER), OWNER, None, photo=photo))
-    assert "as text" in last(harness).text
+    await harness.send(OWNER, None, photo=photo)
+    assert "as text" in harness.last(OWNER).text
     assert (await fsm(harness))[0] == "DealWizard:price"
     await at_step(harness, "preview", full_draft(gid, now))
-    assert "use the buttons" in await say(harness, "publish please")
+    assert "use the buttons" in (await harness.say(OWNER, "publish please")).text
     assert (await fsm(harness))[0] == "DealWizard:preview"
 
 
-async def test_publishing_after_the_closing_time_passed_goes_back_to_it(harness, clock) -> None:
+async def test_publishing_after_the_closing_time_passed_goes_back_to_it(harness) -> None:
     gid = await add_group(harness)
-    clock(NOW)
+    harness.clock.set(NOW)
     await at_step(harness, "preview", full_draft(gid, NOW))
-    clock(NOW + timedelta(days=2))  # the owner waited too long
-    await tap(harness, cb("preview", "publish"))
-    assert "already passed" in last(harness).text
+    harness.clock.set(NOW + timedelta(days=2))  # the owner waited too long
+    await harness.tap(OWNER, cb("preview", "publish"))
+    assert "already passed" in harness.last(OWNER).text
     assert (await fsm(harness))[0] == "DealWizard:closes"
     assert await deal_count(harness) == 0
 
@@ -454,23 +422,26 @@ async def test_publishing_after_the_closing_time_passed_goes_back_to_it(harness,
 # ---------------------------------------------------------------- times
 
 
-async def test_shanghai_local_time_is_stored_in_utc(harness, clock) -> None:
+async def test_shanghai_local_time_is_stored_in_utc(harness) -> None:
     gid = await add_group(harness)
     harness.api.clear()
-    clock(NOW)
+    harness.clock.set(NOW)
     await at_step(harness, "closes", full_draft(gid, NOW, closes_at=None))
-    await say(harness, "明天 20:00")
+    await harness.say(OWNER, "明天 20:00")
     assert (await fsm(harness))[1]["draft"]["closes_at"] == "2026-11-21T12:00:00+00:00"
-    await tap(harness, cb("opens", "back"))
-    await say(harness, "2026-12-01 20:00")
-    await tap(harness, cb("opens", "pick", "tomorrow9"))  # tomorrow 09:00 Shanghai
+    await harness.tap(OWNER, cb("opens", "back"))
+    await harness.say(OWNER, "2026-12-01 20:00")
+    await harness.tap(OWNER, cb("opens", "pick", "tomorrow9"))  # tomorrow 09:00 Shanghai
     assert (await fsm(harness))[1]["draft"]["opens_at"] == "2026-11-21T01:00:00+00:00"
-    await tap(harness, cb("reminders", "default"))
-    preview = await say(harness, "Gate 3")
+    await harness.tap(OWNER, cb("reminders", "default"))
+    preview = (await harness.say(OWNER, "Gate 3")).text
     assert "Closes: 2026-12-01 20:00 (Asia/Shanghai)" in preview
     assert "Opens: 2026-11-21 09:00 (Asia/Shanghai)" in preview
-    await tap(harness, cb("preview", "publish"))
-    assert "scheduled: it will be posted at 2026-11-21 09:00 (Asia/Shanghai)" in last(harness).text
+    await harness.tap(OWNER, cb("preview", "publish"))
+    assert (
+        "scheduled: it will be posted at 2026-11-21 09:00 (Asia/Shanghai)"
+        in harness.last(OWNER).text
+    )
     await settle(harness)
     async with harness.db.read() as s:
         deal = await s.scalar(select(Deal))
@@ -482,29 +453,30 @@ async def test_shanghai_local_time_is_stored_in_utc(harness, clock) -> None:
     assert harness.api.sent(SHANGHAI.id) == [] and harness.api.of(SendPhoto) == []
 
 
-async def test_berlin_owner_typing_across_the_dst_change(harness, clock) -> None:
+async def test_berlin_owner_typing_across_the_dst_change(harness) -> None:
     gid = await add_group(harness, BERLIN, timezone="Europe/Berlin")
     before = datetime(2026, 3, 20, 9, 0, tzinfo=UTC)
-    clock(before)
+    harness.clock.set(before)
     await at_step(harness, "closes", full_draft(gid, before, closes_at=None))
 
-    text = await say(harness, "2026-03-29 02:30")  # skipped: clocks jump from 02:00 to 03:00
+    # skipped: clocks jump from 02:00 to 03:00
+    text = (await harness.say(OWNER, "2026-03-29 02:30")).text
     assert "does not exist" in text and "daylight saving" in text
     assert (await fsm(harness))[0] == "DealWizard:closes"
 
-    await say(harness, "2026-03-28 12:00")  # CET, UTC+1
+    await harness.say(OWNER, "2026-03-28 12:00")  # CET, UTC+1
     assert (await fsm(harness))[1]["draft"]["closes_at"] == "2026-03-28T11:00:00+00:00"
-    await tap(harness, cb("opens", "back"))
-    await say(harness, "2026-03-30 12:00")  # CEST, UTC+2
+    await harness.tap(OWNER, cb("opens", "back"))
+    await harness.say(OWNER, "2026-03-30 12:00")  # CEST, UTC+2
     assert (await fsm(harness))[1]["draft"]["closes_at"] == "2026-03-30T10:00:00+00:00"
-    await say(harness, "2026-03-28 12:00")  # opens before the change, closes after it
+    await harness.say(OWNER, "2026-03-28 12:00")  # opens before the change, closes after it
     assert (await fsm(harness))[1]["draft"]["opens_at"] == "2026-03-28T11:00:00+00:00"
-    await tap(harness, cb("reminders", "default"))
-    preview = await say(harness, "Alexanderplatz")
+    await harness.tap(OWNER, cb("reminders", "default"))
+    preview = (await harness.say(OWNER, "Alexanderplatz")).text
     assert "Opens: 2026-03-28 12:00 (Europe/Berlin)" in preview
     assert "Closes: 2026-03-30 12:00 (Europe/Berlin)" in preview
 
-    await tap(harness, cb("preview", "publish"))
+    await harness.tap(OWNER, cb("preview", "publish"))
     async with harness.db.read() as s:
         deal = await s.scalar(select(Deal))
     assert deal.status == "scheduled"
@@ -517,23 +489,23 @@ async def test_price_in_the_first_groups_currency(harness) -> None:
     second = await add_group(harness)
     async with harness.db.transaction() as s:
         await s.execute(update(Group).where(Group.id == first).values(currency="EUR"))
-    await say(harness, "/newdeal")
-    await say(harness, "Brezeln")
-    await tap(harness, cb("groups", "toggle", str(first)))
-    await tap(harness, cb("groups", "toggle", str(second)))
-    await tap(harness, cb("groups", "done"))
-    await tap(harness, cb("description", "skip"))
-    await tap(harness, cb("photo", "skip"))
-    assert "unit price in EUR" in last(harness).text
-    await say(harness, "12,50")
+    await harness.say(OWNER, "/newdeal")
+    await harness.say(OWNER, "Brezeln")
+    await harness.tap(OWNER, cb("groups", "toggle", str(first)))
+    await harness.tap(OWNER, cb("groups", "toggle", str(second)))
+    await harness.tap(OWNER, cb("groups", "done"))
+    await harness.tap(OWNER, cb("description", "skip"))
+    await harness.tap(OWNER, cb("photo", "skip"))
+    assert "unit price in EUR" in harness.last(OWNER).text
+    await harness.say(OWNER, "12,50")
     draft = (await fsm(harness))[1]["draft"]
     assert (draft["price"], draft["currency"]) == (1250, "EUR")
     # choosing groups again with another first currency drops the price
     for _ in range(4):
-        await tap(harness, cb((await fsm(harness))[0].split(":")[1], "back"))
+        await harness.tap(OWNER, cb((await fsm(harness))[0].split(":")[1], "back"))
     assert (await fsm(harness))[0] == "DealWizard:groups"
-    await tap(harness, cb("groups", "toggle", str(first)))
-    await tap(harness, cb("groups", "done"))
+    await harness.tap(OWNER, cb("groups", "toggle", str(first)))
+    await harness.tap(OWNER, cb("groups", "done"))
     draft = (await fsm(harness))[1]["draft"]
     assert draft["group_ids"] == [second] and "price" not in draft
 
@@ -541,8 +513,8 @@ async def test_price_in_the_first_groups_currency(harness) -> None:
 async def test_double_tap_on_publish_creates_one_deal(harness) -> None:
     gid = await add_group(harness)
     await at_step(harness, "preview", full_draft(gid, datetime.now(UTC)))
-    await tap(harness, cb("preview", "publish"))
-    answer = await tap(harness, cb("preview", "publish"))
+    await harness.tap(OWNER, cb("preview", "publish"))
+    answer = await harness.tap(OWNER, cb("preview", "publish"))
     assert answer.show_alert and "no longer open" in answer.text
     update = harness.updates.callback(OWNER, cb("preview", "publish"))
     await at_step(harness, "preview", full_draft(gid, datetime.now(UTC)))

@@ -36,7 +36,7 @@ from scheduler import digests
 from services import digest as digest_service
 from services.charts import font_family, render_chart
 from services.digest import DigestArgError, Period, parse_period, parse_time
-from tests.builders import person, private
+from tests.builders import person
 from tests.fake_api import FakeTelegram
 
 LA = "America/Los_Angeles"
@@ -496,23 +496,19 @@ async def test_operators_get_the_cross_group_digest_at_nine_in_the_default_zone(
 # ---------------------------------------------------------------- /digest
 
 
-async def command(harness, user, text: str) -> None:
-    await harness.feed(harness.updates.command(private(user), user, text))
-
-
 async def test_digest_command_sends_text_and_chart(harness) -> None:
     await seed(harness.db)
-    await command(harness, OWNER, "/digest 2026-11-19")
+    await harness.send(OWNER, "/digest 2026-11-19")
     [text] = harness.api.texts(OWNER.id)
     assert TITLE in text and "¥29.00" in text
     [photo] = photos_to(harness.api, OWNER.id)
     assert photo.photo.data.startswith(b"\x89PNG")
     harness.api.clear()
-    await command(harness, OWNER, "/digest 2026-11-13..2026-11-19")
+    await harness.send(OWNER, "/digest 2026-11-13..2026-11-19")
     assert "消息数: <b>540</b>" in harness.api.texts(OWNER.id)[0]  # the owner reads Chinese
     # Someone who runs no group.
     harness.api.clear()
-    await command(harness, person(999), "/digest")
+    await harness.send(person(999), "/digest")
     assert "don't run any group" in harness.api.texts(999)[0]
 
 
@@ -527,7 +523,7 @@ async def test_digest_command_sends_text_and_chart(harness) -> None:
 )
 async def test_digest_command_explains_bad_input(harness, args, expected) -> None:
     await seed(harness.db)
-    await command(harness, HELPER, f"/digest {args}")
+    await harness.send(HELPER, f"/digest {args}")
     [text] = harness.api.texts(HELPER.id)
     assert expected in text and "/digest 7d" in text and "2026-11-01..2026-11-30" in text
     assert photos_to(harness.api, HELPER.id) == []
@@ -535,7 +531,7 @@ async def test_digest_command_explains_bad_input(harness, args, expected) -> Non
 
 async def test_digest_settings_buttons_and_time(harness) -> None:
     gid = await seed(harness.db)
-    await command(harness, HELPER, "/digest settings")
+    await harness.send(HELPER, "/digest settings")
     [message] = harness.api.sent(HELPER.id)
     assert "09:00 (America/Los_Angeles), on, you don't get it" in message.text
     data = [b.callback_data for row in message.reply_markup.inline_keyboard for b in row]
@@ -550,11 +546,11 @@ async def test_digest_settings_buttons_and_time(harness) -> None:
     stranger = person(777)
     await harness.feed(harness.updates.callback(stranger, f"dg:off:{gid}"))
     assert harness.api.answers()[-1].show_alert
-    await command(harness, HELPER, "/digest time 1 25:00")
-    assert "not a time of day" in harness.api.texts(HELPER.id)[-1]
-    await command(harness, HELPER, "/digest time 2 08:00")
-    assert "no group number 2" in harness.api.texts(HELPER.id)[-1]
-    await command(harness, HELPER, "/digest time 1 7:45")
+    await harness.send(HELPER, "/digest time 1 25:00")
+    assert "not a time of day" in harness.last(HELPER).text
+    await harness.send(HELPER, "/digest time 2 08:00")
+    assert "no group number 2" in harness.last(HELPER).text
+    await harness.send(HELPER, "/digest time 1 7:45")
     async with harness.db.read() as s:
         group = await s.get(Group, gid)
     assert group.digest_time == "07:45" and group.digest_enabled
@@ -562,9 +558,9 @@ async def test_digest_settings_buttons_and_time(harness) -> None:
 
 async def test_operators_ask_for_all_groups(harness) -> None:
     await seed(harness.db)
-    await command(harness, person(42), "/digest all")
+    await harness.send(person(42), "/digest all")
     assert "All groups" in harness.api.texts(42)[0]
-    await command(harness, HELPER, "/digest all")
+    await harness.send(HELPER, "/digest all")
     assert "Only the operators" in harness.api.texts(HELPER.id)[0]
 
 

@@ -352,7 +352,7 @@ async def test_a_handler_that_wrote_and_raised_leaves_no_row(harness, monkeypatc
     assert await rows(harness, ProcessedUpdate) == 0  # so a redelivery is handled
 
     await harness.feed(update)  # the same update again, now without the failure
-    assert len(harness.api.texts(ERIN.id)) == 2 and "/help" in harness.api.texts(ERIN.id)[-1]
+    assert len(harness.api.texts(ERIN.id)) == 2 and "/help" in harness.last(ERIN).text
     assert await rows(harness, ProcessedUpdate) == 1
     assert await rows(harness, User) == 1
 
@@ -380,14 +380,14 @@ async def test_failing_to_answer_is_logged_not_raised(harness, monkeypatch, capl
         harness.api.fail_next("forbidden", m.SendMessage)
         with caplog.at_level(logging.WARNING, logger="handlers.errors"):
             await harness.feed(harness.updates.callback(ERIN, LangCB(code="en").pack()))
-            await harness.feed(harness.updates.command(private(ERIN), ERIN, "/help"))
+            await harness.send(ERIN, "/help")
     assert caplog.text.count("could not answer after the failure") == 2
 
 
 async def test_the_apology_speaks_the_users_language(harness, monkeypatch) -> None:
     with monkeypatch.context() as patch:
         patch_router(patch, harness, "start", Boom(RuntimeError("bug")))
-        await harness.feed(harness.updates.command(private(WEI), WEI, "/help"))
+        await harness.send(WEI, "/help")
         await harness.feed(harness.updates.callback(WEI, LangCB(code="en").pack()))
     assert harness.api.texts(WEI.id) == ["出错了，请再试一次。"]
     assert harness.api.answers()[-1].text == "出错了，请再试一次。"
@@ -403,6 +403,6 @@ async def test_group_chatter_that_fails_gets_no_answer(harness, monkeypatch) -> 
             await boom(message)
 
         router_named(harness, "groups").message.register(chatter)  # any group message
-        await harness.feed(harness.updates.message(CLUB, ERIN, "hello"))
+        await harness.send(ERIN, "hello", CLUB)
     assert boom.calls == 1
     assert harness.api.sent() == [] and harness.api.answers() == []

@@ -248,14 +248,14 @@ async def test_group_chatter_runs_no_sql(harness) -> None:
     known_id = await add_group(harness, owner, known)
     members = [person(580 + i, f"M{i}") for i in range(5)]
     for chat in (known, unknown):  # warm the language cache (one read per group a minute)
-        await harness.feed(harness.updates.message(chat, members[0], "hello"))
+        await harness.send(members[0], "hello", chat)
     harness.api.clear()
 
     with sql_statements(harness.db) as seen:
         for i in range(50):
             chat = known if i % 2 else unknown
             text = f"message {i}" if i % 3 else "anyone going to the market?"
-            await harness.feed(harness.updates.message(chat, members[i % 5], text))
+            await harness.send(members[i % 5], text, chat)
     assert seen == []
     assert harness.api.requests == []  # and no call to Telegram either
     # yet every message was counted (in memory), and one flush writes them in a few statements
@@ -273,7 +273,7 @@ async def test_group_chatter_runs_no_sql(harness) -> None:
     assert counted == total == 1 + 25  # the warm-up and the odd ones; unknown chats: none
 
     with sql_statements(harness.db) as seen:  # while a group command does use the database
-        await harness.feed(harness.updates.command(known, owner, "/help"))
+        await harness.send(owner, "/help", known)
     assert len(seen) >= 1
 
 

@@ -121,8 +121,8 @@ async def test_admin_list_that_could_not_be_fetched_is_fetched_later(harness) ->
     assert g.is_active and g.admins_refreshed_at is None
     assert await admins_of(harness, g.id) == {}
 
-    await harness.feed(harness.updates.command(BASIC, HELPER, "/settings"))
-    assert "start=settings" in harness.api.texts(BASIC.id)[-1]
+    await harness.send(HELPER, "/settings", BASIC)
+    assert "start=settings" in harness.last(BASIC).text
     assert len(harness.api.of(GetChatAdministrators)) == 2
     assert set(await admins_of(harness, g.id)) == {OWNER.id, HELPER.id}
 
@@ -175,7 +175,7 @@ async def test_supergroup_upgrade_keeps_group_settings_admins_members(harness, o
 
     # the group now answers under its new id, and admins are recognised there
     harness.api.clear()
-    await harness.feed(harness.updates.command(SUPER, HELPER, "/settings"))
+    await harness.send(HELPER, "/settings", SUPER)
     assert "start=settings" in harness.api.texts(SUPER.id)[0]
     assert harness.api.of(GetChatAdministrators) == []
 
@@ -205,7 +205,7 @@ async def test_upgrade_merges_a_supergroup_row_registered_first(harness) -> None
 
     # the group's language (not the duplicate's) is used in the new chat at once
     harness.api.clear()
-    await harness.feed(harness.updates.command(SUPER, MEMBER, "/help"))
+    await harness.send(MEMBER, "/help", SUPER)
     assert "查看帮助" in harness.api.texts(SUPER.id)[0]
 
 
@@ -214,8 +214,8 @@ async def test_migration_message_caches_the_group_language_for_the_new_chat(harn
     [g] = await group_rows(harness)
     await set_column(harness, g.id, language="zh_Hans")
     await _upgrade(harness, "from_first")  # the new chat is looked up before it has a row
-    await harness.feed(harness.updates.command(SUPER, MEMBER, "/help"))
-    assert "查看帮助" in harness.api.texts(SUPER.id)[-1]
+    await harness.send(MEMBER, "/help", SUPER)
+    assert "查看帮助" in harness.last(SUPER).text
 
 
 async def test_replaying_the_migration_is_harmless(harness) -> None:
@@ -241,13 +241,13 @@ async def test_migration_of_an_unknown_chat_creates_nothing(harness) -> None:
 async def test_promoted_member_is_admin_at_once(harness) -> None:
     await add_bot(harness, admins=())
     [g] = await group_rows(harness)
-    await harness.feed(harness.updates.command(BASIC, MEMBER, "/settings"))
-    assert "Only the owner" in harness.api.texts(BASIC.id)[-1]
+    await harness.send(MEMBER, "/settings", BASIC)
+    assert "Only the owner" in harness.last(BASIC).text
 
     await harness.feed(harness.updates.promoted(BASIC, MEMBER, OWNER))
     assert await admins_of(harness, g.id) == {OWNER.id: "creator", MEMBER.id: "administrator"}
-    await harness.feed(harness.updates.command(BASIC, MEMBER, "/settings"))
-    assert harness.api.texts(BASIC.id)[-1].endswith("https://t.me/tuan_test_bot?start=settings")
+    await harness.send(MEMBER, "/settings", BASIC)
+    assert harness.last(BASIC).text.endswith("https://t.me/tuan_test_bot?start=settings")
     assert len(harness.api.of(GetChatAdministrators)) == 1  # the stored row was enough
 
 
@@ -261,8 +261,8 @@ async def test_demoted_or_departed_admin_loses_rights_at_once(harness, new) -> N
     assert await admins_of(harness, g.id) == {OWNER.id: "creator"}
     assert (await membership(harness, g.id, HELPER.id)).status == new
 
-    await harness.feed(harness.updates.command(BASIC, HELPER, "/settings"))
-    assert "Only the owner" in harness.api.texts(BASIC.id)[-1]
+    await harness.send(HELPER, "/settings", BASIC)
+    assert "Only the owner" in harness.last(BASIC).text
     assert len(harness.api.of(GetChatAdministrators)) == 1
 
 
@@ -307,8 +307,8 @@ async def test_chat_member_in_an_unknown_group_is_ignored(harness) -> None:
 
 async def test_help_in_group_fits_role(harness) -> None:
     await add_bot(harness)
-    await harness.feed(harness.updates.command(BASIC, HELPER, "/help"))
-    await harness.feed(harness.updates.command(BASIC, MEMBER, "/help"))
+    await harness.send(HELPER, "/help", BASIC)
+    await harness.send(MEMBER, "/help", BASIC)
     admin_help, member_help = harness.api.texts(BASIC.id)[-2:]
     assert "You administer this group" in admin_help
     assert "You administer this group" not in member_help
@@ -317,8 +317,8 @@ async def test_help_in_group_fits_role(harness) -> None:
 
 async def test_settings_in_group_refuses_members_and_links_admins(harness) -> None:
     await add_bot(harness)
-    await harness.feed(harness.updates.command(BASIC, MEMBER, "/settings"))
-    await harness.feed(harness.updates.command(BASIC, OWNER, "/settings"))
+    await harness.send(MEMBER, "/settings", BASIC)
+    await harness.send(OWNER, "/settings", BASIC)
     refusal, link = harness.api.texts(BASIC.id)[-2:]
     assert refusal == "Only the owner and administrators of this group can change its settings."
     assert "https://t.me/tuan_test_bot?start=settings" in link
@@ -326,22 +326,22 @@ async def test_settings_in_group_refuses_members_and_links_admins(harness) -> No
 
 async def test_group_speaks_its_language_whatever_the_reader_speaks(harness) -> None:
     await add_bot(harness)
-    await harness.feed(harness.updates.command(BASIC, person(505, "小李", language="zh"), "/help"))
-    assert "/help: this help" in harness.api.texts(BASIC.id)[-1]
+    await harness.send(person(505, "小李", language="zh"), "/help", BASIC)
+    assert "/help: this help" in harness.last(BASIC).text
 
 
 async def test_commands_addressed_to_another_bot_are_ignored(harness) -> None:
     await add_bot(harness)
     harness.api.clear()
-    await harness.feed(harness.updates.command(BASIC, OWNER, "/settings@other_bot"))
-    await harness.feed(harness.updates.command(BASIC, OWNER, "/help@other_bot"))
+    await harness.send(OWNER, "/settings@other_bot", BASIC)
+    await harness.send(OWNER, "/help@other_bot", BASIC)
     assert harness.api.sent() == []
-    await harness.feed(harness.updates.command(BASIC, OWNER, "/help@tuan_test_bot"))
-    assert "You administer this group" in harness.api.texts(BASIC.id)[-1]
+    await harness.send(OWNER, "/help@tuan_test_bot", BASIC)
+    assert "You administer this group" in harness.last(BASIC).text
 
 
 async def test_settings_in_unknown_group_is_refused(harness) -> None:
-    await harness.feed(harness.updates.command(BASIC, OWNER, "/settings"))
+    await harness.send(OWNER, "/settings", BASIC)
     assert "Only the owner" in harness.api.texts(BASIC.id)[0]
 
 
@@ -349,7 +349,7 @@ async def test_settings_in_unknown_group_is_refused(harness) -> None:
 
 
 async def test_blocking_and_unblocking_the_bot_in_private(harness) -> None:
-    await harness.feed(harness.updates.command(private(MEMBER), MEMBER, "/start"))
+    await harness.send(MEMBER, "/start")
     chat = private(MEMBER)
     await harness.feed(harness.updates.my_chat_member(chat, MEMBER, "member", "kicked"))
     async with harness.db.read() as s:

@@ -241,13 +241,11 @@ async def register_group(db, chat, language: str) -> None:
 
 
 async def private_help(harness, user) -> str:
-    await harness.feed(harness.updates.command(private(user), user, "/help"))
-    return harness.api.texts(user.id)[-1]
+    return (await harness.say(user, "/help")).text
 
 
 async def group_help(harness, chat, user) -> str:
-    await harness.feed(harness.updates.command(chat, user, "/help"))
-    return harness.api.texts(chat.id)[-1]
+    return (await harness.say(user, "/help", chat)).text
 
 
 def english(text: str) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from aiogram.methods import CreateChatInviteLink, GetChatMember, SendMessage
+from aiogram.methods import CreateChatInviteLink, GetChatMember
 from aiogram.types import ChatInviteLink, ChatMemberLeft
 from aiogram.types import User as TgUser
 from sqlalchemy import func, select
@@ -18,7 +18,7 @@ from handlers.callbacks import InviteCB, InvitesCB
 from models import Group, GroupAdmin, InviteLink, Membership, Referral, User
 from services import referrals
 from services.timezones import utcnow
-from tests.builders import BOT_USER, group, person, private
+from tests.builders import BOT_USER, group, person
 from tests.fake_api import admin_member
 from views.format import tg_len
 
@@ -94,22 +94,6 @@ async def credits(harness, group_id: int | None = None) -> dict[int, int]:
         return {r.user_id: r.inviter_id for r in await s.scalars(stmt)}
 
 
-async def say(harness, user, text: str) -> SendMessage:
-    before = len(harness.api.sent(user.id))
-    await harness.feed(harness.updates.command(private(user), user, text))
-    sent = harness.api.sent(user.id)
-    assert len(sent) == before + 1, [m.text for m in sent[before:]]
-    return sent[-1]
-
-
-async def tap(harness, user, data: str):
-    before = len(harness.api.answers())
-    await harness.feed(harness.updates.callback(user, data))
-    answers = harness.api.answers()
-    assert len(answers) == before + 1
-    return answers[-1]
-
-
 def refresher(harness) -> PostRefresher:
     return harness.app.dispatcher["posts"]
 
@@ -121,7 +105,7 @@ async def test_invite_creates_a_link_named_after_the_member_and_reuses_it(harnes
     group_id = await add_group(harness)
     await add_member(harness, group_id, ALICE)
 
-    reply = await say(harness, ALICE, "/invite")
+    reply = await harness.say(ALICE, "/invite", expect=1)
     [call] = harness.api.of(CreateChatInviteLink)
     assert call.chat_id == GROUP.id and call.name == "Alice Smith"
     async with harness.db.read() as s:
@@ -129,7 +113,7 @@ async def test_invite_creates_a_link_named_after_the_member_and_reuses_it(harnes
     assert (row.group_id, row.user_id, row.name) == (group_id, ALICE.id, "Alice Smith")
     assert "Your personal invite link to Fruit Lovers:" in reply.text and row.link in reply.text
 
-    again = await say(harness, ALICE, "/invite")
+    again = await harness.say(ALICE, "/invite", expect=1)
     assert row.link in again.text
     assert len(harness.api.of(CreateChatInviteLink)) == 1  # reused, not created again
 
@@ -138,7 +122,7 @@ async def test_long_names_are_cut_to_32_characters(harness) -> None:
     group_id = await add_group(harness)
     long = person(610, "Bartholomew-Alexander", last_name="Montgomery-Featherstonehaugh 王小明")
     await add_member(harness, group_id, long)
-    await say(harness, long, "/invite")
+    await harness.say(long, "/invite", expect=1)
     [call] = harness.api.of(CreateChatInviteLink)
     assert 0 < len(call.name.encode("utf-16-le")) // 2 <= 32
     assert call.name.startswith("Bartholomew-Alexander Montgomery")
@@ -150,25 +134,25 @@ async def test_member_of_two_groups_picks_one_and_forged_choices_are_refused(har
     await add_member(harness, first, BOB)
     await add_member(harness, second, BOB)
 
-    picker = await say(harness, BOB, "/invite")
+    picker = await harness.say(BOB, "/invite", expect=1)
     data = [b.callback_data for row in picker.reply_markup.inline_keyboard for b in row]
     assert data == [InviteCB(group_id=first).pack(), InviteCB(group_id=second).pack()]
     assert harness.api.of(CreateChatInviteLink) == []
 
-    answer = await tap(harness, BOB, InviteCB(group_id=second).pack())
+    answer = await harness.tap(BOB, InviteCB(group_id=second).pack())
     assert not answer.show_alert
     [call] = harness.api.of(CreateChatInviteLink)
     assert call.chat_id == OTHER.id
-    assert "Veggie Club" in harness.api.texts(BOB.id)[-1]
+    assert "Veggie Club" in harness.last(BOB).text
 
     # a group Carol is not in (Telegram says she left), and a group that does not exist
     harness.api.members[(GROUP.id, CAROL.id)] = ChatMemberLeft(user=CAROL)
     for forged in (first, 999_999):
         data = InviteCB(group_id=forged).pack()
-        refused = await tap(harness, CAROL, data)
+        refused = await harness.tap(CAROL, data)
         assert refused.show_alert and "not in that group" in refused.text
     for data in (f"inv:{2**40}", "inv:0", "inv:-1"):  # out of range: answered, not unpacked
-        refused = await tap(harness, CAROL, data)
+        refused = await harness.tap(CAROL, data)
         assert refused.show_alert and "out of date" in refused.text
     assert len(harness.api.of(CreateChatInviteLink)) == 1
     async with harness.db.read() as s:
@@ -178,15 +162,15 @@ async def test_member_of_two_groups_picks_one_and_forged_choices_are_refused(har
 async def test_invite_from_a_group_button_checks_membership_with_telegram(harness) -> None:
     group_id = await add_group(harness)
     # Dave is unknown to the bot: /invite in private cannot guess his groups
-    unknown = await say(harness, DAVE, "/invite")
+    unknown = await harness.say(DAVE, "/invite", expect=1)
     assert "Send /invite in your group" in unknown.text
 
-    await harness.feed(harness.updates.command(GROUP, DAVE, "/invite"))
+    await harness.send(DAVE, "/invite", GROUP)
     [reply] = harness.api.sent(GROUP.id)
     [[button]] = reply.reply_markup.inline_keyboard
     assert button.url == f"https://t.me/tuan_test_bot?start=inv_{group_id}"
 
-    link = await say(harness, DAVE, f"/start inv_{group_id}")
+    link = await harness.say(DAVE, f"/start inv_{group_id}", expect=1)
     assert any(isinstance(r, GetChatMember) and r.user_id == DAVE.id for r in harness.api.requests)
     [call] = harness.api.of(CreateChatInviteLink)
     assert call.chat_id == GROUP.id and "Your personal invite link" in link.text
@@ -198,7 +182,7 @@ async def test_invite_from_a_group_button_checks_membership_with_telegram(harnes
     # someone who is not in the group, and forged payloads
     harness.api.members[(GROUP.id, CAROL.id)] = ChatMemberLeft(user=CAROL)
     for payload in (f"inv_{group_id}", "inv_999999", "inv_x", "inv_99999999999999"):
-        refused = await say(harness, CAROL, f"/start {payload}")
+        refused = await harness.say(CAROL, f"/start {payload}", expect=1)
         assert "not in that group" in refused.text
     assert len(harness.api.of(CreateChatInviteLink)) == 1
 
@@ -211,7 +195,7 @@ async def test_bot_not_admin_tells_member_and_owner_once(harness) -> None:
         "bad_request", CreateChatInviteLink, message="Bad Request: CHAT_ADMIN_REQUIRED", times=2
     )
 
-    reply = await say(harness, ALICE, "/invite")
+    reply = await harness.say(ALICE, "/invite", expect=1)
     assert "I am not an administrator of Fruit Lovers" in reply.text
     assert (
         "make @tuan_test_bot an administrator of Fruit Lovers with the “Invite users via link” "
@@ -223,7 +207,7 @@ async def test_bot_not_admin_tells_member_and_owner_once(harness) -> None:
     assert "asked me for a personal invite link" in notice and "Fruit Lovers" in notice
     assert "make @tuan_test_bot an administrator of Fruit Lovers" in notice
 
-    second = await say(harness, BOB, "/invite")  # not spammed: the owner was told today
+    second = await harness.say(BOB, "/invite", expect=1)  # not spammed: the owner was told today
     assert "I am not an administrator" in second.text
     await harness.app.settle()
     assert len(harness.api.texts(OWNER.id)) == 1
@@ -239,7 +223,7 @@ async def test_bot_without_invite_right_says_which_right_to_turn_on(harness) -> 
         "bad_request", CreateChatInviteLink, message="Bad Request: not enough rights"
     )
 
-    reply = await say(harness, ALICE, "/invite")
+    reply = await harness.say(ALICE, "/invite", expect=1)
     assert "without the “Invite users via link” right" in reply.text
     assert "turn on “Invite users via link”" in reply.text
     await harness.app.settle()
@@ -247,7 +231,7 @@ async def test_bot_without_invite_right_says_which_right_to_turn_on(harness) -> 
     assert "without the “Invite users via link” right" in notice
 
     # once the owner fixed it, the next /invite works
-    link = await say(harness, ALICE, "/invite")
+    link = await harness.say(ALICE, "/invite", expect=1)
     assert "Your personal invite link" in link.text
 
 
@@ -259,7 +243,7 @@ async def test_bot_removed_from_group_and_owner_never_started(harness) -> None:
     harness.api.fail_next(
         "forbidden", CreateChatInviteLink, message="Forbidden: bot was kicked from the chat"
     )
-    reply = await say(harness, ALICE, "/invite")
+    reply = await harness.say(ALICE, "/invite", expect=1)
     assert "I am not an administrator of Fruit Lovers" in reply.text
     assert "Please pass this on to the group's owner." in reply.text
     await harness.app.settle()
@@ -357,7 +341,7 @@ async def test_owner_sees_who_invited_whom(harness) -> None:
     async with harness.db.transaction() as s:
         s.add_all([User(id=ALICE.id, first_name="Alice"), User(id=BOB.id, first_name="Bob")])
 
-    report = await say(harness, OWNER, "/invites")
+    report = await harness.say(OWNER, "/invites", expect=1)
     text = report.text
     assert "<b>Invites to Fruit Lovers</b>" in text
     assert "3 members joined through personal invite links." in text
@@ -365,10 +349,10 @@ async def test_owner_sees_who_invited_whom(harness) -> None:
     assert "Carol ← Alice (" in text and "Erin ← Bob (" in text and "Dave ← Alice (" in text
 
     # not an owner: refused, also with a forged button
-    assert "Only owners and administrators" in (await say(harness, CAROL, "/invites")).text
-    refused = await tap(harness, CAROL, InvitesCB(group_id=group_id).pack())
+    assert "Only owners and administrators" in (await harness.say(CAROL, "/invites", expect=1)).text
+    refused = await harness.tap(CAROL, InvitesCB(group_id=group_id).pack())
     assert refused.show_alert and "Only owners and administrators" in refused.text
-    stale = await tap(harness, OWNER, f"ivs:{2**40}")
+    stale = await harness.tap(OWNER, f"ivs:{2**40}")
     assert stale.show_alert and "out of date" in stale.text
 
 
@@ -389,13 +373,13 @@ async def test_invites_report_fits_telegram_and_picks_a_group(harness) -> None:
                     joined_at=now - timedelta(minutes=i),
                 )
             )
-    picker = await say(harness, OWNER, "/invites")
+    picker = await harness.say(OWNER, "/invites", expect=1)
     data = [b.callback_data for row in picker.reply_markup.inline_keyboard for b in row]
     assert data == [InvitesCB(group_id=group_id).pack(), InvitesCB(group_id=other_id).pack()]
 
-    await tap(harness, OWNER, InvitesCB(group_id=group_id).pack())
-    text = harness.api.texts(OWNER.id)[-1]
+    await harness.tap(OWNER, InvitesCB(group_id=group_id).pack())
+    text = harness.last(OWNER).text
     assert tg_len(text) <= 4096 and "300 members joined" in text
     assert "&lt;0&gt;" in text and "<0>" not in text  # names escaped
-    await tap(harness, OWNER, InvitesCB(group_id=other_id).pack())
-    assert "Nobody has joined Veggie Club" in harness.api.texts(OWNER.id)[-1]
+    await harness.tap(OWNER, InvitesCB(group_id=other_id).pack())
+    assert "Nobody has joined Veggie Club" in harness.last(OWNER).text

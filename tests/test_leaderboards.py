@@ -75,14 +75,6 @@ async def referrals(harness, group_id: int, rows: list[tuple[int, int, float]]) 
             )
 
 
-async def say(harness, user, text: str, chat=GROUP) -> str:
-    before = len(harness.api.sent(chat.id))
-    await harness.feed(harness.updates.command(chat, user, text))
-    sent = harness.api.sent(chat.id)
-    assert len(sent) == before + 1, f"{text} is answered once"
-    return sent[-1].text
-
-
 def section(text: str, title: str) -> list[str]:
     """The numbered lines under a bold title."""
     lines = text.split("\n")
@@ -121,13 +113,13 @@ async def test_top_ranks_members_and_inviters_in_7_and_30_day_windows(harness) -
         + [(710 + i, DAN.id, 2) for i in range(4)],
     )
 
-    week = await say(harness, ALICE, "/top")
+    week = (await harness.say(ALICE, "/top", GROUP, expect=1)).text
     assert section(week, "Most active in the last 7 days") == ["1. Alice · 10", "2. Bob · 8"]
     assert section(week, "Top inviters in the last 7 days") == ["1. Bob · 2"]
     assert "Dan" not in week and "Carol" not in week
     assert "/hideme" in week
 
-    month = await say(harness, ALICE, "/top 30")
+    month = (await harness.say(ALICE, "/top 30", GROUP, expect=1)).text
     assert section(month, "Most active in the last 30 days") == [
         "1. Carol · 50",
         "2. Alice · 10",
@@ -140,14 +132,14 @@ async def test_top_ranks_members_and_inviters_in_7_and_30_day_windows(harness) -
 
 async def test_top_shows_at_most_ten_and_says_when_nobody_is_there(harness) -> None:
     gid = await register(harness)
-    empty = await say(harness, ALICE, "/top")
+    empty = (await harness.say(ALICE, "/top", GROUP, expect=1)).text
     assert section(empty, "Most active") == ["Nobody yet."]
     assert section(empty, "Top inviters") == ["Nobody yet."]
 
     people = [person(800 + i, f"P{i}") for i in range(12)]
     await users(harness, *people)
     await activity_rows(harness, gid, [(p.id, 0, 20 - i, 0) for i, p in enumerate(people)])
-    ranked = section(await say(harness, ALICE, "/top"), "Most active")
+    ranked = section((await harness.say(ALICE, "/top", GROUP, expect=1)).text, "Most active")
     assert ranked[0] == "1. P0 · 20" and ranked[-1] == "10. P9 · 11" and len(ranked) == 10
 
 
@@ -156,10 +148,10 @@ async def test_bad_top_arguments_get_an_example_and_change_nothing(harness) -> N
     await users(harness, ALICE)
     await activity_rows(harness, gid, [(ALICE.id, 0, 3, 0)])
     for bad in ("/top 14", "/top abc", "/top 7 30", "/top -7"):
-        text = await say(harness, ALICE, bad)
+        text = (await harness.say(ALICE, bad, GROUP, expect=1)).text
         assert "Usage:" in text and "<code>/top 30</code>" in text, bad
         assert "Alice" not in text
-    assert "7 days" in await say(harness, ALICE, "/top 7d")
+    assert "7 days" in (await harness.say(ALICE, "/top 7d", GROUP, expect=1)).text
 
 
 async def test_hideme_and_showme_in_group_and_private(harness) -> None:
@@ -167,21 +159,25 @@ async def test_hideme_and_showme_in_group_and_private(harness) -> None:
     await users(harness, ALICE, BOB)
     await activity_rows(harness, gid, [(ALICE.id, 0, 3, 0), (BOB.id, 0, 2, 0)])
 
-    answer = await say(harness, ALICE, "/hideme")
+    answer = (await harness.say(ALICE, "/hideme", GROUP, expect=1)).text
     assert "will not appear" in answer and "/showme" in answer
-    assert section(await say(harness, BOB, "/top"), "Most active") == ["1. Bob · 2"]
+    assert section((await harness.say(BOB, "/top", GROUP, expect=1)).text, "Most active") == [
+        "1. Bob · 2"
+    ]
     async with harness.db.read() as s:
         assert (await s.get(User, ALICE.id)).leaderboard_hidden is True
 
-    answer = await say(harness, ALICE, "/showme", chat=private(ALICE))
+    answer = (await harness.say(ALICE, "/showme", private(ALICE), expect=1)).text
     assert "again" in answer
-    assert section(await say(harness, BOB, "/top"), "Most active") == [
+    assert section((await harness.say(BOB, "/top", GROUP, expect=1)).text, "Most active") == [
         "1. Alice · 3",
         "2. Bob · 2",
     ]
     # a private /hideme works as well, and for every group
-    await say(harness, BOB, "/hideme", chat=private(BOB))
-    assert section(await say(harness, ALICE, "/top"), "Most active") == ["1. Alice · 3"]
+    await harness.say(BOB, "/hideme", private(BOB), expect=1)
+    assert section((await harness.say(ALICE, "/top", GROUP, expect=1)).text, "Most active") == [
+        "1. Alice · 3"
+    ]
 
 
 # ---------------------------------------------------------------- counting end to end
@@ -190,13 +186,13 @@ async def test_hideme_and_showme_in_group_and_private(harness) -> None:
 async def test_messages_signups_joins_and_leaves_are_counted(harness) -> None:
     gid, deal_id = await ready(harness)
     for text in ("hi", "anyone?", "/deals"):  # commands are messages too
-        await harness.feed(harness.updates.message(GROUP, ALICE, text))
-    await harness.feed(harness.updates.message(GROUP, BOB, "hello"))
+        await harness.send(ALICE, text, GROUP)
+    await harness.send(BOB, "hello", GROUP)
     await press(harness, ALICE, deal_id, "join")  # a sign-up
     await press(harness, ALICE, deal_id, "qty", 3)  # a change of quantity: not another one
     await press(harness, BOB, deal_id, "qty", 2)  # a sign-up with ×N
     await press(harness, CAROL, deal_id, "cancel")  # refused: nothing to count
-    await harness.feed(harness.updates.command(GROUP, CAROL, f"/buy D{deal_id} 1"))
+    await harness.send(CAROL, f"/buy D{deal_id} 1", GROUP)
     await harness.feed(harness.updates.chat_member(GROUP, DAN, "left", "member"))
     await harness.feed(harness.updates.chat_member(GROUP, EVE, "left", "member"))
     await harness.feed(harness.updates.chat_member(GROUP, EVE, "member", "left"))
@@ -222,7 +218,7 @@ async def test_messages_signups_joins_and_leaves_are_counted(harness) -> None:
         3,
     )
     # and the leaderboard reads them
-    ranked = section(await say(harness, BOB, "/top"), "Most active")
+    ranked = section((await harness.say(BOB, "/top", GROUP, expect=1)).text, "Most active")
     assert ranked == ["1. Alice · 4", "2. Bob · 2", "3. Carol · 2"]
 
 
@@ -241,15 +237,6 @@ async def memberships(harness, gid: int, rows: list[tuple[int, str, int | None]]
                     joined_at=None if ago is None else utcnow() - timedelta(days=ago),
                 )
             )
-
-
-async def private_text(harness, user, text: str) -> str:
-    chat = private(user)
-    before = len(harness.api.sent(chat.id))
-    await harness.feed(harness.updates.command(chat, user, text))
-    sent = harness.api.sent(chat.id)
-    assert len(sent) == before + 1, text
-    return sent[-1].text
 
 
 async def test_members_shows_core_and_dormant_members(harness) -> None:
@@ -274,14 +261,14 @@ async def test_members_shows_core_and_dormant_members(harness) -> None:
         ],
     )
 
-    text = await private_text(harness, OWNER, "/members")
+    text = (await harness.say(OWNER, "/members", expect=1)).text
     assert "Members of Fruit Lovers" in text
     assert "at least 5 of the last 14 days): 2" in text
     assert "Alice (5), Carol (5)" in text and "Bob" not in text
     assert "no activity in the last 30 days): 2" in text
     assert "&lt;Eve &amp; co&gt;, Dan" in text  # by name
 
-    text = await private_text(harness, OWNER, "/members core 4")
+    text = (await harness.say(OWNER, "/members core 4", expect=1)).text
     assert text.startswith("Core threshold set to 4 days.")
     assert "at least 4 of the last 14 days): 3" in text and "Bob (4)" in text
     async with harness.db.read() as s:
@@ -291,9 +278,9 @@ async def test_members_shows_core_and_dormant_members(harness) -> None:
 async def test_bad_core_threshold_is_refused_with_the_reason(harness) -> None:
     gid = await register(harness)
     for bad in ("/members core 0", "/members core 15", "/members core abc", "/members core 2.5"):
-        text = await private_text(harness, OWNER, bad)
+        text = (await harness.say(OWNER, bad, expect=1)).text
         assert "from 1 to 14" in text and "/members core 5" in text, bad
-    assert "Usage:" in await private_text(harness, OWNER, "/members everyone")
+    assert "Usage:" in (await harness.say(OWNER, "/members everyone", expect=1)).text
     # a forged button with a bad number changes nothing either (it does not even unpack)
     for forged in (f"mem:core:{gid}:99", f"mem:core:{gid}:15", f"mem:core:{gid}:-1"):
         await harness.feed(harness.updates.callback(OWNER, forged, chat=private(OWNER)))
@@ -307,14 +294,14 @@ async def test_threshold_buttons_and_the_group_picker(harness) -> None:
     other_chat = group(-1001000000999, "Veggie Club")
     other = await register(harness, other_chat)
 
-    text = await private_text(harness, OWNER, "/members")
+    text = (await harness.say(OWNER, "/members", expect=1)).text
     assert text == "Choose a group:"
-    markup = harness.api.sent(OWNER.id)[-1].reply_markup
+    markup = harness.last(OWNER).reply_markup
     assert [b.callback_data for row in markup.inline_keyboard for b in row] == [
         MembersCB(action="open", group_id=gid).pack(),
         MembersCB(action="open", group_id=other).pack(),
     ]
-    assert "for which group" in await private_text(harness, OWNER, "/members core 7")
+    assert "for which group" in (await harness.say(OWNER, "/members core 7", expect=1)).text
 
     chat = private(OWNER)
     await harness.feed(
@@ -344,7 +331,7 @@ async def test_threshold_buttons_and_the_group_picker(harness) -> None:
     assert "Only the owner" in harness.api.answers()[-1].text
     async with harness.db.read() as s:
         assert (await s.get(Group, other)).core_min_days == 9
-    assert "don't run any group" in await private_text(harness, ALICE, "/members")
+    assert "don't run any group" in (await harness.say(ALICE, "/members", expect=1)).text
 
 
 async def test_long_member_lists_stay_within_the_message_limit(harness) -> None:
@@ -353,7 +340,7 @@ async def test_long_member_lists_stay_within_the_message_limit(harness) -> None:
     await users(harness, *many)
     await memberships(harness, gid, [(p.id, "member", 100) for p in many])
     await activity_rows(harness, gid, [(p.id, ago, 1, 0) for p in many[:150] for ago in range(5)])
-    text = await private_text(harness, OWNER, "/members")
+    text = (await harness.say(OWNER, "/members", expect=1)).text
     assert len(text) <= 4096
     assert "more" in text and ": 150" in text
     assert all(len(line) <= LIST_BUDGET + 40 for line in text.split("\n"))

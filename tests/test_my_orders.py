@@ -14,7 +14,7 @@ from services import deals, orders, people
 from services.money import format_money
 from services.people import Person
 from services.timezones import to_local, utcnow
-from tests.builders import person, private
+from tests.builders import person
 
 OWNER = person(701, "Olivia")
 ALICE = person(711, "Alice")
@@ -61,23 +61,6 @@ async def make_deal(
         return deal.id, ids
 
 
-async def my_orders(harness, user) -> m.SendMessage:
-    await harness.feed(harness.updates.command(private(user), user, "/myorders"))
-    return harness.api.sent(user.id)[-1]
-
-
-async def tap(harness, user, data: MyOrdersCB | str) -> m.AnswerCallbackQuery:
-    packed = data if isinstance(data, str) else data.pack()
-    await harness.feed(harness.updates.callback(user, packed))
-    return harness.api.answers()[-1]
-
-
-def callbacks(request) -> list[str]:
-    if request.reply_markup is None:
-        return []
-    return [b.callback_data for row in request.reply_markup.inline_keyboard for b in row]
-
-
 async def order_state(harness, order_id: int) -> tuple[str, int]:
     async with harness.db.read() as s:
         order = await s.get(Order, order_id)
@@ -89,8 +72,8 @@ def money(minor: int) -> str:
 
 
 async def test_no_orders(harness) -> None:
-    reply = await my_orders(harness, ALICE)
-    assert reply.text.startswith("You have no orders yet.") and callbacks(reply) == []
+    reply = await harness.say(ALICE, "/myorders")
+    assert reply.text.startswith("You have no orders yet.") and harness.callbacks(reply) == []
 
 
 async def test_open_and_past_orders_in_the_groups_timezone(harness) -> None:
@@ -104,7 +87,7 @@ async def test_open_and_past_orders_in_the_groups_timezone(harness) -> None:
         past = await s.get(Deal, past_id)
         codes = dict((await s.execute(select(Order.id, Order.pickup_code))).all())
 
-    reply = await my_orders(harness, ALICE)
+    reply = await harness.say(ALICE, "/myorders")
     text = reply.text
     assert text.startswith("<b>Your orders</b>\n\n<b>Open</b>\n")
     assert text.index("<b>Open</b>") < text.index(f"(D{open_id})") < text.index("<b>Past</b>")
@@ -122,15 +105,15 @@ async def test_open_and_past_orders_in_the_groups_timezone(harness) -> None:
     assert f"Closed {closed_local:%Y-%m-%d %H:%M} (Europe/Berlin)" in past_block
     assert f"Pickup code: <code>{codes[past_ids[ALICE.id]]}</code>" in past_block
     # a Cancel button for the open order only
-    assert callbacks(reply) == [f"my:cancel:{open_ids[ALICE.id]}:0"]
+    assert harness.callbacks(reply) == [f"my:cancel:{open_ids[ALICE.id]}:0"]
     assert "Bob" not in text
 
 
 async def test_cancel_while_open(harness) -> None:
     group_id = await make_group(harness, -100801, "Asia/Shanghai")
     deal_id, ids = await make_deal(harness, group_id, [(ALICE, 2), (BOB, 1)], stock=10)
-    await my_orders(harness, ALICE)
-    answer = await tap(harness, ALICE, MyOrdersCB(action="cancel", order_id=ids[ALICE.id]))
+    await harness.say(ALICE, "/myorders")
+    answer = await harness.tap(ALICE, MyOrdersCB(action="cancel", order_id=ids[ALICE.id]))
     assert answer.text == "Order cancelled." and not answer.show_alert
     edit = harness.api.of(m.EditMessageText)[-1]
     assert edit.text.startswith("You have no orders yet.")
@@ -140,7 +123,7 @@ async def test_cancel_while_open(harness) -> None:
     assert (deal.total_qty, deal.participants, deal.stock_left) == (1, 1, 9)
 
     # tapping the old button again: already cancelled, nothing changes
-    answer = await tap(harness, ALICE, MyOrdersCB(action="cancel", order_id=ids[ALICE.id]))
+    answer = await harness.tap(ALICE, MyOrdersCB(action="cancel", order_id=ids[ALICE.id]))
     assert answer.show_alert and "already cancelled" in answer.text
     async with harness.db.read() as s:
         assert (await s.get(Deal, deal_id)).stock_left == 9
@@ -149,17 +132,17 @@ async def test_cancel_while_open(harness) -> None:
 async def test_cancel_refused_after_closing(harness) -> None:
     group_id = await make_group(harness, -100801, "Asia/Shanghai")
     deal_id, ids = await make_deal(harness, group_id, [(ALICE, 2)])
-    reply = await my_orders(harness, ALICE)
+    reply = await harness.say(ALICE, "/myorders")
     button = MyOrdersCB(action="cancel", order_id=ids[ALICE.id])
-    assert callbacks(reply) == [button.pack()]
+    assert harness.callbacks(reply) == [button.pack()]
     async with harness.db.transaction() as session:  # the deal closes meanwhile
         await deals.close(session, deal_id, utcnow())
-    answer = await tap(harness, ALICE, button)
+    answer = await harness.tap(ALICE, button)
     assert answer.show_alert
     assert answer.text == f"D{deal_id} has closed; the order can no longer be cancelled."
     assert await order_state(harness, ids[ALICE.id]) == ("confirmed", 2)
-    reply = await my_orders(harness, ALICE)
-    assert callbacks(reply) == [] and "<b>Past</b>" in reply.text
+    reply = await harness.say(ALICE, "/myorders")
+    assert harness.callbacks(reply) == [] and "<b>Past</b>" in reply.text
 
 
 async def test_cancel_refused_when_paused(harness) -> None:
@@ -167,9 +150,9 @@ async def test_cancel_refused_when_paused(harness) -> None:
     deal_id, ids = await make_deal(harness, group_id, [(ALICE, 1)])
     async with harness.db.transaction() as session:
         await deals.set_paused(session, deal_id, OWNER.id, True, utcnow())
-    reply = await my_orders(harness, ALICE)
-    assert callbacks(reply) == []  # no button while paused
-    answer = await tap(harness, ALICE, MyOrdersCB(action="cancel", order_id=ids[ALICE.id]))
+    reply = await harness.say(ALICE, "/myorders")
+    assert harness.callbacks(reply) == []  # no button while paused
+    answer = await harness.tap(ALICE, MyOrdersCB(action="cancel", order_id=ids[ALICE.id]))
     assert answer.show_alert and "paused" in answer.text
     assert await order_state(harness, ids[ALICE.id]) == ("active", 1)
 
@@ -178,12 +161,12 @@ async def test_forged_cancels_are_refused(harness) -> None:
     group_id = await make_group(harness, -100801, "Asia/Shanghai")
     _deal_id, ids = await make_deal(harness, group_id, [(ALICE, 2)])
     for order_id in (ids[ALICE.id], 999_999, 0):
-        answer = await tap(harness, BOB, MyOrdersCB(action="cancel", order_id=order_id))
+        answer = await harness.tap(BOB, MyOrdersCB(action="cancel", order_id=order_id))
         assert answer.show_alert and "not yours" in answer.text
     for forged in (f"my:cancel:{2**40}:0", "my:cancel:-1:0", "my:page:0:-1"):
-        answer = await tap(harness, BOB, forged)  # out of range: answered, not unpacked
+        answer = await harness.tap(BOB, forged)  # out of range: answered, not unpacked
         assert answer.show_alert and "out of date" in answer.text
-    answer = await tap(harness, ALICE, MyOrdersCB(action="nuke", order_id=ids[ALICE.id]))
+    answer = await harness.tap(ALICE, MyOrdersCB(action="nuke", order_id=ids[ALICE.id]))
     assert answer.show_alert
     assert await order_state(harness, ids[ALICE.id]) == ("active", 2)
     assert harness.api.of(m.EditMessageText) == []
@@ -193,13 +176,13 @@ async def test_many_orders_are_paginated(harness) -> None:
     group_id = await make_group(harness, -100801, "Asia/Shanghai")
     for n in range(13):
         await make_deal(harness, group_id, [(ALICE, 1)], title=f"Deal number {n} " + "y" * 80)
-    reply = await my_orders(harness, ALICE)
+    reply = await harness.say(ALICE, "/myorders")
     assert len(reply.text) <= 4096 and "Page 1 of 2" in reply.text
-    assert "my:page:0:1" in callbacks(reply)
-    cancel_buttons = [c for c in callbacks(reply) if c.startswith("my:cancel")]
-    await tap(harness, ALICE, MyOrdersCB(action="page", page=1))
+    assert "my:page:0:1" in harness.callbacks(reply)
+    cancel_buttons = [c for c in harness.callbacks(reply) if c.startswith("my:cancel")]
+    await harness.tap(ALICE, MyOrdersCB(action="page", page=1))
     edit = harness.api.of(m.EditMessageText)[-1]
     assert "Page 2 of 2" in edit.text
-    more = [c for c in callbacks(edit) if c.startswith("my:cancel")]
+    more = [c for c in harness.callbacks(edit) if c.startswith("my:cancel")]
     assert len(cancel_buttons) + len(more) == 13
     assert reply.text.count("• <b>") + edit.text.count("• <b>") == 13

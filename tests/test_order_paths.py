@@ -13,7 +13,7 @@ from handlers.callbacks import PrivateDealCB
 from models import MemberActivityDay, Order
 from tests.builders import person, private
 from tests.test_deal_post import GROUP, press, ready
-from tests.test_share_links import share, start, tap_private
+from tests.test_share_links import share, start
 
 REF = person(801, "Ref")
 BY_BUTTON = person(811, "Button")
@@ -41,10 +41,9 @@ async def place(harness, path: str, user, deal_id: int, group_id: int) -> str:
     if path == "button":
         return (await press(harness, user, deal_id, "join")).text
     if path == "command":
-        await harness.feed(harness.updates.command(GROUP, user, f"/buy D{deal_id} 1"))
-        return harness.api.sent(GROUP.id)[-1].text
+        return (await harness.say(user, f"/buy D{deal_id} 1", GROUP)).text
     data = PrivateDealCB(action="join", deal_id=deal_id, group_id=group_id)
-    return (await tap_private(harness, user, data)).text
+    return (await harness.tap(user, data)).text
 
 
 async def test_the_three_paths_count_attribute_and_refresh_alike(harness) -> None:

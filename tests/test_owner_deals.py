@@ -8,14 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiogram.fsm.storage.base import StorageKey
-from aiogram.methods import AnswerCallbackQuery, SendMessage
 from sqlalchemy import func, select
 
 from handlers.callbacks import OwnerDealCB, WizardCB
 from models import Deal, DealPost, Group, Order
 from services import deals, orders
 from services.timezones import utcnow
-from tests.builders import group, person, private
+from tests.builders import group, person
 
 ALICE = person(501, "Alice")
 BOB = person(502, "Bob")
@@ -58,27 +57,6 @@ def od(action: str, deal_id: int = 0, page: int = 0) -> str:
     return OwnerDealCB(action=action, deal_id=deal_id, page=page).pack()
 
 
-def last(harness, user=ALICE) -> SendMessage:
-    return harness.api.sent(user.id)[-1]
-
-
-def buttons(request) -> dict[str, str]:
-    return {b.text: b.callback_data for row in request.reply_markup.inline_keyboard for b in row}
-
-
-async def say(harness, text: str, user=ALICE) -> str:
-    await harness.feed(harness.updates.message(private(user), user, text))
-    return last(harness, user).text
-
-
-async def tap(harness, data: str, user=ALICE) -> AnswerCallbackQuery:
-    before = len(harness.api.answers())
-    await harness.feed(harness.updates.callback(user, data))
-    answers = harness.api.answers()
-    assert len(answers) == before + 1, "every callback is answered"
-    return answers[-1]
-
-
 async def state_of(harness, user=ALICE) -> str | None:
     key = StorageKey(bot_id=harness.app.bot.id, chat_id=user.id, user_id=user.id)
     return await harness.app.dispatcher.storage.get_state(key)
@@ -112,7 +90,7 @@ async def test_each_owner_sees_only_their_deals_newest_first(setup) -> None:
     async with harness.db.transaction() as s:
         await orders.set_quantity(s, first, MEMBER.id, 3, utcnow())
 
-    text = await say(harness, "/deals")
+    text = (await harness.say(ALICE, "/deals")).text
     assert text.startswith("<b>Your deals</b>")
     assert text.index(f"D{second}") < text.index(f"D{first}")  # newest first
     assert "Cabbages" not in text and f"D{bobs}" not in text
@@ -121,35 +99,40 @@ async def test_each_owner_sees_only_their_deals_newest_first(setup) -> None:
     closes = (await get_deal(harness, first)).closes_at.replace(tzinfo=UTC)
     local = (closes + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M")
     assert f"Closes: {local} (Asia/Shanghai)" in text
-    assert set(buttons(last(harness)).values()) == {od("open", first), od("open", second)}
+    assert set(harness.buttons(harness.last(ALICE)).values()) == {
+        od("open", first),
+        od("open", second),
+    }
 
-    text = await say(harness, "/deals", user=BOB)
+    text = (await harness.say(BOB, "/deals")).text
     assert "Cabbages" in text and "Mangoes" not in text
-    text = await say(harness, "/deals", user=MEMBER)
+    text = (await harness.say(MEMBER, "/deals")).text
     assert "You have no deals yet" in text
 
 
 async def test_list_pages(harness) -> None:
     gid = await add_group(harness, ALICE_GROUP, ALICE)
     ids = [await make_deal(harness, ALICE.id, gid, title=f"Deal {i}") for i in range(10)]
-    await say(harness, "/deals")
-    kb = buttons(last(harness))
+    await harness.say(ALICE, "/deals")
+    kb = harness.buttons(harness.last(ALICE))
     assert od("open", ids[-1]) in kb.values() and od("open", ids[1]) not in kb.values()
-    await tap(harness, kb["Older »"])
-    kb = buttons(last(harness))
+    await harness.tap(ALICE, kb["Older »"])
+    kb = harness.buttons(harness.last(ALICE))
     assert set(kb.values()) == {od("open", ids[1]), od("open", ids[0]), od("list", page=0)}
 
 
 async def test_card_shows_the_deal_and_its_actions(setup) -> None:
     harness, first, second, _bobs = setup
-    await tap(harness, od("open", first))
-    card = last(harness)
+    await harness.tap(ALICE, od("open", first))
+    card = harness.last(ALICE)
     assert card.text.startswith(f"<b>D{first} · Mangoes</b>")
     assert "Status: open" in card.text and "Price: CN¥12.50 per unit" in card.text
-    kb = buttons(card)
+    kb = harness.buttons(card)
     assert od("stock", first) in kb.values() and od("pause", first) in kb.values()
-    await tap(harness, od("open", second))
-    assert od("stock", second) not in buttons(last(harness)).values()  # no stock limit
+    await harness.tap(ALICE, od("open", second))
+    assert (
+        od("stock", second) not in harness.buttons(harness.last(ALICE)).values()
+    )  # no stock limit
 
 
 # ---------------------------------------------------------------- forged callbacks
@@ -162,22 +145,22 @@ async def test_card_shows_the_deal_and_its_actions(setup) -> None:
 async def test_forged_callbacks_are_refused(setup, touched, action) -> None:
     harness, _first, _second, bobs = setup
     before = await get_deal(harness, bobs)
-    answer = await tap(harness, od(action, bobs))
+    answer = await harness.tap(ALICE, od(action, bobs))
     assert answer.show_alert and "does not exist or is not yours" in answer.text
     after = await get_deal(harness, bobs)
     assert (after.status, after.description, after.closes_at, after.stock_total) == (
         before.status, before.description, before.closes_at, before.stock_total,
     )  # fmt: skip
     assert await state_of(harness) is None and touched == []
-    answer = await tap(harness, od(action, 999_999))  # unknown deal
+    answer = await harness.tap(ALICE, od(action, 999_999))  # unknown deal
     assert answer.show_alert and "does not exist or is not yours" in answer.text
 
 
 async def test_garbage_callback_data_is_answered(setup) -> None:
     harness, *_ = setup
-    answer = await tap(harness, "od:open:not-a-number:0")
+    answer = await harness.tap(ALICE, "od:open:not-a-number:0")
     assert answer.show_alert and "out of date" in answer.text
-    answer = await tap(harness, "dw:nosuchstep")
+    answer = await harness.tap(ALICE, "dw:nosuchstep")
     assert answer.show_alert and "out of date" in answer.text
 
 
@@ -186,9 +169,9 @@ async def test_garbage_callback_data_is_answered(setup) -> None:
 
 async def test_edit_description(setup, touched) -> None:
     harness, first, *_ = setup
-    await tap(harness, od("desc", first))
-    assert "new description" in last(harness).text
-    text = await say(harness, "Now with <i>free</i> delivery")
+    await harness.tap(ALICE, od("desc", first))
+    assert "new description" in harness.last(ALICE).text
+    text = (await harness.say(ALICE, "Now with <i>free</i> delivery")).text
     assert text.startswith(f"The description of D{first} is updated.")
     assert "Now with &lt;i&gt;free&lt;/i&gt; delivery" in text
     assert (await get_deal(harness, first)).description == "Now with <i>free</i> delivery"
@@ -198,16 +181,16 @@ async def test_edit_description(setup, touched) -> None:
 async def test_later_closing_time_only(setup, touched) -> None:
     harness, first, *_ = setup
     before = (await get_deal(harness, first)).closes_at
-    await tap(harness, od("later", first))
-    assert "Send a LATER closing time in Asia/Shanghai time" in last(harness).text
+    await harness.tap(ALICE, od("later", first))
+    assert "Send a LATER closing time in Asia/Shanghai time" in harness.last(ALICE).text
 
-    text = await say(harness, "+1h")  # earlier than now + 2 h
+    text = (await harness.say(ALICE, "+1h")).text  # earlier than now + 2 h
     assert "must be later than the current one" in text
     assert await state_of(harness) == "OwnerEdit:closes"
-    assert "2020-01-01" not in await say(harness, "2020-01-01 10:00")
+    assert "2020-01-01" not in (await harness.say(ALICE, "2020-01-01 10:00")).text
     assert (await get_deal(harness, first)).closes_at == before and touched == []
 
-    text = await say(harness, "2030-06-01 20:00")
+    text = (await harness.say(ALICE, "2030-06-01 20:00")).text
     assert text.startswith(f"D{first} now closes later.")
     after = (await get_deal(harness, first)).closes_at.replace(tzinfo=UTC)
     assert after == datetime(2030, 6, 1, 12, 0, tzinfo=UTC)  # 20:00 in Shanghai
@@ -217,16 +200,16 @@ async def test_later_closing_time_only(setup, touched) -> None:
 
 async def test_more_stock_only(setup, touched) -> None:
     harness, first, *_ = setup
-    await tap(harness, od("stock", first))
-    assert "20 of 20 units left" in last(harness).text
+    await harness.tap(ALICE, od("stock", first))
+    assert "20 of 20 units left" in harness.last(ALICE).text
     for typed, reason in [("-5", "can only be increased"), ("0", "can only be increased"),
                           ("20000", "too large"), ("lots", "whole number")]:  # fmt: skip
-        assert reason in await say(harness, typed)
+        assert reason in (await harness.say(ALICE, typed)).text
         assert await state_of(harness) == "OwnerEdit:stock"
     deal = await get_deal(harness, first)
     assert (deal.stock_total, deal.stock_left) == (20, 20) and touched == []
 
-    text = await say(harness, "10")
+    text = (await harness.say(ALICE, "10")).text
     assert text.startswith(f"Stock of D{first} increased.")
     deal = await get_deal(harness, first)
     assert (deal.stock_total, deal.stock_left) == (30, 30)
@@ -235,10 +218,10 @@ async def test_more_stock_only(setup, touched) -> None:
 
 async def test_cancel_an_edit(setup) -> None:
     harness, first, *_ = setup
-    await tap(harness, od("desc", first))
-    await tap(harness, od("open", first))  # the Cancel button returns to the card
+    await harness.tap(ALICE, od("desc", first))
+    await harness.tap(ALICE, od("open", first))  # the Cancel button returns to the card
     assert await state_of(harness) is None
-    assert "/help" in await say(harness, "some text")
+    assert "/help" in (await harness.say(ALICE, "some text")).text
     assert (await get_deal(harness, first)).description == ""
 
 
@@ -247,12 +230,12 @@ async def test_cancel_an_edit(setup) -> None:
 
 async def test_pause_and_resume(setup, touched) -> None:
     harness, first, *_ = setup
-    answer = await tap(harness, od("pause", first))
+    answer = await harness.tap(ALICE, od("pause", first))
     assert answer.text == "Paused." and (await get_deal(harness, first)).status == "paused"
-    assert od("resume", first) in buttons(last(harness)).values()
-    answer = await tap(harness, od("pause", first))
+    assert od("resume", first) in harness.buttons(harness.last(ALICE)).values()
+    answer = await harness.tap(ALICE, od("pause", first))
     assert answer.show_alert and "Only an open deal" in answer.text
-    answer = await tap(harness, od("resume", first))
+    answer = await harness.tap(ALICE, od("resume", first))
     assert answer.text == "Resumed." and (await get_deal(harness, first)).status == "open"
     assert touched == [first, first]
 
@@ -261,19 +244,19 @@ async def test_close_now_tells_participants(setup) -> None:
     harness, first, *_ = setup
     async with harness.db.transaction() as s:
         await orders.set_quantity(s, first, MEMBER.id, 5, utcnow())
-    await harness.feed(harness.updates.command(private(MEMBER), MEMBER, "/start"))
+    await harness.send(MEMBER, "/start")
 
-    answer = await tap(harness, od("close", first))
+    answer = await harness.tap(ALICE, od("close", first))
     assert answer.text == "Closed."
-    assert f"D{first} is closed and succeeded" in harness.api.texts(ALICE.id)[-1]
+    assert f"D{first} is closed and succeeded" in harness.last(ALICE).text
     await harness.app.settle()
     deal = await get_deal(harness, first)
     assert deal.status == "succeeded" and deal.final_price == 1250
     assert any("succeeded" in t for t in harness.api.texts(MEMBER.id))
 
-    answer = await tap(harness, od("close", first))  # once only
+    answer = await harness.tap(ALICE, od("close", first))  # once only
     assert answer.show_alert and "closed" in answer.text
-    answer = await tap(harness, od("desc", first))
+    answer = await harness.tap(ALICE, od("desc", first))
     assert answer.show_alert and "can no longer be changed" in answer.text
 
 
@@ -281,23 +264,23 @@ async def test_cancel_asks_first(setup) -> None:
     harness, first, *_ = setup
     async with harness.db.transaction() as s:
         await orders.set_quantity(s, first, MEMBER.id, 2, utcnow())
-    await tap(harness, od("cancel", first))
-    confirm = last(harness)
+    await harness.tap(ALICE, od("cancel", first))
+    confirm = harness.last(ALICE)
     assert "cannot be undone" in confirm.text
-    kb = buttons(confirm)
+    kb = harness.buttons(confirm)
     assert kb == {"Yes, cancel the deal": od("cancel_yes", first), "No, keep it": od("open", first)}
-    await tap(harness, kb["No, keep it"])
+    await harness.tap(ALICE, kb["No, keep it"])
     assert (await get_deal(harness, first)).status == "open"
 
-    answer = await tap(harness, kb["Yes, cancel the deal"])
+    answer = await harness.tap(ALICE, kb["Yes, cancel the deal"])
     assert answer.text == "Cancelled."
     await harness.app.settle()
     async with harness.db.read() as s:
         order = await s.scalar(select(Order))
     assert (await get_deal(harness, first)).status == "cancelled" and order.status == "cancelled"
     card = [m for m in harness.api.sent(ALICE.id) if m.text.startswith(f"D{first} is cancelled")]
-    assert set(buttons(card[-1]).values()) == {od("dup", first), od("list")}  # nothing else
-    assert "was cancelled; all orders are cancelled" in harness.api.texts(ALICE.id)[-1]
+    assert set(harness.buttons(card[-1]).values()) == {od("dup", first), od("list")}  # nothing else
+    assert "was cancelled; all orders are cancelled" in harness.last(ALICE).text
 
 
 # ---------------------------------------------------------------- duplicate
@@ -308,19 +291,19 @@ async def test_duplicate_asks_only_for_the_closing_time(setup) -> None:
     async with harness.db.transaction() as s:
         await deals.close(s, first, utcnow(), cancel=True)
 
-    await tap(harness, od("dup", first))
-    text = last(harness).text
+    await harness.tap(ALICE, od("dup", first))
+    text = harness.last(ALICE).text
     assert text.startswith(f"Copy of D{first}: choose the new closing time.")
     assert await state_of(harness) == "DealWizard:closes"
-    preview = await say(harness, "+3d")
+    preview = (await harness.say(ALICE, "+3d")).text
     assert preview.startswith("<b>Preview</b>") and "Stock: 20 units" in preview
     assert "Minimum to succeed: 5 units" in preview
 
     # Back from the preview returns to the closing time; the other steps keep their values
-    await tap(harness, WizardCB(step="preview", action="back").pack())
+    await harness.tap(ALICE, WizardCB(step="preview", action="back").pack())
     assert await state_of(harness) == "DealWizard:closes"
-    await tap(harness, WizardCB(step="closes", action="keep").pack())
-    await tap(harness, WizardCB(step="preview", action="publish").pack())
+    await harness.tap(ALICE, WizardCB(step="closes", action="keep").pack())
+    await harness.tap(ALICE, WizardCB(step="preview", action="publish").pack())
     await harness.app.settle()
     await harness.settle()
 

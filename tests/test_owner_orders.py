@@ -19,7 +19,7 @@ from services import deals, fulfilment, orders, people
 from services.money import format_money
 from services.people import Person
 from services.timezones import utcnow
-from tests.builders import person, private
+from tests.builders import person
 
 OWNER = person(601, "Olivia", username="olivia")
 OTHER_OWNER = person(602, "Oscar")
@@ -97,29 +97,6 @@ async def make_deal(
     return deal.id, ids
 
 
-async def flush(harness) -> None:
-    await harness.app.settle()
-
-
-async def command(harness, user, text: str) -> str:
-    await harness.feed(harness.updates.command(private(user), user, text))
-    return harness.api.texts(user.id)[-1]
-
-
-async def tap(harness, user, data: OrdersCB | str) -> m.AnswerCallbackQuery:
-    packed = data if isinstance(data, str) else data.pack()
-    await harness.feed(harness.updates.callback(user, packed))
-    return harness.api.answers()[-1]
-
-
-def last_edit(harness) -> m.EditMessageText:
-    return harness.api.of(m.EditMessageText)[-1]
-
-
-def callbacks(request) -> list[str]:
-    return [b.callback_data for row in request.reply_markup.inline_keyboard for b in row]
-
-
 async def order_rows(harness, deal_id: int) -> list[tuple[int, str, str]]:
     async with harness.db.read() as s:
         rows = await s.execute(
@@ -139,7 +116,7 @@ def money(minor: int) -> str:
 
 async def test_open_deal_lists_orders_with_expected_amounts(harness) -> None:
     deal_id, _ids = await make_deal(harness, [(ALICE, 2), (WANG, 1)], tiers=[(3, 1100)])
-    text = await command(harness, OWNER, f"/orders D{deal_id}")
+    text = (await harness.say(OWNER, f"/orders D{deal_id}")).text
     assert f"<b>D{deal_id} · Mangoes &lt;b&gt;&amp;&lt;/b&gt; co</b> (open)" in text
     assert "Closes: " in text
     assert "Participants: 2 · Units: 3" in text
@@ -147,72 +124,72 @@ async def test_open_deal_lists_orders_with_expected_amounts(harness) -> None:
     assert f"Expected revenue: {money(3300)} (CNY), 3 × {money(1100)}" in text
     assert f"1. Alice (@alice) ×2 · ≈ {money(2200)} · joined · <code>" in text
     assert f"2. 小王 ×1 · ≈ {money(1100)} · joined · <code>" in text
-    request = harness.api.sent(OWNER.id)[-1]
-    data = callbacks(request)
+    request = harness.last(OWNER)
+    data = harness.callbacks(request)
     assert f"ord:csv:{deal_id}:0::0" in data and f"ord:xlsx:{deal_id}:0::0" in data
     assert not any(d.startswith(("ord:ask", "ord:order")) for d in data)  # not succeeded
 
 
 async def test_succeeded_deal_shows_revenue_and_fulfilment(harness) -> None:
     deal_id, ids = await make_deal(harness, [(ALICE, 2), (WANG, 1)], close=True)
-    text = await command(harness, OWNER, f"/orders d{deal_id}")
+    text = (await harness.say(OWNER, f"/orders d{deal_id}")).text
     assert "(succeeded)" in text and "Closed: " in text
     assert f"Revenue: {money(3750)} (CNY)" in text
     assert "Waiting 2 · ready 0 · picked up 0 · delivered 0" in text
     assert f"1. Alice (@alice) ×2 · {money(2500)} · confirmed · not handed over yet" in text
-    data = callbacks(harness.api.sent(OWNER.id)[-1])
+    data = harness.callbacks(harness.last(OWNER))
     assert f"ord:order:{deal_id}:{ids[ALICE.id]}::0" in data
     assert f"ord:ask:{deal_id}:0:picked_up:0" in data
 
 
 async def test_orders_without_argument_lists_the_owners_deals(harness) -> None:
     deal_id, _ = await make_deal(harness, [(ALICE, 1)])
-    text = await command(harness, OWNER, "/orders")
+    text = (await harness.say(OWNER, "/orders")).text
     assert "Choose a deal" in text
-    assert callbacks(harness.api.sent(OWNER.id)[-1]) == [f"ord:list:{deal_id}:0::0"]
-    assert await command(harness, ALICE, "/orders") == "You have no deals yet."
-    assert "Usage" in await command(harness, OWNER, "/orders mangoes")
+    assert harness.callbacks(harness.last(OWNER)) == [f"ord:list:{deal_id}:0::0"]
+    assert (await harness.say(ALICE, "/orders")).text == "You have no deals yet."
+    assert "Usage" in (await harness.say(OWNER, "/orders mangoes")).text
 
 
 async def test_long_lists_are_paginated(harness) -> None:
     members = [(person(10_000 + i, f"Member number {i} " + "x" * 40), 1) for i in range(70)]
     deal_id, _ = await make_deal(harness, members, close=True)
-    text = await command(harness, OWNER, f"/orders D{deal_id}")
+    text = (await harness.say(OWNER, f"/orders D{deal_id}")).text
     assert len(text) <= 4096 and "Page 1 of " in text
     pages = int(text.rsplit("Page 1 of ", 1)[1])
     assert pages >= 3
     assert "Participants: 70 · Units: 70" in text  # totals cover every page
-    request = harness.api.sent(OWNER.id)[-1]
+    request = harness.last(OWNER)
     assert sum(len(row) for row in request.reply_markup.inline_keyboard) < 100
-    assert f"ord:list:{deal_id}:0::1" in callbacks(request)  # Next
+    assert f"ord:list:{deal_id}:0::1" in harness.callbacks(request)  # Next
     seen = text.count("Member number")
     for page in range(1, pages):
-        await tap(harness, OWNER, OrdersCB(action="list", deal_id=deal_id, page=page))
-        edit = last_edit(harness)
+        await harness.tap(OWNER, OrdersCB(action="list", deal_id=deal_id, page=page))
+        edit = harness.last_edit()
         assert len(edit.text) <= 4096 and f"Page {page + 1} of {pages}" in edit.text
         seen += edit.text.count("Member number")
     assert seen == 70 and "70. Member number 69" in edit.text
-    await tap(harness, OWNER, OrdersCB(action="list", deal_id=deal_id, page=99))  # stale page
-    assert f"Page {pages} of {pages}" in last_edit(harness).text
+    await harness.tap(OWNER, OrdersCB(action="list", deal_id=deal_id, page=99))  # stale page
+    assert f"Page {pages} of {pages}" in harness.last_edit().text
 
 
 async def test_only_the_owner_sees_the_orders(harness) -> None:
     deal_id, _ = await make_deal(harness, [(ALICE, 1)])
-    assert "Only the owner" in await command(harness, ALICE, f"/orders D{deal_id}")
-    assert "does not exist" in await command(harness, OWNER, "/orders D999999")
+    assert "Only the owner" in (await harness.say(ALICE, f"/orders D{deal_id}")).text
+    assert "does not exist" in (await harness.say(OWNER, "/orders D999999")).text
     for data in (
         OrdersCB(action="list", deal_id=deal_id),
         OrdersCB(action="csv", deal_id=deal_id),
         OrdersCB(action="xlsx", deal_id=deal_id),
     ):
-        answer = await tap(harness, OTHER_OWNER, data)
+        answer = await harness.tap(OTHER_OWNER, data)
         assert answer.show_alert and "Only the owner" in answer.text
-    answer = await tap(harness, OWNER, OrdersCB(action="list", deal_id=2**31 - 1))
+    answer = await harness.tap(OWNER, OrdersCB(action="list", deal_id=2**31 - 1))
     assert answer.show_alert and "does not exist" in answer.text
     for forged in (f"ord:list:{2**40}:0::0", "ord:list:0:0::0", f"ord:list:{deal_id}:0::10000"):
-        answer = await tap(harness, OWNER, forged)  # out of range: answered, not unpacked
+        answer = await harness.tap(OWNER, forged)  # out of range: answered, not unpacked
         assert answer.show_alert and "out of date" in answer.text
-    answer = await tap(harness, OWNER, OrdersCB(action="hack", deal_id=deal_id))
+    answer = await harness.tap(OWNER, OrdersCB(action="hack", deal_id=deal_id))
     assert answer.show_alert
     assert harness.api.of(m.SendDocument) == []
     assert harness.api.of(m.EditMessageText) == []
@@ -230,7 +207,7 @@ async def _export_deal(harness) -> tuple[int, dict[int, int], dict[int, str]]:
 
 async def test_csv_export(harness) -> None:
     deal_id, ids, codes = await _export_deal(harness)
-    answer = await tap(harness, OWNER, OrdersCB(action="csv", deal_id=deal_id))
+    answer = await harness.tap(OWNER, OrdersCB(action="csv", deal_id=deal_id))
     assert not answer.show_alert
     [request] = harness.api.of(m.SendDocument)
     assert request.chat_id == OWNER.id and request.document.filename == f"D{deal_id}-orders.csv"
@@ -254,7 +231,7 @@ async def test_csv_export(harness) -> None:
 
 async def test_xlsx_export(harness) -> None:
     deal_id, ids, codes = await _export_deal(harness)
-    await tap(harness, OWNER, OrdersCB(action="xlsx", deal_id=deal_id))
+    await harness.tap(OWNER, OrdersCB(action="xlsx", deal_id=deal_id))
     [request] = harness.api.of(m.SendDocument)
     assert request.document.filename == f"D{deal_id}-orders.xlsx"
     sheet = load_workbook(io.BytesIO(request.document.data)).active
@@ -282,7 +259,7 @@ async def test_xlsx_export(harness) -> None:
 
 async def test_export_of_an_open_deal_has_expected_amounts(harness) -> None:
     deal_id, _ = await make_deal(harness, [(ALICE, 2)], tiers=[(2, 1100)])
-    await tap(harness, OWNER, OrdersCB(action="csv", deal_id=deal_id))
+    await harness.tap(OWNER, OrdersCB(action="csv", deal_id=deal_id))
     [request] = harness.api.of(m.SendDocument)
     table = list(csv.reader(io.StringIO(request.document.data.decode("utf-8-sig"))))
     assert table[1][4:9] == ["2", "11.00", "22.00", "CNY", "active"]
@@ -293,42 +270,42 @@ async def test_export_of_an_open_deal_has_expected_amounts(harness) -> None:
 
 async def test_mark_one_order_tells_the_member_once(harness) -> None:
     deal_id, ids = await make_deal(harness, [(ALICE, 2), (WANG, 1)], close=True)
-    answer = await tap(
-        harness, OWNER, OrdersCB(action="order", deal_id=deal_id, order_id=ids[ALICE.id])
+    answer = await harness.tap(
+        OWNER, OrdersCB(action="order", deal_id=deal_id, order_id=ids[ALICE.id])
     )
-    card = last_edit(harness)
+    card = harness.last_edit()
     assert "Alice (@alice) ×2" in card.text and "Joined: 2026-03-01 20:00" in card.text
-    assert callbacks(card)[:3] == [
+    assert harness.callbacks(card)[:3] == [
         f"ord:mark:{deal_id}:{ids[ALICE.id]}:{state}:0" for state in fulfilment.STATES
     ]
     harness.api.clear()
     mark_ready = OrdersCB(action="mark", deal_id=deal_id, order_id=ids[ALICE.id], state="ready")
-    answer = await tap(harness, OWNER, mark_ready)
+    answer = await harness.tap(OWNER, mark_ready)
     assert answer.text == "Marked ready for pickup."
-    assert "1 member is told privately." in last_edit(harness).text
-    await flush(harness)
+    assert "1 member is told privately." in harness.last_edit().text
+    await harness.settle()
     [notice] = harness.api.sent(ALICE.id)
     assert "is ready for pickup" in notice.text and "Mangoes &lt;b&gt;" in notice.text
     assert "Gate 3, 18:00" in notice.text and f"Amount: {money(2500)}" in notice.text
 
-    answer = await tap(harness, OWNER, mark_ready)  # a double tap
+    answer = await harness.tap(OWNER, mark_ready)  # a double tap
     assert answer.text == "Already ready for pickup; nothing changed."
-    await flush(harness)
+    await harness.settle()
     assert len(harness.api.sent(ALICE.id)) == 1
 
-    await tap(harness, OWNER, mark_ready.model_copy(update={"state": "picked_up"}))
-    answer = await tap(harness, OWNER, mark_ready)  # backwards: refused
+    await harness.tap(OWNER, mark_ready.model_copy(update={"state": "picked_up"}))
+    answer = await harness.tap(OWNER, mark_ready)  # backwards: refused
     assert answer.show_alert and "already picked up" in answer.text
-    await flush(harness)
-    assert "was picked up" in harness.api.sent(ALICE.id)[-1].text
+    await harness.settle()
+    assert "was picked up" in harness.last(ALICE).text
     assert len(harness.api.sent(ALICE.id)) == 2
     assert await order_rows(harness, deal_id) == [
         (ALICE.id, "confirmed", "picked_up"),
         (WANG.id, "confirmed", "none"),
     ]
     # 小王 reads Chinese: the notice is rendered in that locale (money as ¥, not CN¥)
-    await tap(harness, OWNER, mark_ready.model_copy(update={"order_id": ids[WANG.id]}))
-    await flush(harness)
+    await harness.tap(OWNER, mark_ready.model_copy(update={"order_id": ids[WANG.id]}))
+    await harness.settle()
     [notice] = harness.api.sent(WANG.id)
     assert format_money(1250, "CNY", "zh_Hans") in notice.text and "CN¥" not in notice.text
 
@@ -340,15 +317,15 @@ async def test_mark_all_with_a_member_who_never_started_and_one_who_blocked(harn
         close=True, not_started=(SILENT.id,),
     )  # fmt: skip
     harness.api.fail_next("forbidden", m.SendMessage, chat_id=ALICE.id, message="blocked")
-    answer = await tap(harness, OWNER, OrdersCB(action="ask", deal_id=deal_id, state="delivered"))
-    assert "Mark every confirmed order" in last_edit(harness).text
-    answer = await tap(harness, OWNER, OrdersCB(action="all", deal_id=deal_id, state="delivered"))
+    answer = await harness.tap(OWNER, OrdersCB(action="ask", deal_id=deal_id, state="delivered"))
+    assert "Mark every confirmed order" in harness.last_edit().text
+    answer = await harness.tap(OWNER, OrdersCB(action="all", deal_id=deal_id, state="delivered"))
     assert answer.text == "4 orders marked delivered."
-    summary = last_edit(harness).text
+    summary = harness.last_edit().text
     assert "3 members are told privately." in summary
     assert "1 member has not started the bot and is not told." in summary
     assert "delivered 4" in summary
-    await flush(harness)
+    await harness.settle()
     assert harness.api.sent(SILENT.id) == []
     assert len(harness.api.sent(ALICE.id)) == 1  # tried, refused with 403
     # the 403 did not stop the others; each is told in their own language
@@ -361,21 +338,19 @@ async def test_mark_all_with_a_member_who_never_started_and_one_who_blocked(harn
     assert {f for _u, _s, f in await order_rows(harness, deal_id)} == {"delivered"}
 
     harness.api.clear()  # again: nothing left to change, nobody is told twice
-    answer = await tap(harness, OWNER, OrdersCB(action="all", deal_id=deal_id, state="delivered"))
+    answer = await harness.tap(OWNER, OrdersCB(action="all", deal_id=deal_id, state="delivered"))
     assert answer.text == "0 orders marked delivered."
-    await flush(harness)
+    await harness.settle()
     assert harness.api.sent() == []
 
 
 async def test_mark_all_skips_orders_already_further(harness) -> None:
     deal_id, ids = await make_deal(harness, [(ALICE, 1), (WANG, 1)], close=True)
-    await tap(
-        harness,
-        OWNER,
-        OrdersCB(action="mark", deal_id=deal_id, order_id=ids[WANG.id], state="picked_up"),
+    await harness.tap(
+        OWNER, OrdersCB(action="mark", deal_id=deal_id, order_id=ids[WANG.id], state="picked_up")
     )
-    await tap(harness, OWNER, OrdersCB(action="all", deal_id=deal_id, state="ready"))
-    assert "1 order was left as it was" in last_edit(harness).text
+    await harness.tap(OWNER, OrdersCB(action="all", deal_id=deal_id, state="ready"))
+    assert "1 order was left as it was" in harness.last_edit().text
     assert await order_rows(harness, deal_id) == [
         (ALICE.id, "confirmed", "ready"),
         (WANG.id, "confirmed", "picked_up"),
@@ -413,11 +388,11 @@ async def test_fulfilment_refusals_change_nothing(harness) -> None:
         (OWNER, OrdersCB(action="mark", deal_id=open_id, order_id=1, state="eaten"), None),
     ]
     for user, data, reason in cases:
-        answer = await tap(harness, user, data)
+        answer = await harness.tap(user, data)
         assert answer.show_alert, data
         if reason:
             assert reason in answer.text, (data, answer.text)
-    await flush(harness)
+    await harness.settle()
     assert harness.api.sent() == []
     assert await order_rows(harness, open_id) + await order_rows(harness, done_id) == before
 
@@ -429,16 +404,16 @@ async def test_pickup_by_code(harness) -> None:
     deal_id, ids = await make_deal(harness, [(ALICE, 2), (WANG, 1)], close=True)
     async with harness.db.read() as s:
         code = await s.scalar(select(Order.pickup_code).where(Order.id == ids[ALICE.id]))
-    reply = await command(harness, OWNER, f"/pickup {code.lower()}")
+    reply = (await harness.say(OWNER, f"/pickup {code.lower()}")).text
     assert f"Order <code>{code}</code>: Alice (@alice) ×2" in reply
     assert "Marked picked up. 1 member is told privately." in reply
-    await flush(harness)
+    await harness.settle()
     [notice] = harness.api.sent(ALICE.id)
     assert "was picked up" in notice.text
 
-    reply = await command(harness, OWNER, f"/pickup {code}")
+    reply = (await harness.say(OWNER, f"/pickup {code}")).text
     assert "already picked up; nothing changed" in reply
-    await flush(harness)
+    await harness.settle()
     assert len(harness.api.sent(ALICE.id)) == 1
     assert await order_rows(harness, deal_id) == [
         (ALICE.id, "confirmed", "picked_up"),
@@ -453,18 +428,19 @@ async def test_pickup_refusals(harness) -> None:
     )
     async with harness.db.read() as s:
         codes = dict((await s.execute(select(Order.id, Order.pickup_code))).all())
-    assert "Usage" in await command(harness, OWNER, "/pickup")
-    assert "No order has the pickup code <code>ZZZZZZ</code>" in await command(
-        harness, OWNER, "/pickup ZZZZZZ"
+    assert "Usage" in (await harness.say(OWNER, "/pickup")).text
+    assert (
+        "No order has the pickup code <code>ZZZZZZ</code>"
+        in (await harness.say(OWNER, "/pickup ZZZZZZ")).text
     )
-    assert "&lt;b&gt;" in await command(harness, OWNER, "/pickup <b>")
-    reply = await command(harness, OWNER, f"/pickup {codes[done_ids[WANG.id]]}")
+    assert "&lt;b&gt;" in (await harness.say(OWNER, "/pickup <b>")).text
+    reply = (await harness.say(OWNER, f"/pickup {codes[done_ids[WANG.id]]}")).text
     assert reply == "That pickup code belongs to a deal you don't run."
-    reply = await command(harness, OWNER, f"/pickup {codes[open_ids[ALICE.id]]}")
+    reply = (await harness.say(OWNER, f"/pickup {codes[open_ids[ALICE.id]]}")).text
     assert "Only orders of a deal that succeeded" in reply and "open" in reply
     assert await order_rows(harness, open_id) == [(ALICE.id, "active", "none")]
     assert await order_rows(harness, done_id) == [(WANG.id, "confirmed", "none")]
-    await flush(harness)
+    await harness.settle()
     assert harness.api.sent(ALICE.id) == [] and harness.api.sent(WANG.id) == []
 
 
@@ -473,7 +449,7 @@ async def test_pickup_of_a_failed_deal_is_refused(harness) -> None:
     async with harness.db.read() as s:
         code = await s.scalar(select(Order.pickup_code).where(Order.id == ids[ALICE.id]))
         assert (await s.get(Deal, deal_id)).status == "failed"
-    reply = await command(harness, OWNER, f"/pickup {code}")
+    reply = (await harness.say(OWNER, f"/pickup {code}")).text
     assert "this deal is failed" in reply
     assert await order_rows(harness, deal_id) == [(ALICE.id, "failed", "none")]
 

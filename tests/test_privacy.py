@@ -38,7 +38,7 @@ from models import (
     User,
 )
 from services import privacy
-from tests.builders import person, private
+from tests.builders import person
 from tests.fake_api import BOT_ID
 
 # Distinctive values, so a scan for them cannot hit anything by chance.
@@ -382,14 +382,11 @@ def row_holds(row: tuple[Any, ...], ids: tuple[int, ...], needles: tuple[str, ..
     return any(holds(v, ids, needles) for v in row)
 
 
-async def command(harness, user, text: str) -> None:
-    await harness.feed(harness.updates.command(private(user), user, text))
-
-
 async def tap(harness, user, action: str) -> m.AnswerCallbackQuery:
-    await harness.feed(harness.updates.callback(user, ForgetCB(action=action).pack()))
+    """Press a /forgetme button, then let what it set going finish."""
+    answer = await harness.tap(user, ForgetCB(action=action))
     await harness.settle()
-    return harness.api.answers()[-1]
+    return answer
 
 
 # ---------------------------------------------------------------- /forgetme
@@ -405,7 +402,7 @@ async def test_forgetme_leaves_no_personal_data_in_any_table(harness) -> None:
     harness.app.activity.record_message(G1_CHAT, BOB_ID, buffered_at)
     before = await snapshot(harness)
 
-    await command(harness, ALICE, "/forgetme")
+    await harness.send(ALICE, "/forgetme")
     [prompt] = harness.api.sent(ALICE_ID)
     # She chose Chinese: the prompt and the answer are in her language.
     assert "此操作无法撤销" in prompt.text and "匿名买家" in prompt.text
@@ -495,10 +492,10 @@ async def test_forgetme_leaves_no_personal_data_in_any_table(harness) -> None:
 
 async def test_after_forgetting_the_user_is_new(harness) -> None:
     await seed(harness)
-    await command(harness, ALICE, "/forgetme")
+    await harness.send(ALICE, "/forgetme")
     await tap(harness, ALICE, "confirm")
-    await command(harness, ALICE, "/myorders")
-    assert "no orders yet" in harness.api.sent(ALICE_ID)[-1].text
+    await harness.send(ALICE, "/myorders")
+    assert "no orders yet" in harness.last(ALICE_ID).text
     async with harness.db.read() as s:
         user = await s.get(User, ALICE_ID)
     assert user is not None and user.language is None and not user.started
@@ -506,7 +503,7 @@ async def test_after_forgetting_the_user_is_new(harness) -> None:
 
 async def test_cancel_changes_nothing(harness) -> None:
     await seed(harness)
-    await command(harness, ALICE, "/forgetme")
+    await harness.send(ALICE, "/forgetme")
     before = await snapshot(harness)
     answer = await tap(harness, ALICE, "cancel")
     after = await snapshot(harness)
@@ -524,7 +521,7 @@ async def test_cancel_changes_nothing(harness) -> None:
 
 async def test_a_failed_revocation_is_logged_and_changes_nothing(harness, caplog) -> None:
     await seed(harness)
-    await command(harness, ALICE, "/forgetme")
+    await harness.send(ALICE, "/forgetme")
     harness.api.fail_next("bad_request", m.RevokeChatInviteLink, message="Bad Request: no rights")
     with caplog.at_level(logging.WARNING):
         await tap(harness, ALICE, "confirm")
@@ -553,7 +550,7 @@ async def test_forged_action_is_refused(harness) -> None:
 
 async def test_mydata_exports_every_table_and_nothing_of_others(harness) -> None:
     await seed(harness)
-    await command(harness, ALICE, "/mydata")
+    await harness.send(ALICE, "/mydata")
     [document] = harness.api.of(m.SendDocument)
     assert document.chat_id == ALICE_ID
     assert document.document.filename == f"tuan-mydata-{ALICE_ID}.json"
@@ -600,6 +597,6 @@ async def test_mydata_exports_every_table_and_nothing_of_others(harness) -> None
 async def test_private_only(harness, text: str) -> None:
     from tests.builders import group
 
-    await harness.feed(harness.updates.command(group(G1_CHAT), ALICE, text))
+    await harness.send(ALICE, text, group(G1_CHAT))
     assert harness.api.of(m.SendDocument) == []
     assert not any("Forget me" in t for t in harness.api.texts())

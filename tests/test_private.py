@@ -7,7 +7,7 @@ from aiogram.types import Location
 from sqlalchemy import select
 
 from models import Group, User
-from tests.builders import group, person, private
+from tests.builders import group, person
 
 ALICE = person(501, "Alice")
 BOB = person(502, "Bob")
@@ -17,12 +17,6 @@ OPERATOR = person(42, "Olga")  # ADMIN_IDS=42 in the settings fixture
 async def add_bot(harness, chat, owner, *admins) -> None:
     harness.api.set_admins(chat.id, owner, *admins)
     await harness.feed(harness.updates.my_chat_member(chat, owner, "left", "administrator"))
-
-
-async def send(harness, user, text: str) -> str:
-    """Send `text` in the user's private chat; return the bot's last reply there."""
-    await harness.feed(harness.updates.message(private(user), user, text))
-    return harness.api.texts(user.id)[-1]
 
 
 async def stored_user(harness, user_id: int) -> User:
@@ -35,20 +29,16 @@ async def _groups(harness) -> list[Group]:
         return list((await s.scalars(select(Group).order_by(Group.id))).all())
 
 
-def buttons(request) -> list[str]:
-    return [b.callback_data for row in request.reply_markup.inline_keyboard for b in row]
-
-
 # ---------------------------------------------------------------- /start
 
 
 async def test_start_without_groups_invites_to_add_the_bot(harness) -> None:
-    await harness.feed(harness.updates.command(private(ALICE), ALICE, "/start"))
+    await harness.send(ALICE, "/start")
     [reply] = harness.api.sent(ALICE.id)
     assert reply.text.startswith("Hello, Alice! I am Tuan")
     assert "add me to your group and make me an admin" in reply.text
     assert "Groups you run with me" not in reply.text
-    assert buttons(reply) == ["lang:en", "lang:zh_Hans"]
+    assert harness.callbacks(reply) == ["lang:en", "lang:zh_Hans"]
     assert (await stored_user(harness, ALICE.id)).started is True
 
 
@@ -60,7 +50,7 @@ async def test_start_lists_groups_with_role(harness) -> None:
     await harness.feed(harness.updates.my_chat_member(group(-4003), ALICE, "administrator", "left"))
     harness.api.clear()
 
-    reply = await send(harness, ALICE, "/start")
+    reply = (await harness.say(ALICE, "/start")).text
     assert "Groups you run with me:\n• Apples (owner)\n• Bananas (admin)\n" in reply
     assert "Cherries" not in reply and "Dates" not in reply  # inactive, not hers
     assert "add me to your group" not in reply and "/settings" in reply
@@ -69,16 +59,16 @@ async def test_start_lists_groups_with_role(harness) -> None:
 async def test_start_escapes_names(harness) -> None:
     mallory = person(503, "<i>Mal</i>")
     await add_bot(harness, group(-4005, "A & B"), mallory)
-    reply = await send(harness, mallory, "/start")
+    reply = (await harness.say(mallory, "/start")).text
     assert "Hello, &lt;i&gt;Mal&lt;/i&gt;!" in reply and "• A &amp; B (owner)" in reply
 
 
 async def test_start_settings_deep_link_opens_the_group_list(harness) -> None:
     await add_bot(harness, group(-4001, "Apples"), ALICE)
     [g] = await _groups(harness)
-    await harness.feed(harness.updates.command(private(ALICE), ALICE, "/start settings"))
+    await harness.send(ALICE, "/start settings")
     [reply] = harness.api.sent(ALICE.id)[-1:]
-    assert reply.text == "Choose a group:" and buttons(reply) == [f"set:open:{g.id}"]
+    assert reply.text == "Choose a group:" and harness.callbacks(reply) == [f"set:open:{g.id}"]
     assert (await stored_user(harness, ALICE.id)).started is True
 
 
@@ -86,23 +76,26 @@ async def test_start_settings_deep_link_opens_the_group_list(harness) -> None:
 
 
 async def test_choosing_chinese_is_stored_and_used_from_then_on(harness) -> None:
-    assert "this help" in await send(harness, ALICE, "/help")
+    assert "this help" in (await harness.say(ALICE, "/help")).text
     await harness.feed(harness.updates.callback(ALICE, "lang:zh_Hans"))
 
     assert (await stored_user(harness, ALICE.id)).language == "zh_Hans"
     [answer] = harness.api.answers()
     assert answer.text == "语言已设为简体中文。" and not answer.show_alert
-    assert harness.api.texts(ALICE.id)[-1].startswith("语言已设为简体中文。")
+    assert harness.last(ALICE).text.startswith("语言已设为简体中文。")
 
-    assert "查看帮助" in await send(harness, ALICE, "/help")
-    assert "我不认识这个命令" in await send(harness, ALICE, "/foo")
-    assert (await send(harness, ALICE, "/start")).startswith("你好，Alice！")
+    assert "查看帮助" in (await harness.say(ALICE, "/help")).text
+    assert "我不认识这个命令" in (await harness.say(ALICE, "/foo")).text
+    assert ((await harness.say(ALICE, "/start")).text).startswith("你好，Alice！")
 
 
 async def test_lang_command_offers_the_keyboard(harness) -> None:
-    await harness.feed(harness.updates.command(private(ALICE), ALICE, "/lang"))
+    await harness.send(ALICE, "/lang")
     [reply] = harness.api.sent(ALICE.id)
-    assert reply.text == "Choose your language:" and buttons(reply) == ["lang:en", "lang:zh_Hans"]
+    assert reply.text == "Choose your language:" and harness.callbacks(reply) == [
+        "lang:en",
+        "lang:zh_Hans",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -111,16 +104,16 @@ async def test_lang_command_offers_the_keyboard(harness) -> None:
 )
 async def test_telegram_language_code_without_a_choice(harness, code, expected) -> None:
     user = person(510, "Li", language=code)
-    assert expected in await send(harness, user, "/help")
+    assert expected in (await harness.say(user, "/help")).text
     assert (await stored_user(harness, user.id)).language is None
 
 
 async def test_choice_overrides_telegram_language_code(harness) -> None:
     wang = person(511, "小王", language="zh-hans")
-    assert "查看帮助" in await send(harness, wang, "/help")
+    assert "查看帮助" in (await harness.say(wang, "/help")).text
     await harness.feed(harness.updates.callback(wang, "lang:en"))
     assert harness.api.answers()[-1].text == "Language set to English."
-    assert "/help: this help" in await send(harness, wang, "/help")
+    assert "/help: this help" in (await harness.say(wang, "/help")).text
     assert (await stored_user(harness, wang.id)).language == "en"
 
 
@@ -130,14 +123,14 @@ async def test_forged_language_is_refused_with_an_alert(harness) -> None:
     assert answer.show_alert is True and "out of date" in answer.text
     assert (await stored_user(harness, ALICE.id)).language is None
     assert harness.api.sent(ALICE.id) == []
-    assert "this help" in await send(harness, ALICE, "/help")
+    assert "this help" in (await harness.say(ALICE, "/help")).text
 
 
 # ---------------------------------------------------------------- /help
 
 
 async def test_help_for_a_plain_member(harness) -> None:
-    reply = await send(harness, BOB, "/help")
+    reply = (await harness.say(BOB, "/help")).text
     assert "/start: welcome and your groups" in reply and "/lang: choose your language" in reply
     assert "/settings:" not in reply and "Run a community?" in reply
     assert "Bot operators" not in reply
@@ -145,7 +138,7 @@ async def test_help_for_a_plain_member(harness) -> None:
 
 async def test_help_for_an_owner(harness) -> None:
     await add_bot(harness, group(-4001, "Apples"), ALICE)
-    reply = await send(harness, ALICE, "/help")
+    reply = (await harness.say(ALICE, "/help")).text
     assert "For group owners and admins" in reply
     assert "/settings: timezone, currency and language of your groups" in reply
     assert "Run a community?" not in reply and "Bot operators" not in reply
@@ -154,19 +147,19 @@ async def test_help_for_an_owner(harness) -> None:
 async def test_help_for_an_owner_of_a_group_the_bot_left(harness) -> None:
     await add_bot(harness, group(-4001, "Apples"), ALICE)
     await harness.feed(harness.updates.my_chat_member(group(-4001), ALICE, "administrator", "left"))
-    reply = await send(harness, ALICE, "/help")
+    reply = (await harness.say(ALICE, "/help")).text
     assert "/settings:" not in reply and "Run a community?" in reply
 
 
 async def test_help_for_an_operator(harness) -> None:
-    reply = await send(harness, OPERATOR, "/help")
+    reply = (await harness.say(OPERATOR, "/help")).text
     assert "<b>Bot operators</b>" in reply and "/status:" in reply
     assert "/settings:" not in reply  # runs no group
 
 
 async def test_help_for_an_operator_in_chinese(harness) -> None:
     operator = person(42, "Olga", language="zh-hans")
-    reply = await send(harness, operator, "/help")
+    reply = (await harness.say(operator, "/help")).text
     assert "机器人运营者" in reply and "/status" in reply
 
 
@@ -174,20 +167,20 @@ async def test_help_for_an_operator_in_chinese(harness) -> None:
 
 
 async def test_unknown_command_and_stray_messages_get_a_hint(harness) -> None:
-    assert await send(harness, ALICE, "/foo") == (
+    assert (await harness.say(ALICE, "/foo")).text == (
         "I don't know that command. Send /help to see what I can do."
     )
-    assert await send(harness, ALICE, "hello there") == "Send /help to see what I can do."
+    assert (await harness.say(ALICE, "hello there")).text == "Send /help to see what I can do."
     location = Location(latitude=31.23, longitude=121.47)
-    await harness.feed(harness.updates.message(private(ALICE), ALICE, None, location=location))
-    assert harness.api.texts(ALICE.id)[-1] == "Send /help to see what I can do."
+    await harness.send(ALICE, None, location=location)
+    assert harness.last(ALICE).text == "Send /help to see what I can do."
 
 
 async def test_group_chatter_gets_no_hint(harness) -> None:
     await add_bot(harness, group(-4001, "Apples"), ALICE)
     harness.api.clear()
-    await harness.feed(harness.updates.message(group(-4001), BOB, "hello everyone"))
-    await harness.feed(harness.updates.message(group(-4001), BOB, "/foo"))
+    await harness.send(BOB, "hello everyone", group(-4001))
+    await harness.send(BOB, "/foo", group(-4001))
     assert harness.api.sent() == []
 
 

@@ -207,22 +207,17 @@ async def test_set_reminders_checks_owner_status_and_values(harness) -> None:
 # ---------------------------------------------------------------- the owner: /newdeal
 
 
-async def test_wizard_reminders_step_refuses_bad_input_keeps_default_and_goes_back(
-    harness, clock
-) -> None:
-    from tests.test_deal_wizard import NOW, add_group, at_step, buttons, cb, fsm, full_draft
-    from tests.test_deal_wizard import last as last_wizard
-    from tests.test_deal_wizard import say as say_wizard
-    from tests.test_deal_wizard import tap as tap_wizard
+async def test_wizard_reminders_step_refuses_bad_input_keeps_default_and_goes_back(harness) -> None:
+    from tests.test_deal_wizard import NOW, OWNER, add_group, at_step, cb, fsm, full_draft
 
     gid = await add_group(harness)
-    clock(NOW)
+    harness.clock.set(NOW)
     await at_step(harness, "opens", full_draft(gid, NOW))
-    await tap_wizard(harness, cb("opens", "now"))
-    prompt = last_wizard(harness)
+    await harness.tap(OWNER, cb("opens", "now"))
+    prompt = harness.last(OWNER)
     assert "Reminders in the groups before the deal closes" in prompt.text
     assert "step 12 of 13" in prompt.text
-    kb = buttons(prompt)
+    kb = harness.buttons(prompt)
     assert kb["Keep default (2 h and 15 min)"] == cb("reminders", "default")
     assert kb["No reminders"] == cb("reminders", "skip")
     assert {"« Back", "✖ Cancel"} <= set(kb) and "Keep current" not in kb
@@ -233,58 +228,45 @@ async def test_wizard_reminders_step_refuses_bad_input_keeps_default_and_goes_ba
         ("2h 1h 30m 15m", "At most 3 reminders"),
         ("2h, 120m", "different time"),
     ]:
-        text = await say_wizard(harness, bad)
+        text = (await harness.say(OWNER, bad)).text
         assert expected in text and "for example <code>" in text, (bad, text)
         state, data = await fsm(harness)
         assert state == "DealWizard:reminders" and "reminders" not in data["draft"]
 
-    assert "pickup or delivery" in await say_wizard(harness, "2小时 15分钟, 1d")
+    assert "pickup or delivery" in (await harness.say(OWNER, "2小时 15分钟, 1d")).text
     assert (await fsm(harness))[1]["draft"]["reminders"] == "1440,120,15"
-    await tap_wizard(harness, cb("pickup", "back"))
-    text = last_wizard(harness).text
+    await harness.tap(OWNER, cb("pickup", "back"))
+    text = harness.last(OWNER).text
     assert "Current: 1 d, 2 h, 15 min before closing" in text
-    assert "Keep current" in buttons(last_wizard(harness))
-    await tap_wizard(harness, cb("reminders", "keep"))
-    preview = await say_wizard(harness, "Gate 3")
+    assert "Keep current" in harness.buttons(harness.last(OWNER))
+    await harness.tap(OWNER, cb("reminders", "keep"))
+    preview = (await harness.say(OWNER, "Gate 3")).text
     assert "Reminders: 1 d, 2 h, 15 min before closing" in preview
 
-    await tap_wizard(harness, cb("preview", "back"))
-    await tap_wizard(harness, cb("pickup", "back"))
-    await tap_wizard(harness, cb("reminders", "skip"))  # No reminders
-    await tap_wizard(harness, cb("pickup", "skip"))
-    assert "Reminders: none" in last_wizard(harness).text
-    await tap_wizard(harness, cb("preview", "publish"))
+    await harness.tap(OWNER, cb("preview", "back"))
+    await harness.tap(OWNER, cb("pickup", "back"))
+    await harness.tap(OWNER, cb("reminders", "skip"))  # No reminders
+    await harness.tap(OWNER, cb("pickup", "skip"))
+    assert "Reminders: none" in harness.last(OWNER).text
+    await harness.tap(OWNER, cb("preview", "publish"))
     async with harness.db.read() as s:
         [deal] = (await s.scalars(select(Deal))).all()
     assert deal.reminders == ""
 
 
-async def test_wizard_keep_default_stores_null(harness, clock) -> None:
-    from tests.test_deal_wizard import NOW, add_group, at_step, cb, full_draft
-    from tests.test_deal_wizard import last as last_wizard
-    from tests.test_deal_wizard import tap as tap_wizard
+async def test_wizard_keep_default_stores_null(harness) -> None:
+    from tests.test_deal_wizard import NOW, OWNER, add_group, at_step, cb, full_draft
 
     gid = await add_group(harness)
-    clock(NOW)
+    harness.clock.set(NOW)
     await at_step(harness, "reminders", full_draft(gid, NOW, reminders="30"))
-    await tap_wizard(harness, cb("reminders", "default"))
-    await tap_wizard(harness, cb("pickup", "skip"))
-    assert "Reminders: 2 h, 15 min before closing (default)" in last_wizard(harness).text
-    await tap_wizard(harness, cb("preview", "publish"))
+    await harness.tap(OWNER, cb("reminders", "default"))
+    await harness.tap(OWNER, cb("pickup", "skip"))
+    assert "Reminders: 2 h, 15 min before closing (default)" in harness.last(OWNER).text
+    await harness.tap(OWNER, cb("preview", "publish"))
     async with harness.db.read() as s:
         deal = await s.scalar(select(Deal))
     assert deal is not None and deal.reminders is None
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    from handlers import deal_wizard, owner_deals
-
-    def set_now(moment) -> None:
-        monkeypatch.setattr(deal_wizard, "now", lambda: moment)
-        monkeypatch.setattr(owner_deals, "now", lambda: moment)
-
-    return set_now
 
 
 # ---------------------------------------------------------------- the owner: /deals
@@ -296,58 +278,54 @@ async def test_owner_edits_reminders_from_the_deals_list(harness) -> None:
         ALICE_GROUP,
         BOB,
         add_group,
-        buttons,
         get_deal,
-        last,
         make_deal,
         od,
-        say,
         state_of,
-        tap,
     )
 
     gid = await add_group(harness, ALICE_GROUP, ALICE)
     deal_id = await make_deal(harness, ALICE.id, gid)
     harness.api.clear()
-    await tap(harness, od("open", deal_id))
-    card = last(harness)
+    await harness.tap(ALICE, od("open", deal_id))
+    card = harness.last(ALICE)
     assert "Reminders: 2 h, 15 min before closing (default)" in card.text
-    assert buttons(card)["🔔 Reminders"] == od("rem", deal_id)
+    assert harness.buttons(card)["🔔 Reminders"] == od("rem", deal_id)
 
-    await tap(harness, od("rem", deal_id))
-    prompt = last(harness)
+    await harness.tap(ALICE, od("rem", deal_id))
+    prompt = harness.last(ALICE)
     assert "Reminders already sent are not sent again" in prompt.text
-    assert {"Default (2 h and 15 min)", "No reminders", "✖ Cancel"} <= set(buttons(prompt))
+    assert {"Default (2 h and 15 min)", "No reminders", "✖ Cancel"} <= set(harness.buttons(prompt))
     assert await state_of(harness) == "OwnerEdit:reminders"
 
-    text = await say(harness, "90")
+    text = (await harness.say(ALICE, "90")).text
     assert "not a list of reminders" in text and "<code>2h, 15m</code>" in text
     assert (await get_deal(harness, deal_id)).reminders is None  # nothing changed
     assert await state_of(harness) == "OwnerEdit:reminders"
 
-    text = await say(harness, "1h30m, 10m")
+    text = (await harness.say(ALICE, "1h30m, 10m")).text
     assert f"Reminders of D{deal_id}: 1 h 30 min, 10 min before closing." in text
     assert (await get_deal(harness, deal_id)).reminders == "90,10"
     assert await state_of(harness) is None
 
-    await tap(harness, od("remoff", deal_id))
+    await harness.tap(ALICE, od("remoff", deal_id))
     assert (await get_deal(harness, deal_id)).reminders == ""
-    assert "Reminders: none" in last(harness).text
-    await tap(harness, od("remdef", deal_id))
+    assert "Reminders: none" in harness.last(ALICE).text
+    await harness.tap(ALICE, od("remdef", deal_id))
     assert (await get_deal(harness, deal_id)).reminders is None
 
-    answer = await tap(harness, od("remoff", deal_id), user=BOB)  # not his deal
+    answer = await harness.tap(BOB, od("remoff", deal_id))  # not his deal
     assert answer.show_alert and (await get_deal(harness, deal_id)).reminders is None
 
 
 async def test_reminders_of_a_closed_deal_cannot_change(harness) -> None:
-    from tests.test_owner_deals import ALICE, ALICE_GROUP, add_group, get_deal, make_deal, od, tap
+    from tests.test_owner_deals import ALICE, ALICE_GROUP, add_group, get_deal, make_deal, od
 
     gid = await add_group(harness, ALICE_GROUP, ALICE)
     deal_id = await make_deal(harness, ALICE.id, gid)
     async with harness.db.transaction() as s:
         await s.execute(update(Deal).where(Deal.id == deal_id).values(status="failed"))
     for action in ("rem", "remoff"):
-        answer = await tap(harness, od(action, deal_id))
+        answer = await harness.tap(ALICE, od(action, deal_id))
         assert answer.show_alert
     assert (await get_deal(harness, deal_id)).reminders is None

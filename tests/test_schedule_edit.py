@@ -11,7 +11,6 @@ import pytest
 from aiogram.fsm.storage.base import StorageKey
 from sqlalchemy import delete, select, update
 
-from handlers import schedule as schedule_handlers
 from models import GroupAdmin, ScheduledPost, ScheduledTarget
 from scheduler.jobs import tick
 from services import calendar
@@ -246,8 +245,8 @@ async def test_a_group_added_to_a_one_off_post_that_ran_gets_nothing(harness, tw
 
 
 @pytest.fixture
-def frozen(monkeypatch):
-    monkeypatch.setattr(schedule_handlers, "now", lambda: NOW)
+def frozen(harness):
+    harness.clock.set(NOW)
     return NOW
 
 
@@ -269,39 +268,33 @@ async def owner_state(harness) -> str | None:
     return await harness.app.dispatcher.storage.get_state(owner_state_key(harness))
 
 
-def last_text(harness) -> str:
-    return harness.api.sent(OWNER.id)[-1].text
-
-
 async def test_owner_edits_the_schedule_and_bad_times_change_nothing(harness, frozen) -> None:
-    from tests.test_calendar import say, tap
-
     berlin, shanghai, _elsewhere = await owned_groups(harness)
     post_id = await make_post(harness, [berlin, shanghai])
     before = await runs(harness, post_id)
 
-    await say(harness, "/schedule list")
-    await tap(harness, si("edit", post_id))
-    menu = harness.api.sent(OWNER.id)[-1]
+    await harness.say(OWNER, "/schedule list")
+    await harness.tap(OWNER, si("edit", post_id))
+    menu = harness.last(OWNER)
     labels = {b.callback_data: b.text for row in menu.reply_markup.inline_keyboard for b in row}
     assert {si("etext", post_id), si("etime", post_id), si("egroups", post_id)} <= set(labels)
 
-    await tap(harness, si("etime", post_id))
-    assert f"Post #{post_id}: new schedule." in last_text(harness)
-    await tap(harness, sc("kind", "kind", "once"))
-    assert "Europe/Berlin" in last_text(harness)  # the first group's timezone
+    await harness.tap(OWNER, si("etime", post_id))
+    assert f"Post #{post_id}: new schedule." in harness.last(OWNER).text
+    await harness.tap(OWNER, sc("kind", "kind", "once"))
+    assert "Europe/Berlin" in harness.last(OWNER).text  # the first group's timezone
     for bad, expected in [
         ("2026-02-30 10:00", "date does not exist"),
         ("25:61", "00 to 23"),
         ("2026-01-01 10:00", "already passed"),
     ]:
-        answer = await say(harness, bad)
+        answer = (await harness.say(OWNER, bad)).text
         assert expected in answer and "<code>" in answer, (bad, answer)
         assert await owner_state(harness) == "ScheduleWizard:when"
         assert (await post_row(harness, post_id)).kind == "daily"
         assert await runs(harness, post_id) == before
 
-    answer = await say(harness, "2026-03-29 09:00")
+    answer = (await harness.say(OWNER, "2026-03-29 09:00")).text
     assert f"Schedule of post #{post_id} updated." in answer
     assert "Next run in Berliner Runde: 2026-03-29 09:00 (Europe/Berlin)" in answer
     assert "Next run in Fruit Lovers: 2026-03-29 15:00 (Asia/Shanghai)" in answer
@@ -309,14 +302,14 @@ async def test_owner_edits_the_schedule_and_bad_times_change_nothing(harness, fr
     assert await runs(harness, post_id) == {berlin: moment, shanghai: moment}
     assert await owner_state(harness) is None
 
-    await tap(harness, si("etime", post_id))
-    await tap(harness, sc("kind", "kind", "cron"))
-    answer = await say(harness, "* * * * *")
+    await harness.tap(OWNER, si("etime", post_id))
+    await harness.tap(OWNER, sc("kind", "kind", "cron"))
+    answer = (await harness.say(OWNER, "* * * * *")).text
     assert "every 5 minutes" in answer and await runs(harness, post_id) == {
         berlin: moment,
         shanghai: moment,
     }
-    answer = await say(harness, "30 8 * * 1-5")
+    answer = (await harness.say(OWNER, "30 8 * * 1-5")).text
     assert "Schedule: cron <code>30 8 * * 1-5</code>" in answer
     assert await runs(harness, post_id) == {
         berlin: datetime(2026, 3, 20, 7, 30, tzinfo=UTC),  # 08:30 CET today
@@ -325,73 +318,69 @@ async def test_owner_edits_the_schedule_and_bad_times_change_nothing(harness, fr
 
 
 async def test_owner_edits_weekly_days_and_back_returns_to_the_menu(harness, frozen) -> None:
-    from tests.test_calendar import say, tap
-
     berlin, _shanghai, _elsewhere = await owned_groups(harness)
     post_id = await make_post(harness, [berlin], kind="weekly", weekdays="0")
-    await tap(harness, si("etime", post_id))
-    await tap(harness, sc("kind", "back"))
-    assert "what do you want to change" in last_text(harness)
+    await harness.tap(OWNER, si("etime", post_id))
+    await harness.tap(OWNER, sc("kind", "back"))
+    assert "what do you want to change" in harness.last(OWNER).text
     assert await owner_state(harness) is None
 
-    await tap(harness, si("etime", post_id))
-    await tap(harness, sc("kind", "kind", "weekly"))
-    await tap(harness, sc("days", "day", "0"))  # Monday was chosen: now none
-    assert (await tap(harness, sc("days", "done"))).show_alert
-    await tap(harness, sc("days", "day", "4"))
-    await tap(harness, sc("days", "done"))
-    await say(harness, "20:00")
+    await harness.tap(OWNER, si("etime", post_id))
+    await harness.tap(OWNER, sc("kind", "kind", "weekly"))
+    await harness.tap(OWNER, sc("days", "day", "0"))  # Monday was chosen: now none
+    assert (await harness.tap(OWNER, sc("days", "done"))).show_alert
+    await harness.tap(OWNER, sc("days", "day", "4"))
+    await harness.tap(OWNER, sc("days", "done"))
+    await harness.say(OWNER, "20:00")
     post = await post_row(harness, post_id)
     assert (post.kind, post.weekdays, post.at_time) == ("weekly", "4", "20:00")
     assert await runs(harness, post_id) == {berlin: datetime(2026, 3, 20, 19, 0, tzinfo=UTC)}
 
 
 async def test_owner_edits_the_groups_only_their_own_and_at_least_one(harness, frozen) -> None:
-    from tests.test_calendar import tap
     from tests.test_deal_wizard import STRANGER
 
     berlin, shanghai, elsewhere = await owned_groups(harness)
     post_id = await make_post(harness, [berlin])
-    await tap(harness, si("egroups", post_id))
-    prompt = harness.api.sent(OWNER.id)[-1]
+    await harness.tap(OWNER, si("egroups", post_id))
+    prompt = harness.last(OWNER)
     assert f"Post #{post_id}: which groups get it?" in prompt.text
     shown = [b.text for row in prompt.reply_markup.inline_keyboard for b in row]
     assert "✅ Berliner Runde" in shown and "▫️ Fruit Lovers" in shown
     assert not any("Not Yours" in t for t in shown)
 
-    answer = await tap(harness, sc("groups", "toggle", str(elsewhere)))  # forged
+    answer = await harness.tap(OWNER, sc("groups", "toggle", str(elsewhere)))  # forged
     assert answer.show_alert
-    await tap(harness, sc("groups", "toggle", str(berlin)))
-    answer = await tap(harness, sc("groups", "done"))
+    await harness.tap(OWNER, sc("groups", "toggle", str(berlin)))
+    answer = await harness.tap(OWNER, sc("groups", "done"))
     assert answer.show_alert and "at least one group" in answer.text
     assert await runs(harness, post_id) == {berlin: datetime(2026, 3, 20, 8, 0, tzinfo=UTC)}
     assert await owner_state(harness) == "ScheduleWizard:groups"
 
-    await tap(harness, sc("groups", "toggle", str(shanghai)))
-    assert (await tap(harness, sc("groups", "done"))).text == "Saved"
-    assert f"Groups of post #{post_id} updated." in last_text(harness)
-    assert "Next run in Fruit Lovers: 2026-03-21 09:00 (Asia/Shanghai)" in last_text(harness)
+    await harness.tap(OWNER, sc("groups", "toggle", str(shanghai)))
+    assert (await harness.tap(OWNER, sc("groups", "done"))).text == "Saved"
+    assert f"Groups of post #{post_id} updated." in harness.last(OWNER).text
+    assert "Next run in Fruit Lovers: 2026-03-21 09:00 (Asia/Shanghai)" in harness.last(OWNER).text
     assert await runs(harness, post_id) == {shanghai: datetime(2026, 3, 21, 1, 0, tzinfo=UTC)}
 
     # Somebody else cannot open the post's edits.
     for action in ("edit", "etime", "egroups", "etext"):
-        assert (await tap(harness, si(action, post_id), user=STRANGER)).show_alert
+        assert (await harness.tap(STRANGER, si(action, post_id))).show_alert
 
 
 async def test_a_group_the_owner_no_longer_runs_cannot_be_saved(harness, frozen) -> None:
-    from tests.test_calendar import tap
 
     berlin, shanghai, _elsewhere = await owned_groups(harness)
     post_id = await make_post(harness, [berlin])
-    await tap(harness, si("egroups", post_id))
-    await tap(harness, sc("groups", "toggle", str(shanghai)))
+    await harness.tap(OWNER, si("egroups", post_id))
+    await harness.tap(OWNER, sc("groups", "toggle", str(shanghai)))
     async with harness.db.transaction() as s:  # the owner is no longer an admin there
         await s.execute(
             delete(GroupAdmin).where(
                 GroupAdmin.group_id == shanghai, GroupAdmin.user_id == OWNER.id
             )
         )
-    answer = await tap(harness, sc("groups", "done"))
+    answer = await harness.tap(OWNER, sc("groups", "done"))
     assert answer.show_alert
     assert await runs(harness, post_id) == {berlin: datetime(2026, 3, 20, 8, 0, tzinfo=UTC)}
 

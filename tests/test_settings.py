@@ -31,21 +31,6 @@ async def load(harness, chat_id: int = CHAT.id) -> Group:
         return await s.scalar(select(Group).where(Group.chat_id == chat_id))
 
 
-async def say(harness, user, text: str | None, **fields) -> str:
-    await harness.feed(harness.updates.message(private(user), user, text, **fields))
-    return harness.api.texts(user.id)[-1]
-
-
-async def tap(harness, user, data: str):
-    """Press a button; return the callback's answer."""
-    await harness.feed(harness.updates.callback(user, data))
-    return harness.api.answers()[-1]
-
-
-def buttons(request) -> list[str]:
-    return [b.callback_data for row in request.reply_markup.inline_keyboard for b in row]
-
-
 async def fsm_rows(harness) -> list[FsmState]:
     async with harness.db.read() as s:
         return list((await s.scalars(select(FsmState))).all())
@@ -60,61 +45,69 @@ async def test_full_flow_timezone_currency_language(harness) -> None:
     apples = await load(harness, -4002)
     harness.api.clear()
 
-    await harness.feed(harness.updates.command(private(OWNER), OWNER, "/settings"))
+    await harness.send(OWNER, "/settings")
     [listing] = harness.api.sent(OWNER.id)
     assert listing.text == "Choose a group:"
-    assert buttons(listing) == [f"set:open:{apples.id}", f"set:open:{g.id}"]  # by title
+    assert harness.callbacks(listing) == [f"set:open:{apples.id}", f"set:open:{g.id}"]  # by title
 
-    await tap(harness, OWNER, f"set:open:{g.id}")
-    card = harness.api.sent(OWNER.id)[-1]
+    await harness.tap(OWNER, f"set:open:{g.id}")
+    card = harness.last(OWNER)
     assert card.text.startswith("<b>Settings of Fruit Lovers</b>")
     assert "Timezone: Asia/Shanghai" in card.text and "Currency: CNY" in card.text
-    assert buttons(card) == [f"set:tz:{g.id}", f"set:cur:{g.id}", f"set:lang:{g.id}", "set:list:0"]
+    assert harness.callbacks(card) == [
+        f"set:tz:{g.id}",
+        f"set:cur:{g.id}",
+        f"set:lang:{g.id}",
+        "set:list:0",
+    ]
 
-    await tap(harness, OWNER, f"set:tz:{g.id}")
-    prompt = harness.api.sent(OWNER.id)[-1]
+    await harness.tap(OWNER, f"set:tz:{g.id}")
+    prompt = harness.last(OWNER)
     assert "Send the timezone of Fruit Lovers" in prompt.text
-    assert buttons(prompt) == [f"set:cancel:{g.id}"]
-    reply = await say(harness, OWNER, "Europe/Berlin")
+    assert harness.callbacks(prompt) == [f"set:cancel:{g.id}"]
+    reply = (await harness.say(OWNER, "Europe/Berlin")).text
     assert reply.startswith("Saved.") and "Timezone: Europe/Berlin" in reply
     assert (await load(harness)).timezone == "Europe/Berlin"
 
-    await tap(harness, OWNER, f"set:cur:{g.id}")
-    assert "ISO 4217" in harness.api.texts(OWNER.id)[-1]
-    assert "Currency: USD" in await say(harness, OWNER, " usd ")
+    await harness.tap(OWNER, f"set:cur:{g.id}")
+    assert "ISO 4217" in harness.last(OWNER).text
+    assert "Currency: USD" in (await harness.say(OWNER, " usd ")).text
     assert (await load(harness)).currency == "USD"
 
-    await tap(harness, OWNER, f"set:lang:{g.id}")
-    assert buttons(harness.api.sent(OWNER.id)[-1]) == [f"glang:{g.id}:en", f"glang:{g.id}:zh_Hans"]
-    answer = await tap(harness, OWNER, f"glang:{g.id}:zh_Hans")
+    await harness.tap(OWNER, f"set:lang:{g.id}")
+    assert harness.callbacks(harness.last(OWNER)) == [
+        f"glang:{g.id}:en",
+        f"glang:{g.id}:zh_Hans",
+    ]
+    answer = await harness.tap(OWNER, f"glang:{g.id}:zh_Hans")
     assert answer.text == "Saved." and not answer.show_alert
-    assert "Language: 简体中文" in harness.api.texts(OWNER.id)[-1]  # card in Alice's language
+    assert "Language: 简体中文" in harness.last(OWNER).text  # card in Alice's language
     saved = await load(harness)
     assert (saved.timezone, saved.currency, saved.language) == ("Europe/Berlin", "USD", "zh_Hans")
     assert (await load(harness, -4002)).timezone == "Asia/Shanghai"  # the other group untouched
 
     # the group speaks Chinese at once (the locale cache was updated)
-    await harness.feed(harness.updates.command(CHAT, MEMBER, "/help"))
-    assert "查看帮助" in harness.api.texts(CHAT.id)[-1]
+    await harness.send(MEMBER, "/help", CHAT)
+    assert "查看帮助" in harness.last(CHAT).text
     assert all(a.callback_query_id for a in harness.api.answers())
     assert await fsm_rows(harness) == []  # nothing left half-done
 
 
 async def test_back_to_list_and_cancel(harness) -> None:
     g = await add_bot(harness)
-    await tap(harness, OWNER, f"set:tz:{g.id}")
-    answer = await tap(harness, OWNER, f"set:cancel:{g.id}")
+    await harness.tap(OWNER, f"set:tz:{g.id}")
+    answer = await harness.tap(OWNER, f"set:cancel:{g.id}")
     assert answer.text == "Cancelled."
-    assert "Settings of Fruit Lovers" in harness.api.texts(OWNER.id)[-1]
-    assert await say(harness, OWNER, "Europe/Berlin") == "Send /help to see what I can do."
+    assert "Settings of Fruit Lovers" in harness.last(OWNER).text
+    assert (await harness.say(OWNER, "Europe/Berlin")).text == "Send /help to see what I can do."
     assert (await load(harness)).timezone == "Asia/Shanghai"
 
-    await tap(harness, OWNER, "set:list:0")
-    assert harness.api.texts(OWNER.id)[-1] == "Choose a group:"
+    await harness.tap(OWNER, "set:list:0")
+    assert harness.last(OWNER).text == "Choose a group:"
 
 
 async def test_settings_without_groups(harness) -> None:
-    reply = await say(harness, MEMBER, "/settings")
+    reply = (await harness.say(MEMBER, "/settings")).text
     assert reply.startswith("You don't run any group with me yet.")
 
 
@@ -123,52 +116,52 @@ async def test_settings_without_groups(harness) -> None:
 
 async def test_unknown_timezone_is_explained_and_the_step_kept(harness) -> None:
     g = await add_bot(harness)
-    await tap(harness, OWNER, f"set:tz:{g.id}")
-    error = await say(harness, OWNER, "Mars/Base")
+    await harness.tap(OWNER, f"set:tz:{g.id}")
+    error = (await harness.say(OWNER, "Mars/Base")).text
     assert "“Mars/Base” is not a timezone I know" in error
     assert "<code>Asia/Shanghai</code>" in error and "<code>Europe/Berlin</code>" in error
     assert (await load(harness)).timezone == "Asia/Shanghai"
-    assert "is not a timezone" in await say(harness, OWNER, "<b>UTC+8</b>")
-    assert "“&lt;b&gt;UTC+8&lt;/b&gt;”" in harness.api.texts(OWNER.id)[-1]
+    assert "is not a timezone" in (await harness.say(OWNER, "<b>UTC+8</b>")).text
+    assert "“&lt;b&gt;UTC+8&lt;/b&gt;”" in harness.last(OWNER).text
 
     # still waiting for a timezone: a valid one (any case) is accepted
-    assert "Timezone: America/New_York" in await say(harness, OWNER, "america/new_york")
+    assert "Timezone: America/New_York" in (await harness.say(OWNER, "america/new_york")).text
     assert (await load(harness)).timezone == "America/New_York"
 
 
 async def test_unknown_currency_is_explained(harness) -> None:
     g = await add_bot(harness)
-    await tap(harness, OWNER, f"set:cur:{g.id}")
+    await harness.tap(OWNER, f"set:cur:{g.id}")
     for bad in ("XY1", "dollar", "XYZ"):
-        error = await say(harness, OWNER, bad)
+        error = (await harness.say(OWNER, bad)).text
         assert f"“{bad}” is not an ISO 4217 currency code" in error
         assert "<code>USD</code>" in error and "<code>CNY</code>" in error
     assert (await load(harness)).currency == "CNY"
-    assert "Currency: HKD" in await say(harness, OWNER, "hkd")
+    assert "Currency: HKD" in (await harness.say(OWNER, "hkd")).text
 
 
 async def test_forged_language_code_is_refused(harness) -> None:
     g = await add_bot(harness)
-    answer = await tap(harness, OWNER, f"glang:{g.id}:xx")
+    answer = await harness.tap(OWNER, f"glang:{g.id}:xx")
     assert answer.show_alert and "out of date" in answer.text
     assert (await load(harness)).language == "en"
 
 
 async def test_wizard_asks_for_text(harness) -> None:
     g = await add_bot(harness)
-    await tap(harness, OWNER, f"set:tz:{g.id}")
+    await harness.tap(OWNER, f"set:tz:{g.id}")
     location = Location(latitude=52.52, longitude=13.40)
-    reply = await say(harness, OWNER, None, location=location)
+    reply = (await harness.say(OWNER, None, location=location)).text
     assert reply == "Please send the value as text, or tap Cancel."
-    assert "Timezone: Europe/Berlin" in await say(harness, OWNER, "Europe/Berlin")
+    assert "Timezone: Europe/Berlin" in (await harness.say(OWNER, "Europe/Berlin")).text
 
 
 async def test_commands_during_the_wizard_are_not_taken_as_values(harness) -> None:
     g = await add_bot(harness)
-    await tap(harness, OWNER, f"set:cur:{g.id}")
-    assert "this help" in await say(harness, OWNER, "/help")
+    await harness.tap(OWNER, f"set:cur:{g.id}")
+    assert "this help" in (await harness.say(OWNER, "/help")).text
     assert (await load(harness)).currency == "CNY"
-    assert "Currency: EUR" in await say(harness, OWNER, "EUR")  # still in the step
+    assert "Currency: EUR" in (await harness.say(OWNER, "EUR")).text  # still in the step
 
 
 # ---------------------------------------------------------------- authorization
@@ -178,11 +171,11 @@ async def test_non_admin_forged_buttons_are_refused(harness) -> None:
     g = await add_bot(harness)
     refusal = "Only the owner and administrators of a group can change its settings."
     for data in (f"set:open:{g.id}", f"set:tz:{g.id}", f"set:cur:{g.id}", f"glang:{g.id}:zh_Hans"):
-        answer = await tap(harness, MEMBER, data)
+        answer = await harness.tap(MEMBER, data)
         assert (answer.text, answer.show_alert) == (refusal, True)
     assert harness.api.sent(MEMBER.id) == []
     assert await fsm_rows(harness) == []  # no wizard was started
-    assert await say(harness, MEMBER, "Europe/Berlin") == "Send /help to see what I can do."
+    assert (await harness.say(MEMBER, "Europe/Berlin")).text == "Send /help to see what I can do."
     g = await load(harness)
     assert (g.timezone, g.currency, g.language) == ("Asia/Shanghai", "CNY", "en")
 
@@ -190,15 +183,15 @@ async def test_non_admin_forged_buttons_are_refused(harness) -> None:
 async def test_unknown_and_inactive_groups_are_refused(harness) -> None:
     g = await add_bot(harness)
     gone = "That group is unknown or I am no longer in it."
-    assert (await tap(harness, OWNER, "set:tz:999999")).text == gone
-    assert (await tap(harness, OWNER, "glang:999999:en")).text == gone
+    assert (await harness.tap(OWNER, "set:tz:999999")).text == gone
+    assert (await harness.tap(OWNER, "glang:999999:en")).text == gone
 
     await harness.feed(harness.updates.my_chat_member(CHAT, OWNER, "administrator", "kicked"))
     for data in (f"set:open:{g.id}", f"set:tz:{g.id}", f"glang:{g.id}:zh_Hans"):
-        answer = await tap(harness, OWNER, data)
+        answer = await harness.tap(OWNER, data)
         assert (answer.text, answer.show_alert) == (gone, True)
     assert (await load(harness)).language == "en"
-    assert await say(harness, OWNER, "/settings") == (
+    assert (await harness.say(OWNER, "/settings")).text == (
         "You don't run any group with me yet. Add me to your group and make me an admin, "
         "then send /settings again."
     )
@@ -206,9 +199,9 @@ async def test_unknown_and_inactive_groups_are_refused(harness) -> None:
 
 async def test_group_removed_mid_wizard(harness) -> None:
     g = await add_bot(harness)
-    await tap(harness, OWNER, f"set:tz:{g.id}")
+    await harness.tap(OWNER, f"set:tz:{g.id}")
     await harness.feed(harness.updates.my_chat_member(CHAT, OWNER, "administrator", "left"))
-    assert await say(harness, OWNER, "Europe/Berlin") == (
+    assert (await harness.say(OWNER, "Europe/Berlin")).text == (
         "That group is unknown or I am no longer in it."
     )
     assert (await load(harness)).timezone == "Asia/Shanghai"
@@ -218,9 +211,9 @@ async def test_group_removed_mid_wizard(harness) -> None:
 async def test_stored_admin_list_is_used_within_its_lifetime(harness) -> None:
     g = await add_bot(harness)
     harness.api.set_admins(CHAT.id, OWNER)  # Telegram now says Bob is not an admin...
-    await say(harness, HELPER, "/settings")
-    await tap(harness, HELPER, f"set:tz:{g.id}")
-    assert "Timezone: Asia/Tokyo" in await say(harness, HELPER, "Asia/Tokyo")
+    await harness.say(HELPER, "/settings")
+    await harness.tap(HELPER, f"set:tz:{g.id}")
+    assert "Timezone: Asia/Tokyo" in (await harness.say(HELPER, "Asia/Tokyo")).text
     assert len(harness.api.of(GetChatAdministrators)) == 1  # ...but the cache is fresh
 
 
@@ -253,7 +246,7 @@ async def test_expired_admin_list_is_fetched_again(database_url, tmp_path, db, h
 
 async def test_wizard_survives_a_restart(harness, settings, db) -> None:
     g = await add_bot(harness)
-    await tap(harness, OWNER, f"set:tz:{g.id}")
+    await harness.tap(OWNER, f"set:tz:{g.id}")
     assert [r.state for r in await fsm_rows(harness)] == ["SettingsForm:timezone"]
 
     api = FakeTelegram()  # a new process: new Dispatcher, new memory, same database

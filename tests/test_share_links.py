@@ -16,7 +16,7 @@ from models import Deal, DealPost, Group, Order, ShareClick, ShareLink
 from services import orders as order_service
 from services import referrals
 from services.timezones import utcnow
-from tests.builders import person, private
+from tests.builders import person
 from tests.test_deal_post import (
     GROUP,
     OTHER,
@@ -46,26 +46,12 @@ async def share(harness, user, deal_id, chat=GROUP) -> str:
 
 async def start(harness, user, payload: str) -> list:
     before = len(harness.api.requests)
-    await harness.feed(harness.updates.command(private(user), user, f"/start {payload}"))
+    await harness.send(user, f"/start {payload}")
     return [
         r
         for r in harness.api.requests[before:]
         if getattr(r, "chat_id", None) == user.id and hasattr(r, "reply_markup")
     ]
-
-
-def buttons(message) -> list[str]:
-    markup = message.reply_markup
-    return [b.callback_data for row in markup.inline_keyboard for b in row] if markup else []
-
-
-async def tap_private(harness, user, data: PrivateDealCB | str):
-    before = len(harness.api.answers())
-    packed = data if isinstance(data, str) else data.pack()
-    await harness.feed(harness.updates.callback(user, packed))
-    answers = harness.api.answers()
-    assert len(answers) == before + 1
-    return answers[-1]
 
 
 async def clicks(harness) -> list[tuple[str, int]]:
@@ -134,12 +120,12 @@ async def test_opening_a_link_shows_the_deal_and_join_from_private_is_attributed
     [card] = await start(harness, BOB, code)
     assert "A group-buy in Fruit Lovers" in card.text and "<b>Mangoes</b>" in card.text
     assert "/buy" not in card.text  # a group command, useless here
-    data = buttons(card)
+    data = harness.callbacks(card)
     assert PrivateDealCB(action="join", deal_id=deal_id, group_id=group_id).pack() in data
     assert await clicks(harness) == [(code, BOB.id)]
 
-    joined = await tap_private(
-        harness, BOB, PrivateDealCB(action="join", deal_id=deal_id, group_id=group_id)
+    joined = await harness.tap(
+        BOB, PrivateDealCB(action="join", deal_id=deal_id, group_id=group_id)
     )
     assert joined.text == "You're in: Mangoes ×1."
     order = await order_of(harness, deal_id, BOB.id)
@@ -149,8 +135,8 @@ async def test_opening_a_link_shows_the_deal_and_join_from_private_is_attributed
         ALICE.id,
         code,
     )
-    more = await tap_private(
-        harness, BOB, PrivateDealCB(action="qty", deal_id=deal_id, group_id=group_id, qty=3)
+    more = await harness.tap(
+        BOB, PrivateDealCB(action="qty", deal_id=deal_id, group_id=group_id, qty=3)
     )
     assert more.text == "Your order for Mangoes is now ×3."
     await harness.app.settle()
@@ -167,7 +153,7 @@ async def test_opening_a_link_shows_the_deal_and_join_from_private_is_attributed
         PrivateDealCB(action="bogus", deal_id=deal_id, group_id=group_id),
         PrivateDealCB(action="qty", deal_id=deal_id, group_id=group_id, qty=0),
     ):
-        assert (await tap_private(harness, CAROL, forged)).show_alert
+        assert (await harness.tap(CAROL, forged)).show_alert
     assert await order_of(harness, deal_id, CAROL.id) is None
 
 
@@ -184,8 +170,8 @@ async def test_photo_deal_and_closed_deal_from_a_link(harness) -> None:
         await s.execute(update(Deal).where(Deal.id == deal_id).values(status="failed"))
     [closed] = await start(harness, CAROL, code)
     assert closed.reply_markup is None and "Closed" in closed.caption
-    refused = await tap_private(
-        harness, CAROL, PrivateDealCB(action="join", deal_id=deal_id, group_id=group_id)
+    refused = await harness.tap(
+        CAROL, PrivateDealCB(action="join", deal_id=deal_id, group_id=group_id)
     )
     assert refused.show_alert and "closed" in refused.text.lower()
 
@@ -215,7 +201,7 @@ async def test_unknown_revoked_and_unposted_links_record_nothing(harness) -> Non
 
     # /start settings still reaches the settings screen, /start alone the welcome
     await start(harness, BOB, "settings")
-    assert "You don't run any group with me yet" in harness.api.texts(BOB.id)[-1]
+    assert "You don't run any group with me yet" in harness.last(BOB).text
 
 
 async def test_old_deal_payload_shows_the_deal_without_attribution(harness) -> None:
@@ -224,7 +210,7 @@ async def test_old_deal_payload_shows_the_deal_without_attribution(harness) -> N
     assert "A group-buy in Fruit Lovers" in card.text and "Mangoes" in card.text
     assert await clicks(harness) == []
     data = PrivateDealCB(action="join", deal_id=deal_id, group_id=group_id)
-    await tap_private(harness, BOB, data)
+    await harness.tap(BOB, data)
     order = await order_of(harness, deal_id, BOB.id)
     assert order.group_id == group_id and order.referrer_id is None and order.share_code is None
 

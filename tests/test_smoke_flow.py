@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from models import Group, GroupAdmin, User
-from tests.builders import group, person, private
+from tests.builders import group, person
 
 
 async def test_added_to_group_then_start(harness) -> None:
@@ -23,8 +23,8 @@ async def test_added_to_group_then_start(harness) -> None:
     assert any("Fruit Lovers" in t for t in harness.api.texts(chat.id))
 
     harness.api.clear()
-    await harness.feed(harness.updates.command(private(owner), owner, "/start"))
-    reply = harness.api.texts(owner.id)[-1]
+    await harness.send(owner, "/start")
+    reply = harness.last(owner).text
     assert "Fruit Lovers" in reply and "owner" in reply
     async with harness.db.read() as session:
         assert (await session.get(User, 501)).started is True

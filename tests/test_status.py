@@ -9,7 +9,7 @@ from aiogram.methods import SendMessage
 
 from services import calendar, outbox
 from services.timezones import utcnow
-from tests.builders import person, private
+from tests.builders import person
 from tests.test_deal_post import GROUP, add_group, create_deal
 
 ADMIN = person(42, "Operator")  # settings fixture: ADMIN_IDS=42
@@ -18,9 +18,7 @@ STRANGER = person(43, "Stranger")
 
 async def status(harness, user) -> str:
     harness.api.clear()
-    await harness.feed(harness.updates.command(private(user), user, "/status"))
-    [text] = harness.api.texts(user.id)
-    return text
+    return (await harness.say(user, "/status", expect=1)).text
 
 
 async def test_admin_sees_the_figures_and_the_next_deals(harness) -> None:

@@ -11,7 +11,6 @@ from aiogram.types import Location, PhotoSize
 
 from handlers.callbacks import ScheduleCB, WizardCB
 from services import deal_draft, post_draft
-from tests.builders import private
 from tests.test_deal_wizard import NOW, OWNER, add_group, full_draft
 
 WHERE = Location(latitude=31.2, longitude=121.5)
@@ -32,17 +31,9 @@ async def fsm(harness) -> tuple[str | None, dict]:
     return await storage.get_state(key(harness)), await storage.get_data(key(harness))
 
 
-def buttons(request) -> set[str]:
-    markup = request.reply_markup
-    return {b.text for row in markup.inline_keyboard for b in row} if markup else set()
-
-
 @pytest.fixture
-def frozen(monkeypatch):
-    from handlers import deal_wizard, schedule
-
-    monkeypatch.setattr(deal_wizard, "now", lambda: NOW)
-    monkeypatch.setattr(schedule, "now", lambda: NOW)
+def frozen(harness):
+    harness.clock.set(NOW)
 
 
 def deal_data(gid: int) -> dict:
@@ -72,9 +63,9 @@ async def test_stray_input_at_every_deal_step_shows_the_step_again(
         "text": {},
     }[stray]
     text = "hello" if stray == "text" else None
-    await harness.feed(harness.updates.message(private(OWNER), OWNER, text, **fields))
+    await harness.send(OWNER, text, **fields)
     [reply] = harness.api.sent(OWNER.id)
-    assert {"« Back", "✖ Cancel"} <= buttons(reply)
+    assert {"« Back", "✖ Cancel"} <= set(harness.buttons(reply))
     if step == "photo":
         assert "Send a photo" in reply.text
     elif stray == "text":
@@ -97,10 +88,10 @@ async def test_stray_input_at_every_schedule_step_shows_the_step_again(
     data = post_data(gid)
     await put(harness, f"ScheduleWizard:{step}", data)
     harness.api.clear()
-    await harness.feed(harness.updates.message(private(OWNER), OWNER, None, location=WHERE))
-    reply = harness.api.sent(OWNER.id)[-1]
+    await harness.send(OWNER, None, location=WHERE)
+    reply = harness.last(OWNER)
     assert "Please use the buttons above, or /cancel." in reply.text
-    assert "✖ Cancel" in buttons(reply)
+    assert "✖ Cancel" in set(harness.buttons(reply))
     assert await fsm(harness) == (f"ScheduleWizard:{step}", data)
 
 
@@ -116,29 +107,25 @@ async def test_cancel_and_back_work_alike_in_both_wizards(harness, frozen, cb, s
     step = state.split(":")[1]
     data = deal_data(gid) if cb is WizardCB else post_data(gid)
 
-    async def tap(data: str):
-        before = len(harness.api.answers())
-        await harness.feed(harness.updates.callback(OWNER, data))
-        assert len(harness.api.answers()) == before + 1
-        return harness.api.answers()[-1]
-
     await put(harness, state, data)
-    answer = await tap(cb(step="kind" if cb is ScheduleCB else "title", action="skip").pack())
+    answer = await harness.tap(
+        OWNER, cb(step="kind" if cb is ScheduleCB else "title", action="skip").pack()
+    )
     assert answer.show_alert  # a button of another step
     assert (await fsm(harness))[0] == state
-    await tap(cb(step=step, action="back").pack())
+    await harness.tap(OWNER, cb(step=step, action="back").pack())
     previous = (await fsm(harness))[0]
     assert previous != state and previous.split(":")[0] == state.split(":")[0]
     await put(harness, state, data)
-    answer = await tap(cb(step="groups", action="cancel").pack())  # from any step
+    answer = await harness.tap(OWNER, cb(step="groups", action="cancel").pack())  # from any step
     assert answer.text == "Cancelled."
-    assert farewell in harness.api.sent(OWNER.id)[-1].text
+    assert farewell in harness.last(OWNER).text
     assert await fsm(harness) == (None, {})
-    answer = await tap(cb(step=step, action="back").pack())
+    answer = await harness.tap(OWNER, cb(step=step, action="back").pack())
     assert answer.show_alert  # the wizard is over
     await put(harness, state, data)
-    await harness.feed(harness.updates.message(private(OWNER), OWNER, "/cancel"))
-    assert farewell in harness.api.sent(OWNER.id)[-1].text
+    await harness.send(OWNER, "/cancel")
+    assert farewell in harness.last(OWNER).text
     assert await fsm(harness) == (None, {})
 
 
