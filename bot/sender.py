@@ -241,6 +241,9 @@ class Sender:
                 network_tries = 0
                 retry_after_tries = 0
                 while True:
+                    paused = state.blocked_until - time.monotonic()
+                    if wait_at_most is not None and paused > wait_at_most:  # after a 429
+                        return await fail(f"429 retry after {paused:.0f} s", True, paused)
                     stamp = await self._acquire(chat_id, state)
                     try:
                         self.in_flight += 1

@@ -185,7 +185,7 @@ async def test_a_lease_is_renewed_while_a_slow_send_is_in_flight(harness: Harnes
 
 def slowed(request):
     async def slow(*args, **kwargs):
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.02)
         return await request(*args, **kwargs)
 
     return slow
@@ -212,6 +212,7 @@ async def test_two_instances_on_one_database_deliver_every_row_once(
             app.sender.chat_interval = 0.0
             app.sender.global_limit = 10_000
             app.outbox.batch = 25
+            app.outbox.concurrency = 5  # a batch takes a while: the other instance claims too
             api.make_request = slowed(api.make_request)  # a send takes a little while
         await asyncio.gather(*(app.settle() for app in apps))
         delivered = [(r.chat_id, r.text) for api in apis for r in api.requests]
