@@ -212,8 +212,24 @@ async def test_two_instances_on_one_database_deliver_every_row_once(
             app.sender.chat_interval = 0.0
             app.sender.global_limit = 10_000
             app.outbox.batch = 25
-            app.outbox.concurrency = 5  # a batch takes a while: the other instance claims too
+            app.outbox.concurrency = 5
             api.make_request = slowed(api.make_request)  # a send takes a little while
+        # The first instance holds its first claimed batch until the second has sent something,
+        # so both take part however the scheduler orders them.
+        second_sent = asyncio.Event()
+        first_request, second_request = harness.api.make_request, api2.make_request
+
+        async def first(*args, **kwargs):
+            await asyncio.wait_for(second_sent.wait(), timeout=30)
+            return await first_request(*args, **kwargs)
+
+        async def second_(*args, **kwargs):
+            try:
+                return await second_request(*args, **kwargs)
+            finally:
+                second_sent.set()
+
+        harness.api.make_request, api2.make_request = first, second_
         await asyncio.gather(*(app.settle() for app in apps))
         delivered = [(r.chat_id, r.text) for api in apis for r in api.requests]
         assert len(delivered) == 400 == len(set(delivered))
