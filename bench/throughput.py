@@ -60,11 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7)
 
 
-def stream(total: int, members: int, deals: list[int], seed: int) -> tuple[list[Update], Counter]:
+def stream(
+    total: int, members: int, deals: list[int], seed: int, date: int | None = None
+) -> tuple[list[Update], Counter]:
     """The update stream and how many of each kind it holds. Deal k is posted in groups k and
-    k + DEALS; a callback toggles its member's order (join if out, cancel if in)."""
+    k + DEALS; a callback toggles its member's order (join if out, cancel if in). Every update
+    carries `date` (default: the moment the stream is built)."""
     rng = random.Random(seed)
-    build = Updates(start=1)
+    build = Updates(start=1, date=date if date is not None else int(time.time()))
     chats = [group(group_chat_id(i), f"Group {i}") for i in range(GROUPS)]
     people = [person(member_id(i), f"M{i}") for i in range(members)]
     joined: set[tuple[int, int]] = set()

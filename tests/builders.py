@@ -76,10 +76,14 @@ def _status(status: str, user: User) -> Any:
 class Updates:
     """Makes updates with increasing update ids and message ids."""
 
-    def __init__(self, start: int = 1000) -> None:
+    def __init__(self, start: int = 1000, date: int | None = None) -> None:
+        self._date = date  # every update's date; None: the moment it is built
         self._ids = itertools.count(start)
         self._messages = itertools.count(1)
         self._callbacks = itertools.count(1)
+
+    def now(self) -> int:
+        return self._date if self._date is not None else int(time.time())
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -93,7 +97,7 @@ class Updates:
             entities = [MessageEntity(type="bot_command", offset=0, length=len(command))]
         msg = Message(
             message_id=next(self._messages),
-            date=int(time.time()),
+            date=self.now(),
             chat=chat,
             from_user=user,
             text=text,
@@ -111,7 +115,7 @@ class Updates:
     ) -> Update:
         chat = chat or private(user)
         msg = Message(
-            message_id=message_id, date=int(time.time()), chat=chat, from_user=BOT_USER, text="…"
+            message_id=message_id, date=self.now(), chat=chat, from_user=BOT_USER, text="…"
         )
         query = CallbackQuery(
             id=str(next(self._callbacks)),
@@ -126,7 +130,7 @@ class Updates:
         event = ChatMemberUpdated(
             chat=chat,
             from_user=actor,
-            date=int(time.time()),
+            date=self.now(),
             old_chat_member=_status(old, BOT_USER),
             new_chat_member=_status(new, BOT_USER),
         )
@@ -145,7 +149,7 @@ class Updates:
         event = ChatMemberUpdated(
             chat=chat,
             from_user=actor or user,
-            date=int(time.time()),
+            date=self.now(),
             old_chat_member=_status(old, user),
             new_chat_member=_status(new, user),
             invite_link=invite_link,

@@ -39,8 +39,8 @@ async def test_throughput_processes_every_update_of_the_mixed_stream(database_ur
 
 
 def test_the_stream_is_deterministic_and_mixed_as_the_issue_says():
-    one, kinds = throughput.stream(2000, 300, list(range(1, 21)), seed=3)
-    two, _ = throughput.stream(2000, 300, list(range(1, 21)), seed=3)
+    one, kinds = throughput.stream(2000, 300, list(range(1, 21)), seed=3, date=1_800_000_000)
+    two, _ = throughput.stream(2000, 300, list(range(1, 21)), seed=3, date=1_800_000_000)
     assert [u.model_dump() for u in one] == [u.model_dump() for u in two]
     assert 0.66 < kinds["chatter"] / 2000 < 0.74
     assert 0.17 < kinds["callback"] / 2000 < 0.23
