@@ -9,6 +9,8 @@ from datetime import timedelta
 
 import pytest
 from aiogram.methods import SendMessage
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from bot.factory import create_app
@@ -198,3 +200,17 @@ async def test_the_link_of_a_deal_still_open_says_so(harness) -> None:
 async def test_a_forged_pickup_link_is_answered_and_changes_nothing(harness, payload) -> None:
     answer = await harness.say(ALICE, f"/start {payload}", expect=1)
     assert "no order in this deal" in answer.text or "unknown or no longer valid" in answer.text
+
+
+@given(st.text(max_size=80))
+def test_the_pickup_link_parser_takes_only_ascii_digits(payload: str) -> None:
+    """Whatever follows /start: a match is `orders_D` and 1-10 ASCII digits, so int() never
+    fails and valid_id bounds it; anything else is not taken for a pickup link."""
+    from handlers.share import PICKUP_LINK
+
+    for candidate in (payload, "orders_D" + payload):
+        found = PICKUP_LINK.fullmatch(candidate)
+        if found is not None:
+            digits = found.group(1)
+            assert digits.isascii() and 1 <= len(digits) <= 10
+            assert int(digits) < 10**10
