@@ -8,9 +8,10 @@ on a 429) and settles it: sent; failed with the reason (400, a recipient gone, a
 that removed the bot); parked (`waiting`) when a person's private chat refuses it (403:
 never started the bot, blocked it, deactivated) until they /start (services.outbox.resume);
 or, on a transient error (network, server, 429s beyond the sender's patience), pending
-again with a backoff. It wakes on `kick()` (the effects map calls it after a commit that promised
-messages) and every `poll` seconds, which also picks up rows of a process that died: their
-lease runs out and they go out, once, from whichever instance claims them first.
+again with a backoff. It wakes on `kick()` (the effects map calls it after a commit that
+promised messages, or released parked ones) and every `poll` seconds, which also picks up
+rows of a process that died: their lease runs out and they go out, once, from whichever
+instance claims them first.
 """
 
 from __future__ import annotations
