@@ -26,7 +26,7 @@ from aiogram.types import BufferedInputFile, ReplyParameters
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.posts import member_text, owner_text
+from bot.posts import member_text, owner_text, share_link
 from models import Database
 from services import deals as deal_service
 from services import digest as digest_service
@@ -40,9 +40,20 @@ from views import digest_texts
 from views.credit_texts import change_notice, see_balance
 from views.format import quote
 from views.invites import admin_notice
-from views.notices import fulfilment_text, refund_text, reminder_text
+from views.notices import (
+    added_text,
+    closing_post_text,
+    fulfilment_text,
+    refund_text,
+    reminder_text,
+)
 
 MAX_TEXT = 4096
+PICKUP_PREFIX = "orders_D"  # /start orders_D<deal>: the member's order of that deal (share.py)
+
+
+def pickup_payload(deal_id: int) -> str:
+    return f"{PICKUP_PREFIX}{deal_id}"
 
 
 @dataclass
@@ -147,6 +158,35 @@ async def reminder(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
     )
 
 
+async def closing_post(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    """The closing's outcome as a reply to the deal's post (a deleted post: sent anyway)."""
+    try:
+        deal = await deal_service.get(ctx.session, payload["deal_id"])
+    except DomainError:
+        return None
+    group = await notice_reads.group(ctx.session, ctx.row.group_id or 0)
+    if group is None or not group.is_active:
+        return None
+    outcome = deal.status if deal.status in deal_service.FINAL_STATES else payload["outcome"]
+    me = await ctx.bot.me()
+    link = share_link(me.username, pickup_payload(deal.id))
+    return SendMessage(
+        chat_id=ctx.row.chat_id,
+        text=closing_post_text(deal, outcome, link),
+        reply_parameters=ReplyParameters(
+            message_id=payload["message_id"], allow_sending_without_reply=True
+        ),
+    )
+
+
+async def added_note(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    """To whoever added the bot to a group (perhaps long after, at their first /start)."""
+    group = await notice_reads.group(ctx.session, payload["group_id"])
+    if group is None or not group.is_active:
+        return None  # removed again meanwhile: nothing to set up
+    return _text(ctx, added_text(group.title))
+
+
 async def _group_digest(ctx: Context, payload: dict[str, Any]):
     group = await notice_reads.group(ctx.session, payload["group_id"])
     if group is None:
@@ -185,6 +225,8 @@ RENDERERS: dict[str, Renderer] = {
     "edit_text": edit_text,
     "closing_member": closing_member,
     "closing_owner": closing_owner,
+    "closing_post": closing_post,
+    "added_note": added_note,
     "fulfilment": fulfilment,
     "refund": refund,
     "credit": credit,

@@ -4,11 +4,14 @@ A loop claims due rows with a lease (`lease` seconds, renewed while a row is bei
 a slow chat — 20 messages a minute in a group — never lets another instance take it),
 renders each in its recipient's language (bot/notices.py) at the moment of sending, sends
 it through bot.sender.Sender (which keeps Telegram's limits and waits exactly `retry_after`
-on a 429) and settles it: sent; failed with the reason (403, 400, a recipient gone); or, on
-a transient error (network, server, 429s beyond the sender's patience), pending again with
-a backoff. It wakes on `kick()` (the effects map calls it after a commit that promised
-messages) and every `poll` seconds, which also picks up rows of a process that died: their
-lease runs out and they go out, once, from whichever instance claims them first.
+on a 429) and settles it: sent; failed with the reason (400, a recipient gone, a group
+that removed the bot); parked (`waiting`) when a person's private chat refuses it (403:
+never started the bot, blocked it, deactivated) until they /start (services.outbox.resume);
+or, on a transient error (network, server, 429s beyond the sender's patience), pending
+again with a backoff. It wakes on `kick()` (the effects map calls it after a commit that
+promised messages, or released parked ones) and every `poll` seconds, which also picks up
+rows of a process that died: their lease runs out and they go out, once, from whichever
+instance claims them first.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class OutboxSender:
         self.delivered = 0
         self.failed = 0
         self.retried = 0
+        self.parked = 0
         self._wake = asyncio.Event()
         self._tokens: dict[str, int] = {}  # claims in flight → rows left
         self._task: asyncio.Task[None] | None = None
@@ -147,10 +151,19 @@ class OutboxSender:
         outcome = await self.sender.deliver(
             method, chat_id=row.chat_id, wait_at_most=WAIT_AT_MOST, record=not forgotten
         )
-        await self._settle(row, outcome.reason, outcome.transient, outcome.retry_after)
+        # A person who has not started the bot (or blocked it) gets it when they /start; a
+        # row to erase is not kept for anyone.
+        park = outcome.refused and row.chat_id > 0 and not row.payload.get(outbox.ERASE)
+        await self._settle(row, outcome.reason, outcome.transient, outcome.retry_after, park=park)
 
     async def _settle(
-        self, row: outbox.Claimed, reason: str | None, transient: bool, after: float = 0.0
+        self,
+        row: outbox.Claimed,
+        reason: str | None,
+        transient: bool,
+        after: float = 0.0,
+        *,
+        park: bool = False,
     ) -> None:
         now = utcnow()
         if transient and row.attempts >= MAX_ATTEMPTS:
@@ -161,6 +174,8 @@ class OutboxSender:
                 async with self.db.transaction() as session:
                     if reason is None:
                         settled = await outbox.mark_sent(session, row, now)
+                    elif park:
+                        settled = await outbox.park(session, row, reason, now)
                     elif transient:
                         wait = max(outbox.backoff(row.attempts).total_seconds(), after)
                         at = now + timedelta(seconds=wait)
@@ -174,6 +189,9 @@ class OutboxSender:
             return
         if reason is None:
             self.delivered += 1
+        elif park:
+            self.parked += 1
+            log.info("outbox %s (%s) waits for its person to start the bot", row.id, row.kind)
         elif transient:
             self.retried += 1
             log.info("outbox %s (%s) to try again: %s", row.id, row.kind, reason)

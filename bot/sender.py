@@ -66,6 +66,9 @@ class Outcome:
     reason: str | None = None  # None: sent (or an edit that changed nothing)
     transient: bool = False  # network/server errors or 429s beyond the sender's patience
     retry_after: float = 0.0  # a 429 given up on: Telegram's wait, for a later try
+    # The chat refused the bot (a 403, or a chat known to refuse it since one): a person
+    # who never started the bot, blocked it or is deactivated; a group that removed it.
+    refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -229,7 +232,8 @@ class Sender:
         if getattr(method, "chat_id", None) not in (None, chat_id):
             method = method.model_copy(update={"chat_id": chat_id})
         if chat_id in self._inactive and not await self._active_again(chat_id):
-            return await fail("chat inactive (the bot was blocked or removed)")
+            refused = await fail("chat inactive (the bot was blocked or removed)")
+            return replace(refused, refused=True)
         state = self._chats.get(chat_id)
         if state is None:
             self._prune_chats()
@@ -271,7 +275,7 @@ class Sender:
                     except TelegramForbiddenError as exc:
                         if record:
                             await self._deactivate(chat_id)
-                        return await fail(f"403 {exc.message}")
+                        return replace(await fail(f"403 {exc.message}"), refused=True)
                     except TelegramBadRequest as exc:
                         if NOT_MODIFIED in exc.message.lower():
                             return SENT_NOTHING  # an edit to the same content: nothing to do

@@ -19,11 +19,12 @@ from bot.telegram import admin_info
 from handlers import invites
 from handlers.common import help_text, quote
 from models import Group, User
-from services import events
+from services import events, notices, people
 from services import groups as group_service
 from services.admins import AdminDirectory
 from services.groups import AdminInfo, Defaults
-from services.locales import from_telegram, recipient_language
+from services.locales import from_telegram
+from services.timezones import Clock
 
 log = logging.getLogger(__name__)
 GROUP_TYPES = {"group", "supergroup"}
@@ -43,6 +44,7 @@ async def bot_membership_changed(
     admins: AdminDirectory,
     i18n: I18n,
     locales: LocaleCache,
+    clock: Clock,
 ) -> None:
     chat = event.chat
     old, new = event.old_chat_member.status, event.new_chat_member.status
@@ -76,17 +78,8 @@ async def bot_membership_changed(
             except TelegramAPIError as exc:
                 log.warning("could not greet chat %s: %s", chat.id, exc)
         if user is not None and not user.is_bot:
-            with i18n.use_locale(recipient_language(user, group, i18n.default_locale)):
-                try:
-                    await bot.send_message(
-                        user.id,
-                        _(
-                            "You added me to {title}. "
-                            "Use /settings to set its timezone, currency and language."
-                        ).format(title=quote(chat.title)),
-                    )
-                except TelegramAPIError:
-                    log.info("adder %s has not started the bot; no private greeting", user.id)
+            # Promised, not sent: someone who has not started the bot yet gets it at /start.
+            await notices.added_note(session, user.id, group.id, event.date, clock.now())
     else:
         group = await group_service.deactivate(session, chat.id)
         log.info("bot removed from chat %s (%s); group kept inactive", chat.id, group and group.id)
@@ -95,11 +88,12 @@ async def bot_membership_changed(
 async def bot_blocked_in_private(
     event: ChatMemberUpdated, session: AsyncSession, user: User | None
 ) -> None:
-    """The user blocked or unblocked the bot in private chat."""
+    """The user blocked or unblocked the bot in private chat (unblocking releases what
+    waited for them, like /start)."""
     if user is None:
         return
-    user.started = event.new_chat_member.status not in {"kicked", "left"}
-    await session.flush()
+    started = event.new_chat_member.status not in {"kicked", "left"}
+    await people.set_started(session, user.id, started)
 
 
 async def member_changed(

@@ -1,5 +1,7 @@
 """Deals in private chat: `/start <share code>` (a member's share link), `/start deal_<id>`
-(older links and content posts), and the Join buttons under such a card.
+(older links and content posts), `/start orders_D<id>` (the link in a closing's reply in
+the group: the member's order of that deal with its pickup code), and the Join buttons
+under such a card.
 
 Opening someone's share link records a click (services.referrals), so an order the member
 then places in that group is credited to the sharer; the sharer opening their own link gets
@@ -11,6 +13,7 @@ of the link through services.orders, exactly like a group's Join button.
 from __future__ import annotations
 
 import logging
+import re
 
 from aiogram import F, Router
 from aiogram.filters import CommandObject, CommandStart
@@ -22,21 +25,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.middlewares.admission import FLAG as ADMISSION
 from bot.middlewares.admission import JoinRequest
-from bot.posts import QUANTITY_CHOICES, render_card, share_link
+from bot.posts import QUANTITY_CHOICES, member_text, render_card, share_link
 from handlers.callbacks import PrivateDealCB, valid_id
 from handlers.common import quote
 from handlers.deal_post import answer_order
 from models import Deal, Group, User
 from services import deals as deal_service
+from services import notice_reads, people
 from services import orders as order_service
-from services import people
 from services import referrals as referral_service
 from services.timezones import utcnow
+from views.common import current_language
 from views.deal_texts import domain_error_text
 from views.format import CAPTION_LIMIT, TEXT_LIMIT, cut, tg_len
 
 log = logging.getLogger(__name__)
 DEAL_PREFIX = "deal_"
+PICKUP_LINK = re.compile(r"orders_D([0-9]{1,10})")  # bot.notices.pickup_payload
 
 
 def private_keyboard(deal: Deal, group_id: int) -> InlineKeyboardMarkup | None:
@@ -106,6 +111,34 @@ async def _deal_link(message: Message, session: AsyncSession, user: User, raw: s
     await show_deal(message, session, deal, group, from_group(group))
 
 
+async def _pickup_link(message: Message, session: AsyncSession, user: User, deal_id: int) -> None:
+    """/start orders_D<id>: the member's order of that deal; once it succeeded, with the
+    pickup code (the closing notice again). Anything else answers without saying more."""
+    found = (
+        await notice_reads.member_order(session, deal_id, user.id) if valid_id(deal_id) else None
+    )
+    if found is None:
+        await message.answer(
+            _("You have no order in this deal. Send /myorders to see your orders.")
+        )
+        return
+    deal, order = found
+    if deal.status not in deal_service.FINAL_STATES:
+        await message.answer(
+            _("{code} is still open: your pickup code comes here if it succeeds.").format(
+                code=deal.code
+            )
+        )
+        return
+    if deal.status == "succeeded" and order.status != "confirmed":  # refunded, cancelled
+        await message.answer(
+            _("Your order in {code} was cancelled: there is no pickup code.").format(code=deal.code)
+        )
+        return
+    closing = deal_service.Closing(deal, deal.status, [order])
+    await message.answer(member_text(closing, order, current_language()))
+
+
 async def _own_link(message: Message, deal: Deal, group: Group, code: str) -> None:
     """The sharer opened their own link: give it ready to forward."""
     me = await message.bot.me()
@@ -139,6 +172,10 @@ async def start_link(
     payload = command.args or ""
     if payload.startswith(DEAL_PREFIX):
         await _deal_link(message, session, user, payload)
+        return
+    pickup = PICKUP_LINK.fullmatch(payload)
+    if pickup is not None:
+        await _pickup_link(message, session, user, int(pickup.group(1)))
         return
     share = await referral_service.find_share(session, payload)
     found = (

@@ -58,3 +58,19 @@ async def credit_lines(
 
 async def group(session: AsyncSession, group_id: int) -> Group | None:
     return await session.get(Group, group_id)
+
+
+async def member_order(
+    session: AsyncSession, deal_id: int, user_id: int
+) -> tuple[Deal, Order] | None:
+    """The member's order of the deal (with its pickup code once confirmed), if any."""
+    row = (
+        await session.execute(
+            select(Deal, Order)
+            .join(Order, Order.deal_id == Deal.id)
+            .where(Deal.id == deal_id, Order.user_id == user_id, Order.quantity > 0)
+            .order_by(Order.id)
+            .limit(1)
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None

@@ -8,6 +8,9 @@ sent. Keys make each promise unique, so a replay or a second closing promises no
 
     closing:D<deal>:<user>        a participant's outcome of a deal (kind closing_member)
     closing:D<deal>:owner         the owner's summary of a closing (closing_owner)
+    closing:D<deal>:post:<group>  the outcome, as a reply to the deal's post in its group,
+                                  with the deep link to the pickup code (closing_post)
+    added:G<group>:<user>:<time>  the note to whoever added the bot to a group (added_note)
     fulfil:<order>:<state>        ready for pickup / picked up / delivered (fulfilment)
     refund:<order>                an order cancelled by the owner (refund)
     credit:<user>:<first entry>   ledger lines of one change, one message per member (credit)
@@ -81,7 +84,8 @@ async def closing(session: AsyncSession, done: Closing, now: datetime) -> Audien
             now=now,
         )
         found.told += 1
-    # The owner made the deal in private chat with the bot: always told.
+    # The owner made the deal in private chat with the bot: always told (if they blocked
+    # it since, the row waits for their next /start).
     await outbox.promise(
         session,
         key=f"closing:D{deal.id}:owner",
@@ -90,7 +94,52 @@ async def closing(session: AsyncSession, done: Closing, now: datetime) -> Audien
         payload={"deal_id": deal.id, "outcome": done.outcome},
         now=now,
     )
+    await closing_post(session, deal.id, done.outcome, now)
     return found
+
+
+async def closing_post(session: AsyncSession, deal_id: int, outcome: str, now: datetime) -> int:
+    """The outcome in the deal's group, as a reply to its post: an edit notifies nobody, a
+    reply does (members who never started the bot learn where their pickup code is). One
+    per post (a deal without a sent post, or whose group removed the bot, gets none); the
+    key makes it once per deal and group, however many closings or announcements promise
+    it. Returns how many were promised."""
+    rows = await session.execute(
+        select(DealPost.message_id, Group.id, Group.chat_id)
+        .join(Group, Group.id == DealPost.group_id)
+        .where(DealPost.deal_id == deal_id, DealPost.message_id.is_not(None))
+        .where(Group.is_active.is_(True))
+        .order_by(Group.id)
+    )
+    told = 0
+    for message_id, group_id, chat_id in rows.all():
+        told += await outbox.promise(
+            session,
+            key=f"closing:D{deal_id}:post:{group_id}",
+            chat_id=chat_id,
+            kind="closing_post",
+            payload={"deal_id": deal_id, "message_id": message_id, "outcome": outcome},
+            group_id=group_id,
+            now=now,
+        )
+    return told
+
+
+async def added_note(
+    session: AsyncSession, user_id: int, group_id: int, at: datetime, now: datetime
+) -> bool:
+    """The private note to whoever added the bot to a group (`at`: when, which tells a
+    later re-adding from this one). A person who has not started the bot yet gets it when
+    they do (the outbox parks it on the 403)."""
+    return await outbox.promise(
+        session,
+        key=f"added:G{group_id}:{user_id}:{int(at.timestamp())}",
+        chat_id=user_id,
+        kind="added_note",
+        payload={"group_id": group_id},
+        group_id=group_id,
+        now=now,
+    )
 
 
 async def fulfilment(session: AsyncSession, changes: Sequence[Marked], now: datetime) -> Audience:

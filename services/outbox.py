@@ -9,7 +9,13 @@ replay or a second caller promises nothing new.
 Delivery (bot/outbox.py) claims due rows with a lease: a conditional UPDATE sets a token and
 an expiry on rows that are pending, due and not leased (or whose lease ran out), so two
 instances never hold the same row; then the row is settled: `sent`, `failed` (permanent,
-with the reason), or back to pending with a later `due_at` (transient). A row claimed over
+with the reason), back to pending with a later `due_at` (transient), or `waiting` (parked):
+a person's private chat refused it (403: they never started the bot, blocked it, or their
+account is deactivated). Parked rows wait for that person: `resume()` (called when they
+send /start, or unblock the bot, in the same transaction) puts them back to pending, except
+kinds that are stale by then (`STALE_ON_RESUME`: a digest, a missing-rights note older
+than a day), which are settled `failed` unsent. `prune()` drops parked rows older than
+`WAITING_MAX` (30 days): nobody came back for them. A row claimed over
 an expired lease counts in `expired_leases`: its previous holder died after claiming it, and
 possibly after Telegram accepted the message. Duplicates are possible only when a process dies
 (or loses the database) between Telegram accepting a message and the row being marked sent,
@@ -31,12 +37,23 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import OutboxMessage
+from models import OutboxMessage, User
 from models.upsert import insert_ignore
 from services import events
+from services.timezones import utcnow
 
 REASON_MAX = 500
 KEY_MAX = 128
+PENDING, SENT, FAILED, WAITING = "pending", "sent", "failed", "waiting"
+WAITING_MAX = timedelta(days=30)  # a parked row older than this is dropped by prune()
+# Kinds not worth sending late: a parked row of these kinds older than this when its person
+# comes back is settled unsent. Everything else (the note about a group that added the bot,
+# closing outcomes and pickup codes, fulfilment, refunds, credit) is delivered on resume.
+STALE_ON_RESUME: dict[str, timedelta] = {
+    "digest_text": timedelta(days=1),
+    "digest_chart": timedelta(days=1),
+    "rights": timedelta(days=1),
+}
 
 
 @dataclass(frozen=True)
@@ -200,6 +217,68 @@ async def mark_failed(session: AsyncSession, row: Claimed, reason: str, now: dat
     return (result.rowcount or 0) > 0
 
 
+async def park(session: AsyncSession, row: Claimed, reason: str, now: datetime) -> bool:
+    """The person's private chat refused the row (403): it waits for them (`resume`).
+
+    The person's row is locked first, so a /start committing meanwhile is either seen here
+    (started: the row is tried again soon instead) or runs after this and finds the row
+    parked."""
+    started = await session.scalar(
+        select(User.started).where(User.id == row.chat_id).with_for_update()
+    )
+    if started:  # they came back between the refusal and now
+        return await retry_later(session, row, reason, now)
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(_mine(row.id, row.token))
+        .values(status=WAITING, reason=reason[:REASON_MAX], lease_token=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return (result.rowcount or 0) > 0
+
+
+@dataclass(frozen=True)
+class Resumed:
+    pending: int  # parked rows put back to be delivered now
+    stale: int  # parked rows settled unsent (STALE_ON_RESUME)
+
+
+async def resume(session: AsyncSession, chat_id: int, now: datetime) -> Resumed:
+    """The person came back (/start, unblocked the bot): their parked rows go out now, in
+    the order they were promised, except those stale by now. Wakes the outbox after commit."""
+    rows = list(
+        await session.execute(
+            select(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.created_at).where(
+                OutboxMessage.chat_id == chat_id, OutboxMessage.status == WAITING
+            )
+        )
+    )
+    if not rows:
+        return Resumed(0, 0)
+    stale = [
+        row_id
+        for row_id, kind, created in rows
+        if kind in STALE_ON_RESUME and created < now - STALE_ON_RESUME[kind]
+    ]
+    fresh = [row.id for row in rows if row.id not in stale]
+    if stale:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(stale), OutboxMessage.status == WAITING)
+            .values(status=FAILED, reason="stale when the person came back", sent_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    if fresh:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(fresh), OutboxMessage.status == WAITING)
+            .values(status=PENDING, due_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        events.record(session, events.NoticesPromised(len(fresh)))
+    return Resumed(len(fresh), len(stale))
+
+
 async def retry_later(session: AsyncSession, row: Claimed, reason: str, at: datetime) -> bool:
     """A transient failure (network, server, a long 429): pending again, due at `at`."""
     result = await session.execute(
@@ -223,6 +302,7 @@ class OutboxStats:
     sent: int
     failed: int
     expired_leases: int  # possible duplicates (a deliverer died mid-send)
+    waiting: int = 0  # parked: for a person who has not started the bot (or blocked it)
 
 
 async def stats(session: AsyncSession, now: datetime) -> OutboxStats:
@@ -239,17 +319,26 @@ async def stats(session: AsyncSession, now: datetime) -> OutboxStats:
                 func.count().filter(OutboxMessage.status == "sent"),
                 func.count().filter(OutboxMessage.status == "failed"),
                 func.coalesce(func.sum(OutboxMessage.expired_leases), 0),
+                func.count().filter(OutboxMessage.status == WAITING),
             )
         )
     ).one()
     return OutboxStats(*(int(v or 0) for v in row))
 
 
-async def prune(session: AsyncSession, before: datetime) -> int:
-    """Delete rows settled before `before` (the keys of pending rows are kept forever)."""
+async def prune(session: AsyncSession, before: datetime, now: datetime | None = None) -> int:
+    """Delete rows settled before `before`, and rows parked longer than WAITING_MAX (as of
+    `now`, by default the current time; their person never came back). The keys of pending
+    rows are kept forever."""
+    now = now or utcnow()
     result = await session.execute(
         delete(OutboxMessage).where(
-            OutboxMessage.status.in_(("sent", "failed")), OutboxMessage.sent_at < before
+            OutboxMessage.status.in_((SENT, FAILED)), OutboxMessage.sent_at < before
         )
     )
-    return result.rowcount or 0
+    parked = await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.status == WAITING, OutboxMessage.created_at < now - WAITING_MAX
+        )
+    )
+    return (result.rowcount or 0) + (parked.rowcount or 0)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import User
 from models.upsert import upsert
+from services import outbox
 from services.errors import InvalidLanguage
 from services.locales import SUPPORTED_LANGUAGES
 from services.timezones import utcnow
@@ -49,8 +50,19 @@ async def remember(session: AsyncSession, person: Person) -> User:
     return user
 
 
-async def mark_started(session: AsyncSession, user_id: int) -> None:
-    await session.execute(update(User).where(User.id == user_id).values(started=True))
+async def mark_started(session: AsyncSession, user_id: int) -> outbox.Resumed:
+    """The person started the bot (/start, a deep link): what waited for them (parked
+    outbox rows) goes out now, after this transaction commits."""
+    return await set_started(session, user_id, True)
+
+
+async def set_started(session: AsyncSession, user_id: int, started: bool) -> outbox.Resumed:
+    """Whether the bot may write to the person (False: they blocked it). Coming back
+    releases their parked outbox rows, in this transaction."""
+    await session.execute(update(User).where(User.id == user_id).values(started=started))
+    if not started:
+        return outbox.Resumed(0, 0)
+    return await outbox.resume(session, user_id, utcnow())
 
 
 async def set_language(session: AsyncSession, user_id: int, language: str) -> None:

@@ -157,7 +157,8 @@ async def test_closing_happens_once_when_run_due_runs_twice_at_the_same_time(har
     assert (await deal_row(harness, deal_id)).final_price == 1000
     # and again later: nothing more happens
     assert (await due(harness)).closed == []
-    assert len(harness.api.of(SendMessage)) == 3
+    assert len(harness.api.of(SendMessage)) == 4  # three private notices, one group reply
+    assert len(harness.api.sent(GROUP.id)) == 1
 
 
 async def test_joins_after_closing_are_refused_by_the_deal_state(harness) -> None:

@@ -1,8 +1,8 @@
 """The outbox (services.outbox, bot/outbox.py): promises commit or roll back with their change,
 are unique by key, are rendered in the recipient's language when sent, and are delivered
 once — through 429s (waiting exactly retry_after), network errors (tried again later), 403s
-(failed, with the reason), a deliverer that died holding rows (its lease runs out), and two
-instances sharing one database."""
+(a person's: parked until they /start, test_parked.py), a deliverer that died holding rows
+(its lease runs out), and two instances sharing one database."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ async def test_closing_notices_are_rendered_in_each_recipients_language_when_sen
     assert len(harness.api.sent()) == 3  # nothing twice
 
 
-async def test_429_waits_exactly_retry_after_and_403_fails_with_its_reason(
+async def test_429_waits_exactly_retry_after_and_a_persons_403_parks_the_row(
     harness: Harness,
 ) -> None:
     await remember(harness, ALICE, WANG)
@@ -126,7 +126,8 @@ async def test_429_waits_exactly_retry_after_and_403_fails_with_its_reason(
     ]  # fmt: skip
     assert alice_times[1] - alice_times[0] >= 1.0 and time.monotonic() - started < 5
     by_chat = {r.chat_id: r for r in await rows(harness)}
-    assert by_chat[WANG.id].status == "failed" and "403" in by_chat[WANG.id].reason
+    # A person who blocked the bot: the row waits for their next /start (test_parked.py).
+    assert by_chat[WANG.id].status == "waiting" and "403" in by_chat[WANG.id].reason
     assert "blocked by the user" in by_chat[WANG.id].reason
     assert all(r.status == "sent" for r in by_chat.values() if r.chat_id == ALICE.id)
 

@@ -59,7 +59,9 @@ def max_in_window(times: list[float], length: float) -> int:
 def by_chat(api: FakeTelegram) -> dict[int, list[float]]:
     chats: dict[int, list[float]] = defaultdict(list)
     for request, at in zip(api.requests, api.times, strict=True):
-        chats[request.chat_id].append(at)
+        chat_id = getattr(request, "chat_id", None)  # getMe (a renderer's link) has none
+        if chat_id is not None:
+            chats[chat_id].append(at)
     return chats
 
 

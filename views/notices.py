@@ -1,5 +1,6 @@
 """The texts of the notices the outbox sends (bot/notices.py renders them in the
-recipient's language): fulfilment, refunds, reminders before closing. The closing notices
+recipient's language): fulfilment, refunds, reminders before closing, the closing reply in
+the group, the note to whoever added the bot. The closing notices
 are bot.posts.member_text / owner_text, beside the post they close."""
 
 from __future__ import annotations
@@ -80,3 +81,37 @@ def reminder_text(deal: Deal, group: Group, now: datetime) -> str:
         parts.append(text.format(n=missing))
     title = f"<b>{escape(deal.title, quote=False)}</b> ({deal.code})"
     return f"⏰ {title}: " + " · ".join(parts)
+
+
+def closing_post_text(deal: Deal, outcome: str, link: str) -> str:
+    """The outcome as a reply to the deal's post, in the group's language; for a success,
+    where each member's pickup code is (`link`: the deep link to it in private chat)."""
+    title = f"<b>{escape(deal.title, quote=False)}</b> ({deal.code})"
+    if deal.min_kind == "units":
+        have = deal.total_qty
+    else:
+        have = deal.participants
+    need = deal.min_value or 0
+    if outcome == "succeeded":
+        if need:
+            head = _("{title} succeeded: {have} of the {need} needed.").format(
+                title=title, have=have, need=need
+            )
+        else:
+            head = _("{title} succeeded.").format(title=title)
+        tail = _("Joined? Your pickup code is in private chat with me: {link}").format(link=link)
+        return f"✅ {head}\n{tail}"
+    if outcome == "failed":
+        return "❌ " + _(
+            "{title} did not go ahead: {have} of the {need} needed. All orders are cancelled; "
+            "nobody pays."
+        ).format(title=title, have=have, need=need)
+    return "🚫 " + _(
+        "{title} was cancelled by the organiser. All orders are cancelled; nobody pays."
+    ).format(title=title)
+
+
+def added_text(group_title: str) -> str:
+    return _(
+        "You added me to {title}. Use /settings to set its timezone, currency and language."
+    ).format(title=quote(group_title))
