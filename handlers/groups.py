@@ -24,6 +24,7 @@ from services import groups as group_service
 from services.admins import AdminDirectory
 from services.groups import AdminInfo, Defaults
 from services.locales import from_telegram, recipient_language
+from services.timezones import Clock
 
 log = logging.getLogger(__name__)
 GROUP_TYPES = {"group", "supergroup"}
@@ -43,6 +44,7 @@ async def bot_membership_changed(
     admins: AdminDirectory,
     i18n: I18n,
     locales: LocaleCache,
+    clock: Clock,
 ) -> None:
     chat = event.chat
     old, new = event.old_chat_member.status, event.new_chat_member.status
@@ -55,6 +57,7 @@ async def bot_membership_changed(
             added_by=event.from_user.id if event.from_user else None,
             defaults=_defaults(settings),
             language=from_telegram(event.from_user.language_code) if event.from_user else None,
+            now=clock.now(),
         )
         locales.set_group(chat.id, group.language)
         await admins.refresh(session, group)

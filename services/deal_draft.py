@@ -34,7 +34,7 @@ from services.parsing import (
     ParseError,
     check_tiers,
     parse_local_datetime,
-    parse_price,
+    parse_price_in,
     parse_quantity,
     parse_reminders,
     parse_tiers,
@@ -70,6 +70,7 @@ CLOSE_PICKS = {"2h": "+2h", "tonight": "today 20:00", "tomorrow": "tomorrow 20:0
 OPEN_PICKS = {"1h": "+1h", "tomorrow9": "tomorrow 09:00"}
 NOW_WORDS = {"now", "现在", "立即", "马上"}
 MIN_KINDS = ("units", "participants")
+FIXABLE = ("closes", "opens")  # steps asked alone when their time no longer holds at Publish
 # What Skip stores at each optional step ("No minimum" at the minimum step, "No reminders"
 # at the reminders step).
 SKIPPED: dict[str, dict[str, Any]] = {
@@ -152,6 +153,9 @@ class DealDraft(Draft):
     pickup: str | None = None
     reminders: str | None = None  # as stored (parse_reminders); None: the default
     quick: bool = field(default=False)  # a copied deal: closes → preview
+    # A time that no longer held at Publish ("closes" or "opens"): only it is asked again,
+    # then the preview (None: the steps in their order).
+    fixing: str | None = field(default=None)
 
     # ------------------------------------------------------------ FSM data
 
@@ -159,7 +163,7 @@ class DealDraft(Draft):
         draft: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "quick" or not self.given(f.name):
+            if f.name in ("quick", "fixing") or not self.given(f.name):
                 continue
             if f.name in ("closes_at", "opens_at"):
                 value = iso(value)
@@ -171,6 +175,8 @@ class DealDraft(Draft):
         data: dict[str, Any] = {"draft": draft}
         if self.quick:
             data["quick"] = True
+        if self.fixing:
+            data["fixing"] = self.fixing
         return data
 
     @classmethod
@@ -197,6 +203,7 @@ class DealDraft(Draft):
             pickup=d.get("pickup"),
             reminders=d.get("reminders"),
             quick=bool(data.get("quick")),
+            fixing=data.get("fixing") if data.get("fixing") in FIXABLE else None,
         )._mark_given(d)
 
     @classmethod
@@ -246,6 +253,9 @@ class DealDraft(Draft):
         return step == "min_value" and not self.min_kind
 
     def next_step(self, step: str) -> str:
+        if step == self.fixing:  # the time Publish refused is set again: back to the preview
+            self.fixing = None
+            return "preview"
         if step == "closes" and self.quick:
             return "preview"
         return FLOW.after(step, self._passed) or "preview"
@@ -267,6 +277,16 @@ class DealDraft(Draft):
         key = _VALUE_OF.get(step)
         return key is not None and getattr(self, key) not in (None, "", [])
 
+    def can_keep(self, step: str, now: datetime) -> bool:
+        """ "Keep current" is offered: the step has a value, and a time has not passed."""
+        if not self.has_value(step):
+            return False
+        if step == "closes":
+            return self.closes_at is not None and self.closes_at > now
+        if step == "opens":
+            return self.opens_at is not None and self.opens_at >= minute_of(now)
+        return True
+
     def missing_step(self) -> str | None:
         """The first step publishing needs that has no value (None: complete)."""
         return next((s for s in ("title", "price", "closes") if not self.has_value(s)), None)
@@ -287,13 +307,13 @@ class DealDraft(Draft):
         elif step == "photo":
             raise ParseError("photo_expected")
         elif step == "price":
-            price = parse_price(text, targets.currency)
+            price = parse_price_in(text, targets.currency)  # the group's currency only
             if self.tiers and not self._tiers_fall_below(price.amount, price.currency):
                 self.tiers = []  # entered for another price: they would no longer fall
             self.price, self.currency = price.amount, price.currency
         elif step == "tiers":
             if self.price is None or self.currency is None:
-                raise ParseError("price_format")
+                raise ParseError("price_format", currency=targets.currency)
             self.tiers = parse_tiers(text, self.currency, self.price)
         elif step == "min_value":
             self.min_value = parse_quantity(text)
@@ -332,6 +352,8 @@ class DealDraft(Draft):
                 deals.check_window(self.opens_at, closes)
             except ParseError:
                 self.opens_at = None  # asked again at the next step
+                if self.fixing == "closes":
+                    self.fixing = "opens"  # …before the preview
         self.closes_at = closes
 
     def _set_opens(self, opens: datetime, now: datetime) -> None:
@@ -449,6 +471,11 @@ class DealDraft(Draft):
             return True
         self.group_ids = [g for g in wanted if g in owned]
         return False
+
+    def fix(self, step: str) -> None:
+        """Publishing refused the draft at `step`: for a time (closes, opens) only that step
+        is asked again, then the preview; other steps go on in their order."""
+        self.fixing = step if step in FIXABLE else None
 
     def step_for_error(self, err: ParseError, now: datetime) -> str:
         """The step to go back to when the deal could not be created."""

@@ -83,6 +83,7 @@ async def seed(db: Database) -> int:
             language="en",
             added_by=OWNER.id,
             admins_refreshed_at=NOW + timedelta(days=30),
+            created_at=utc(2026, 9, 1),  # registered before every day of the data
         )
         s.add(group)
         await s.flush()

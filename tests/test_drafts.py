@@ -184,8 +184,9 @@ def test_a_new_price_drops_tiers_that_no_longer_fall_and_regrouping_drops_the_pr
     d.apply("price", "10.00", SHANGHAI, NOW)
     assert d.tiers == []
     d = complete()
-    d.apply("price", "20 USD", SHANGHAI, NOW)
-    assert (d.price, d.currency, d.tiers) == (2000, "USD", [])
+    with pytest.raises(ParseError, match="price_other_currency"):  # a CNY group: refused
+        d.apply("price", "20 USD", SHANGHAI, NOW)
+    assert (d.price, d.currency, d.tiers) == (1250, "CNY", [(10, 1100)])
     d = complete(group_ids=[7, 8])
     d.confirm_groups({7: "EUR", 8: "CNY"})
     assert "price" not in d.to_data()["draft"] and d.price is None and d.tiers is None
