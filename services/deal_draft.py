@@ -348,12 +348,15 @@ class DealDraft(Draft):
     def _set_closes(self, closes: datetime, now: datetime) -> None:
         deals.check_closes(closes, now)
         if self.opens_at is not None:
+            passed = self.fixing == "closes" and self.opens_at < minute_of(now)
             try:
                 deals.check_window(self.opens_at, closes)
             except ParseError:
+                passed = True
+            if passed:  # no longer fits, or (at Publish) it has passed too
                 self.opens_at = None  # asked again at the next step
                 if self.fixing == "closes":
-                    self.fixing = "opens"  # …before the preview
+                    self.fixing = "opens"  # …then the preview
         self.closes_at = closes
 
     def _set_opens(self, opens: datetime, now: datetime) -> None:
@@ -479,7 +482,9 @@ class DealDraft(Draft):
 
     def step_for_error(self, err: ParseError, now: datetime) -> str:
         """The step to go back to when the deal could not be created."""
-        if err.reason == "time_past":
+        if err.reason == "time_past":  # the closing time first: the opening must be before it
+            if self.closes_at is not None and self.closes_at <= now:
+                return "closes"
             opens = self.opens_at
             return "opens" if opens is not None and opens < minute_of(now) else "closes"
         return {

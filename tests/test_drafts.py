@@ -331,8 +331,8 @@ def test_accepted_times_are_accepted_at_creation(now: datetime, closes: int, ope
         d.apply("opens", "now" if opens is None else f"+{opens}m", SHANGHAI, now)
     except ParseError as err:
         assert err.reason == "closes_before_opens"
-        refused = complete(closes_at=d.closes_at, opens_at=deals.minute_of(
-            now + timedelta(minutes=opens or 0)))  # fmt: skip
+        up = timedelta(minutes=opens or 0, seconds=59, microseconds=999_999)  # rounded up
+        refused = complete(closes_at=d.closes_at, opens_at=deals.minute_of(now + up))
         with pytest.raises(ParseError):
             deals.validate(refused.spec(), now)
         return
