@@ -10,7 +10,11 @@ Every step method parses and checks its input with the services' own parsers
 stock, no time in the past — the same functions `deals.validate` runs at creation), raises
 their ParseError (or UnknownChoice / NotGroupAdmin for a button) and then changes nothing,
 or changes the draft and returns the next step. Typed input is read in the currency and the
-timezone of the first chosen group (`Targets`).
+timezone of the first chosen group (`Targets`); a price only in that group's currency
+(services.parsing.parse_price_in: another currency is refused with the reason, never
+taken as it is). A closing or opening time that has passed when the owner publishes is
+asked again alone, then the preview (`fix`, `fixing`); a time that has passed is never
+offered to keep (`can_keep`).
 
 In the FSM data the draft is JSON only: money in minor units, times as ISO strings in UTC,
 unset values left out (`to_data` / `from_data`; the format the wizard always stored).
@@ -278,7 +282,8 @@ class DealDraft(Draft):
         return key is not None and getattr(self, key) not in (None, "", [])
 
     def can_keep(self, step: str, now: datetime) -> bool:
-        """ "Keep current" is offered: the step has a value, and a time has not passed."""
+        """Whether "Keep current" is offered: the step has a value, and a time has not
+        passed."""
         if not self.has_value(step):
             return False
         if step == "closes":
