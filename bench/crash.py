@@ -100,7 +100,7 @@ def owner_updates(build: Updates, ready_deal: int, close_deals: list[int]) -> li
     owner = person(OWNER_ID, "Owner")
     chat = private(owner)
     actions = [OrdersCB(action="all", deal_id=ready_deal, state="ready").pack()]
-    actions += [OwnerDealCB(action="close", deal_id=d).pack() for d in close_deals]
+    actions += [OwnerDealCB(action="close_yes", deal_id=d).pack() for d in close_deals]
     return [
         build.callback(owner, data, chat=chat).model_dump(
             mode="json", by_alias=True, exclude_none=True

@@ -9,8 +9,10 @@ a value — after Back, or in a copied deal — shows it and offers "Keep curren
     pickup / delivery note → preview (Publish / Back / Cancel)
 
 Target groups come right after the title, before anything that depends on them: the unit
-price is read in the currency of the FIRST group chosen (unless the owner names another
-currency, as in `12.50 USD`), and typed times are read in that group's timezone. Choosing
+price is read in the currency of the FIRST group chosen, and only in it (a price naming
+another currency, `¥12.5` in a EUR group, is refused with the reason: the group's members
+pay in its currency; the owner changes it in /settings first), and typed times are read in
+that group's timezone. Choosing
 groups again with another first currency drops the price and tiers entered before, so a
 price is never silently re-read in another currency. An owner with a single group finds it
 already selected and only taps Done.
@@ -448,9 +450,11 @@ async def publish_button(
         deal = await deal_service.create(session, user.id, draft.spec(), moment)
     except ParseError as err:
         await query.answer()
+        step = draft.step_for_error(err, moment)
+        draft.fix(step)  # a time that passed meanwhile: only it is asked, then the preview
         await show_step(
-            bot, user.id, draft.step_for_error(err, moment), state, session, admins, settings,
-            clock, note=parse_error_text(err),
+            bot, user.id, step, state, session, admins, settings, clock,
+            note=parse_error_text(err), draft=draft,
         )  # fmt: skip
         return
     await state.clear()

@@ -14,7 +14,16 @@ from handlers.wizard import button, nav_row
 from models import Group
 from services.deal_draft import NUMBERED, OPTIONAL, DealDraft, Targets
 from services.timezones import to_local
-from views.deal_texts import local_times, money, participants, reminders_text, units
+from views.deal_texts import (
+    amount_example,
+    local_times,
+    money,
+    participants,
+    price_example,
+    reminders_text,
+    tiers_example,
+    units,
+)
 
 
 def _b(text: str, step: str, action: str, value: str = "") -> InlineKeyboardButton:
@@ -129,17 +138,22 @@ def step_prompt(step: str, draft: DealDraft, targets: Targets, moment: datetime)
     elif step == "photo":
         body = _("Send a photo of the product, or tap Skip.")
     elif step == "price":
-        body = _(
-            "Send the unit price in {currency}, for example <code>12.50</code>, "
-            "<code>12,50</code>, <code>¥12.5</code> or <code>12.50 CNY</code>."
-        ).format(currency=targets.currency)
+        body = _("Send the unit price in {currency}, for example {example}.").format(
+            currency=targets.currency, example=price_example(targets.currency)
+        )
     elif step == "tiers":
+        cur = draft.currency or targets.currency
         body = _(
             "Optional price tiers: the more units are ordered in total, the lower the price for "
-            "everyone. Send them as <code>units:price</code>, for example "
-            "<code>10:11.00, 20:9.90</code> (from 10 units the price is 11.00), or tap Skip.\n"
+            "everyone. Send them as <code>units:price</code> in {currency}, for example "
+            "<code>{tiers}</code> (from 10 units the price is {tier}), or tap Skip.\n"
             "Unit price: {price}."
-        ).format(price=money(draft.price or 0, draft.currency or ""))
+        ).format(
+            currency=cur,
+            tiers=tiers_example(cur),
+            tier=amount_example("11", cur),
+            price=money(draft.price or 0, draft.currency or ""),
+        )
     elif step == "minimum":
         body = _(
             "Does the deal need a minimum to succeed? If it is not reached by the closing time, "
@@ -198,7 +212,7 @@ def step_prompt(step: str, draft: DealDraft, targets: Targets, moment: datetime)
         n = NUMBERED.index("minimum" if step == "min_value" else step) + 1
         header = _("<b>New deal</b> · step {n} of {total}").format(n=n, total=len(NUMBERED))
     text = header + "\n\n" + body
-    if draft.has_value(step):
+    if draft.can_keep(step, moment):  # a time that has passed is not offered again
         text += "\n\n" + _("Current: {value}").format(value=current_value(step, draft, targets))
     return text
 
@@ -295,7 +309,7 @@ def step_keyboard(
         rows.append([_b(_("✅ Publish"), step, "publish")])
     if step in OPTIONAL:
         rows.append([_b(_("Skip"), step, "skip")])
-    if step not in ("groups", "preview") and draft.has_value(step):
+    if step not in ("groups", "preview") and draft.can_keep(step, moment):
         rows.append([_b(_("Keep current"), step, "keep")])
     rows.append(nav_row(WizardCB, step))
     return InlineKeyboardMarkup(inline_keyboard=rows)

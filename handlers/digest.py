@@ -28,7 +28,7 @@ from services import digest as digest_service
 from services.admins import AdminDirectory
 from services.digest import DigestArgError, InvalidDigestTime
 from services.errors import GroupNotFound, NotGroupAdmin
-from services.timezones import utcnow
+from services.timezones import Clock, utcnow
 from views import digest_texts as texts
 
 GROUPS_PER_DIGEST = 10
@@ -69,6 +69,7 @@ async def digest_command(
     db: Database,
     admins: AdminDirectory,
     settings: Settings,
+    clock: Clock,
 ) -> None:
     """Digests are read-only: built and sent outside any write transaction (on SQLite a
     writer would hold the database's one write lock while charts render and messages go
@@ -96,7 +97,7 @@ async def digest_command(
             )
         )
         return
-    now = utcnow()
+    now = clock.now()
     try:  # validated once, against the furthest-ahead group's today
         digest_service.parse_period(
             args, max(digest_service.local_today(now, g.timezone) for g in groups)
@@ -104,15 +105,27 @@ async def digest_command(
     except DigestArgError as err:
         await message.answer(texts.arg_error_text(err))
         return
+    later: list[Group] = []  # registered after the period: no digest of days before it
     for group in groups[:GROUPS_PER_DIGEST]:
         today = digest_service.local_today(now, group.timezone)
         try:
             period = digest_service.parse_period(args, today)
         except DigestArgError:  # a date that is already today elsewhere but not here yet
             period = digest_service.Period(today, today)
+        covered = digest_service.since_registration(group, period)
+        if covered is None:
+            later.append(group)
+            continue
         async with db.read() as session:
-            digest = await digest_service.build(session, group, period, utcnow())
+            digest = await digest_service.build(session, group, covered, clock.now())
         await send_digest(message, digest)
+    if later:
+        await message.answer(
+            _(
+                "No digest of {titles} for that time: I was added there later. A group's "
+                "first digest covers the day I was added."
+            ).format(titles=", ".join(quote(g.title or str(g.chat_id)) for g in later))
+        )
     if len(groups) > GROUPS_PER_DIGEST:
         await message.answer(
             _("…and {n} more groups: see /digest settings.").format(

@@ -57,6 +57,7 @@ async def bot_membership_changed(
             added_by=event.from_user.id if event.from_user else None,
             defaults=_defaults(settings),
             language=from_telegram(event.from_user.language_code) if event.from_user else None,
+            now=clock.now(),
         )
         locales.set_group(chat.id, group.language)
         await admins.refresh(session, group)

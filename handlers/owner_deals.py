@@ -2,8 +2,9 @@
 
 After publishing only what cannot hurt people already in may change (services.deals.edit):
 the description, a LATER closing time, MORE stock, the reminders before closing (those
-already sent are never sent again); never the price. Pause / resume, close now,
-cancel (asked to confirm first) and duplicate (the wizard, pre-filled) complete the set.
+already sent are never sent again); never the price. Pause / resume, close now and
+cancel (both asked to confirm first: `confirm_closing`) and duplicate (the wizard,
+pre-filled) complete the set.
 
 Callback data carries only a deal id; every action re-checks on the server that the deal
 belongs to the user (a forged or stale id is refused and nothing changes). Closing and
@@ -47,7 +48,7 @@ from views.deal_texts import (
     status_name,
     units,
 )
-from views.owner_deals import progress_text, reminders_note, summary
+from views.owner_deals import closing_line, progress_text, reminders_note, summary
 
 log = logging.getLogger(__name__)
 PAGE = 8
@@ -109,7 +110,7 @@ def card(deal: Deal, groups: list[Group], settings: Settings) -> tuple[str, Inli
     if deal.per_person_limit is not None:
         lines.append(_("Per person: at most {value}").format(value=units(deal.per_person_limit)))
     lines.append(_("Opens: {time}").format(time=local_times(deal.opens_at, tzs)))
-    lines.append(_("Closes: {time}").format(time=local_times(deal.closes_at, tzs)))
+    lines.append(closing_line(deal, tzs))
     if deal.pickup_note:
         lines.append(_("Pickup / delivery: {note}").format(note=quote(deal.pickup_note)))
     lines.append(_("Reminders: {value}").format(value=reminders_text(deal.reminders)))
@@ -264,25 +265,34 @@ async def owner_button(
             await state.clear()
         await query.answer(_("Saved."))
         await send_card(bot, session, deal, settings, reminders_note(deal))
-    elif action == "cancel":
+    elif action in {"close", "cancel"}:
         await query.answer()
-        await bot.send_message(
-            user.id,
-            _(
-                "Cancel {code} “{title}”? Every order is cancelled, the participants are told, "
-                "and this cannot be undone."
-            ).format(code=deal.code, title=quote(deal.title)),
-            reply_markup=InlineKeyboardMarkup(
-                inline_keyboard=[
-                    [
-                        _button(_("Yes, cancel the deal"), "cancel_yes", deal.id),
-                        _button(_("No, keep it"), "open", deal.id),
-                    ]
-                ]
-            ),
-        )
+        text, keyboard = confirm_closing(deal, cancel=action == "cancel")
+        await bot.send_message(user.id, text, reply_markup=keyboard)
     else:
         await query.answer(_("This button is out of date."), show_alert=True)
+
+
+def confirm_closing(deal: Deal, *, cancel: bool) -> tuple[str, InlineKeyboardMarkup]:
+    """Close now and Cancel deal both ask first: what happens, Yes (close_yes / cancel_yes,
+    acted on by `close_button`) or No (back to the deal's card)."""
+    if cancel:
+        text = _(
+            "Cancel {code} “{title}”? Every order is cancelled, the participants are told, "
+            "and this cannot be undone."
+        )
+        yes = _button(_("Yes, cancel the deal"), "cancel_yes", deal.id)
+    else:
+        text = _(
+            "Close {code} “{title}” now, before its closing time? It succeeds if its minimum is "
+            "reached and fails otherwise, the participants are told, and this cannot be undone."
+        )
+        yes = _button(_("Yes, close it now"), "close_yes", deal.id)
+    keyboard = [[yes, _button(_("No, keep it"), "open", deal.id)]]
+    return (
+        text.format(code=deal.code, title=quote(deal.title)),
+        InlineKeyboardMarkup(inline_keyboard=keyboard),
+    )
 
 
 async def _ask_edit(
@@ -425,9 +435,10 @@ async def close_button(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    """Close now, or cancel once confirmed. close_now joins this update's transaction: the
-    deal closes exactly once, and participants are told in the background after commit."""
-    cancel = callback_data.action == "cancel_yes"
+    """Close now or cancel, once confirmed (`confirm_closing`). close_owned joins this
+    update's transaction: the deal closes exactly once, and participants are told in the
+    background after commit."""
+    cancel = callback_data.action == "cancel_yes"  # else close_yes
     try:
         deal = await deal_service.get_owned(session, callback_data.deal_id, user.id)
     except DomainError as err:
@@ -467,7 +478,7 @@ def router() -> Router:
     r.message.register(edit_typed, StateFilter(OwnerEdit), F.text, ~F.text.startswith("/"))
     r.message.register(edit_not_text, StateFilter(OwnerEdit), ~F.text)
     r.callback_query.register(
-        close_button, OwnerDealCB.filter(F.action.in_({"close", "cancel_yes"}))
+        close_button, OwnerDealCB.filter(F.action.in_({"close_yes", "cancel_yes"}))
     )
     r.callback_query.register(owner_button, OwnerDealCB.filter())
     return r

@@ -10,7 +10,9 @@ promised in the outbox (services.notices.digest) and the run is marked sent, all
 transaction, so two instances never both promise it and a crash loses none; the outbox
 builds and sends each digest in its recipient's language (bot/notices.py). Only yesterday is
 ever due: after a downtime the missed digest goes out once if its local day is not over,
-older days are never sent.
+older days are never sent; nor a day before the group was registered (Group.created_at,
+the clock's time when the bot was added): a group added today gets its first digest
+tomorrow, of today.
 """
 
 from __future__ import annotations

@@ -10,7 +10,11 @@ Every step method parses and checks its input with the services' own parsers
 stock, no time in the past — the same functions `deals.validate` runs at creation), raises
 their ParseError (or UnknownChoice / NotGroupAdmin for a button) and then changes nothing,
 or changes the draft and returns the next step. Typed input is read in the currency and the
-timezone of the first chosen group (`Targets`).
+timezone of the first chosen group (`Targets`); a price only in that group's currency
+(services.parsing.parse_price_in: another currency is refused with the reason, never
+taken as it is). A closing or opening time that has passed when the owner publishes is
+asked again alone, then the preview (`fix`, `fixing`); a time that has passed is never
+offered to keep (`can_keep`).
 
 In the FSM data the draft is JSON only: money in minor units, times as ISO strings in UTC,
 unset values left out (`to_data` / `from_data`; the format the wizard always stored).
@@ -34,7 +38,7 @@ from services.parsing import (
     ParseError,
     check_tiers,
     parse_local_datetime,
-    parse_price,
+    parse_price_in,
     parse_quantity,
     parse_reminders,
     parse_tiers,
@@ -70,6 +74,7 @@ CLOSE_PICKS = {"2h": "+2h", "tonight": "today 20:00", "tomorrow": "tomorrow 20:0
 OPEN_PICKS = {"1h": "+1h", "tomorrow9": "tomorrow 09:00"}
 NOW_WORDS = {"now", "现在", "立即", "马上"}
 MIN_KINDS = ("units", "participants")
+FIXABLE = ("closes", "opens")  # steps asked alone when their time no longer holds at Publish
 # What Skip stores at each optional step ("No minimum" at the minimum step, "No reminders"
 # at the reminders step).
 SKIPPED: dict[str, dict[str, Any]] = {
@@ -152,6 +157,9 @@ class DealDraft(Draft):
     pickup: str | None = None
     reminders: str | None = None  # as stored (parse_reminders); None: the default
     quick: bool = field(default=False)  # a copied deal: closes → preview
+    # A time that no longer held at Publish ("closes" or "opens"): only it is asked again,
+    # then the preview (None: the steps in their order).
+    fixing: str | None = field(default=None)
 
     # ------------------------------------------------------------ FSM data
 
@@ -159,7 +167,7 @@ class DealDraft(Draft):
         draft: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "quick" or not self.given(f.name):
+            if f.name in ("quick", "fixing") or not self.given(f.name):
                 continue
             if f.name in ("closes_at", "opens_at"):
                 value = iso(value)
@@ -171,6 +179,8 @@ class DealDraft(Draft):
         data: dict[str, Any] = {"draft": draft}
         if self.quick:
             data["quick"] = True
+        if self.fixing:
+            data["fixing"] = self.fixing
         return data
 
     @classmethod
@@ -197,6 +207,7 @@ class DealDraft(Draft):
             pickup=d.get("pickup"),
             reminders=d.get("reminders"),
             quick=bool(data.get("quick")),
+            fixing=data.get("fixing") if data.get("fixing") in FIXABLE else None,
         )._mark_given(d)
 
     @classmethod
@@ -246,6 +257,9 @@ class DealDraft(Draft):
         return step == "min_value" and not self.min_kind
 
     def next_step(self, step: str) -> str:
+        if step == self.fixing:  # the time Publish refused is set again: back to the preview
+            self.fixing = None
+            return "preview"
         if step == "closes" and self.quick:
             return "preview"
         return FLOW.after(step, self._passed) or "preview"
@@ -267,6 +281,17 @@ class DealDraft(Draft):
         key = _VALUE_OF.get(step)
         return key is not None and getattr(self, key) not in (None, "", [])
 
+    def can_keep(self, step: str, now: datetime) -> bool:
+        """Whether "Keep current" is offered: the step has a value, and a time has not
+        passed."""
+        if not self.has_value(step):
+            return False
+        if step == "closes":
+            return self.closes_at is not None and self.closes_at > now
+        if step == "opens":
+            return self.opens_at is not None and self.opens_at >= minute_of(now)
+        return True
+
     def missing_step(self) -> str | None:
         """The first step publishing needs that has no value (None: complete)."""
         return next((s for s in ("title", "price", "closes") if not self.has_value(s)), None)
@@ -287,13 +312,13 @@ class DealDraft(Draft):
         elif step == "photo":
             raise ParseError("photo_expected")
         elif step == "price":
-            price = parse_price(text, targets.currency)
+            price = parse_price_in(text, targets.currency)  # the group's currency only
             if self.tiers and not self._tiers_fall_below(price.amount, price.currency):
                 self.tiers = []  # entered for another price: they would no longer fall
             self.price, self.currency = price.amount, price.currency
         elif step == "tiers":
             if self.price is None or self.currency is None:
-                raise ParseError("price_format")
+                raise ParseError("price_format", currency=targets.currency)
             self.tiers = parse_tiers(text, self.currency, self.price)
         elif step == "min_value":
             self.min_value = parse_quantity(text)
@@ -328,10 +353,15 @@ class DealDraft(Draft):
     def _set_closes(self, closes: datetime, now: datetime) -> None:
         deals.check_closes(closes, now)
         if self.opens_at is not None:
+            passed = self.fixing == "closes" and self.opens_at < minute_of(now)
             try:
                 deals.check_window(self.opens_at, closes)
             except ParseError:
+                passed = True
+            if passed:  # no longer fits, or (at Publish) it has passed too
                 self.opens_at = None  # asked again at the next step
+                if self.fixing == "closes":
+                    self.fixing = "opens"  # …then the preview
         self.closes_at = closes
 
     def _set_opens(self, opens: datetime, now: datetime) -> None:
@@ -450,9 +480,16 @@ class DealDraft(Draft):
         self.group_ids = [g for g in wanted if g in owned]
         return False
 
+    def fix(self, step: str) -> None:
+        """Publishing refused the draft at `step`: for a time (closes, opens) only that step
+        is asked again, then the preview; other steps go on in their order."""
+        self.fixing = step if step in FIXABLE else None
+
     def step_for_error(self, err: ParseError, now: datetime) -> str:
         """The step to go back to when the deal could not be created."""
-        if err.reason == "time_past":
+        if err.reason == "time_past":  # the closing time first: the opening must be before it
+            if self.closes_at is not None and self.closes_at <= now:
+                return "closes"
             opens = self.opens_at
             return "opens" if opens is not None and opens < minute_of(now) else "closes"
         return {

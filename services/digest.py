@@ -763,6 +763,28 @@ async def recipients(session: AsyncSession, group: Group) -> list[User]:
 # ---------------------------------------------------------------- when digests are due
 
 
+def registered_on(registered: datetime | None, timezone: str) -> date | None:
+    """The group's local day of registration (None: unknown, every day counts)."""
+    return local_day(registered, timezone) if registered is not None else None
+
+
+def covers(registered: datetime | None, timezone: str, day: date) -> bool:
+    """A digest of `day` may be sent: the group was registered on that local day or before."""
+    first = registered_on(registered, timezone)
+    return first is None or day >= first
+
+
+def since_registration(group: Group, period: Period) -> Period | None:
+    """The part of `period` from the group's registration day on (None: it was all before:
+    no digest covers a day before the bot was in the group)."""
+    first = registered_on(group.created_at, group.timezone)
+    if first is None or period.start >= first:
+        return period
+    if period.end < first:
+        return None
+    return Period(first, period.end)
+
+
 def scope_of(group_id: int) -> str:
     return f"g{group_id}"
 
@@ -778,15 +800,17 @@ def _at_or_after(now: datetime, timezone: str, hhmm: str) -> bool:
 async def due_groups(session: AsyncSession, now: datetime) -> list[tuple[int, date]]:
     """(group id, local day to report) of groups whose digest time has come today (local)
     and whose digest of yesterday was not sent or taken yet. Only yesterday: after a long
-    downtime older days are not sent."""
+    downtime older days are not sent; and never a day before the group was registered (a
+    group added today gets its first digest tomorrow, of today)."""
     candidates: list[tuple[int, date]] = []
-    for gid, tz, at in await session.execute(
-        select(Group.id, Group.timezone, Group.digest_time).where(
+    for gid, tz, at, registered in await session.execute(
+        select(Group.id, Group.timezone, Group.digest_time, Group.created_at).where(
             Group.is_active.is_(True), Group.digest_enabled.is_(True)
         )
     ):
-        if _at_or_after(now, tz, at or "09:00"):
-            candidates.append((gid, local_today(now, tz) - timedelta(days=1)))
+        day = local_today(now, tz) - timedelta(days=1)
+        if _at_or_after(now, tz, at or "09:00") and covers(registered, tz, day):
+            candidates.append((gid, day))
     if not candidates:
         return []
     taken = await _taken(session, [(scope_of(g), d) for g, d in candidates], now)

@@ -47,13 +47,15 @@ async def register(
     added_by: int | None,
     defaults: Defaults,
     language: str | None = None,
+    now: datetime | None = None,
 ) -> tuple[Group, bool]:
     """Register the group (or re-activate it). Returns the row and whether it is new.
 
-    A group that comes back keeps its settings and data.
+    A group that comes back keeps its settings and data, and its registration time
+    (`created_at`: no digest covers a day before it).
     """
     group = await get_by_chat(session, chat_id)
-    now = utcnow()
+    now = now or utcnow()
     if group is None:
         group = Group(
             chat_id=chat_id,

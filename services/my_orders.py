@@ -20,6 +20,15 @@ from services import orders as order_service
 LIMIT = 100
 
 
+def pickup_pending(order: Order, deal: Deal) -> bool:
+    """The order can still be picked up, so its pickup code is worth showing: joined in a
+    deal still running (the code is good once it succeeds), or confirmed and not yet picked
+    up or delivered. Never for failed, cancelled or refunded orders."""
+    if order.status == "active":
+        return order.quantity > 0 and deal.status in deal_service.OPEN_STATES
+    return order.status == "confirmed" and order.fulfilment in ("none", "ready")
+
+
 def cancellable(order: Order, deal: Deal) -> bool:
     return order.status == "active" and deal.status == "open"
 

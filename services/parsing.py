@@ -61,8 +61,37 @@ def _number(text: str) -> Decimal:
         raise ParseError("price_format") from exc
 
 
+def symbol_of(currency: str) -> str | None:
+    """The symbol `parse_price` reads as `currency` in a group that uses it (None: only the
+    code): ¥ for CNY and JPY, $ for the dollars, € and £."""
+    if currency in DOLLARS:
+        return "$"
+    return {"CNY": "¥", "JPY": "¥", "EUR": "€", "GBP": "£"}.get(currency)
+
+
 def parse_price(text: str, default_currency: str) -> Price:
-    """'12.5', '12,50', '¥12.5', '12.50 CNY', 'USD 3' → Price in minor units."""
+    """'12.5', '12,50', '¥12.5', '12.50 CNY', 'USD 3' → Price in minor units (in the currency
+    named, else `default_currency`). Every ParseError names the currency the text was read in
+    (`detail["currency"]`), for the example of the answer."""
+    try:
+        return _parse_price(text, default_currency)
+    except ParseError as err:
+        err.detail.setdefault("currency", default_currency)
+        raise
+
+
+def parse_price_in(text: str, currency: str) -> Price:
+    """A price in `currency` only (a deal's price in its group's currency): a price that
+    names another currency is refused ("price_other_currency", with both), never converted
+    or taken as it is."""
+    try:
+        return _parse_price(text, currency, only=True)
+    except ParseError as err:
+        err.detail.setdefault("currency", currency)
+        raise
+
+
+def _parse_price(text: str, default_currency: str, *, only: bool = False) -> Price:
     raw = (text or "").strip()
     if not raw or len(raw) > 40:
         raise ParseError("price_format")
@@ -70,10 +99,13 @@ def parse_price(text: str, default_currency: str) -> Price:
     code = re.search(r"[A-Za-z]{3}", raw)
     if code:
         candidate = code.group(0).upper()
+        rest = (raw[: code.start()] + raw[code.end() :]).strip()
         if not is_known_currency(candidate):
+            if not re.search(r"[0-9]", rest):
+                raise ParseError("price_format")  # a word ("abc"), not a number with a code
             raise ParseError("price_currency", value=code.group(0))
         currency = candidate
-        raw = (raw[: code.start()] + raw[code.end() :]).strip()
+        raw = rest
     for symbol, sym_currency in SYMBOLS.items():
         if symbol in raw:
             raw = raw.replace(symbol, "").strip()
@@ -85,6 +117,8 @@ def parse_price(text: str, default_currency: str) -> Price:
                 else:
                     currency = sym_currency
     currency = currency or default_currency
+    if only and currency != default_currency:
+        raise ParseError("price_other_currency", currency=default_currency, given=currency)
     value = _number(raw)
     if value <= 0:
         raise ParseError("price_positive")
@@ -100,8 +134,17 @@ def parse_price(text: str, default_currency: str) -> Price:
 def parse_tiers(text: str, currency: str, unit_price: int) -> list[tuple[int, int]]:
     """'10:11.00, 20:9.90' → [(10, 1100), (20, 990)]: from 10 units the price is 11.00.
 
-    Thresholds must rise and prices must fall, each below the unit price.
+    Thresholds must rise and prices must fall, each below the unit price. Every ParseError
+    names `currency` (`detail["currency"]`), for the example of the answer.
     """
+    try:
+        return _parse_tiers(text, currency, unit_price)
+    except ParseError as err:
+        err.detail.setdefault("currency", currency)
+        raise
+
+
+def _parse_tiers(text: str, currency: str, unit_price: int) -> list[tuple[int, int]]:
     raw = (text or "").strip()
     if not raw:
         raise ParseError("tiers_format")
@@ -116,10 +159,7 @@ def parse_tiers(text: str, currency: str, unit_price: int) -> list[tuple[int, in
         threshold = int(m.group(1))
         if threshold < 2 or threshold > MAX_QUANTITY:
             raise ParseError("tiers_threshold", max=MAX_QUANTITY)
-        price = parse_price(m.group(2), currency)
-        if price.currency != currency:
-            raise ParseError("tiers_currency", currency=currency)
-        tiers.append((threshold, price.amount))
+        tiers.append((threshold, parse_price_in(m.group(2), currency).amount))
     if not tiers:
         raise ParseError("tiers_format")
     return check_tiers(tiers, unit_price)
@@ -191,7 +231,8 @@ def local_to_utc(naive: datetime, timezone: str) -> datetime:
 
 
 def parse_local_datetime(text: str, timezone: str, now: datetime) -> datetime:
-    """'2026-12-01 20:00', 'tomorrow 20:00', '明天 20:00', '20:00', '+2h' → aware UTC."""
+    """'2026-12-01 20:00', 'tomorrow 20:00', '明天 20:00', '20:00', '+2h' → aware UTC, to the
+    minute (a relative time is rounded up to the next whole minute)."""
     raw = " ".join((text or "").strip().lower().split())
     if not raw or len(raw) > 40:
         raise ParseError("time_format")
@@ -201,7 +242,12 @@ def parse_local_datetime(text: str, timezone: str, now: datetime) -> datetime:
         delta = timedelta(minutes=n * _UNIT_MINUTES[unit])
         if delta <= timedelta(0):
             raise ParseError("time_past")
-        return now.astimezone(UTC) + delta
+        # Rounded UP to a whole minute: times are kept to the minute, and "+1m" leaves at
+        # least a minute (never only the seconds left of the current one).
+        moment = now.astimezone(UTC) + delta
+        if moment.second or moment.microsecond:
+            moment = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        return moment
     local_now = now.astimezone(ZoneInfo(timezone))
     for word, days in sorted(_DAY_WORDS.items(), key=lambda kv: -len(kv[0])):
         if raw.startswith(word):

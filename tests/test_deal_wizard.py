@@ -170,7 +170,8 @@ async def test_full_wizard_with_buttons_and_typed_input_publishes(harness) -> No
     assert deal.per_person_limit == 3 and deal.pickup_note == "Gate 3 <script>, Saturday"
     assert deal.reminders == "180,30"
     closes = deal.closes_at.replace(tzinfo=UTC) if deal.closes_at.tzinfo is None else deal.closes_at
-    assert timedelta(hours=1, minutes=58) < closes - started <= timedelta(hours=2)
+    assert timedelta(hours=2) <= closes - started <= timedelta(hours=2, minutes=1)  # rounded up
+    assert closes.second == 0 and closes.microsecond == 0
     assert [(p.deal_id, p.group_id) for p in posts] == [(deal.id, gid)]
     assert posts[0].message_id is not None  # bot/posts.py sent it
     [card] = [r for r in harness.api.of(SendPhoto) if r.chat_id == SHANGHAI.id]
@@ -414,9 +415,120 @@ async def test_publishing_after_the_closing_time_passed_goes_back_to_it(harness)
     await at_step(harness, "preview", full_draft(gid, NOW))
     harness.clock.set(NOW + timedelta(days=2))  # the owner waited too long
     await harness.tap(OWNER, cb("preview", "publish"))
-    assert "already passed" in harness.last(OWNER).text
+    asked = harness.last(OWNER)
+    assert "already passed" in asked.text
     assert (await fsm(harness))[0] == "DealWizard:closes"
     assert await deal_count(harness) == 0
+    # the stale time is neither shown as current nor offered to keep
+    assert "Keep current" not in harness.buttons(asked) and "Current:" not in asked.text
+    answer = await harness.tap(OWNER, cb("closes", "keep"))  # an old Keep current button
+    assert "already passed" in harness.last(OWNER).text or answer.show_alert
+    assert (await fsm(harness))[0] == "DealWizard:closes"
+    # only the closing time is asked: straight back to the preview, then Publish works
+    preview = (await harness.say(OWNER, "+3d")).text
+    assert preview.startswith("<b>Preview</b>")
+    assert (await fsm(harness))[0] == "DealWizard:preview"
+    await harness.tap(OWNER, cb("preview", "publish"))
+    assert await deal_count(harness) == 1
+
+
+async def test_an_opening_time_passed_at_publish_is_asked_alone(harness) -> None:
+    gid = await add_group(harness)
+    harness.clock.set(NOW)
+    opens = (NOW + timedelta(hours=1)).isoformat()
+    await at_step(harness, "preview", full_draft(gid, NOW, opens_at=opens))
+    harness.clock.set(NOW + timedelta(hours=3))  # the opening time has passed
+    await harness.tap(OWNER, cb("preview", "publish"))
+    asked = harness.last(OWNER)
+    assert "already passed" in asked.text and (await fsm(harness))[0] == "DealWizard:opens"
+    assert "Keep current" not in harness.buttons(asked)
+    await harness.tap(OWNER, cb("opens", "pick", "1h"))
+    assert (await fsm(harness))[0] == "DealWizard:preview"  # not reminders, pickup again
+    assert await deal_count(harness) == 0
+
+
+async def test_a_new_closing_time_before_the_opening_asks_the_opening_then_previews(
+    harness,
+) -> None:
+    gid = await add_group(harness)
+    harness.clock.set(NOW)
+    draft = full_draft(
+        gid, NOW, opens_at=(NOW + timedelta(days=3)).isoformat(),
+        closes_at=(NOW + timedelta(days=4)).isoformat(),
+    )  # fmt: skip
+    await at_step(harness, "preview", draft)
+    harness.clock.set(NOW + timedelta(days=5))  # both have passed
+    await harness.tap(OWNER, cb("preview", "publish"))
+    assert (await fsm(harness))[0] == "DealWizard:closes"
+    assert "Keep current" not in harness.buttons(harness.last(OWNER))
+    await harness.say(OWNER, "+2h")  # the old opening time has passed too: asked next
+    assert (await fsm(harness))[0] == "DealWizard:opens"
+    assert "Keep current" not in harness.buttons(harness.last(OWNER))
+    await harness.tap(OWNER, cb("opens", "now"))
+    assert (await fsm(harness))[0] == "DealWizard:preview"
+
+
+async def test_a_relative_closing_time_is_rounded_up_to_a_whole_minute(harness) -> None:
+    gid = await add_group(harness)
+    moment = NOW + timedelta(seconds=30, microseconds=5)  # 08:00:30 in Shanghai
+    harness.clock.set(moment)
+    await at_step(harness, "closes", full_draft(gid, NOW, closes_at=None))
+    await harness.say(OWNER, "+1m")  # at least a minute, never the 30 seconds left
+    stored = (await fsm(harness))[1]["draft"]["closes_at"]
+    assert stored == "2026-11-20T00:02:00+00:00"
+    await harness.tap(OWNER, cb("opens", "now"))
+    await harness.tap(OWNER, cb("reminders", "skip"))
+    preview = (await harness.say(OWNER, "Gate 3")).text
+    assert "Closes: 2026-11-20 08:02 (Asia/Shanghai)" in preview  # shown = stored
+    await harness.tap(OWNER, cb("preview", "publish"))
+    async with harness.db.read() as s:
+        deal = await s.scalar(select(Deal))
+    assert deal.closes_at.replace(tzinfo=UTC) == datetime(2026, 11, 20, 0, 2, tzinfo=UTC)
+
+
+async def test_price_step_speaks_the_groups_currency(harness) -> None:
+    """A EUR group: the example is in euros, ¥12.5 is refused with the reason, a word is
+    answered "send a number"; a JPY group's example has no decimals."""
+    gid = await add_group(harness, BERLIN, timezone="Europe/Berlin")
+    async with harness.db.transaction() as s:
+        await s.execute(update(Group).where(Group.id == gid).values(currency="EUR"))
+    draft = full_draft(gid, datetime.now(UTC), price=None, currency=None)
+    del draft["price"], draft["currency"]
+    await at_step(harness, "photo", draft)
+    prompt = (await harness.say(OWNER, "/newdeal")).text  # unfinished: continue
+    await harness.tap(OWNER, WizardCB(step="-", action="resume").pack())
+    await harness.tap(OWNER, cb("photo", "skip"))
+    prompt = harness.last(OWNER).text
+    assert "unit price in EUR" in prompt and "<code>€12.50</code>" in prompt
+    assert "¥" not in prompt and "CNY" not in prompt
+
+    refused = (await harness.say(OWNER, "¥12.5")).text
+    assert "This group uses EUR; send the price in EUR, for example" in refused
+    assert "<code>12.50</code> or <code>€12.50</code>" in refused
+    assert await fsm(harness) == ("DealWizard:price", {"draft": draft})  # nothing changed
+    refused = (await harness.say(OWNER, "abc")).text
+    assert "Send a number, for example <code>12.50</code>" in refused
+    assert "currency code" not in refused
+    assert (await fsm(harness))[0] == "DealWizard:price"
+
+    tiers = (await harness.say(OWNER, "€12.50")).text
+    assert "in EUR" in tiers and "10:11.00, 20:9.90" in tiers
+    saved = (await fsm(harness))[1]["draft"]
+    assert (saved["price"], saved["currency"]) == (1250, "EUR")
+    refused = (await harness.say(OWNER, "10:¥11")).text
+    assert "This group uses EUR" in refused and (await fsm(harness))[0] == "DealWizard:tiers"
+
+    async with harness.db.transaction() as s:
+        await s.execute(update(Group).where(Group.id == gid).values(currency="JPY"))
+    await at_step(harness, "price", draft)
+    await harness.tap(OWNER, cb("price", "back"))
+    await harness.tap(OWNER, cb("photo", "skip"))
+    prompt = harness.last(OWNER).text
+    assert "unit price in JPY" in prompt and "<code>1250</code> or <code>¥1250</code>" in prompt
+    await harness.say(OWNER, "¥1250")
+    tiers = harness.last(OWNER).text
+    assert "10:1100, 20:990" in tiers
+    assert (await fsm(harness))[1]["draft"]["currency"] == "JPY"
 
 
 # ---------------------------------------------------------------- times

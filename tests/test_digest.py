@@ -83,6 +83,7 @@ async def seed(db: Database) -> int:
             language="en",
             added_by=OWNER.id,
             admins_refreshed_at=NOW + timedelta(days=30),
+            created_at=utc(2026, 9, 1),  # registered before every day of the data
         )
         s.add(group)
         await s.flush()
@@ -623,3 +624,81 @@ async def test_the_running_bot_runs_digests_apart_from_the_tick(harness) -> None
         assert {job.id for job in jobs.scheduler.get_jobs()} == {"tick", "digests"}
     finally:
         await jobs.stop()
+
+
+# ---------------------------------------------------------------- never before registration
+
+NEWCOMER = person(521, "Nadia", language="en")
+
+
+async def add_bot(harness, chat_id: int, title: str, owner=NEWCOMER) -> int:
+    """The owner adds the bot to a group, as Telegram tells it (the harness's clock)."""
+    from tests.builders import group
+
+    chat = group(chat_id, title)
+    harness.api.set_admins(chat.id, owner)
+    await harness.feed(harness.updates.my_chat_member(chat, owner, "left", "administrator"))
+    async with harness.db.read() as s:
+        return await s.scalar(select(Group.id).where(Group.chat_id == chat.id))
+
+
+async def test_no_digest_of_a_day_before_the_bot_was_added(harness) -> None:
+    """Added at 10:00 (Shanghai, the default), after the 09:00 digest time: nothing of the
+    day before; the next morning the digest of the day it was added arrives."""
+    added = utc(2026, 11, 20, 2, 0)  # 10:00 on Nov 20 in Shanghai
+    harness.clock.set(added)
+    await harness.say(NEWCOMER, "/start")
+    gid = await add_bot(harness, -1001000000901, "Brand New")
+    async with harness.db.read() as s:
+        registered = (await s.get(Group, gid)).created_at
+    assert registered.replace(tzinfo=UTC) == added  # the registration time is the clock's
+    harness.api.clear()
+
+    for moment in (added + timedelta(minutes=5), utc(2026, 11, 20, 15, 59)):
+        assert (await run(harness, moment)).groups_sent == []
+    assert harness.api.texts(NEWCOMER.id) == [] and photos_to(harness.api, NEWCOMER.id) == []
+    async with harness.db.read() as s:
+        runs = list(await s.scalars(select(DigestRun.scope)))
+    assert f"g{gid}" not in runs  # nothing claimed either (the operators' digest aside)
+
+    nextday = utc(2026, 11, 21, 1, 0, 30)  # 09:00 on Nov 21 in Shanghai
+    result = await run(harness, nextday)
+    assert result.groups_sent == [(gid, date(2026, 11, 20))]
+    assert result.recipients == [(gid, NEWCOMER.id)]
+    [text] = texts_to(harness.api, NEWCOMER.id)
+    assert "Brand New" in text and "November 20, 2026" in text
+
+
+async def test_an_owner_of_an_old_and_a_new_group_gets_only_what_existed(harness) -> None:
+    """The scheduled digest and /digest skip a group registered after the covered day; a
+    range is cut to the days since registration."""
+    old_gid = await seed(harness.db)  # registered in September, in Los Angeles
+    async with harness.db.transaction() as s:  # Nadia runs the old group too
+        s.add(GroupAdmin(group_id=old_gid, user_id=NEWCOMER.id, status="creator"))
+        await s.execute(update(Group).where(Group.id == old_gid).values(timezone="Asia/Shanghai"))
+    added = utc(2026, 11, 20, 0, 30)  # 08:30 on Nov 20 in Shanghai, before the digest time
+    harness.clock.set(added)
+    await harness.say(NEWCOMER, "/start")
+    new_gid = await add_bot(harness, -1001000000902, "Just Added")
+    harness.api.clear()
+
+    result = await run(harness, utc(2026, 11, 20, 1, 0, 5))  # 09:00: the digests of Nov 19
+    assert result.groups_sent == [(old_gid, date(2026, 11, 19))]
+    assert {g for g, _u in result.recipients} == {old_gid} and new_gid not in dict(
+        result.groups_sent
+    )
+
+    harness.api.clear()
+    harness.clock.set(utc(2026, 11, 20, 4, 0))
+    await harness.say(NEWCOMER, "/digest")  # yesterday: the new group did not exist
+    texts = texts_to(harness.api, NEWCOMER.id)
+    assert any(TITLE in t for t in texts) and not any(t.startswith("<b>Just Added") for t in texts)
+    assert "No digest of Just Added for that time: I was added there later." in texts[-1]
+    assert len(photos_to(harness.api, NEWCOMER.id)) == 1
+
+    harness.api.clear()
+    await harness.say(NEWCOMER, "/digest 2026-11-14..2026-11-20")  # cut to Nov 20
+    texts = texts_to(harness.api, NEWCOMER.id)
+    new_text = next(t for t in texts if "Just Added" in t)
+    assert "November 20, 2026" in new_text and "November 14" not in new_text
+    assert not any("No digest of" in t for t in texts)

@@ -184,8 +184,9 @@ def test_a_new_price_drops_tiers_that_no_longer_fall_and_regrouping_drops_the_pr
     d.apply("price", "10.00", SHANGHAI, NOW)
     assert d.tiers == []
     d = complete()
-    d.apply("price", "20 USD", SHANGHAI, NOW)
-    assert (d.price, d.currency, d.tiers) == (2000, "USD", [])
+    with pytest.raises(ParseError, match="price_other_currency"):  # a CNY group: refused
+        d.apply("price", "20 USD", SHANGHAI, NOW)
+    assert (d.price, d.currency, d.tiers) == (1250, "CNY", [(10, 1100)])
     d = complete(group_ids=[7, 8])
     d.confirm_groups({7: "EUR", 8: "CNY"})
     assert "price" not in d.to_data()["draft"] and d.price is None and d.tiers is None
@@ -330,8 +331,8 @@ def test_accepted_times_are_accepted_at_creation(now: datetime, closes: int, ope
         d.apply("opens", "now" if opens is None else f"+{opens}m", SHANGHAI, now)
     except ParseError as err:
         assert err.reason == "closes_before_opens"
-        refused = complete(closes_at=d.closes_at, opens_at=deals.minute_of(
-            now + timedelta(minutes=opens or 0)))  # fmt: skip
+        up = timedelta(minutes=opens or 0, seconds=59, microseconds=999_999)  # rounded up
+        refused = complete(closes_at=d.closes_at, opens_at=deals.minute_of(now + up))
         with pytest.raises(ParseError):
             deals.validate(refused.spec(), now)
         return

@@ -109,6 +109,47 @@ async def test_open_and_past_orders_in_the_groups_timezone(harness) -> None:
     assert "Bob" not in text
 
 
+async def test_pickup_codes_only_for_orders_that_can_still_be_picked_up(harness) -> None:
+    """Joined in a running deal, or confirmed and not yet handed over: the code. Failed,
+    cancelled (by the member, the owner or a refund), picked up or delivered: none."""
+    from services import fulfilment
+
+    gid = await make_group(harness, -100803, "Asia/Shanghai")
+    running, running_ids = await make_deal(harness, gid, [(ALICE, 1)], title="Running")
+    failed, failed_ids = await make_deal(
+        harness, gid, [(ALICE, 1)], close=True, title="Failed", min_kind="units", min_value=50
+    )
+    cancelled, cancelled_ids = await make_deal(harness, gid, [(ALICE, 1)], title="Cancelled")
+    done, done_ids = await make_deal(harness, gid, [(ALICE, 1)], close=True, title="Picked")
+    waiting, waiting_ids = await make_deal(harness, gid, [(ALICE, 1)], close=True, title="Wait")
+    refunded, refunded_ids = await make_deal(harness, gid, [(ALICE, 1)], close=True, title="Ref")
+    now = utcnow()
+    async with harness.db.transaction() as s:
+        await deals.close(s, cancelled, now, cancel=True)
+        await fulfilment.mark(s, done_ids[ALICE.id], OWNER.id, "picked_up", now)
+        await fulfilment.refund(s, refunded_ids[ALICE.id], OWNER.id, now)
+        codes = dict((await s.execute(select(Order.id, Order.pickup_code))).all())
+        statuses = dict((await s.execute(select(Order.id, Order.status))).all())
+    assert statuses[failed_ids[ALICE.id]] == "failed"
+    assert statuses[cancelled_ids[ALICE.id]] == statuses[refunded_ids[ALICE.id]] == "cancelled"
+    await harness.settle()
+
+    text = (await harness.say(ALICE, "/myorders")).text
+
+    def block(deal_id: int) -> str:
+        start = text.index(f"(D{deal_id})")
+        end = text.find("• ", start)
+        return text[start : end if end != -1 else len(text)]
+
+    for deal_id, ids in ((running, running_ids), (waiting, waiting_ids)):
+        assert f"Pickup code: <code>{codes[ids[ALICE.id]]}</code>" in block(deal_id)
+    for deal_id, ids in (
+        (failed, failed_ids), (cancelled, cancelled_ids), (done, done_ids),
+        (refunded, refunded_ids),
+    ):  # fmt: skip
+        assert "Pickup code" not in block(deal_id) and codes[ids[ALICE.id]] not in text
+
+
 async def test_cancel_while_open(harness) -> None:
     group_id = await make_group(harness, -100801, "Asia/Shanghai")
     deal_id, ids = await make_deal(harness, group_id, [(ALICE, 2), (BOB, 1)], stock=10)

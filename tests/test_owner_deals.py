@@ -135,12 +135,33 @@ async def test_card_shows_the_deal_and_its_actions(setup) -> None:
     )  # no stock limit
 
 
+async def test_a_closed_deal_says_when_it_closed_not_closes(setup) -> None:
+    """/deals and the card: "Closed:" (or "Cancelled:") with the moment it ended, which is
+    before the planned closing time when the owner closed it early."""
+    harness, first, second, _bobs = setup
+    ended = datetime(2030, 5, 1, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
+    async with harness.db.transaction() as s:
+        await deals.close(s, first, ended)
+        await deals.close(s, second, ended + timedelta(minutes=30), cancel=True)
+    planned = (await get_deal(harness, first)).closes_at.replace(tzinfo=UTC)
+    planned_local = (planned + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M")
+    await harness.settle()
+
+    text = (await harness.say(ALICE, "/deals")).text
+    assert "Closed: 2030-05-01 12:00 (Asia/Shanghai)" in text
+    assert "Cancelled: 2030-05-01 12:30 (Asia/Shanghai)" in text
+    assert "Closes:" not in text and planned_local not in text
+    await harness.tap(ALICE, od("open", first))
+    card = harness.last(ALICE).text
+    assert "Closed: 2030-05-01 12:00 (Asia/Shanghai)" in card and "Closes:" not in card
+
+
 # ---------------------------------------------------------------- forged callbacks
 
 
 @pytest.mark.parametrize(
-    "action", ["open", "desc", "later", "stock", "pause", "resume", "close", "cancel",
-               "cancel_yes", "dup"],
+    "action", ["open", "desc", "later", "stock", "pause", "resume", "close", "close_yes",
+               "cancel", "cancel_yes", "dup"],
 )  # fmt: skip
 async def test_forged_callbacks_are_refused(setup, touched, action) -> None:
     harness, _first, _second, bobs = setup
@@ -246,7 +267,17 @@ async def test_close_now_tells_participants(setup) -> None:
         await orders.set_quantity(s, first, MEMBER.id, 5, utcnow())
     await harness.send(MEMBER, "/start")
 
-    answer = await harness.tap(ALICE, od("close", first))
+    answer = await harness.tap(ALICE, od("close", first))  # asks first, like Cancel deal
+    confirm = harness.last(ALICE)
+    assert "now, before its closing time" in confirm.text and "cannot be undone" in confirm.text
+    kb = harness.buttons(confirm)
+    assert kb == {"Yes, close it now": od("close_yes", first), "No, keep it": od("open", first)}
+    assert (await get_deal(harness, first)).status == "open"  # one tap changed nothing
+    await harness.tap(ALICE, kb["No, keep it"])
+    assert (await get_deal(harness, first)).status == "open"
+    assert not any("succeeded" in t for t in harness.api.texts(MEMBER.id))
+
+    answer = await harness.tap(ALICE, kb["Yes, close it now"])
     assert answer.text == "Closed."
     assert f"D{first} is closed and succeeded" in harness.last(ALICE).text
     await harness.app.settle()
@@ -254,7 +285,9 @@ async def test_close_now_tells_participants(setup) -> None:
     assert deal.status == "succeeded" and deal.final_price == 1250
     assert any("succeeded" in t for t in harness.api.texts(MEMBER.id))
 
-    answer = await harness.tap(ALICE, od("close", first))  # once only
+    answer = await harness.tap(ALICE, od("close_yes", first))  # once only
+    assert answer.show_alert and "closed" in answer.text
+    answer = await harness.tap(ALICE, od("close", first))  # no confirmation for a closed deal
     assert answer.show_alert and "closed" in answer.text
     answer = await harness.tap(ALICE, od("desc", first))
     assert answer.show_alert and "can no longer be changed" in answer.text

@@ -16,8 +16,8 @@ from aiogram.utils.i18n import ngettext
 from services import deals as deal_service
 from services import orders as order_service
 from services.errors import DomainError
-from services.money import format_money
-from services.parsing import ParseError, reminder_list
+from services.money import format_money, is_known_currency, minor_digits
+from services.parsing import ParseError, reminder_list, symbol_of
 from views.common import current_language
 from views.format import reminder_distance, wall_clock
 
@@ -66,29 +66,61 @@ def reminders_text(stored: str | None) -> str:
     return text if stored is not None else _("{reminders} (default)").format(reminders=text)
 
 
+def amount_example(major: str, currency: str) -> str:
+    """A major amount written with the currency's decimal places: '12.5' → '12.50' (CNY),
+    '1250' (JPY: no decimals, ×100 so the example stays a realistic price), '12.500' (KWD)."""
+    digits = minor_digits(currency) if is_known_currency(currency) else 2
+    whole, _dot, fraction = major.partition(".")
+    if digits == 0:
+        return str(int(whole) * 100 + int((fraction + "00")[:2]))
+    return whole + "." + fraction.ljust(digits, "0")[:digits]
+
+
+def price_example(currency: str, major: str = "12.5") -> str:
+    """An example price in `currency` as the price step reads it: '<code>12.50</code> or
+    <code>€12.50</code>' (a symbol the parser reads as this currency, else the code)."""
+    plain = amount_example(major, currency)
+    if not currency:
+        return f"<code>{plain}</code>"
+    symbol = symbol_of(currency)
+    marked = f"{symbol}{plain}" if symbol else f"{plain} {currency}"
+    return _("<code>{plain}</code> or <code>{marked}</code>").format(plain=plain, marked=marked)
+
+
+def tiers_example(currency: str) -> str:
+    """'10:11.00, 20:9.90' with the currency's decimal places (JPY: '10:1100, 20:990')."""
+    return f"10:{amount_example('11', currency)}, 20:{amount_example('9.9', currency)}"
+
+
 def parse_error_text(err: ParseError) -> str:
     """One sentence saying what was wrong with the input, with an example of a good one."""
     d = err.detail
     reason = err.reason
+    currency = str(d.get("currency") or "")
     if reason == "price_format":
-        return _(
-            "That is not a price I understand. Send a number, for example <code>12.50</code>, "
-            "<code>12,50</code>, <code>¥12.5</code> or <code>12.50 CNY</code>."
+        return _("That is not a price I understand. Send a number, for example {example}.").format(
+            example=price_example(currency)
         )
     if reason == "price_currency":
         return _(
-            "“{value}” is not a currency code I know. Use a three-letter ISO code, "
-            "for example <code>12.50 CNY</code> or <code>3 USD</code>."
-        ).format(value=d.get("value", ""))
+            "“{value}” is not a currency code I know. Send the price in {currency}, "
+            "for example {example}."
+        ).format(value=d.get("value", ""), currency=currency, example=price_example(currency))
+    if reason == "price_other_currency":
+        return _(
+            "This group uses {currency}; send the price in {currency}, for example {example}. "
+            "(To sell in {given}, change the group's currency in /settings first.)"
+        ).format(currency=currency, given=d.get("given", ""), example=price_example(currency))
     if reason == "price_positive":
-        return _("The price must be more than zero, for example <code>12.50</code>.")
+        return _("The price must be more than zero, for example {example}.").format(
+            example=price_example(currency)
+        )
     if reason == "price_too_large":
-        return _("That price is too large (at most {max}). For example <code>12.50</code>.").format(
-            max=d.get("max", "")
+        return _("That price is too large (at most {max}). For example {example}.").format(
+            max=d.get("max", ""), example=price_example(currency)
         )
     if reason == "price_decimals":
         digits = int(d.get("digits", 0) or 0)
-        currency = d.get("currency", "")
         if digits == 0:
             return _(
                 "{currency} has no decimal places: send a whole amount, "
@@ -105,27 +137,26 @@ def parse_error_text(err: ParseError) -> str:
     if reason == "tiers_format":
         return _(
             "Send the tiers as <code>units:price</code> pairs separated by commas, for example "
-            "<code>10:11.00, 20:9.90</code> (from 10 units the price is 11.00)."
-        )
+            "<code>{tiers}</code> (from 10 units the price is {price})."
+        ).format(tiers=tiers_example(currency), price=amount_example("11", currency))
     if reason == "tiers_threshold":
-        return _(
-            "Each tier starts at 2 to {max} units, for example <code>10:11.00, 20:9.90</code>."
-        ).format(max=d.get("max", ""))
+        return _("Each tier starts at 2 to {max} units, for example <code>{tiers}</code>.").format(
+            max=d.get("max", ""), tiers=tiers_example(currency)
+        )
     if reason == "tiers_currency":
         return _(
             "Tier prices must be in {currency}, like the unit price, "
-            "for example <code>10:11.00, 20:9.90</code>."
-        ).format(currency=d.get("currency", ""))
+            "for example <code>{tiers}</code>."
+        ).format(currency=currency, tiers=tiers_example(currency))
     if reason == "tiers_order":
         return _(
-            "Tier thresholds must rise from one tier to the next, "
-            "for example <code>10:11.00, 20:9.90</code>."
-        )
+            "Tier thresholds must rise from one tier to the next, for example <code>{tiers}</code>."
+        ).format(tiers=tiers_example(currency))
     if reason == "tiers_falling":
         return _(
             "Tier prices must fall as the thresholds rise, each below the unit price, "
-            "for example <code>10:11.00, 20:9.90</code> for a unit price of 12.00."
-        )
+            "for example <code>{tiers}</code> for a unit price of {price}."
+        ).format(tiers=tiers_example(currency), price=amount_example("12", currency))
     if reason == "quantity_format":
         return _("Send a whole number, for example <code>10</code>.")
     if reason == "quantity_positive":

@@ -9,7 +9,7 @@ from aiogram.utils.i18n import gettext as _
 from models import Deal, Order
 from services import deals as deal_service
 from services.money import format_money
-from services.my_orders import CancelRefused, MyOrders, cancellable
+from services.my_orders import CancelRefused, MyOrders, cancellable, pickup_pending
 from views.common import current_language
 from views.format import quote
 from views.owner_orders import (
@@ -44,14 +44,12 @@ def _block(order: Order, deal: Deal, timezone: str) -> str:
     else:
         when = _("Closes {time}").format(time=local_time(deal.closes_at, timezone))
     when += f" ({quote(timezone)})"
-    return "\n".join(
-        [
-            f"• <b>{quote(deal.title)}</b> ({deal.code})",
-            "  " + " · ".join(details),
-            "  " + _("Pickup code: {code}").format(code=f"<code>{quote(order.pickup_code)}</code>"),
-            "  " + when,
-        ]
-    )
+    lines = [f"• <b>{quote(deal.title)}</b> ({deal.code})", "  " + " · ".join(details)]
+    if pickup_pending(order, deal):  # not for an order that can no longer be picked up
+        code = f"<code>{quote(order.pickup_code)}</code>"
+        lines.append("  " + _("Pickup code: {code}").format(code=code))
+    lines.append("  " + when)
+    return "\n".join(lines)
 
 
 def my_orders_page(

@@ -34,12 +34,23 @@ def progress_text(deal: Deal) -> str:
     return " · ".join(parts)
 
 
+def closing_line(deal: Deal, timezones: list[str]) -> str:
+    """When the deal closes ("Closes:"), or, once it is over, when it closed or was
+    cancelled (its closing moment, which may be before the planned time)."""
+    if deal.status not in deal_service.FINAL_STATES:
+        return _("Closes: {time}").format(time=local_times(deal.closes_at, timezones))
+    when = local_times(deal.closed_at or deal.closes_at, timezones)
+    if deal.status == "cancelled":
+        return _("Cancelled: {time}").format(time=when)
+    return _("Closed: {time}").format(time=when)
+
+
 def summary(deal: Deal, timezones: list[str]) -> str:
     return "\n".join(
         [
             f"<b>{deal.code}</b> · {quote(deal.title)} — {status_name(deal.status)}",
             progress_text(deal),
-            _("Closes: {time}").format(time=local_times(deal.closes_at, timezones)),
+            closing_line(deal, timezones),
         ]
     )
 
