@@ -638,6 +638,7 @@ async def add_bot(harness, chat_id: int, title: str, owner=NEWCOMER) -> int:
     chat = group(chat_id, title)
     harness.api.set_admins(chat.id, owner)
     await harness.feed(harness.updates.my_chat_member(chat, owner, "left", "administrator"))
+    await harness.settle()  # the note to the adder goes through the outbox
     async with harness.db.read() as s:
         return await s.scalar(select(Group.id).where(Group.chat_id == chat.id))
 
