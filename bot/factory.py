@@ -20,6 +20,7 @@ from bot.i18n import LocaleCache, LocaleMiddleware, make_i18n
 from bot.middlewares.activity import ActivityMiddleware
 from bot.middlewares.admission import AdmissionMiddleware
 from bot.middlewares.database import TransactionMiddleware
+from bot.middlewares.speaker import SpeakerMiddleware
 from bot.outbox import OutboxSender
 from bot.posts import PostRefresher
 from bot.sender import Sender
@@ -196,6 +197,9 @@ def create_app(
     inline_sync_filters(dispatcher)
     LocaleMiddleware(i18n, locales).setup(dispatcher)
     dispatcher.message.outer_middleware(ActivityMiddleware(activity))  # counts, no SQL
+    speaker = SpeakerMiddleware()  # first: only a person's own account records anything
+    dispatcher.callback_query.middleware(speaker)
+    dispatcher.message.middleware(speaker)
     admission = AdmissionMiddleware(db, gate)  # before the transaction: sold-out taps skip it
     dispatcher.callback_query.middleware(admission)
     dispatcher.message.middleware(admission)

@@ -29,6 +29,7 @@ from services.activity import (
 )
 from services.admins import AdminDirectory
 from services.errors import GroupNotFound, NotGroupAdmin
+from services.parsing import ParseError, parse_int
 from views.activity import (
     core_usage,
     members_usage,
@@ -94,9 +95,11 @@ def parse_window(args: str | None) -> int | None:
     raw = (args or "").strip().lower().removesuffix("d")
     if not raw:
         return LEADERBOARD_WINDOWS[0]
-    if raw.isdecimal() and int(raw) in LEADERBOARD_WINDOWS:
-        return int(raw)
-    return None
+    try:
+        days = parse_int(raw, maximum=max(LEADERBOARD_WINDOWS))
+    except ParseError:
+        return None
+    return days if days in LEADERBOARD_WINDOWS else None
 
 
 async def top_command(message: Message, command: CommandObject, db: Database) -> SendMessage:

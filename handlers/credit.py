@@ -156,11 +156,8 @@ async def commission_command(
         return
     try:
         deal = await deal_service.get_owned(session, deal_id, user.id)
-    except DealNotFound:
-        await message.answer(_("That deal does not exist."))
-        return
-    except NotDealOwner:
-        await message.answer(_("Only the owner of that deal can set its commission."))
+    except (DealNotFound, NotDealOwner):  # one answer: a code reveals no one else's deal
+        await message.answer(_("That deal does not exist or is not yours."))
         return
     value = args[1]
     if value.lower() in OFF_WORDS:

@@ -28,6 +28,7 @@ from services import digest as digest_service
 from services.admins import AdminDirectory
 from services.digest import DigestArgError, InvalidDigestTime
 from services.errors import GroupNotFound, NotGroupAdmin
+from services.parsing import ParseError, parse_int
 from services.timezones import Clock, utcnow
 from views import digest_texts as texts
 
@@ -199,10 +200,13 @@ async def set_time(
         "Send the group's number from /digest settings and a time, for example "
         "<code>/digest time 1 08:30</code>."
     )
-    if len(parts) != 2 or not parts[0].isdigit():
+    try:
+        index = parse_int(parts[0], maximum=999) if len(parts) == 2 else 0
+    except ParseError:
+        index = 0
+    if not index:
         await message.answer(example)
         return
-    index = int(parts[0])
     if not 1 <= index <= len(groups):
         await message.answer(
             _("There is no group number {n} in your list.").format(n=index) + "\n" + example

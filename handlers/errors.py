@@ -34,7 +34,7 @@ from aiogram.types import ErrorEvent, ReplyParameters, Update
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from handlers.common import group_gone, quote
+from handlers.common import group_gone
 from handlers.credit import cannot_spend_text
 from handlers.owner_orders import bad_transition_text, not_confirmed_text, unknown_order
 from services import calendar, credit, digest, fulfilment
@@ -49,7 +49,7 @@ from services.errors import (
 from views.credit_texts import bad_days_text, bad_percent_text
 from views.deal_texts import domain_error_text
 from views.digest_texts import arg_error_text, time_error_text
-from views.format import ALERT_LIMIT, cut
+from views.format import ALERT_LIMIT, cut, echo
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,12 @@ def error_text(err: DomainError) -> str:
             "“{value}” is not a timezone I know. Send an IANA name such as "
             "<code>Asia/Shanghai</code>, <code>Europe/Berlin</code> "
             "or <code>America/New_York</code>."
-        ).format(value=quote(err.value))
+        ).format(value=echo(err.value))
     if isinstance(err, InvalidCurrency):
         return _(
             "“{value}” is not an ISO 4217 currency code. Send three letters such as "
             "<code>CNY</code>, <code>USD</code>, <code>EUR</code> or <code>HKD</code>."
-        ).format(value=quote(err.value))
+        ).format(value=echo(err.value))
     if isinstance(err, credit.BadPercent):
         return bad_percent_text(err)
     if isinstance(err, credit.BadDays):
@@ -104,7 +104,7 @@ def error_text(err: DomainError) -> str:
         return unknown_order()
     if isinstance(err, fulfilment.UnknownPickupCode):
         return _("No order has the pickup code {code}.").format(
-            code=f"<code>{quote(err.code)}</code>"
+            code=f"<code>{echo(err.code)}</code>"
         )
     if isinstance(err, fulfilment.NotConfirmed):
         return not_confirmed_text(err)

@@ -39,6 +39,7 @@ from services import people
 from services import referrals as referral_service
 from services.admins import AdminDirectory
 from services.errors import GroupNotFound, NotGroupAdmin
+from services.parsing import parse_id
 from services.timezones import utcnow
 from views.invites import link_text, member_refusal, not_in_group, report
 
@@ -246,7 +247,7 @@ def router() -> Router:
     ) -> None:
         await people.mark_started(session, user.id)
         raw = (command.args or "").removeprefix(START_PREFIX)
-        group_id = int(raw) if raw.isdigit() and len(raw) < 10 else 0
+        group_id = parse_id(raw) or 0
         group = await _member_group(bot, session, group_id, user.id)
         if group is None:
             await message.answer(not_in_group())

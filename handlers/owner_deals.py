@@ -37,7 +37,13 @@ from services import deals as deal_service
 from services import events
 from services.admins import AdminDirectory
 from services.errors import DomainError
-from services.parsing import ParseError, parse_local_datetime, parse_quantity, parse_reminders
+from services.parsing import (
+    ParseError,
+    check_note,
+    parse_local_datetime,
+    parse_quantity,
+    parse_reminders,
+)
 from services.timezones import Clock
 from views.deal_texts import (
     domain_error_text,
@@ -372,8 +378,7 @@ async def edit_typed(
     moment = clock.now()
     try:
         if raw_state == OwnerEdit.description.state:
-            if len(text) > MAX_DESCRIPTION:
-                raise ParseError("text_too_long", max=MAX_DESCRIPTION, length=len(text))
+            text = check_note(text, MAX_DESCRIPTION)
             deal = await deal_service.edit(session, deal_id, user.id, moment, description=text)
             note = _("The description of {code} is updated.")
         elif raw_state == OwnerEdit.closes.state:

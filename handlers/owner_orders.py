@@ -39,6 +39,7 @@ from services.deals import DealNotFound, NotDealOwner
 from services.fulfilment import BadTransition, NotConfirmed, OrderNotFound
 from services.timezones import utcnow
 from views import owner_orders as views
+from views.format import echo
 from views.owner_orders import (
     audience_text,
     bad_transition_text,
@@ -317,7 +318,7 @@ async def pickup_command(
         marked = await fulfilment_service.mark(session, order.id, user.id, "picked_up", utcnow())
     except fulfilment_service.UnknownPickupCode:
         await message.answer(
-            _("No order has the pickup code {code}.").format(code=f"<code>{quote(code)}</code>")
+            _("No order has the pickup code {code}.").format(code=f"<code>{echo(code)}</code>")
         )
         return
     except NotDealOwner:

@@ -28,6 +28,7 @@ from services.errors import (
     NotGroupAdmin,
 )
 from services.locales import LANGUAGE_NAMES, SUPPORTED_LANGUAGES
+from views.format import echo
 
 FIELDS = ("tz", "cur", "lang")
 
@@ -229,7 +230,7 @@ async def timezone_typed(
                 "“{value}” is not a timezone I know. Send an IANA name such as "
                 "<code>Asia/Shanghai</code>, <code>Europe/Berlin</code> "
                 "or <code>America/New_York</code>."
-            ).format(value=quote(exc.value)),
+            ).format(value=echo(exc.value)),
             reply_markup=cancel_keyboard(group.id),
         )
         return
@@ -251,7 +252,7 @@ async def currency_typed(
             _(
                 "“{value}” is not an ISO 4217 currency code. Send three letters such as "
                 "<code>CNY</code>, <code>USD</code>, <code>EUR</code> or <code>HKD</code>."
-            ).format(value=quote(exc.value)),
+            ).format(value=echo(exc.value)),
             reply_markup=cancel_keyboard(group.id),
         )
         return

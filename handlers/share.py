@@ -34,6 +34,7 @@ from services import deals as deal_service
 from services import notice_reads, people
 from services import orders as order_service
 from services import referrals as referral_service
+from services.parsing import parse_id
 from services.timezones import utcnow
 from views.common import current_language
 from views.deal_texts import domain_error_text
@@ -97,7 +98,7 @@ async def _deal_link(message: Message, session: AsyncSession, user: User, raw: s
     """/start deal_<id>: the deal in private, for a group it is posted in (the member's
     first); no attribution."""
     digits = raw.removeprefix(DEAL_PREFIX)
-    deal_id = int(digits) if digits.isdigit() and len(digits) < 10 else 0
+    deal_id = parse_id(digits) or 0
     groups = (
         await referral_service.groups_of_deal(session, deal_id, user.id)
         if valid_id(deal_id)

@@ -24,6 +24,8 @@ from aiogram.fsm.state import StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, Message, TelegramObject
 from aiogram.utils.i18n import gettext as _
 
+from services.parsing import ParseError, parse_int
+
 
 def button(
     text: str, cb: type[CallbackData], step: str, action: str, value: str = ""
@@ -43,7 +45,10 @@ def nav_row(cb: type[CallbackData], step: str, *, back: bool = True) -> list[Inl
 
 def number(value: str) -> int | None:
     """A number carried by a button (an id, a weekday); None if forged."""
-    return int(value) if value.isdigit() and len(value) < 10 else None
+    try:
+        return parse_int(value)
+    except ParseError:
+        return None
 
 
 def step_of(group: type[StatesGroup], raw_state: str | None) -> str | None:

@@ -52,6 +52,7 @@ from models import (
     User,
 )
 from models.upsert import merge_rows
+from services.parsing import ParseError, parse_int
 from services.people import Person
 from services.timezones import utcnow
 
@@ -642,9 +643,10 @@ async def member_report(
 def parse_core_days(text: str) -> int:
     """'7' → 7; anything that is not a whole number from 1 to 14 raises BadCoreDays."""
     raw = (text or "").strip()
-    if not raw.isdecimal() or len(raw) > 3:
-        raise BadCoreDays(raw)
-    value = int(raw)
+    try:
+        value = parse_int(raw, maximum=999)
+    except ParseError:
+        raise BadCoreDays(raw[:20]) from None
     if not CORE_MIN <= value <= CORE_MAX:
         raise BadCoreDays(raw)
     return value

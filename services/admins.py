@@ -50,10 +50,18 @@ class AdminDirectory:
         return await group_service.admin_ids(session, group.id)
 
     async def require_admin(self, session: AsyncSession, group_id: int, user_id: int) -> Group:
-        """The group, if it is active and the user administers it; else a domain error."""
+        """The group, if it is active and the user administers it; else a domain error.
+
+        Nobody learns from an id what exists: an unknown id is refused like a group the
+        person does not run (NotGroupAdmin); only the group's administrators (as last
+        known) are told that the bot is no longer in it (GroupNotFound)."""
         group = await session.get(Group, group_id)
-        if group is None or not group.is_active:
-            raise GroupNotFound(group_id)
+        if group is None:
+            raise NotGroupAdmin(group_id)
+        if not group.is_active:
+            if user_id in await group_service.admin_ids(session, group.id):
+                raise GroupNotFound(group_id)
+            raise NotGroupAdmin(group_id)
         if user_id not in await self.admins_of(session, group):
             raise NotGroupAdmin(group_id)
         return group

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Deal, DealReminderSent, Group, ScheduledPost, ScheduledTarget
 from models.upsert import insert_ignore
 from services.errors import DomainError
-from services.parsing import REMINDER_MAX_MINUTES, ParseError, reminder_list, tg_len
+from services.parsing import REMINDER_MAX_MINUTES, ParseError, clean_text, reminder_list, tg_len
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -50,8 +50,9 @@ class PostNotFound(DomainError):
 
 
 def check_text(text: str, *, photo: bool) -> str:
-    """The post's text within Telegram's limits (4096; a photo's caption 1024)."""
-    text = (text or "").strip()
+    """The post's text, cleaned (services.parsing.clean_text), within Telegram's limits
+    (4096; a photo's caption 1024)."""
+    text = clean_text(text)
     if not text and not photo:
         raise ParseError("post_empty")
     limit = CAPTION_LIMIT if photo else TEXT_LIMIT
@@ -80,7 +81,7 @@ def _cron_day(token: str) -> int:
     token = token.strip().lower()
     if token in _CRON_DAYS:
         return _CRON_DAYS[token]
-    if token.isdigit() and int(token) <= 7:
+    if token.isascii() and token.isdigit() and int(token) <= 7:
         return int(token) % 7
     raise ValueError(f"bad day of week {token!r}")
 
@@ -253,7 +254,7 @@ def validate(spec: PostSpec, timezone: str, now: datetime) -> None:
     if spec.kind not in KINDS:
         raise ParseError("kind_unknown")
     check_groups(spec.group_ids)
-    check_text(spec.text, photo=spec.photo_file_id is not None)
+    spec.text = check_text(spec.text, photo=spec.photo_file_id is not None)
     if spec.kind == "once":
         check_run_at(spec.run_at, now)
     elif spec.kind in ("daily", "weekly"):

@@ -36,6 +36,7 @@ from services.drafts import Draft, Flow, UnknownChoice, from_iso, ints, iso
 from services.errors import NotGroupAdmin
 from services.parsing import (
     ParseError,
+    check_note,
     check_tiers,
     parse_local_datetime,
     parse_price_in,
@@ -131,12 +132,6 @@ async def load_targets(
     if ids:
         found = {g.id: g for g in await session.scalars(select(Group).where(Group.id.in_(ids)))}
     return Targets([found[i] for i in ids if i in found], timezone, currency)
-
-
-def check_note(text: str, maximum: int) -> str:
-    if len(text) > maximum:
-        raise ParseError("text_too_long", max=maximum, length=len(text))
-    return text
 
 
 @dataclass

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Deal, DealPost, Group, Order, User
 from services import activity, events, notices
 from services.errors import DomainError
-from services.parsing import MAX_QUANTITY, ParseError, check_stored_reminders
+from services.parsing import MAX_QUANTITY, ParseError, check_stored_reminders, parse_id
 
 OPEN_STATES = ("scheduled", "open", "paused")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -194,7 +194,7 @@ def missing_for_minimum(deal: Deal) -> int:
 def parse_code(text: str) -> int | None:
     """'D17', 'd17', '17' → 17."""
     raw = (text or "").strip().upper().removeprefix("D")
-    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+    return parse_id(raw)
 
 
 async def get(session: AsyncSession, deal_id: int, *, lock: bool = False) -> Deal:

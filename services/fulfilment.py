@@ -231,11 +231,13 @@ async def by_pickup_code(session: AsyncSession, code: str, owner_id: int) -> Ord
             .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
-    if order is None:
+    owner = (
+        await session.scalar(select(Deal.owner_id).where(Deal.id == order.deal_id))
+        if order is not None
+        else None
+    )
+    if order is None or owner != owner_id:  # another owner's code: as if there were none
         raise UnknownPickupCode(normal)
-    owner = await session.scalar(select(Deal.owner_id).where(Deal.id == order.deal_id))
-    if owner != owner_id:
-        raise NotDealOwner(order.deal_id)
     return order
 
 

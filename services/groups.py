@@ -14,6 +14,7 @@ from models.upsert import upsert
 from services.errors import GroupNotFound
 from services.locales import SUPPORTED_LANGUAGES, parse_language
 from services.money import parse_currency
+from services.parsing import clean_text
 from services.timezones import parse_timezone, utcnow
 
 ADMIN_STATUSES = frozenset({"creator", "administrator"})
@@ -59,7 +60,7 @@ async def register(
     if group is None:
         group = Group(
             chat_id=chat_id,
-            title=title[:256],
+            title=clean_text(title, multiline=False)[:256],
             type=chat_type,
             timezone=defaults.timezone,
             currency=defaults.currency,
@@ -72,7 +73,7 @@ async def register(
         session.add(group)
         await session.flush()
         return group, True
-    group.title = title[:256]
+    group.title = clean_text(title, multiline=False)[:256]
     group.type = chat_type
     group.is_active = True
     group.updated_at = now

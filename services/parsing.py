@@ -18,6 +18,7 @@ from services.money import is_known_currency, minor_digits
 MAX_QUANTITY = 10_000
 MAX_PRICE_MAJOR = 10_000_000
 MAX_TITLE = 100
+MAX_INT = 2**31 - 1  # what a 32-bit Integer column holds: ids, counts
 
 
 class ParseError(DomainError):
@@ -27,6 +28,71 @@ class ParseError(DomainError):
         super().__init__(reason)
         self.reason = reason
         self.detail = detail
+
+
+# ---------------------------------------------------------------- text and numbers from outside
+
+# What never belongs in a stored text: C0 controls (tab and line breaks are handled apart),
+# DEL and the C1 controls, bidi embeddings, overrides and isolates (they reorder the bot's
+# own text around them), lone surrogates and the Unicode noncharacters. PostgreSQL refuses
+# NUL in text, and Telegram refuses invalid UTF-16.
+_NONCHARACTERS = "".join(
+    f"{chr(p * 0x10000 + 0xFFFE)}{chr(p * 0x10000 + 0xFFFF)}" for p in range(17)
+)
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+    "\ud800-\udfff\ufdd0-\ufdef" + _NONCHARACTERS + "]"
+)
+_LINE_BREAKS = re.compile("\r\n?|[\u2028\u2029\x85]")
+
+
+def clean_text(text: str | None, *, multiline: bool = True) -> str:
+    """A person's text as it may be stored and shown: control characters, bidi controls,
+    lone surrogates and noncharacters removed; line breaks normalised to "\\n" (multiline) or
+    made spaces, like tabs (a single line); stripped. Idempotent, never longer than `text`.
+    Every text input goes through here before it is checked and stored."""
+    raw = _LINE_BREAKS.sub("\n", text or "")
+    if not multiline:
+        raw = raw.replace("\n", " ").replace("\t", " ")
+    return _UNSAFE.sub("", raw).strip()
+
+
+def check_note(text: str | None, maximum: int) -> str:
+    """A typed free text (a description, a pickup note): cleaned, not empty (ParseError
+    not_text: nothing readable was sent), at most `maximum` characters."""
+    cleaned = clean_text(text)
+    if not cleaned:
+        raise ParseError("not_text")
+    if len(cleaned) > maximum:
+        raise ParseError("text_too_long", max=maximum, length=len(cleaned))
+    return cleaned
+
+
+_FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+_ASCII_NUMBER = re.compile(r"[0-9]{1,12}")
+
+
+def parse_int(text: str | None, *, minimum: int = 0, maximum: int = MAX_INT) -> int:
+    """A whole number typed or carried from outside (a command argument, a deep link, a
+    button): ASCII digits (full-width ones, as Chinese keyboards type them, count as
+    well), from `minimum` to `maximum`. Anything else, superscripts, circled digits and
+    other scripts' digits included, raises ParseError ("number_format" or "number_range"),
+    never ValueError."""
+    raw = (text or "").strip().translate(_FULLWIDTH_DIGITS)
+    if not _ASCII_NUMBER.fullmatch(raw):
+        raise ParseError("number_format")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise ParseError("number_range", min=minimum, max=maximum)
+    return value
+
+
+def parse_id(text: str | None) -> int | None:
+    """An id from outside (1 … 2³¹−1), or None when it is none."""
+    try:
+        return parse_int(text, minimum=1)
+    except ParseError:
+        return None
 
 
 SYMBOLS = {"¥": "CNY", "￥": "CNY", "元": "CNY", "块": "CNY", "$": "USD", "€": "EUR", "£": "GBP"}
@@ -178,8 +244,8 @@ def check_tiers(tiers: list[tuple[int, int]], unit_price: int) -> list[tuple[int
 
 
 def parse_quantity(text: str, *, maximum: int = MAX_QUANTITY) -> int:
-    raw = (text or "").strip().lstrip("×xX*")
-    if not re.fullmatch(r"[+-]?\d{1,9}", raw):
+    raw = (text or "").strip().lstrip("×xX*").translate(_FULLWIDTH_DIGITS)
+    if not re.fullmatch(r"[+-]?[0-9]{1,9}", raw):
         raise ParseError("quantity_format")
     value = int(raw)
     if value <= 0:
@@ -190,7 +256,7 @@ def parse_quantity(text: str, *, maximum: int = MAX_QUANTITY) -> int:
 
 
 def parse_title(text: str) -> str:
-    title = " ".join((text or "").split())
+    title = " ".join(clean_text(text, multiline=False).split())
     if not title:
         raise ParseError("title_empty")
     if len(title) > MAX_TITLE:

@@ -12,6 +12,7 @@ from models.upsert import upsert
 from services import outbox
 from services.errors import InvalidLanguage
 from services.locales import SUPPORTED_LANGUAGES
+from services.parsing import clean_text
 from services.timezones import utcnow
 
 
@@ -25,6 +26,11 @@ class Person:
     username: str | None = None
     is_bot: bool = False
     language_code: str | None = None
+
+    def __post_init__(self) -> None:  # names are stored and shown: cleaned like any text
+        object.__setattr__(self, "first_name", clean_text(self.first_name, multiline=False))
+        if self.last_name is not None:
+            object.__setattr__(self, "last_name", clean_text(self.last_name, multiline=False))
 
 
 async def remember(session: AsyncSession, person: Person) -> User:

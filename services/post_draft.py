@@ -24,7 +24,7 @@ from services.calendar import KINDS, PostSpec
 from services.deals import minute_of, parse_code
 from services.drafts import Draft, Flow, UnknownChoice, from_iso, ints, iso
 from services.errors import NotGroupAdmin
-from services.parsing import ParseError, parse_local_datetime
+from services.parsing import ParseError, parse_int, parse_local_datetime
 
 STEPS = ("groups", "content", "button", "kind", "days", "when", "preview")
 FLOW = Flow(STEPS)
@@ -56,9 +56,10 @@ def deal_code(text: str) -> int:
 
 
 def _day(value: str) -> int:
-    if not (value.isdigit() and len(value) == 1):
-        raise UnknownChoice(value)
-    return int(value)
+    try:
+        return parse_int(value, maximum=6)
+    except ParseError:
+        raise UnknownChoice(value) from None
 
 
 @dataclass

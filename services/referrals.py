@@ -38,6 +38,7 @@ from models import (
     User,
 )
 from models.upsert import insert_ignore
+from services.parsing import clean_text
 
 INVITE_NAME_MAX = 32  # createChatInviteLink: name of 0-32 characters
 CODE_BYTES = 9  # token_urlsafe(9) → 12 characters of [A-Za-z0-9_-]
@@ -51,7 +52,7 @@ CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 def invite_name(full_name: str) -> str:
     """The link's name (shown to admins in Telegram): the member's name, at most 32
     characters (counted as UTF-16 code units, to be safe)."""
-    name = " ".join((full_name or "").split())
+    name = " ".join(clean_text(full_name, multiline=False).split())
     while len(name.encode("utf-16-le")) // 2 > INVITE_NAME_MAX:
         name = name[:-1]
     return name.rstrip()

@@ -215,3 +215,6 @@ async def harness(settings: Settings, db: Database) -> AsyncIterator[Harness]:
     app = create_app(settings, session=api, db=db, clock=SettableClock())
     yield Harness(app, api, Updates())
     await app.close()
+    # Telegram refuses texts over 4096, captions over 1024 and alerts over 200 characters:
+    # no test may have made the bot send one (tests of the refusal itself empty the list)
+    assert not api.refused, f"sent beyond Telegram's limits: {api.refused[0]!r}"[:500]

@@ -12,6 +12,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from typing import Any
 
 from aiogram import Bot
@@ -35,6 +36,10 @@ from aiogram.types import (
     Update,
     User,
 )
+
+TEXT_LIMIT = 4096  # sendMessage / editMessageText: text after entity parsing
+CAPTION_LIMIT = 1024  # a photo's or document's caption
+ALERT_LIMIT = 200  # answerCallbackQuery text
 
 BOT_ID = 700_000_001
 BOT_USERNAME = "tuan_test_bot"
@@ -68,6 +73,46 @@ def admin_member(user: User, *, can_invite: bool = True) -> ChatMemberAdministra
     )
 
 
+class _Visible(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def visible_length(text: str | None, parse_mode: Any = "HTML") -> int:
+    """A text's length as Telegram counts it: after the HTML tags and entities are parsed
+    (the bot's default parse mode), in UTF-16 code units."""
+    if not text:
+        return 0
+    if parse_mode is None or (isinstance(parse_mode, str) and parse_mode.upper() != "HTML"):
+        plain = text
+    else:
+        parser = _Visible()
+        parser.feed(text)
+        parser.close()
+        plain = "".join(parser.parts)
+    return len(plain.encode("utf-16-le")) // 2
+
+
+def too_long(method: TelegramMethod[Any]) -> str | None:
+    """Telegram's refusal of a text, caption or alert beyond its limits (None: it fits)."""
+    mode = getattr(method, "parse_mode", "HTML")
+    mode = "HTML" if not isinstance(mode, str | None) else mode  # the bot's default
+    if isinstance(method, (m.SendMessage, m.EditMessageText)):
+        if visible_length(method.text, mode) > TEXT_LIMIT:
+            return "Bad Request: message is too long"
+    if isinstance(method, (m.SendPhoto, m.SendDocument, m.EditMessageCaption)):
+        if visible_length(method.caption, mode) > CAPTION_LIMIT:
+            return "Bad Request: message caption is too long"
+    if isinstance(method, m.AnswerCallbackQuery):
+        if len((method.text or "").encode("utf-16-le")) // 2 > ALERT_LIMIT:
+            return "Bad Request: MESSAGE_TOO_LONG"
+    return None
+
+
 @dataclass
 class Injected:
     kind: str  # retry_after | forbidden | network | bad_request | migrate
@@ -98,6 +143,7 @@ class FakeTelegram(BaseSession):
         self.admins: dict[int, list[Any]] = {}
         self.members: dict[tuple[int, int], Any] = {}
         self._faults: deque[Injected] = deque()
+        self.refused: list[TelegramMethod[Any]] = []  # beyond Telegram's length limits
         self.pending: list[Update] = []  # what getUpdates serves, like Telegram's queue
         self._arrived = asyncio.Event()
         self.on_request: Callable[[TelegramMethod[Any]], Any] | None = None
@@ -180,6 +226,10 @@ class FakeTelegram(BaseSession):
         self.times.append(time.monotonic())
         if self.on_request is not None:
             self.on_request(method)
+        refusal = too_long(method)
+        if refusal is not None:  # like Telegram; the harness fails a test that saw one
+            self.refused.append(method)
+            raise TelegramBadRequest(method=method, message=refusal)
         fault = self._fault_for(method)
         if fault is not None:
             if fault.kind == "retry_after":

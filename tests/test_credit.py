@@ -206,7 +206,8 @@ async def test_deal_commission_override(harness) -> None:
     ):
         assert reason in (await harness.say(OWNER, f"/commission D{deal_id} {value}")).text
     reply = (await harness.say(OTHER_OWNER, f"/commission D{deal_id} 8")).text
-    assert reply == "Only the owner of that deal can set its commission."
+    assert reply == "That deal does not exist or is not yours."  # like an unknown deal
+    assert reply == (await harness.say(OTHER_OWNER, "/commission D999999 8")).text
     assert "Usage" in (await harness.say(OWNER, "/commission mangoes 5")).text
     async with harness.db.read() as s:
         assert (await s.get(Deal, deal_id)).commission_bp is None

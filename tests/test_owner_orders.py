@@ -21,6 +21,7 @@ from services.people import Person
 from services.timezones import utcnow
 from tests.builders import person
 
+NOT_YOURS = "That deal or order does not exist, or it is not yours."
 OWNER = person(601, "Olivia", username="olivia")
 OTHER_OWNER = person(602, "Oscar")
 ALICE = person(611, "Alice", username="alice")
@@ -175,17 +176,20 @@ async def test_long_lists_are_paginated(harness) -> None:
 
 async def test_only_the_owner_sees_the_orders(harness) -> None:
     deal_id, _ = await make_deal(harness, [(ALICE, 1)])
-    assert "Only the owner" in (await harness.say(ALICE, f"/orders D{deal_id}")).text
-    assert "does not exist" in (await harness.say(OWNER, "/orders D999999")).text
+    # someone else's deal is answered exactly like one that does not exist (no oracle)
+    theirs = await harness.say(ALICE, f"/orders D{deal_id}")
+    unknown = await harness.say(OWNER, "/orders D999999")
+    assert theirs.text == unknown.text == NOT_YOURS
+    assert theirs.reply_markup == unknown.reply_markup
     for data in (
         OrdersCB(action="list", deal_id=deal_id),
         OrdersCB(action="csv", deal_id=deal_id),
         OrdersCB(action="xlsx", deal_id=deal_id),
     ):
         answer = await harness.tap(OTHER_OWNER, data)
-        assert answer.show_alert and "Only the owner" in answer.text
+        assert answer.show_alert and answer.text == NOT_YOURS
     answer = await harness.tap(OWNER, OrdersCB(action="list", deal_id=2**31 - 1))
-    assert answer.show_alert and "does not exist" in answer.text
+    assert answer.show_alert and answer.text == NOT_YOURS
     for forged in (f"ord:list:{2**40}:0::0", "ord:list:0:0::0", f"ord:list:{deal_id}:0::10000"):
         answer = await harness.tap(OWNER, forged)  # out of range: answered, not unpacked
         assert answer.show_alert and "out of date" in answer.text
@@ -372,7 +376,7 @@ async def test_fulfilment_refusals_change_nothing(harness) -> None:
             "deal that succeeded",
         ),
         # another owner's deal, and an order of it under my deal's id (forged)
-        (OWNER, OrdersCB(action="all", deal_id=done_id, state="ready"), "Only the owner"),
+        (OWNER, OrdersCB(action="all", deal_id=done_id, state="ready"), NOT_YOURS),
         (
             OWNER,
             OrdersCB(action="mark", deal_id=open_id, order_id=done_ids[WANG.id], state="ready"),
@@ -434,8 +438,11 @@ async def test_pickup_refusals(harness) -> None:
         in (await harness.say(OWNER, "/pickup ZZZZZZ")).text
     )
     assert "&lt;b&gt;" in (await harness.say(OWNER, "/pickup <b>")).text
-    reply = (await harness.say(OWNER, f"/pickup {codes[done_ids[WANG.id]]}")).text
-    assert reply == "That pickup code belongs to a deal you don't run."
+    # another owner's real code gets the answer of an unknown code (no oracle)
+    theirs = await harness.say(OWNER, f"/pickup {codes[done_ids[WANG.id]]}")
+    assert theirs.text == f"No order has the pickup code <code>{codes[done_ids[WANG.id]]}</code>."
+    unknown = await harness.say(OWNER, "/pickup ZZZZZZ")
+    assert theirs.reply_markup == unknown.reply_markup
     reply = (await harness.say(OWNER, f"/pickup {codes[open_ids[ALICE.id]]}")).text
     assert "Only orders of a deal that succeeded" in reply and "open" in reply
     assert await order_rows(harness, open_id) == [(ALICE.id, "active", "none")]

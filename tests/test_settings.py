@@ -183,8 +183,11 @@ async def test_non_admin_forged_buttons_are_refused(harness) -> None:
 async def test_unknown_and_inactive_groups_are_refused(harness) -> None:
     g = await add_bot(harness)
     gone = "That group is unknown or I am no longer in it."
-    assert (await harness.tap(OWNER, "set:tz:999999")).text == gone
-    assert (await harness.tap(OWNER, "glang:999999:en")).text == gone
+    # an id of no group is answered like a group one does not run: ids reveal nothing
+    refusal = "Only the owner and administrators of a group can change its settings."
+    assert (await harness.tap(OWNER, "set:tz:999999")).text == refusal
+    assert (await harness.tap(OWNER, "glang:999999:en")).text == refusal
+    assert (await harness.tap(MEMBER, f"set:tz:{g.id}")).text == refusal
 
     await harness.feed(harness.updates.my_chat_member(CHAT, OWNER, "administrator", "kicked"))
     for data in (f"set:open:{g.id}", f"set:tz:{g.id}", f"glang:{g.id}:zh_Hans"):

@@ -12,7 +12,7 @@ from aiogram.utils.i18n import gettext as _
 from models import CreditEntry, Deal, Group
 from services.credit import BadDays, BadPercent, CannotSpend, format_percent
 from services.money import format_money
-from views.format import quote
+from views.format import echo, quote
 
 
 def percent_text(bp: int) -> str:
@@ -20,7 +20,7 @@ def percent_text(bp: int) -> str:
 
 
 def bad_percent_text(err: BadPercent) -> str:
-    value = quote(err.value)
+    value = echo(err.value)
     if err.reason == "out_of_range":
         return _(
             "The commission must be from 0 to 50%; “{value}” is outside that. "
@@ -38,7 +38,7 @@ def bad_percent_text(err: BadPercent) -> str:
 
 
 def bad_days_text(err: BadDays) -> str:
-    value = quote(err.value)
+    value = echo(err.value)
     if err.reason == "out_of_range":
         return _(
             "The attribution window must be from 1 to 90 days; “{value}” is outside that. "

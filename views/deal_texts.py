@@ -165,6 +165,8 @@ def parse_error_text(err: ParseError) -> str:
         return _("That number is too large: at most {max}, for example <code>10</code>.").format(
             max=d.get("max", "")
         )
+    if reason == "not_text":
+        return _("Please send the value as text, or use the buttons.")
     if reason == "title_empty":
         return _("The title cannot be empty, for example <code>Hainan mangoes 5 kg</code>.")
     if reason == "title_too_long":

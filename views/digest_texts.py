@@ -15,7 +15,7 @@ from services.digest import AdminDigest, DigestArgError, Figure, GroupDigest, Pe
 from services.locales import BABEL_LOCALES
 from services.money import format_money, minor_digits
 from views.common import current_language
-from views.format import quote
+from views.format import echo, quote
 
 MAX_TEXT = 4096
 DEALS_SHOWN = 10
@@ -275,17 +275,17 @@ def arg_error_text(err: DigestArgError) -> str:
     )
     if err.code == "future":
         first = _("“{value}” is in the future: a digest covers days that have begun.").format(
-            value=quote(err.value)
+            value=echo(err.value)
         )
     elif err.code == "too_long":
         first = _("“{value}” is too long: a digest covers at most 366 days.").format(
-            value=quote(err.value)
+            value=echo(err.value)
         )
     elif err.code == "reversed":
-        first = _("“{value}”: the end comes before the start.").format(value=quote(err.value))
+        first = _("“{value}”: the end comes before the start.").format(value=echo(err.value))
     else:
         first = _("I do not understand “{value}” as a date or a range.").format(
-            value=quote(err.value)
+            value=echo(err.value)
         )
     return first + "\n" + examples
 
@@ -294,4 +294,4 @@ def time_error_text(value: str) -> str:
     return _(
         "“{value}” is not a time of day. Use HH:MM (24 hours), for example "
         "<code>/digest time 1 08:30</code>."
-    ).format(value=quote(value))
+    ).format(value=echo(value))

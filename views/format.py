@@ -12,12 +12,13 @@ from babel.dates import format_skeleton
 
 from services.locales import BABEL_LOCALES
 from services.money import format_money
-from services.parsing import tg_len
+from services.parsing import clean_text, tg_len
 from services.timezones import to_local
 
 TEXT_LIMIT = 4096  # a message
 CAPTION_LIMIT = 1024  # a photo's caption
 ALERT_LIMIT = 200  # answerCallbackQuery text
+ECHO_LIMIT = 64  # what a person typed, quoted back in an answer
 WALL_CLOCK = "%Y-%m-%d %H:%M"
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "CAPTION_LIMIT",
     "TEXT_LIMIT",
     "cut",
+    "echo",
     "duration",
     "money",
     "post_time",
@@ -39,6 +41,13 @@ __all__ = [
 def quote(text: str | None) -> str:
     """User text, made safe for HTML parse mode."""
     return escape(text or "", quote=False)
+
+
+def echo(text: str | None, limit: int = ECHO_LIMIT) -> str:
+    """What a person typed, quoted back in an answer ("“…” is not a time"): one line, cut
+    to `limit` characters BEFORE it is escaped (no entity is split), safe for HTML. However
+    long the input, the answer stays within Telegram's limits."""
+    return quote(cut(clean_text(text, multiline=False), limit))
 
 
 def cut(text: str, limit: int) -> str:

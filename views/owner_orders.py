@@ -453,15 +453,17 @@ def audience_text(found: Audience) -> str:
 
 
 def not_yours() -> str:
-    return _("Only the owner of that deal can see or change its orders.")
+    """A deal or order that is not the person's: the same answer as one that does not exist,
+    so ids and codes typed or forged reveal nothing."""
+    return _("That deal or order does not exist, or it is not yours.")
 
 
 def unknown_deal() -> str:
-    return _("That deal does not exist.")
+    return not_yours()
 
 
 def unknown_order() -> str:
-    return _("That order does not exist.")
+    return not_yours()
 
 
 def not_confirmed_text(exc: NotConfirmed) -> str:

@@ -15,31 +15,17 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import Message, TelegramObject
 
+from bot.middlewares.speaker import is_service, speaks_for_self
 from bot.telegram import person
 from services.activity import ActivityBuffer
 
 GROUP_TYPES = frozenset({"group", "supergroup"})
-SERVICE_FIELDS = (
-    "new_chat_members",
-    "left_chat_member",
-    "new_chat_title",
-    "new_chat_photo",
-    "delete_chat_photo",
-    "group_chat_created",
-    "supergroup_chat_created",
-    "migrate_to_chat_id",
-    "migrate_from_chat_id",
-    "pinned_message",
-)
 
 
 def countable(message: Message) -> bool:
     if message.chat.type not in GROUP_TYPES:
         return False
-    sender = message.from_user
-    if sender is None or sender.is_bot or message.sender_chat is not None:
-        return False
-    return not any(getattr(message, name, None) for name in SERVICE_FIELDS)
+    return speaks_for_self(message) and not is_service(message)
 
 
 class ActivityMiddleware(BaseMiddleware):
