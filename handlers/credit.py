@@ -155,7 +155,7 @@ async def commission_command(
         )
         return
     try:
-        deal = await deal_service.get_owned(session, deal_id, user.id)
+        deal = await deal_service.get_owned(session, deal_id, user.id, admins=admins)
     except DealNotFound:
         await message.answer(_("That deal does not exist."))
         return

@@ -85,7 +85,7 @@ async def step_view(
     if step == "content":
         return views.content_step()
     if step == "button":
-        return views.button_step(await linkable_deals(session, user.id))
+        return views.button_step(await linkable_deals(session, user.id, admins=admins))
     if step == "kind":
         return views.kind_step(draft)
     if step == "days":
@@ -283,7 +283,9 @@ async def button_typed(
 ) -> None:
     draft = PostDraft.from_data(await state.get_data())
     try:
-        following = await draft.choose_deal(session, user.id, deal_code(message.text or ""))
+        following = await draft.choose_deal(
+            session, user.id, deal_code(message.text or ""), admins=admins
+        )
     except ParseError as err:
         await refuse(bot, user, "button", draft, session, admins, err)
         return
@@ -438,7 +440,9 @@ async def deal_button(
     """Button: one of the owner's deals (checked on the server)."""
     draft = PostDraft.from_data(await state.get_data())
     try:
-        following = await draft.choose_deal(session, user.id, _number(callback_data.value))
+        following = await draft.choose_deal(
+            session, user.id, _number(callback_data.value), admins=admins
+        )
     except UnknownChoice:
         await _alert(query, out_of_date())
         return
@@ -489,7 +493,7 @@ async def save_button(
     owned = {g.id for g in await _owned(session, admins, user.id)}
     spec.group_ids = [i for i in spec.group_ids if i in owned]
     try:
-        post = await calendar.create(session, user.id, spec, clock.now())
+        post = await calendar.create(session, user.id, spec, clock.now(), admins=admins)
     except ParseError as err:
         await query.answer()
         await bot.send_message(user.id, schedule_error_text(err))

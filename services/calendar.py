@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, DealReminderSent, Group, ScheduledPost, ScheduledTarget
 from models.upsert import insert_ignore
+from services import rights
+from services.admins import AdminDirectory
 from services.errors import DomainError
 from services.parsing import REMINDER_MAX_MINUTES, ParseError, reminder_list, tg_len
 
@@ -265,8 +267,15 @@ def validate(spec: PostSpec, timezone: str, now: datetime) -> None:
 
 
 async def create(
-    session: AsyncSession, owner_id: int, spec: PostSpec, now: datetime
+    session: AsyncSession,
+    owner_id: int,
+    spec: PostSpec,
+    now: datetime,
+    *,
+    admins: AdminDirectory | None = None,
 ) -> ScheduledPost:
+    if spec.deal_id is not None:  # the deal's button: only to a deal the person manages now
+        await owner_deal(session, spec.deal_id, owner_id, admins=admins)
     groups = {
         g.id: g for g in await session.scalars(select(Group).where(Group.id.in_(spec.group_ids)))
     }
@@ -507,9 +516,13 @@ async def remove(session: AsyncSession, post_id: int, owner_id: int) -> None:
     await session.execute(delete(ScheduledPost).where(ScheduledPost.id == post_id))
 
 
-async def owner_deal(session: AsyncSession, deal_id: int, owner_id: int) -> Deal:
+async def owner_deal(
+    session: AsyncSession, deal_id: int, owner_id: int, *, admins: AdminDirectory | None = None
+) -> Deal:
+    """A deal the person manages now (services.rights), for a post's button; else ParseError
+    deal_unknown."""
     deal = await session.get(Deal, deal_id)
-    if deal is None or deal.owner_id != owner_id:
+    if deal is None or not await rights.may_manage(session, admins, deal, owner_id):
         raise ParseError("deal_unknown")
     return deal
 
