@@ -56,16 +56,38 @@ async def _admins(session: AsyncSession, admins: AdminDirectory | None, group: G
     return await admins.admins_of(session, group)
 
 
+async def may_manage_in(
+    session: AsyncSession,
+    admins: AdminDirectory | None,
+    creator_id: int,
+    groups: list[Group],
+    user_id: int,
+) -> bool:
+    """The rule for anything a person created for some groups (a deal, a scheduled post):
+    whether `user_id` manages it now."""
+    current = [await _admins(session, admins, g) for g in groups]
+    if not any(user_id in ids for ids in current):
+        return False
+    if user_id == creator_id:
+        return True
+    return not any(creator_id in ids for ids in current)
+
+
 async def may_manage(
     session: AsyncSession, admins: AdminDirectory | None, deal: Deal, user_id: int
 ) -> bool:
     """Whether the person manages the deal now (the rule above)."""
-    current = [await _admins(session, admins, g) for g in await _groups(session, deal.id)]
-    if not any(user_id in ids for ids in current):
-        return False
-    if user_id == deal.owner_id:
-        return True
-    return not any(deal.owner_id in ids for ids in current)
+    groups = await _groups(session, deal.id)
+    return await may_manage_in(session, admins, deal.owner_id, groups, user_id)
+
+
+async def current_groups(
+    session: AsyncSession, admins: AdminDirectory | None, user_id: int
+) -> list[int]:
+    """The ids of the active groups the person administers now."""
+    if admins is not None:
+        return [g.id for g, _status in await admins.groups_of(session, user_id)]
+    return [g.id for g, _s in await group_service.groups_administered(session, user_id)]
 
 
 async def manage_deal(
@@ -89,10 +111,7 @@ async def managed_deals(
     """The deals the person may manage now, newest first: their own in groups they still
     administer, and orphaned deals (creator no longer an administrator of any of the deal's
     groups) of groups they administer."""
-    if admins is not None:
-        group_ids = [g.id for g, _status in await admins.groups_of(session, user_id)]
-    else:
-        group_ids = [g.id for g, _s in await group_service.groups_administered(session, user_id)]
+    group_ids = await current_groups(session, admins, user_id)
     if not group_ids:
         return []
     creator_still_admin = exists().where(

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from aiogram.methods import SendDocument
 from sqlalchemy import delete, select
 
-from handlers.callbacks import OrdersCB, OwnerDealCB
-from models import Deal, Group, GroupAdmin, Order
-from services import deals
+from handlers.callbacks import OrdersCB, OwnerDealCB, ScheduleItemCB
+from models import Deal, Group, GroupAdmin, Order, ScheduledPost
+from services import calendar, deals
+from services.parsing import ParseError
 from services.timezones import utcnow
 from tests.builders import group, person
 from tests.test_owner_orders import ALICE, OWNER, WANG, make_deal
@@ -195,3 +197,54 @@ async def test_a_stale_list_is_asked_again_before_an_action(harness) -> None:
         OWNER, OrdersCB(action="paid", deal_id=closed, order_id=ids[ALICE.id])
     )
     assert answer.show_alert and NOT_YOURS in answer.text
+
+
+async def scheduled_post(harness) -> int:
+    async with harness.db.transaction() as s:
+        group_id = await s.scalar(select(Group.id).where(Group.chat_id == CHAT.id))
+        spec = calendar.PostSpec(text="Fresh mangoes every day", kind="daily",
+                                 group_ids=[group_id], at_time="09:00")  # fmt: skip
+        return (await calendar.create(s, OWNER.id, spec, utcnow())).id
+
+
+async def paused(harness, post_id: int) -> bool:
+    async with harness.db.read() as s:
+        return bool(await s.scalar(select(ScheduledPost.paused).where(ScheduledPost.id == post_id)))
+
+
+async def test_scheduled_posts_follow_the_same_rule(harness) -> None:
+    await staffed(harness)
+    post_id = await scheduled_post(harness)
+    answer = await harness.tap(HELPER, ScheduleItemCB(action="pause", post_id=post_id))
+    assert answer.show_alert and "no longer exists" in answer.text  # the creator is admin
+    assert "#" not in (await harness.say(HELPER, "/schedule list")).text
+    assert f"#{post_id}" in (await harness.say(OWNER, "/schedule list")).text
+
+    await demote(harness, OWNER)
+    answer = await harness.tap(OWNER, ScheduleItemCB(action="pause", post_id=post_id))
+    assert answer.show_alert and "no longer exists" in answer.text
+    answer = await harness.tap(OWNER, ScheduleItemCB(action="delete", post_id=post_id))
+    assert answer.show_alert and "no longer exists" in answer.text
+    assert f"#{post_id}" not in (await harness.say(OWNER, "/schedule list")).text
+    assert not await paused(harness, post_id)
+
+    assert f"#{post_id}" in (await harness.say(HELPER, "/schedule list")).text
+    answer = await harness.tap(HELPER, ScheduleItemCB(action="pause", post_id=post_id))
+    assert not answer.show_alert
+    assert await paused(harness, post_id)
+
+
+async def test_a_post_button_links_only_a_deal_the_person_manages(harness) -> None:
+    _closed, opened, _ids = await staffed(harness)
+    async with harness.db.read() as s:
+        group_id = await s.scalar(select(Group.id).where(Group.chat_id == CHAT.id))
+    spec = calendar.PostSpec(text="Lychees!", kind="daily", group_ids=[group_id],
+                             at_time="09:00", deal_id=opened)  # fmt: skip
+    async with harness.db.transaction() as s:
+        with pytest.raises(ParseError):
+            await calendar.create(s, HELPER.id, spec, utcnow())
+    await demote(harness, OWNER)
+    async with harness.db.transaction() as s:
+        with pytest.raises(ParseError):
+            await calendar.create(s, OWNER.id, spec, utcnow())
+        assert (await calendar.create(s, HELPER.id, spec, utcnow())).deal_id == opened
