@@ -4,7 +4,9 @@ fulfilment (ready for pickup, picked up, delivered) with a private message to ea
 credited or reversed in the same transaction; the members concerned are told after commit).
 
 Callback data only names a deal, an order, a state and a page; every action re-checks on the
-server that the user owns the deal (services.deals.get_owned / services.fulfilment).
+server that the user manages the deal now (services.rights, through services.deals.get_owned
+/ services.fulfilment): its creator while an administrator of its group, else that group's
+current administrators.
 
 Other routers may put `OrdersCB(action="list", deal_id=...)` on a button (e.g. the owner's
 deal list) to open a deal's orders.
