@@ -8,11 +8,13 @@ from datetime import timedelta
 
 import pytest
 from aiogram.methods import SendDocument
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
 from handlers.callbacks import OrdersCB, OwnerDealCB, ScheduleItemCB
 from models import Deal, Group, GroupAdmin, Order, ScheduledPost
-from services import calendar, deals
+from services import calendar, deals, rights
 from services.parsing import ParseError
 from services.timezones import utcnow
 from tests.builders import group, person
@@ -248,3 +250,32 @@ async def test_a_post_button_links_only_a_deal_the_person_manages(harness) -> No
         with pytest.raises(ParseError):
             await calendar.create(s, OWNER.id, spec, utcnow())
         assert (await calendar.create(s, HELPER.id, spec, utcnow())).deal_id == opened
+
+
+class _Lists:
+    """Stands in for the AdminDirectory: each group's current administrators."""
+
+    def __init__(self, lists: dict[int, set[int]]) -> None:
+        self.lists = lists
+
+    async def admins_of(self, _session, group) -> set[int]:
+        return self.lists[group.id]
+
+
+CREATOR, ASKER, SOMEONE = 1, 2, 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sets(st.sampled_from([CREATOR, ASKER, SOMEONE])), min_size=1, max_size=4))
+async def test_the_rule_over_any_administrator_lists(lists: list[set[int]]) -> None:
+    groups = [Group(id=i + 1) for i in range(len(lists))]
+    directory = _Lists({g.id: admins for g, admins in zip(groups, lists, strict=True)})
+    creator_is_admin = any(CREATOR in a for a in lists)
+    asker_is_admin = any(ASKER in a for a in lists)
+    creator_manages = await rights.may_manage_in(None, directory, CREATOR, groups, CREATOR)
+    asker_manages = await rights.may_manage_in(None, directory, CREATOR, groups, ASKER)
+    assert creator_manages == creator_is_admin
+    assert asker_manages == (asker_is_admin and not creator_is_admin)
+    # never orphaned: if anyone administers one of the groups, somebody manages it
+    if creator_is_admin or asker_is_admin:
+        assert creator_manages or asker_manages
