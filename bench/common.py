@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from bot.config import Settings
 from bot.factory import App, create_app
-from models import Database, DealPost, Group
+from models import Database, DealPost, Group, GroupAdmin
 from services import deals as deal_service
 from services.timezones import utcnow
 from tests.fake_api import FakeTelegram
@@ -124,8 +124,13 @@ def member_id(index: int) -> int:
     return USER_BASE + index
 
 
-async def add_groups(db: Database, count: int, *, chunk: int = 5000) -> list[int]:
-    """`count` active groups (chat ids group_chat_id(0..count-1)); their internal ids."""
+async def add_groups(
+    db: Database, count: int, *, chunk: int = 5000, owned: bool = False
+) -> list[int]:
+    """`count` active groups (chat ids group_chat_id(0..count-1)); their internal ids. With
+    `owned`, OWNER_ID is each one's creator in a fresh stored list of administrators (owner
+    actions check current rights: services.rights)."""
+    now = utcnow()
     rows = [
         {
             "chat_id": group_chat_id(i),
@@ -135,6 +140,7 @@ async def add_groups(db: Database, count: int, *, chunk: int = 5000) -> list[int
             "currency": "CNY",
             "language": "zh_Hans" if i % 3 == 2 else "en",
             "is_active": True,
+            "admins_refreshed_at": now if owned else None,
         }
         for i in range(count)
     ]
@@ -145,6 +151,12 @@ async def add_groups(db: Database, count: int, *, chunk: int = 5000) -> list[int
             select(Group.id, Group.chat_id).where(Group.chat_id <= group_chat_id(0))
         )
         by_chat = {chat_id: gid for gid, chat_id in ids.all()}
+        admins = [
+            {"group_id": gid, "user_id": OWNER_ID, "status": "creator", "refreshed_at": now}
+            for gid in (by_chat.values() if owned else ())
+        ]
+        for start in range(0, len(admins), chunk):
+            await session.execute(insert(GroupAdmin), admins[start : start + chunk])
     return [by_chat[group_chat_id(i)] for i in range(count)]
 
 

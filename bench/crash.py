@@ -129,7 +129,7 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
     rng = random.Random(args.seed)
     db = Database(db_url)
     try:
-        [group_id] = await add_groups(db, 1)
+        [group_id] = await add_groups(db, 1, owned=True)
         deal_id = await create_deal(db, [group_id], title="Crash test", stock=args.stock)
         await mark_posted(db, deal_id)
         ready_deal, close_deals, notice_members = await prepare_notices(db, group_id, args)
@@ -153,6 +153,7 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         tmp / "data",
         OUTBOX_LEASE_SECONDS="2",
         OUTBOX_POLL_SECONDS="0.5",
+        ADMIN_CACHE_SECONDS="86400",  # the stored list above: no refetch from the fake
         **webhook_env(port),
     )
     bot = BotProcess(env, tmp, tmp / "bot.log")

@@ -14,7 +14,8 @@ others.
     DealChanged     → post refresh
     DealClosed      → post refresh (final state, no buttons)
     MemberJoined    → join count        MemberLeft → leave count
-    MemberForgotten → forget in memory (activity buffer, sender, locale cache)
+    MemberForgotten → forget in memory (activity buffer, sender, locale cache); the deals the
+                      member ordered in get DealChanged from services.privacy (posts re-render)
     NoticesPromised → wake the outbox sender
 """
 

@@ -8,7 +8,7 @@ chat answer "no state" without a database round trip, so group chatter stays fre
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiogram.fsm.state import State
@@ -84,6 +84,29 @@ class SQLStorage(BaseStorage):
             return {}
         row = await self._row(key)
         return json.loads(row.data) if row else {}
+
+    async def rewrite_data(
+        self,
+        change: Callable[[dict[str, Any]], dict[str, Any] | None],
+        *,
+        contains: str,
+    ) -> int:
+        """Rewrite the data of every form whose data text contains `contains` and for which
+        `change` returns new data (None: leave it). In the update's transaction when there is
+        one. Returns how many changed (bot.forms: forgetting a person in others' forms)."""
+        count = 0
+        async with self.db.transaction() as session:
+            rows = await session.scalars(
+                select(FsmState).where(FsmState.data.contains(contains, autoescape=True))
+            )
+            for row in list(rows):
+                new = change(json.loads(row.data))
+                if new is not None:
+                    row.data = json.dumps(new, ensure_ascii=False, sort_keys=True)
+                    row.updated_at = utcnow()
+                    count += 1
+            await session.flush()
+        return count
 
     async def close(self) -> None:
         return None

@@ -25,6 +25,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.forms import PERSON_KEY
 from handlers.callbacks import CommissionCB, MyCreditCB
 from handlers.common import group_gone, group_of_form, group_picker, group_title, quote, show
 from models import Group, User
@@ -155,7 +156,7 @@ async def commission_command(
         )
         return
     try:
-        deal = await deal_service.get_owned(session, deal_id, user.id)
+        deal = await deal_service.get_owned(session, deal_id, user.id, admins=admins)
     except (DealNotFound, NotDealOwner):  # one answer: a code reveals no one else's deal
         await message.answer(_("That deal does not exist or is not yours."))
         return
@@ -252,7 +253,8 @@ async def commission_button(
             return
         member = await people.get(session, data.user_id)
         await state.set_state(CommissionForm.payout)
-        await state.set_data({"group_id": group.id, "user_id": data.user_id, "cur": data.cur})
+        # the member under forms.PERSON_KEY: /forgetme removes them from this form
+        await state.set_data({"group_id": group.id, PERSON_KEY: data.user_id, "cur": data.cur})
         await query.answer()
         await query.bot.send_message(
             user.id,
@@ -316,7 +318,13 @@ async def payout_typed(
     if group is None:
         return
     data = await state.get_data()
-    member_id, currency = int(data.get("user_id", 0)), str(data.get("cur", ""))
+    member_id, currency = int(data.get(PERSON_KEY) or 0), str(data.get("cur", ""))
+    if member_id <= 0 or await people.get(session, member_id) is None:  # forgotten meanwhile
+        await state.clear()
+        await message.answer(
+            _("That member is no longer known (they deleted their data): nothing was recorded.")
+        )
+        return
     language = current_language()
     try:
         price = parse_price(message.text or "", currency)

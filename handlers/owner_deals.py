@@ -152,10 +152,18 @@ def card(deal: Deal, groups: list[Group], settings: Settings) -> tuple[str, Inli
 
 
 async def send_list(
-    bot: Bot, session: AsyncSession, user_id: int, settings: Settings, page: int = 0
+    bot: Bot,
+    session: AsyncSession,
+    user_id: int,
+    settings: Settings,
+    page: int = 0,
+    *,
+    admins: AdminDirectory | None = None,
 ) -> None:
     page = max(page, 0)
-    found = await deal_service.owned_by(session, user_id, limit=(page + 1) * PAGE + 1)
+    found = await deal_service.owned_by(
+        session, user_id, limit=(page + 1) * PAGE + 1, admins=admins
+    )
     items = found[page * PAGE : (page + 1) * PAGE]
     if not items:
         await bot.send_message(user_id, _("You have no deals yet. Create one with /newdeal."))
@@ -180,24 +188,36 @@ async def send_list(
 
 
 async def send_card(
-    bot: Bot, session: AsyncSession, deal: Deal, settings: Settings, note: str | None = None
+    bot: Bot,
+    session: AsyncSession,
+    deal: Deal,
+    settings: Settings,
+    note: str | None = None,
+    *,
+    to: int | None = None,
 ) -> None:
+    """The deal's card, to the person who manages it and asked (`to`; the creator if None)."""
     groups = [g for _p, g in await deal_service.posts(session, deal.id)]
     text, keyboard = card(deal, groups, settings)
     if note:
         text = note + "\n\n" + text
-    await bot.send_message(deal.owner_id, text, reply_markup=keyboard)
+    await bot.send_message(to or deal.owner_id, text, reply_markup=keyboard)
 
 
 # ---------------------------------------------------------------- handlers
 
 
 async def deals_command(
-    message: Message, state: FSMContext, session: AsyncSession, user: User, settings: Settings
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    settings: Settings,
 ) -> None:
     if await state.get_state() in OwnerEdit.__all_states_names__:
         await state.clear()
-    await send_list(message.bot, session, user.id, settings)
+    await send_list(message.bot, session, user.id, settings, admins=admins)
 
 
 async def owner_button(
@@ -216,11 +236,15 @@ async def owner_button(
         if await state.get_state() in OwnerEdit.__all_states_names__:
             await state.clear()
         await query.answer()
-        await send_list(bot, session, user.id, settings, callback_data.page)
+        await send_list(bot, session, user.id, settings, callback_data.page, admins=admins)
         return
     try:
         deal = await deal_service.get_owned(
-            session, callback_data.deal_id, user.id, lock=action in {"pause", "resume"}
+            session,
+            callback_data.deal_id,
+            user.id,
+            lock=action in {"pause", "resume"},
+            admins=admins,
         )
     except DomainError as err:
         await query.answer(domain_error_text(err), show_alert=True)
@@ -230,12 +254,12 @@ async def owner_button(
         if await state.get_state() in OwnerEdit.__all_states_names__:
             await state.clear()
         await query.answer()
-        await send_card(bot, session, deal, settings)
+        await send_card(bot, session, deal, settings, to=user.id)
     elif action == "dup":
         if not await deal_wizard.owned_groups(session, admins, user.id):
             await query.answer(deal_wizard.not_an_owner(), show_alert=True)
             return
-        spec = await deal_service.duplicate(session, deal.id, user.id)
+        spec = await deal_service.duplicate(session, deal.id, user.id, admins=admins)
         await query.answer()
         await deal_wizard.start_copy(
             bot, user.id, state, session, admins, settings, clock, spec, deal.code
@@ -244,7 +268,9 @@ async def owner_button(
         await query.answer(domain_error_text(deal_service.DealFinished(deal.id)), show_alert=True)
     elif action in {"pause", "resume"}:
         before = deal.status
-        deal = await deal_service.set_paused(session, deal.id, user.id, action == "pause", moment)
+        deal = await deal_service.set_paused(
+            session, deal.id, user.id, action == "pause", moment, admins=admins
+        )
         if deal.status == before:
             await query.answer(
                 _("Only an open deal can be paused.")
@@ -260,17 +286,17 @@ async def owner_button(
             if action == "pause"
             else _("{code} is open again.")
         ).format(code=deal.code)
-        await send_card(bot, session, deal, settings, note)
+        await send_card(bot, session, deal, settings, note, to=user.id)
     elif action in {"desc", "later", "stock", "rem"}:
         await _ask_edit(query, state, session, deal, settings, action)
     elif action in {"remdef", "remoff"}:
         deal = await deal_service.set_reminders(
-            session, deal.id, user.id, None if action == "remdef" else "", moment
+            session, deal.id, user.id, None if action == "remdef" else "", moment, admins=admins
         )
         if await state.get_state() in OwnerEdit.__all_states_names__:
             await state.clear()
         await query.answer(_("Saved."))
-        await send_card(bot, session, deal, settings, reminders_note(deal))
+        await send_card(bot, session, deal, settings, reminders_note(deal), to=user.id)
     elif action in {"close", "cancel"}:
         await query.answer()
         text, keyboard = confirm_closing(deal, cancel=action == "cancel")
@@ -350,7 +376,7 @@ async def _ask_edit(
             [_button(_("No reminders"), "remoff", deal.id)],
         ]
     await query.bot.send_message(
-        deal.owner_id, text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows)
+        query.from_user.id, text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows)
     )
 
 
@@ -359,6 +385,7 @@ async def edit_typed(
     state: FSMContext,
     session: AsyncSession,
     user: User,
+    admins: AdminDirectory,
     settings: Settings,
     clock: Clock,
     raw_state: str | None = None,
@@ -368,7 +395,7 @@ async def edit_typed(
     text = (message.text or "").strip()
     cancel = InlineKeyboardMarkup(inline_keyboard=[[_button(_("✖ Cancel"), "open", deal_id)]])
     try:
-        deal = await deal_service.get_owned(session, deal_id, user.id)
+        deal = await deal_service.get_owned(session, deal_id, user.id, admins=admins)
         if deal.status in deal_service.FINAL_STATES:
             raise deal_service.DealFinished(deal_id)
     except DomainError as err:
@@ -379,17 +406,23 @@ async def edit_typed(
     try:
         if raw_state == OwnerEdit.description.state:
             text = check_note(text, MAX_DESCRIPTION)
-            deal = await deal_service.edit(session, deal_id, user.id, moment, description=text)
+            deal = await deal_service.edit(
+                session, deal_id, user.id, moment, description=text, admins=admins
+            )
             note = _("The description of {code} is updated.")
         elif raw_state == OwnerEdit.closes.state:
             groups = [g for _p, g in await deal_service.posts(session, deal_id)]
             tz = _timezones(groups, settings)[0]
             closes = parse_local_datetime(text, tz, moment).replace(second=0, microsecond=0)
-            deal = await deal_service.edit(session, deal_id, user.id, moment, closes_at=closes)
+            deal = await deal_service.edit(
+                session, deal_id, user.id, moment, closes_at=closes, admins=admins
+            )
             note = _("{code} now closes later.")
         elif raw_state == OwnerEdit.reminders.state:
             reminders = parse_reminders(text)
-            deal = await deal_service.set_reminders(session, deal_id, user.id, reminders, moment)
+            deal = await deal_service.set_reminders(
+                session, deal_id, user.id, reminders, moment, admins=admins
+            )
             note = reminders_note(deal)
         else:
             try:
@@ -398,7 +431,9 @@ async def edit_typed(
                 if err.reason == "quantity_positive":
                     raise ParseError("stock_only_up") from err
                 raise
-            deal = await deal_service.edit(session, deal_id, user.id, moment, add_stock=add)
+            deal = await deal_service.edit(
+                session, deal_id, user.id, moment, add_stock=add, admins=admins
+            )
             note = _("Stock of {code} increased.")
     except ParseError as err:
         if err.reason == "stock_only_up":
@@ -417,7 +452,7 @@ async def edit_typed(
     await state.clear()
     if raw_state != OwnerEdit.reminders.state:  # reminders are not shown on the posts
         touch_posts(session, deal.id)
-    await send_card(message.bot, session, deal, settings, note.format(code=deal.code))
+    await send_card(message.bot, session, deal, settings, note.format(code=deal.code), to=user.id)
 
 
 async def edit_not_text(message: Message) -> None:
@@ -434,6 +469,7 @@ async def close_button(
     callback_data: OwnerDealCB,
     session: AsyncSession,
     user: User,
+    admins: AdminDirectory,
     bot: Bot,
     db: Database,
     i18n: I18n,
@@ -445,7 +481,7 @@ async def close_button(
     background after commit."""
     cancel = callback_data.action == "cancel_yes"  # else close_yes
     try:
-        deal = await deal_service.get_owned(session, callback_data.deal_id, user.id)
+        deal = await deal_service.get_owned(session, callback_data.deal_id, user.id, admins=admins)
     except DomainError as err:
         await query.answer(domain_error_text(err), show_alert=True)
         return
@@ -454,7 +490,7 @@ async def close_button(
         return
     try:
         closing = await deal_service.close_owned(
-            session, deal.id, user.id, clock.now(), cancel=cancel
+            session, deal.id, user.id, clock.now(), cancel=cancel, admins=admins
         )
     except DomainError as err:
         await query.answer(domain_error_text(err), show_alert=True)
@@ -471,7 +507,7 @@ async def close_button(
         note = _("{code} is closed and succeeded; the participants will be told.")
     else:
         note = _("{code} is closed without reaching its minimum; the participants will be told.")
-    await send_card(bot, session, deal, settings, note.format(code=deal.code))
+    await send_card(bot, session, deal, settings, note.format(code=deal.code), to=user.id)
 
 
 def router() -> Router:

@@ -4,7 +4,9 @@ fulfilment (ready for pickup, picked up, delivered) with a private message to ea
 credited or reversed in the same transaction; the members concerned are told after commit).
 
 Callback data only names a deal, an order, a state and a page; every action re-checks on the
-server that the user owns the deal (services.deals.get_owned / services.fulfilment).
+server that the user manages the deal now (services.rights, through services.deals.get_owned
+/ services.fulfilment): its creator while an administrator of its group, else that group's
+current administrators.
 
 Other routers may put `OrdersCB(action="list", deal_id=...)` on a button (e.g. the owner's
 deal list) to open a deal's orders.
@@ -35,6 +37,7 @@ from services import deals as deal_service
 from services import exports
 from services import fulfilment as fulfilment_service
 from services import owner_orders as read
+from services.admins import AdminDirectory
 from services.deals import DealNotFound, NotDealOwner
 from services.fulfilment import BadTransition, NotConfirmed, OrderNotFound
 from services.timezones import utcnow
@@ -84,12 +87,16 @@ async def show_safely(
 
 
 async def orders_command(
-    message: Message, command: CommandObject, session: AsyncSession, user: User
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
 ) -> None:
     args = (command.args or "").split()
     if not args:
         keyboard = views.owned_deals_keyboard(
-            await deal_service.owned_by(session, user.id), OrdersCB
+            await deal_service.owned_by(session, user.id, admins=admins), OrdersCB
         )
         if not keyboard.inline_keyboard:
             await message.answer(_("You have no deals yet."))
@@ -103,7 +110,7 @@ async def orders_command(
         await message.answer(_("Usage: <code>/orders D17</code> (the deal's code)."))
         return
     try:
-        deal = await deal_service.get_owned(session, deal_id, user.id)
+        deal = await deal_service.get_owned(session, deal_id, user.id, admins=admins)
     except DealNotFound:
         await message.answer(unknown_deal())
         return
@@ -119,6 +126,7 @@ async def orders_button(
     callback_data: OrdersCB,
     session: AsyncSession,
     user: User,
+    admins: AdminDirectory,
     i18n: I18n,
     db: Database,
     posts: PostRefresher,
@@ -133,7 +141,7 @@ async def orders_button(
         await query.answer(_("This button is out of date. Send /orders again."), show_alert=True)
         return
     try:
-        deal = await deal_service.get_owned(session, data.deal_id, user.id)
+        deal = await deal_service.get_owned(session, data.deal_id, user.id, admins=admins)
     except DealNotFound:
         await query.answer(unknown_deal(), show_alert=True)
         return
@@ -158,15 +166,15 @@ async def orders_button(
         text, keyboard = await order_card(session, deal, order, data.page)
         await show(query, text, keyboard)
     elif data.action == "mark":
-        return await _mark_one(query, data, session, user, i18n, db, posts, deal)
+        return await _mark_one(query, data, session, user, admins, deal)
     elif data.action == "ask":
         await query.answer()
         text, keyboard = views.mark_all_question(deal, data.state, data.page, OrdersCB)
         await show(query, text, keyboard)
     elif data.action == "all":
-        return await _mark_all(query, data, session, user, i18n, db, posts, deal)
+        return await _mark_all(query, data, session, user, admins, deal)
     else:  # paid | rfask | refund
-        return await _money_action(query, data, session, user, i18n, db, posts, deal)
+        return await _money_action(query, data, session, user, admins, deal)
 
 
 async def _mark_one(
@@ -174,9 +182,7 @@ async def _mark_one(
     data: OrdersCB,
     session: AsyncSession,
     user: User,
-    i18n: I18n,
-    db: Database,
-    posts: PostRefresher,
+    admins: AdminDirectory,
     deal: Deal,
 ) -> AnswerCallbackQuery | None:
     order = await read.order_of(session, deal.id, data.order_id)
@@ -184,7 +190,9 @@ async def _mark_one(
         await query.answer(unknown_order(), show_alert=True)
         return
     try:
-        marked = await fulfilment_service.mark(session, order.id, user.id, data.state, utcnow())
+        marked = await fulfilment_service.mark(
+            session, order.id, user.id, data.state, utcnow(), admins=admins
+        )
     except (OrderNotFound, DealNotFound):
         await query.answer(unknown_order(), show_alert=True)
         return
@@ -213,13 +221,13 @@ async def _mark_all(
     data: OrdersCB,
     session: AsyncSession,
     user: User,
-    i18n: I18n,
-    db: Database,
-    posts: PostRefresher,
+    admins: AdminDirectory,
     deal: Deal,
 ) -> AnswerCallbackQuery | None:
     try:
-        bulk = await fulfilment_service.mark_all(session, deal.id, user.id, data.state, utcnow())
+        bulk = await fulfilment_service.mark_all(
+            session, deal.id, user.id, data.state, utcnow(), admins=admins
+        )
     except NotDealOwner:
         await query.answer(not_yours(), show_alert=True)
         return
@@ -240,9 +248,7 @@ async def _money_action(
     data: OrdersCB,
     session: AsyncSession,
     user: User,
-    i18n: I18n,
-    db: Database,
-    posts: PostRefresher,
+    admins: AdminDirectory,
     deal: Deal,
 ) -> AnswerCallbackQuery | None:
     """Mark paid, ask to confirm a refund, or refund (cancel) one confirmed order."""
@@ -264,11 +270,15 @@ async def _money_action(
     now = utcnow()
     try:
         if data.action == "paid":
-            marked = await fulfilment_service.mark_paid(session, order.id, user.id, now)
+            marked = await fulfilment_service.mark_paid(
+                session, order.id, user.id, now, admins=admins
+            )
             changed, result_order = marked.changed, marked.order
             answer = _("Marked paid.") if changed else _("Already paid; nothing changed.")
         else:
-            refunded = await fulfilment_service.refund(session, order.id, user.id, now)
+            refunded = await fulfilment_service.refund(
+                session, order.id, user.id, now, admins=admins
+            )
             changed, result_order = refunded.changed, refunded.order
             answer = _("Order cancelled.") if changed else _("Already cancelled; nothing changed.")
     except (OrderNotFound, DealNotFound):
@@ -305,17 +315,17 @@ async def pickup_command(
     command: CommandObject,
     session: AsyncSession,
     user: User,
-    i18n: I18n,
-    db: Database,
-    posts: PostRefresher,
+    admins: AdminDirectory,
 ) -> None:
     code = (command.args or "").strip()
     if not code:
         await message.answer(_("Usage: <code>/pickup CODE</code> (the member's pickup code)."))
         return
     try:
-        order = await fulfilment_service.by_pickup_code(session, code, user.id)
-        marked = await fulfilment_service.mark(session, order.id, user.id, "picked_up", utcnow())
+        order = await fulfilment_service.by_pickup_code(session, code, user.id, admins=admins)
+        marked = await fulfilment_service.mark(
+            session, order.id, user.id, "picked_up", utcnow(), admins=admins
+        )
     except fulfilment_service.UnknownPickupCode:
         await message.answer(
             _("No order has the pickup code {code}.").format(code=f"<code>{echo(code)}</code>")

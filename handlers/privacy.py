@@ -5,7 +5,9 @@ In the transaction of /forgetme: the revocation of the user's invite links at Te
 the edit of the question into its outcome are promised in the outbox (services.notices), and
 a MemberForgotten event makes the effects map (bot/effects.py) drop the user from every
 in-memory cache once it committed (LocaleCache, Sender, the activity buffer's counts not yet
-flushed).
+flushed). Other people's unfinished forms that name the user lose the id (bot.forms), and the
+deals they ordered in get a new version, so their group posts are re-rendered without the
+name (at once, or by the catch-up at the next start).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from aiogram.types import (
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import forms
 from handlers.callbacks import ForgetCB
 from models import User
 from services import events, notices, privacy
@@ -100,6 +103,9 @@ async def forget_button(
         return query.answer(_("This button is out of date."), show_alert=True)
     user_id = user.id  # the row is about to go
     await state.clear()  # the FSM storage may live outside the database (Redis)
+    # Out of other people's unfinished forms too (an owner's payout form to them), before
+    # the commit: once the forgetting is committed, no form holds the id.
+    await forms.forget_person(state.storage, user_id)
     summary = await privacy.forget(session, user_id)
     orders = summary.anonymised.get("orders.user_id", 0)  # their own, not referred ones
     done = _(

@@ -85,7 +85,7 @@ async def step_view(
     if step == "content":
         return views.content_step()
     if step == "button":
-        return views.button_step(await linkable_deals(session, user.id))
+        return views.button_step(await linkable_deals(session, user.id, admins=admins))
     if step == "kind":
         return views.kind_step(draft)
     if step == "days":
@@ -162,14 +162,23 @@ async def send_edit_menu(bot: Bot, user: User, post_id: int) -> None:
     await bot.send_message(user.id, text, reply_markup=keyboard)
 
 
-async def send_list(bot: Bot, user: User, session: AsyncSession) -> None:
-    text, keyboard = views.post_list(await calendar.owned(session, user.id))
+async def send_list(
+    bot: Bot, user: User, session: AsyncSession, admins: AdminDirectory | None = None
+) -> None:
+    text, keyboard = views.post_list(await calendar.owned(session, user.id, admins=admins))
     await bot.send_message(user.id, text, reply_markup=keyboard)
 
 
-async def send_runs(bot: Bot, user: User, session: AsyncSession, post_id: int, note: str) -> None:
+async def send_runs(
+    bot: Bot,
+    user: User,
+    session: AsyncSession,
+    post_id: int,
+    note: str,
+    admins: AdminDirectory | None = None,
+) -> None:
     """After an edit: the post's schedule and its next run in each group."""
-    post = await calendar.get_owned(session, post_id, user.id)
+    post = await calendar.get_owned(session, post_id, user.id, admins=admins)
     schedule = views.describe(post.kind, post.at_time, post.weekdays, post.cron)
     runs = await calendar.target_runs(session, post_id)
     await bot.send_message(
@@ -227,7 +236,7 @@ async def schedule_command(
     arg = (command.args or "").strip().lower()
     if arg == "list":
         await state.clear()
-        await send_list(bot, user, session)
+        await send_list(bot, user, session, admins)
         return
     await start_new(bot, state, session, user, admins, clock, message.answer)
 
@@ -283,7 +292,9 @@ async def button_typed(
 ) -> None:
     draft = PostDraft.from_data(await state.get_data())
     try:
-        following = await draft.choose_deal(session, user.id, deal_code(message.text or ""))
+        following = await draft.choose_deal(
+            session, user.id, deal_code(message.text or ""), admins=admins
+        )
     except ParseError as err:
         await refuse(bot, user, "button", draft, session, admins, err)
         return
@@ -304,7 +315,7 @@ async def when_typed(
         zone = await _zone(session, draft)
         following = draft.apply("when", message.text or "", zone, clock.now())
         if following is None and draft.edit is not None:  # an edit's last step: saved now
-            await save_schedule(bot, user, session, state, draft.edit, draft, clock)
+            await save_schedule(bot, user, session, state, draft.edit, draft, clock, admins)
             return
     except ParseError as err:
         await refuse(bot, user, "when", draft, session, admins, err)
@@ -317,12 +328,17 @@ async def when_typed(
 
 
 async def edit_text_typed(
-    message: Message, state: FSMContext, session: AsyncSession, user: User, clock: Clock
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    clock: Clock,
 ) -> None:
     post_id = int((await state.get_data()).get("post_id") or 0)
     text = (message.text or "").strip()
     try:
-        await calendar.edit_text(session, post_id, user.id, text, clock.now())
+        await calendar.edit_text(session, post_id, user.id, text, clock.now(), admins=admins)
     except ParseError as err:
         await message.answer(schedule_error_text(err))
         return
@@ -404,11 +420,13 @@ async def groups_button(
             following = draft.confirm_groups(owned)
         else:
             await calendar.edit_groups(
-                session, draft.edit, user.id, draft.group_ids, owned, clock.now()
+                session, draft.edit, user.id, draft.group_ids, owned, clock.now(), admins=admins
             )
             await state.clear()
             await query.answer(_("Saved"))
-            await send_runs(query.bot, user, session, draft.edit, views.groups_updated())
+            await send_runs(
+                query.bot, user, session, draft.edit, views.groups_updated(), admins=admins
+            )
             return
     except NotGroupAdmin:
         await _alert(query, views.not_your_group())
@@ -438,7 +456,9 @@ async def deal_button(
     """Button: one of the owner's deals (checked on the server)."""
     draft = PostDraft.from_data(await state.get_data())
     try:
-        following = await draft.choose_deal(session, user.id, _number(callback_data.value))
+        following = await draft.choose_deal(
+            session, user.id, _number(callback_data.value), admins=admins
+        )
     except UnknownChoice:
         await _alert(query, out_of_date())
         return
@@ -489,7 +509,7 @@ async def save_button(
     owned = {g.id for g in await _owned(session, admins, user.id)}
     spec.group_ids = [i for i in spec.group_ids if i in owned]
     try:
-        post = await calendar.create(session, user.id, spec, clock.now())
+        post = await calendar.create(session, user.id, spec, clock.now(), admins=admins)
     except ParseError as err:
         await query.answer()
         await bot.send_message(user.id, schedule_error_text(err))
@@ -507,6 +527,7 @@ async def save_schedule(
     post_id: int,
     draft: PostDraft,
     clock: Clock,
+    admins: AdminDirectory | None = None,
 ) -> None:
     """The edited schedule of a post (ParseError / PostNotFound: nothing changed)."""
     spec = draft.spec()
@@ -520,9 +541,10 @@ async def save_schedule(
         at_time=spec.at_time,
         weekdays=spec.weekdays,
         cron=spec.cron,
+        admins=admins,
     )
     await state.clear()
-    await send_runs(bot, user, session, post_id, views.schedule_updated())
+    await send_runs(bot, user, session, post_id, views.schedule_updated(), admins=admins)
 
 
 # ---------------------------------------------------------------- the list of posts
@@ -548,21 +570,21 @@ async def item_button(
     try:
         if cb.action in ("pause", "resume"):
             await calendar.set_paused(
-                session, cb.post_id, user.id, cb.action == "pause", clock.now()
+                session, cb.post_id, user.id, cb.action == "pause", clock.now(), admins=admins
             )
             await query.answer(_("Paused") if cb.action == "pause" else _("Resumed"))
         elif cb.action == "delete":
-            await calendar.remove(session, cb.post_id, user.id)
+            await calendar.remove(session, cb.post_id, user.id, admins=admins)
             await query.answer(_("Deleted"))
         elif cb.action == "edit":
-            await calendar.get_owned(session, cb.post_id, user.id)
+            await calendar.get_owned(session, cb.post_id, user.id, admins=admins)
             if await state.get_state() in ScheduleWizard.__all_states_names__:
                 await state.clear()
             await query.answer()
             await send_edit_menu(bot, user, cb.post_id)
             return
         elif cb.action == "etime":
-            post = await calendar.get_owned(session, cb.post_id, user.id)
+            post = await calendar.get_owned(session, cb.post_id, user.id, admins=admins)
             runs = await calendar.target_runs(session, cb.post_id)
             days = [int(d) for d in (post.weekdays or "").split(",") if d]
             draft = PostDraft(group_ids=[g.id for g, _at in runs], weekdays=days, edit=cb.post_id)
@@ -570,7 +592,7 @@ async def item_button(
             await show(bot, user, "kind", state, session, admins, clock, draft=draft)
             return
         elif cb.action == "egroups":
-            await calendar.get_owned(session, cb.post_id, user.id)
+            await calendar.get_owned(session, cb.post_id, user.id, admins=admins)
             owned = {g.id for g in await _owned(session, admins, user.id)}
             runs = await calendar.target_runs(session, cb.post_id)
             draft = PostDraft(group_ids=[g.id for g, _at in runs if g.id in owned], edit=cb.post_id)
@@ -582,7 +604,7 @@ async def item_button(
                 await state.clear()
             await query.answer()
         elif cb.action == "etext":
-            await calendar.get_owned(session, cb.post_id, user.id)
+            await calendar.get_owned(session, cb.post_id, user.id, admins=admins)
             await state.set_state(ScheduleWizard.edit_text)
             await state.set_data({"post_id": cb.post_id})
             await query.answer()
@@ -594,7 +616,7 @@ async def item_button(
     except calendar.PostNotFound:
         await query.answer(views.post_gone(), show_alert=True)
         return
-    await send_list(bot, user, session)
+    await send_list(bot, user, session, admins)
 
 
 # ---------------------------------------------------------------- the router

@@ -24,11 +24,13 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Deal, DealReminderSent, Group, ScheduledPost, ScheduledTarget
+from models import Deal, DealReminderSent, Group, GroupAdmin, ScheduledPost, ScheduledTarget
 from models.upsert import insert_ignore
+from services import rights
+from services.admins import AdminDirectory
 from services.errors import DomainError
 from services.parsing import REMINDER_MAX_MINUTES, ParseError, clean_text, reminder_list, tg_len
 
@@ -266,8 +268,15 @@ def validate(spec: PostSpec, timezone: str, now: datetime) -> None:
 
 
 async def create(
-    session: AsyncSession, owner_id: int, spec: PostSpec, now: datetime
+    session: AsyncSession,
+    owner_id: int,
+    spec: PostSpec,
+    now: datetime,
+    *,
+    admins: AdminDirectory | None = None,
 ) -> ScheduledPost:
+    if spec.deal_id is not None:  # the deal's button: only to a deal the person manages now
+        await owner_deal(session, spec.deal_id, owner_id, admins=admins)
     groups = {
         g.id: g for g in await session.scalars(select(Group).where(Group.id.in_(spec.group_ids)))
     }
@@ -310,15 +319,35 @@ class Listed:
     next_run: tuple[Group, datetime] | None = None
 
 
-async def owned(session: AsyncSession, owner_id: int, limit: int = 20) -> list[Listed]:
-    posts = list(
+async def owned(
+    session: AsyncSession,
+    owner_id: int,
+    limit: int = 20,
+    *,
+    admins: AdminDirectory | None = None,
+) -> list[Listed]:
+    """The posts the person manages now (services.rights, as for deals: their own in groups
+    they still administer, and orphaned posts of groups they administer), newest first."""
+    group_ids = await rights.current_groups(session, admins, owner_id)
+    if not group_ids:
+        return []
+    creator_still_admin = exists().where(
+        ScheduledTarget.post_id == ScheduledPost.id,
+        GroupAdmin.group_id == ScheduledTarget.group_id,
+        GroupAdmin.user_id == ScheduledPost.owner_id,
+    )
+    in_my_groups = exists().where(
+        ScheduledTarget.post_id == ScheduledPost.id, ScheduledTarget.group_id.in_(group_ids)
+    )
+    candidates = list(
         await session.scalars(
             select(ScheduledPost)
-            .where(ScheduledPost.owner_id == owner_id)
+            .where(in_my_groups, or_(ScheduledPost.owner_id == owner_id, ~creator_still_admin))
             .order_by(ScheduledPost.id.desc())
             .limit(limit)
         )
     )
+    posts = [p for p in candidates if await _manages(session, admins, p, owner_id)]
     if not posts:
         return []
     rows = await session.execute(
@@ -338,19 +367,42 @@ async def owned(session: AsyncSession, owner_id: int, limit: int = 20) -> list[L
     return list(listed.values())
 
 
-async def get_owned(session: AsyncSession, post_id: int, owner_id: int) -> ScheduledPost:
+async def _manages(
+    session: AsyncSession, admins: AdminDirectory | None, post: ScheduledPost, user_id: int
+) -> bool:
+    groups = list(
+        await session.scalars(
+            select(Group)
+            .join(ScheduledTarget, ScheduledTarget.group_id == Group.id)
+            .where(ScheduledTarget.post_id == post.id)
+            .order_by(Group.id)
+        )
+    )
+    return await rights.may_manage_in(session, admins, post.owner_id, groups, user_id)
+
+
+async def get_owned(
+    session: AsyncSession, post_id: int, owner_id: int, *, admins: AdminDirectory | None = None
+) -> ScheduledPost:
+    """The post, if the person manages it now (services.rights); else PostNotFound."""
     post = await session.get(ScheduledPost, post_id)
-    if post is None or post.owner_id != owner_id:
+    if post is None or not await _manages(session, admins, post, owner_id):
         raise PostNotFound(post_id)
     return post
 
 
 async def set_paused(
-    session: AsyncSession, post_id: int, owner_id: int, paused: bool, now: datetime
+    session: AsyncSession,
+    post_id: int,
+    owner_id: int,
+    paused: bool,
+    now: datetime,
+    *,
+    admins: AdminDirectory | None = None,
 ) -> ScheduledPost:
     """Pause, or resume: a resumed recurring post runs next at its next future time (the
     runs it missed while paused are not sent)."""
-    post = await get_owned(session, post_id, owner_id)
+    post = await get_owned(session, post_id, owner_id, admins=admins)
     post.paused = paused
     post.updated_at = now
     if not paused and post.kind != "once":
@@ -367,9 +419,15 @@ async def set_paused(
 
 
 async def edit_text(
-    session: AsyncSession, post_id: int, owner_id: int, text: str, now: datetime
+    session: AsyncSession,
+    post_id: int,
+    owner_id: int,
+    text: str,
+    now: datetime,
+    *,
+    admins: AdminDirectory | None = None,
 ) -> ScheduledPost:
-    post = await get_owned(session, post_id, owner_id)
+    post = await get_owned(session, post_id, owner_id, admins=admins)
     post.text = check_text(text, photo=post.photo_file_id is not None)
     post.updated_at = now
     await session.flush()
@@ -409,12 +467,13 @@ async def edit_schedule(
     at_time: str | None = None,
     weekdays: str | None = None,
     cron: str | None = None,
+    admins: AdminDirectory | None = None,
 ) -> ScheduledPost:
     """A new schedule (same rules as at creation; a one-off time is an absolute moment), then
     each target's next run recomputed in its group's timezone. A run claimed right now by an
     instance is left to finish: its claim is kept, and `finish` moves it on from the new
     schedule. ParseError: nothing changed."""
-    post = await get_owned(session, post_id, owner_id)
+    post = await get_owned(session, post_id, owner_id, admins=admins)
     targets = await _targets(session, post_id)
     timezone = targets[0][1].timezone if targets else "UTC"
     spec = PostSpec(
@@ -454,12 +513,14 @@ async def edit_groups(
     group_ids: list[int],
     allowed: set[int],
     now: datetime,
+    *,
+    admins: AdminDirectory | None = None,
 ) -> ScheduledPost:
     """New target groups: only groups in `allowed` (those the owner administers), at least
     one. Kept groups keep their next run; a new group gets its next FUTURE run in its own
     timezone (a one-off post that already ran is not sent to it); a removed group's row goes
     (a run being sent there right now still completes). ParseError: nothing changed."""
-    post = await get_owned(session, post_id, owner_id)
+    post = await get_owned(session, post_id, owner_id, admins=admins)
     wanted = list(dict.fromkeys(int(g) for g in group_ids))
     if not wanted:
         raise ParseError("groups_empty")
@@ -502,15 +563,21 @@ async def target_runs(session: AsyncSession, post_id: int) -> list[tuple[Group, 
     return [(g, at) for g, at in rows]
 
 
-async def remove(session: AsyncSession, post_id: int, owner_id: int) -> None:
-    await get_owned(session, post_id, owner_id)
+async def remove(
+    session: AsyncSession, post_id: int, owner_id: int, *, admins: AdminDirectory | None = None
+) -> None:
+    await get_owned(session, post_id, owner_id, admins=admins)
     await session.execute(delete(ScheduledTarget).where(ScheduledTarget.post_id == post_id))
     await session.execute(delete(ScheduledPost).where(ScheduledPost.id == post_id))
 
 
-async def owner_deal(session: AsyncSession, deal_id: int, owner_id: int) -> Deal:
+async def owner_deal(
+    session: AsyncSession, deal_id: int, owner_id: int, *, admins: AdminDirectory | None = None
+) -> Deal:
+    """A deal the person manages now (services.rights), for a post's button; else ParseError
+    deal_unknown."""
     deal = await session.get(Deal, deal_id)
-    if deal is None or deal.owner_id != owner_id:
+    if deal is None or not await rights.may_manage(session, admins, deal, owner_id):
         raise ParseError("deal_unknown")
     return deal
 

@@ -16,20 +16,13 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, DealPost, Group, Order, User
-from services import activity, events, notices
-from services.errors import DomainError
+from services import activity, events, notices, rights
+from services.admins import AdminDirectory
+from services.errors import DealNotFound, DomainError, NotDealOwner  # noqa: F401
 from services.parsing import MAX_QUANTITY, ParseError, check_stored_reminders, parse_id
 
 OPEN_STATES = ("scheduled", "open", "paused")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
-
-
-class DealNotFound(DomainError):
-    pass
-
-
-class NotDealOwner(DomainError):
-    pass
 
 
 class DealFinished(DomainError):
@@ -210,12 +203,16 @@ async def get(session: AsyncSession, deal_id: int, *, lock: bool = False) -> Dea
 
 
 async def get_owned(
-    session: AsyncSession, deal_id: int, owner_id: int, *, lock: bool = False
+    session: AsyncSession,
+    deal_id: int,
+    owner_id: int,
+    *,
+    lock: bool = False,
+    admins: AdminDirectory | None = None,
 ) -> Deal:
-    deal = await get(session, deal_id, lock=lock)
-    if deal.owner_id != owner_id:
-        raise NotDealOwner(deal_id)
-    return deal
+    """The deal, if `owner_id` manages it now (services.rights); else DealNotFound /
+    NotDealOwner."""
+    return await rights.manage_deal(session, admins, deal_id, owner_id, lock=lock)
 
 
 async def posts(session: AsyncSession, deal_id: int) -> list[tuple[DealPost, Group]]:
@@ -267,11 +264,15 @@ async def open_in_group(session: AsyncSession, group_id: int) -> list[Deal]:
     return list(rows)
 
 
-async def owned_by(session: AsyncSession, owner_id: int, limit: int = 30) -> list[Deal]:
-    rows = await session.scalars(
-        select(Deal).where(Deal.owner_id == owner_id).order_by(Deal.id.desc()).limit(limit)
-    )
-    return list(rows)
+async def owned_by(
+    session: AsyncSession,
+    owner_id: int,
+    limit: int = 30,
+    *,
+    admins: AdminDirectory | None = None,
+) -> list[Deal]:
+    """The deals the person may manage now (services.rights.managed_deals), newest first."""
+    return await rights.managed_deals(session, admins, owner_id, limit)
 
 
 # ---------------------------------------------------------------- status changes
@@ -347,11 +348,17 @@ async def close(
 
 
 async def close_owned(
-    session: AsyncSession, deal_id: int, owner_id: int, now: datetime, *, cancel: bool = False
+    session: AsyncSession,
+    deal_id: int,
+    owner_id: int,
+    now: datetime,
+    *,
+    cancel: bool = False,
+    admins: AdminDirectory | None = None,
 ) -> Closing | None:
     """The owner closes (or cancels) the deal now. Raises DealNotFound / NotDealOwner;
     None if it was already closed (nothing changes, nobody is told twice)."""
-    await get_owned(session, deal_id, owner_id)
+    await get_owned(session, deal_id, owner_id, admins=admins)
     return await close(session, deal_id, now, cancel=cancel)
 
 
@@ -459,9 +466,15 @@ async def open_scheduled(session: AsyncSession, deal_id: int, now: datetime) -> 
 
 
 async def set_paused(
-    session: AsyncSession, deal_id: int, owner_id: int, paused: bool, now: datetime
+    session: AsyncSession,
+    deal_id: int,
+    owner_id: int,
+    paused: bool,
+    now: datetime,
+    *,
+    admins: AdminDirectory | None = None,
 ) -> Deal:
-    deal = await get_owned(session, deal_id, owner_id, lock=True)
+    deal = await get_owned(session, deal_id, owner_id, lock=True, admins=admins)
     want_from, want_to = ("open", "paused") if paused else ("paused", "open")
     if deal.status in FINAL_STATES:
         raise DealFinished(deal_id)
@@ -481,10 +494,11 @@ async def edit(
     description: str | None = None,
     closes_at: datetime | None = None,
     add_stock: int | None = None,
+    admins: AdminDirectory | None = None,
 ) -> Deal:
     """What is safe after publishing: the description, a LATER closing time, MORE stock.
     Prices are never changed here, so nobody who joined pays more."""
-    deal = await get_owned(session, deal_id, owner_id, lock=True)
+    deal = await get_owned(session, deal_id, owner_id, lock=True, admins=admins)
     if deal.status in FINAL_STATES:
         raise DealFinished(deal_id)
     if description is not None:
@@ -512,11 +526,17 @@ async def edit(
 
 
 async def set_reminders(
-    session: AsyncSession, deal_id: int, owner_id: int, reminders: str | None, now: datetime
+    session: AsyncSession,
+    deal_id: int,
+    owner_id: int,
+    reminders: str | None,
+    now: datetime,
+    *,
+    admins: AdminDirectory | None = None,
 ) -> Deal:
     """New reminders before closing (as parse_reminders returns them) for a deal not closed
     yet. Reminders already sent or skipped are recorded per kind and never go out again."""
-    deal = await get_owned(session, deal_id, owner_id, lock=True)
+    deal = await get_owned(session, deal_id, owner_id, lock=True, admins=admins)
     if deal.status in FINAL_STATES:
         raise DealFinished(deal_id)
     deal.reminders = check_stored_reminders(reminders)
@@ -525,9 +545,11 @@ async def set_reminders(
     return deal
 
 
-async def duplicate(session: AsyncSession, deal_id: int, owner_id: int) -> DealSpec:
+async def duplicate(
+    session: AsyncSession, deal_id: int, owner_id: int, *, admins: AdminDirectory | None = None
+) -> DealSpec:
     """A new spec from an old deal (times must be chosen again)."""
-    deal = await get_owned(session, deal_id, owner_id)
+    deal = await get_owned(session, deal_id, owner_id, admins=admins)
     group_ids = [p.group_id for p, _g in await posts(session, deal_id)]
     return DealSpec(
         title=deal.title,

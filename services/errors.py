@@ -29,3 +29,11 @@ class NotGroupAdmin(DomainError):
 
 class GroupNotFound(DomainError):
     """Unknown group, or one the bot is no longer in."""
+
+
+class DealNotFound(DomainError):
+    """No such deal (or, to someone without rights, one they may not know of)."""
+
+
+class NotDealOwner(DomainError):
+    """The person does not manage the deal now (services.rights)."""

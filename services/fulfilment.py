@@ -5,7 +5,8 @@ none → ready | picked_up | delivered, ready → picked_up | delivered; picked 
 are final. Marking an order with the state it already has changes nothing (idempotent), so a
 double tap or a second owner click notifies the member once. Each change is a conditional
 UPDATE on the order's current fulfilment, so two concurrent marks cannot both report a change.
-Only the deal's owner may mark. Callers learn exactly which orders changed (to notify them).
+Only the person who manages the deal now may mark (services.rights). Callers learn exactly
+which orders changed (to notify them).
 
 Commission (services.credit): picking up, delivering or marking paid credits the order's
 referrer in the same transaction (`Marked.credit`); refunding a confirmed order cancels it
@@ -22,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import CreditEntry, Deal, Order
 from services import credit as credit_service
-from services import deals as deal_service
-from services import events, notices
+from services import events, notices, rights
+from services.admins import AdminDirectory
 from services.deals import DealNotFound, NotDealOwner
 from services.errors import DomainError
 
@@ -138,15 +139,19 @@ async def _order(session: AsyncSession, order_id: int) -> Order:
 
 
 async def mark(
-    session: AsyncSession, order_id: int, owner_id: int, state: str, now: datetime
+    session: AsyncSession,
+    order_id: int,
+    owner_id: int,
+    state: str,
+    now: datetime,
+    *,
+    admins: AdminDirectory | None = None,
 ) -> Marked:
     """Move one order to `state`. Returns what happened; `changed` is False when the order
     already was in that state (nothing was written)."""
     _check_state(state)
     order = await _order(session, order_id)
-    deal = await deal_service.get(session, order.deal_id)
-    if deal.owner_id != owner_id:
-        raise NotDealOwner(deal.id)
+    deal = await rights.manage_deal(session, admins, order.deal_id, owner_id)
     if order.status != "confirmed" or deal.status != "succeeded" or order.quantity <= 0:
         raise NotConfirmed(order.status, deal.status)
     previous = order.fulfilment
@@ -171,12 +176,18 @@ async def mark(
 
 
 async def mark_all(
-    session: AsyncSession, deal_id: int, owner_id: int, state: str, now: datetime
+    session: AsyncSession,
+    deal_id: int,
+    owner_id: int,
+    state: str,
+    now: datetime,
+    *,
+    admins: AdminDirectory | None = None,
 ) -> Bulk:
     """Move every confirmed order of the deal that can reach `state` to it. Orders already
     there (or past it: picked up or delivered) are left alone and counted in `unchanged`."""
     _check_state(state)
-    deal = await deal_service.get_owned(session, deal_id, owner_id)
+    deal = await rights.manage_deal(session, admins, deal_id, owner_id)
     if deal.status != "succeeded":
         raise NotConfirmed("", deal.status)
     confirmed = (Order.deal_id == deal_id, Order.status == "confirmed", Order.quantity > 0)
@@ -218,7 +229,9 @@ async def mark_all(
     return bulk
 
 
-async def by_pickup_code(session: AsyncSession, code: str, owner_id: int) -> Order:
+async def by_pickup_code(
+    session: AsyncSession, code: str, owner_id: int, *, admins: AdminDirectory | None = None
+) -> Order:
     """The order with that pickup code (any case, spaces and dashes ignored), if it belongs
     to one of the owner's deals."""
     normal = normalise_code(code)
@@ -231,13 +244,12 @@ async def by_pickup_code(session: AsyncSession, code: str, owner_id: int) -> Ord
             .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
-    owner = (
-        await session.scalar(select(Deal.owner_id).where(Deal.id == order.deal_id))
-        if order is not None
-        else None
-    )
-    if order is None or owner != owner_id:  # another owner's code: as if there were none
+    if order is None:
         raise UnknownPickupCode(normal)
+    try:
+        await rights.manage_deal(session, admins, order.deal_id, owner_id)
+    except NotDealOwner:  # a code of a deal one does not manage: as if there were none
+        raise UnknownPickupCode(normal) from None
     return order
 
 
@@ -250,19 +262,24 @@ class Refunded:
 
 
 async def _owned_confirmed(
-    session: AsyncSession, order_id: int, owner_id: int
+    session: AsyncSession, order_id: int, owner_id: int, admins: AdminDirectory | None
 ) -> tuple[Order, Deal]:
     order = await _order(session, order_id)
-    deal = await deal_service.get(session, order.deal_id)
-    if deal.owner_id != owner_id:
-        raise NotDealOwner(deal.id)
+    deal = await rights.manage_deal(session, admins, order.deal_id, owner_id)
     return order, deal
 
 
-async def mark_paid(session: AsyncSession, order_id: int, owner_id: int, now: datetime) -> Marked:
+async def mark_paid(
+    session: AsyncSession,
+    order_id: int,
+    owner_id: int,
+    now: datetime,
+    *,
+    admins: AdminDirectory | None = None,
+) -> Marked:
     """Record that the member paid (once: `paid_at` is set only while empty); paying counts
     as fulfilment for commission. `changed` is False when it was already marked paid."""
-    order, deal = await _owned_confirmed(session, order_id, owner_id)
+    order, deal = await _owned_confirmed(session, order_id, owner_id, admins)
     if order.status != "confirmed" or deal.status != "succeeded" or order.quantity <= 0:
         raise NotConfirmed(order.status, deal.status)
     if order.paid_at is not None:
@@ -278,11 +295,18 @@ async def mark_paid(session: AsyncSession, order_id: int, owner_id: int, now: da
     return Marked(order, deal, "unpaid", "paid", credit)
 
 
-async def refund(session: AsyncSession, order_id: int, owner_id: int, now: datetime) -> Refunded:
+async def refund(
+    session: AsyncSession,
+    order_id: int,
+    owner_id: int,
+    now: datetime,
+    *,
+    admins: AdminDirectory | None = None,
+) -> Refunded:
     """Cancel a confirmed order (a refund, before or after hand-over): its status becomes
     `cancelled`, its referrer's commission is reversed and credit its buyer spent on it is
     given back. A second call changes nothing (`changed` False)."""
-    order, deal = await _owned_confirmed(session, order_id, owner_id)
+    order, deal = await _owned_confirmed(session, order_id, owner_id, admins)
     if order.status == "cancelled" and deal.status == "succeeded":
         return Refunded(order, deal, False)
     if order.status != "confirmed" or deal.status != "succeeded" or order.quantity <= 0:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, Group
 from services import calendar, deals
+from services.admins import AdminDirectory
 from services.calendar import KINDS, PostSpec
 from services.deals import minute_of, parse_code
 from services.drafts import Draft, Flow, UnknownChoice, from_iso, ints, iso
@@ -41,9 +42,11 @@ async def chosen_groups(session: AsyncSession, group_ids: list[int] | None) -> l
     return [found[i] for i in ids if i in found]
 
 
-async def linkable_deals(session: AsyncSession, owner_id: int, limit: int = 6) -> list[Deal]:
-    """The owner's latest deals not closed yet, for the post's button."""
-    recent = await deals.owned_by(session, owner_id, limit=10)
+async def linkable_deals(
+    session: AsyncSession, owner_id: int, limit: int = 6, *, admins: AdminDirectory | None = None
+) -> list[Deal]:
+    """The latest deals the person manages now and not closed yet, for the post's button."""
+    recent = await deals.owned_by(session, owner_id, limit=10, admins=admins)
     return [d for d in recent if d.status in deals.OPEN_STATES][:limit]
 
 
@@ -170,9 +173,16 @@ class PostDraft(Draft):
         self.photo = photo
         return self.next_step("content")
 
-    async def choose_deal(self, session: AsyncSession, owner_id: int, deal_id: int) -> str | None:
-        """A button to one of the owner's deals (ParseError deal_unknown otherwise)."""
-        await calendar.owner_deal(session, deal_id, owner_id)
+    async def choose_deal(
+        self,
+        session: AsyncSession,
+        owner_id: int,
+        deal_id: int,
+        *,
+        admins: AdminDirectory | None = None,
+    ) -> str | None:
+        """A button to a deal the person manages now (ParseError deal_unknown otherwise)."""
+        await calendar.owner_deal(session, deal_id, owner_id, admins=admins)
         self.deal_id = deal_id
         return self.next_step("button")
 

@@ -27,7 +27,8 @@ from sqlalchemy import Column, String, Table, Text, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from models import Base, Group, InviteLink
+from models import Base, Deal, Group, InviteLink, Order
+from services import events
 from services.timezones import utcnow
 
 # Pseudonyms lie in [-2**63 + 1, -2**62]: no Telegram user or chat id comes near (ids fit in
@@ -151,6 +152,8 @@ class ForgetSummary:
     anonymised: dict[str, int] = field(default_factory=dict)  # "table.column" → rows
     # The person's live invite links (group chat id, link), to revoke at Telegram after commit.
     invite_links: list[tuple[int, str]] = field(default_factory=list)
+    # The deals they had orders in: given a new version, so their posts drop the name.
+    deals: list[int] = field(default_factory=list)
 
 
 def _blank(column: Column) -> Any:
@@ -175,6 +178,7 @@ async def forget(session: AsyncSession, user_id: int) -> ForgetSummary:
             .order_by(InviteLink.id)
         )
     ]
+    shown_in = await _deals_showing(session, user_id)
     table_policies = policies()
     # Children before parents: rows that reference a deleted row go with it (or are set NULL)
     # by the foreign keys' own rules.
@@ -197,6 +201,31 @@ async def forget(session: AsyncSession, user_id: int) -> ForgetSummary:
             )
             if result.rowcount:
                 summary.anonymised[f"{policy.table.name}.{column.name}"] = result.rowcount
+    await _new_versions(session, shown_in)
+    summary.deals = shown_in
     # The ORM objects loaded in this session (the user of the update, say) may be gone.
     session.expire_all()
     return summary
+
+
+async def _deals_showing(session: AsyncSession, user_id: int) -> list[int]:
+    """The deals whose group posts may show the person's name: those they ordered in."""
+    rows = await session.scalars(
+        select(Order.deal_id).where(Order.user_id == user_id).distinct().order_by(Order.deal_id)
+    )
+    return list(rows)
+
+
+async def _new_versions(session: AsyncSession, deal_ids: list[int]) -> None:
+    """A new version of each deal, in the forgetting's transaction: their posts are behind it
+    (services.deals.stale_posts), so they are re-rendered without the name — soon by this
+    process (DealChanged), or by the catch-up at the next start if it dies after the commit."""
+    if not deal_ids:
+        return
+    now = utcnow()
+    for start in range(0, len(deal_ids), 500):
+        await session.execute(
+            update(Deal).where(Deal.id.in_(deal_ids[start : start + 500])).values(updated_at=now)
+        )
+    for deal_id in deal_ids:
+        events.record(session, events.DealChanged(deal_id))

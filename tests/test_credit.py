@@ -10,7 +10,7 @@ from aiogram import methods as m
 from sqlalchemy import select, update
 
 from handlers.callbacks import CommissionCB, MyCreditCB, OrdersCB
-from models import CreditEntry, Deal, Group, GroupAdmin, Order
+from models import CreditEntry, Deal, Group, Order
 from services import credit, fulfilment
 from services.timezones import utcnow
 from tests.builders import person, private
@@ -42,7 +42,6 @@ async def attributed_deal(harness, *, bp: int = 1000, spendable: bool = False, *
             .where(Group.id == group_id)
             .values(commission_bp=bp, credit_spendable=spendable, admins_refreshed_at=utcnow())
         )
-        s.add(GroupAdmin(group_id=group_id, user_id=OWNER.id, status="creator"))
         await s.execute(update(Order).where(Order.id == ids[ALICE.id]).values(referrer_id=REF.id))
     return deal_id, group_id, ids
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
-from models import CreditEntry, Group, Order, Referral
+from models import CreditEntry, Group, GroupAdmin, Order, Referral
 from services import credit, deals, fulfilment, orders
 from services.timezones import utcnow
 
@@ -36,9 +36,10 @@ async def setup(
     async with db.transaction() as session:
         group = Group(chat_id=chat_id, title="G", type="supergroup", timezone="Asia/Shanghai",
                       currency="CNY", language="en", is_active=True, commission_bp=group_bp,
-                      credit_spendable=spendable)  # fmt: skip
+                      credit_spendable=spendable, admins_refreshed_at=now)  # fmt: skip
         session.add(group)
         await session.flush()
+        session.add(GroupAdmin(group_id=group.id, user_id=OWNER, status="creator"))
         spec = deals.DealSpec(
             title="Mangoes", currency="CNY", unit_price=unit_price,
             closes_at=now + timedelta(hours=2), group_ids=[group.id],

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 
 from bot.posts import MAX_LISTED, PostRefresher, publish, render_card
 from handlers.callbacks import DealCB
-from models import Deal, DealPost, Group, Order, User
+from models import Deal, DealPost, Group, GroupAdmin, Order, User
 from services import deals
 from services import orders as order_service
 from services.timezones import utcnow
@@ -37,8 +37,10 @@ CAROL = person(603, "Carol")
 
 
 async def add_group(
-    harness, chat=GROUP, *, language: str = "en", timezone: str = "Asia/Shanghai"
+    harness, chat=GROUP, *, language: str = "en", timezone: str = "Asia/Shanghai", owner=OWNER
 ) -> int:
+    """A group whose creator is `owner` (in the stored list and in Telegram's)."""
+    harness.api.set_admins(chat.id, owner)
     async with harness.db.transaction() as s:
         row = Group(
             chat_id=chat.id,
@@ -48,9 +50,11 @@ async def add_group(
             currency="CNY",
             language=language,
             is_active=True,
+            admins_refreshed_at=utcnow(),
         )
         s.add(row)
         await s.flush()
+        s.add(GroupAdmin(group_id=row.id, user_id=owner.id, status="creator"))
         return row.id
 
 

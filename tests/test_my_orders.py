@@ -9,7 +9,7 @@ from aiogram import methods as m
 from sqlalchemy import select
 
 from handlers.callbacks import MyOrdersCB
-from models import Deal, Group, Order
+from models import Deal, Group, GroupAdmin, Order
 from services import deals, orders, people
 from services.money import format_money
 from services.people import Person
@@ -27,11 +27,14 @@ def tomorrow_noon_utc() -> datetime:
 
 
 async def make_group(harness, chat_id: int, timezone: str) -> int:
+    harness.api.set_admins(chat_id, OWNER)
     async with harness.db.transaction() as session:
         group = Group(chat_id=chat_id, title=f"G{chat_id}", type="supergroup", timezone=timezone,
-                      currency="CNY", language="en", is_active=True)  # fmt: skip
+                      currency="CNY", language="en", is_active=True,
+                      admins_refreshed_at=utcnow())  # fmt: skip
         session.add(group)
         await session.flush()
+        session.add(GroupAdmin(group_id=group.id, user_id=OWNER.id, status="creator"))
         return group.id
 
 

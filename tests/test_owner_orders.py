@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select, update
 
 from handlers.callbacks import OrdersCB
-from models import Deal, Group, Order, User
+from models import Deal, Group, GroupAdmin, Order, User
 from services import deals, fulfilment, orders, people
 from services.money import format_money
 from services.people import Person
@@ -59,6 +59,7 @@ async def make_deal(
 ) -> tuple[int, dict[int, int]]:
     """A deal in an Asia/Shanghai group with orders; returns (deal id, {user id: order id})."""
     now = utcnow()
+    harness.api.set_admins(chat_id, owner)
     async with harness.db.transaction() as session:
         group = Group(
             chat_id=chat_id,
@@ -68,9 +69,11 @@ async def make_deal(
             currency="CNY",
             language="en",
             is_active=True,
+            admins_refreshed_at=now,
         )
         session.add(group)
         await session.flush()
+        session.add(GroupAdmin(group_id=group.id, user_id=owner.id, status="creator"))
         values = {
             "title": "Mangoes <b>&</b> co",
             "currency": "CNY",
