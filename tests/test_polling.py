@@ -18,7 +18,7 @@ from bot import runner
 from bot.config import Settings
 from bot.factory import App, create_app
 from bot.runner import InFlight, chat_key, poll, process_batch
-from models import Database, Group, GroupAdmin, Membership, ProcessedUpdate, User
+from models import Database, FailedUpdate, Group, GroupAdmin, Membership, ProcessedUpdate, User
 from services import people
 from tests.builders import Updates, group, person, private
 from tests.fake_api import FakeTelegram
@@ -434,8 +434,15 @@ async def test_failing_handler_does_not_stop_the_batch(harness, monkeypatch) -> 
     assert api.texts(alice.id)[0] == "Something went wrong. Please try again."
     async with harness.db.read() as session:
         ids = set(await session.scalars(select(ProcessedUpdate.update_id)))
-    # the failed update rolled back (its id is not recorded); the others committed
-    assert ids == {u.update_id for u in batch[1:]}
+        failed = list(await session.scalars(select(FailedUpdate)))
+        users = set(await session.scalars(select(User.id)))
+    # the failed update rolled back, recorded as failed (and processed: a bug would fail the
+    # same way on every redelivery); the others committed
+    assert ids == {u.update_id for u in batch}
+    assert [(f.update_id, f.status, f.attempts) for f in failed] == [
+        (broken.update_id, "failed", 1)
+    ]
+    assert users == {alice.id, bob.id}  # Alice's profile came with her /help
 
     # the loop is still alive
     later = updates.command(private(bob), bob, "/help")

@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from bot.config import Settings
 from bot.factory import App, create_app
 from bot.runner import SECRET_HEADER, InFlight, serve_webhook, webhook_app
-from models import Database, Group, GroupAdmin, ProcessedUpdate, User
+from models import Database, FailedUpdate, Group, GroupAdmin, ProcessedUpdate, User
 from services import people, updates
 from tests.builders import Updates, group, person, private
 from tests.conftest import make_settings
@@ -117,6 +117,21 @@ def bot_added(hook: Hook, chat_id: int = -1001000000801, title: str = "Fruit Lov
     chat = group(chat_id, title)
     hook.api.set_admins(chat.id, owner)
     return owner, chat, hook.updates.my_chat_member(chat, owner, "left", "administrator")
+
+
+async def failed_rows(db: Database) -> list[FailedUpdate]:
+    async with db.read() as session:
+        return list(await session.scalars(select(FailedUpdate).order_by(FailedUpdate.id)))
+
+
+async def processed(db: Database, update_id: int) -> bool:
+    async with db.read() as session:
+        found = await session.scalar(
+            select(func.count())
+            .select_from(ProcessedUpdate)
+            .where(ProcessedUpdate.update_id == update_id)
+        )
+    return bool(found)
 
 
 async def nothing_written(db: Database) -> bool:
@@ -237,7 +252,8 @@ async def test_failure_after_handler_work_rolls_everything_back(hook, monkeypatc
 
 
 async def test_handler_bug_is_acknowledged_and_rolled_back(hook, monkeypatch) -> None:
-    """A non-transient error would fail again on every redelivery: acknowledge it."""
+    """A non-transient error would fail again on every redelivery: acknowledge it, recorded
+    as failed and processed (a redelivery changes nothing)."""
     owner = person(812, "Carol")
     start = hook.updates.command(private(owner), owner, "/start")
 
@@ -246,7 +262,17 @@ async def test_handler_bug_is_acknowledged_and_rolled_back(hook, monkeypatch) ->
 
     monkeypatch.setattr(people, "mark_started", bug)
     assert (await hook.post(start)).status == 200
-    assert await nothing_written(hook.db)
+    assert hook.api.texts(owner.id) == ["Something went wrong. Please try again."]
+    assert await count(hook.db, User) == 0  # the handler's work rolled back
+    [row] = await failed_rows(hook.db)
+    assert (row.update_id, row.status, row.attempts) == (start.update_id, "failed", 1)
+    assert row.reason == "RuntimeError: bug"
+    assert await processed(hook.db, start.update_id)
+
+    monkeypatch.undo()
+    assert (await hook.post(start)).status == 200  # redelivered: nothing happens again
+    assert await count(hook.db, User) == 0
+    assert len(hook.api.texts(owner.id)) == 1
 
 
 async def test_bad_body_is_400(hook) -> None:
