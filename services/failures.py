@@ -106,7 +106,7 @@ async def counts(session: AsyncSession, since: datetime) -> Counts:
         .where(FailedUpdate.last_at >= since)
         .group_by(FailedUpdate.status)
     )
-    by_status = dict(rows.tuples().all())
+    by_status: dict[str, int] = {status: n for status, n in rows.all()}
     return Counts(by_status.get(FAILED, 0), by_status.get(SET_ASIDE, 0), by_status.get(RETRYING, 0))
 
 
