@@ -107,11 +107,14 @@ class InFlight:
             return False
 
 
-async def process(app: App, update: Update, inflight: InFlight | None = None) -> Any:
-    """Feed one update through the Dispatcher; a method a handler returned is sent too."""
+async def process(
+    app: App, update: Update, inflight: InFlight | None = None, *, retried: bool = False
+) -> Any:
+    """Feed one update through the Dispatcher; a method a handler returned is sent too.
+    `retried` (handlers see it as `update_retried`): an earlier attempt failed transiently."""
     inflight = inflight or InFlight()
     with inflight:
-        result = await app.dispatcher.feed_update(app.bot, update)
+        result = await app.dispatcher.feed_update(app.bot, update, update_retried=retried)
         if isinstance(result, TelegramMethod):
             await app.dispatcher.silent_call_request(app.bot, result)
         return result
@@ -125,7 +128,7 @@ async def deliver(
     False when it should be tried again. `retried`: an earlier attempt failed transiently
     (a success then removes its "retrying" record)."""
     try:
-        await process(app, update, inflight)
+        await process(app, update, inflight, retried=retried)
     except Exception as exc:
         return await settle_failure(app, update, exc)
     if retried:

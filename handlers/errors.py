@@ -145,8 +145,10 @@ async def tell(bot: Bot, update: Update, text: str) -> bool:
     return False
 
 
-async def failed(event: ErrorEvent, bot: Bot) -> Any:
-    """Every error of every router (see the module's docstring)."""
+async def failed(event: ErrorEvent, bot: Bot, update_retried: bool = False) -> Any:
+    """Every error of every router (see the module's docstring). A message whose earlier
+    attempt failed transiently (`update_retried`, from the runner) got its apology then and
+    gets no second one; a button is answered every time."""
     exc = event.exception
     update_id = event.update.update_id
     refused = isinstance(exc, DomainError)
@@ -155,6 +157,8 @@ async def failed(event: ErrorEvent, bot: Bot) -> Any:
     else:  # the runner logs it with its traceback and records it
         kind = "transient" if is_transient(exc) else "permanent"
         log.warning("update %s failed (%s): %s", update_id, kind, type(exc).__name__)
+        if update_retried and event.update.callback_query is None:
+            return UNHANDLED
     try:
         await tell(bot, event.update, error_text(exc) if refused else apology())
     except TelegramAPIError as problem:

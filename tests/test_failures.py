@@ -6,6 +6,7 @@ raises its domain error."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 
@@ -30,7 +31,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bot import failures
+from bot import failures, runner
 from handlers import activity as activity_handlers
 from handlers import wizard
 from handlers.callbacks import MAX_BIG, MAX_ID
@@ -287,3 +288,22 @@ def test_command_and_form_parsers_bound_every_number(raw: str) -> None:
     assert period is None or period.days <= digest.MAX_RANGE_DAYS
     moment = refused_or(parsing.parse_local_datetime, raw, "Asia/Shanghai", NOW)
     assert moment is None or moment.tzinfo is not None
+
+
+async def test_the_housekeeping_prunes_old_failure_records(harness) -> None:
+    now = datetime.now(UTC)
+    await record(harness.db, 12, transient=False, now=now - timedelta(days=31))
+    await record(harness.db, 13, transient=False, now=now - timedelta(days=1))
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.housekeeping(harness.app, stop))
+    try:
+        for _ in range(500):
+            async with harness.db.read() as session:
+                left = list(await session.scalars(select(FailedUpdate.update_id)))
+            if left == [13]:
+                break
+            await asyncio.sleep(0.01)
+        assert left == [13]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)

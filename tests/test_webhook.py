@@ -514,6 +514,7 @@ async def test_a_transient_failure_is_retried_then_set_aside(hook, monkeypatch, 
     assert (await hook.post(start)).status == 200  # set aside: a redelivery changes nothing
     assert calls == 3
     assert await count(hook.db, User) == 0
+    assert hook.api.texts(owner.id) == ["Something went wrong. Please try again."]  # once
 
 
 async def test_a_transient_failure_that_clears_leaves_no_record(hook, monkeypatch) -> None:
