@@ -18,7 +18,8 @@ table and tried again — the webhook answers 500 so Telegram delivers it again,
 again in-process after RETRY_BACKOFF, 2×RETRY_BACKOFF… — until UPDATE_ATTEMPTS attempts have
 failed; then it is set aside ("set_aside", processed) and acknowledged. If not even the
 record can be written (the database is down), a transient failure is left for Telegram to
-deliver again (webhook) and a permanent one is acknowledged.
+deliver again (webhook; polling logs it and moves on after its attempts) and a permanent one
+is acknowledged.
 """
 
 from __future__ import annotations
