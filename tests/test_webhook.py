@@ -26,6 +26,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from bot.config import Settings
 from bot.factory import App, create_app
 from bot.runner import SECRET_HEADER, InFlight, serve_webhook, webhook_app
+from handlers.callbacks import LangCB
 from models import Database, Deal, FailedUpdate, Group, GroupAdmin, Order, ProcessedUpdate, User
 from services import people, updates
 from tests.builders import Updates, group, person, private
@@ -532,3 +533,22 @@ async def test_a_transient_failure_that_clears_leaves_no_record(hook, monkeypatc
     assert (await hook.post(start)).status == 200
     assert await failed_rows(hook.db) == []  # went through: no record left
     assert hook.api.texts(owner.id)[-1].startswith("Hello, Pia!")
+
+
+async def test_a_button_that_fails_transiently_is_answered_at_every_attempt(
+    hook, monkeypatch
+) -> None:
+    """The client waits for an answer to each press it sees delivered; a message gets its
+    apology once."""
+    owner = person(891, "Quinn")
+    press = hook.updates.callback(owner, LangCB(code="en").pack())
+
+    async def locked(session, tg_user):
+        raise LOCKED
+
+    monkeypatch.setattr(people, "remember", locked)
+    assert [(await hook.post(press)).status for _ in range(3)] == [500, 500, 200]
+    assert [a.text for a in hook.api.answers()] == ["Something went wrong. Please try again."] * 3
+    [row] = await failed_rows(hook.db)
+    assert (row.status, row.update_type, row.attempts) == ("set_aside", "callback_query", 3)
+    assert row.detail == '{"data": "lang:en", "message_id": 1}'
