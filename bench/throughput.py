@@ -134,7 +134,9 @@ def bare_dispatcher() -> Dispatcher:
 
 async def run_bare(updates: list[Update]) -> float:
     bot = Bot(TOKEN, session=FakeTelegram())
-    target = SimpleNamespace(bot=bot, dispatcher=bare_dispatcher())
+    target = SimpleNamespace(
+        bot=bot, dispatcher=bare_dispatcher(), settings=SimpleNamespace(update_attempts=1)
+    )
     try:
         return await feed(target, mount(updates, bot))
     finally:

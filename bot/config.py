@@ -59,6 +59,9 @@ class Settings(DatabaseSettings):
     # and how often due rows are looked for besides the wake-up after each commit.
     outbox_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
     outbox_poll_seconds: float = Field(default=5.0, gt=0, le=600)
+    # How many times an update that fails for a transient reason is tried before it is set
+    # aside (bot/runner.py, services/failures.py).
+    update_attempts: int = Field(default=3, ge=1, le=20)
 
     @field_validator("bot_token")
     @classmethod

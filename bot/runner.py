@@ -9,6 +9,17 @@ Webhook: a request is answered only after its update was processed and its trans
 committed (aiogram's background mode answers first; we do not use it). Requests without the
 right secret header get 401 and touch nothing. On SIGTERM the server stops taking updates
 (503, so Telegram retries elsewhere or later) and waits for those in flight.
+
+Failed updates (`deliver`; bot/failures.py decides transient or permanent once): a permanent
+failure (a data error, a bug) is logged with the update id, answered by the errors router,
+recorded in failed_updates as "failed" together with the update id as processed, and
+acknowledged. A transient one (connection, lock, Telegram network) is counted in the same
+table and tried again — the webhook answers 500 so Telegram delivers it again, polling tries
+again in-process after RETRY_BACKOFF, 2×RETRY_BACKOFF… — until UPDATE_ATTEMPTS attempts have
+failed; then it is set aside ("set_aside", processed) and acknowledged. If not even the
+record can be written (the database is down), a transient failure is left for Telegram to
+deliver again (webhook; polling logs it and moves on after its attempts) and a permanent one
+is acknowledged.
 """
 
 from __future__ import annotations
@@ -34,11 +45,12 @@ from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 from aiogram.types.update import UpdateTypeLookupError
 from aiohttp import web
-from sqlalchemy.exc import DBAPIError, OperationalError
 
+from bot import failures
 from bot.commands import set_commands
 from bot.factory import App
 from scheduler.jobs import TICK_SECONDS, Jobs
+from services import failures as failure_service
 from services import outbox as outbox_service
 from services import updates as update_service
 from services.timezones import utcnow
@@ -48,7 +60,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 HEARTBEAT_SECONDS = 15.0
 PRUNE_SECONDS = 3600.0
 OUTBOX_KEEP = timedelta(days=30)  # sent and failed outbox rows are kept this long
-RETRYABLE = (OperationalError, DBAPIError, TelegramNetworkError, ConnectionError)
+RETRY_BACKOFF = 0.5  # polling: seconds before the second attempt of an update (then ×2, ×3…)
+RETRIED_REMEMBERED = 10_000  # webhook: ids that failed transiently here, to clear on success
 
 
 def chat_key(update: Update) -> int:
@@ -95,14 +108,73 @@ class InFlight:
             return False
 
 
-async def process(app: App, update: Update, inflight: InFlight | None = None) -> Any:
-    """Feed one update through the Dispatcher; a method a handler returned is sent too."""
+async def process(
+    app: App, update: Update, inflight: InFlight | None = None, *, retried: bool = False
+) -> Any:
+    """Feed one update through the Dispatcher; a method a handler returned is sent too.
+    `retried` (handlers see it as `update_retried`): an earlier attempt failed transiently."""
     inflight = inflight or InFlight()
     with inflight:
-        result = await app.dispatcher.feed_update(app.bot, update)
+        result = await app.dispatcher.feed_update(app.bot, update, update_retried=retried)
         if isinstance(result, TelegramMethod):
             await app.dispatcher.silent_call_request(app.bot, result)
         return result
+
+
+async def deliver(
+    app: App, update: Update, inflight: InFlight | None = None, *, retried: bool = False
+) -> bool:
+    """Process one update and settle a failure (see the module's docstring). True when
+    Telegram may forget the update: it went through, failed for good, or was set aside;
+    False when it should be tried again. `retried`: an earlier attempt failed transiently
+    (a success then removes its "retrying" record)."""
+    try:
+        await process(app, update, inflight, retried=retried)
+    except Exception as exc:
+        return await settle_failure(app, update, exc)
+    if retried:
+        try:
+            async with app.db.transaction() as session:
+                await failure_service.recovered(session, app.bot.id, update.update_id)
+        except Exception as exc:
+            log.warning("update %s went through; its retry record stays: %s", update.update_id, exc)
+    return True
+
+
+async def settle_failure(app: App, update: Update, exc: BaseException) -> bool:
+    """Log, count and record a failed attempt; True when the update is acknowledged."""
+    update_id = update.update_id
+    transient = failures.is_transient(exc)
+    why = failures.reason(exc)
+    if transient:
+        log.warning("update %s failed for a transient reason: %s", update_id, why, exc_info=exc)
+    else:
+        log.error("update %s failed for good: %s", update_id, why, exc_info=exc)
+    try:
+        async with app.db.transaction() as session:
+            outcome = await failure_service.record(
+                session,
+                bot_id=app.bot.id,
+                update_id=update_id,
+                transient=transient,
+                bound=app.settings.update_attempts,
+                reason=why,
+                now=utcnow(),
+                **failures.facts(update),
+            )
+    except Exception as problem:
+        log.error(
+            "update %s: its failure could not be recorded (%s)%s",
+            update_id,
+            failures.reason(problem),
+            "; it will be tried again" if transient else "; acknowledged",
+        )
+        return not transient
+    if outcome.status == failure_service.SET_ASIDE:
+        log.error("update %s set aside after %d attempts: %s", update_id, outcome.attempts, why)
+    elif outcome.status == failure_service.RETRYING:
+        log.info("update %s: attempt %d failed; to be tried again", update_id, outcome.attempts)
+    return outcome.acknowledged
 
 
 async def process_batch(
@@ -112,14 +184,26 @@ async def process_batch(
     for update in batch:
         by_chat[chat_key(update)].append(update)
     semaphore = asyncio.Semaphore(limit)
+    attempts = app.settings.update_attempts
 
     async def run_chat(items: list[Update]) -> None:
         async with semaphore:
-            for update in items:
-                try:
-                    await process(app, update, inflight)
-                except Exception:  # a broken update must not stop the others
-                    log.exception("update %s failed", update.update_id)
+            for update in items:  # the chat's next update waits for this one's retries
+                for attempt in range(1, attempts + 1):
+                    try:
+                        if await deliver(app, update, inflight, retried=attempt > 1):
+                            break
+                    except Exception:  # a broken update must not stop the others
+                        log.exception("update %s failed", update.update_id)
+                        break
+                    if attempt < attempts:
+                        await asyncio.sleep(RETRY_BACKOFF * attempt)
+                else:
+                    log.error(
+                        "update %s failed %d times and could not be set aside; skipped",
+                        update.update_id,
+                        attempts,
+                    )
 
     await asyncio.gather(*(run_chat(items) for items in by_chat.values()))
 
@@ -180,6 +264,8 @@ def webhook_app(app: App, stop: asyncio.Event, inflight: InFlight) -> web.Applic
     if not secret:
         raise RuntimeError("webhook mode needs WEBHOOK_SECRET")
 
+    retried: set[int] = set()  # update ids that failed transiently here and will come again
+
     async def receive(request: web.Request) -> web.Response:
         if not secrets.compare_digest(request.headers.get(SECRET_HEADER, ""), secret):
             return web.Response(status=401, text="Unauthorized")
@@ -189,13 +275,13 @@ def webhook_app(app: App, stop: asyncio.Event, inflight: InFlight) -> web.Applic
             update = Update.model_validate(await request.json(), context={"bot": app.bot})
         except ValueError:
             return web.Response(status=400, text="Bad update")
-        try:
-            await process(app, update, inflight)
-        except RETRYABLE:
-            log.exception("update %s failed; Telegram will deliver it again", update.update_id)
-            return web.Response(status=500, text="Retry")
-        except Exception:
-            log.exception("update %s failed", update.update_id)
+        update_id = update.update_id
+        if not await deliver(app, update, inflight, retried=update_id in retried):
+            if len(retried) >= RETRIED_REMEMBERED:
+                retried.clear()
+            retried.add(update_id)
+            return web.Response(status=500, text="Retry")  # Telegram delivers it again
+        retried.discard(update_id)
         return web.Response(text="ok")
 
     async def health(_request: web.Request) -> web.Response:
@@ -247,8 +333,14 @@ async def housekeeping(app: App, stop: asyncio.Event) -> None:
             async with app.db.transaction() as session:
                 removed = await update_service.prune(session)
                 settled = await outbox_service.prune(session, utcnow() - OUTBOX_KEEP)
-            if removed or settled:
-                log.info("pruned %d old processed-update ids, %d outbox rows", removed, settled)
+                failed = await failure_service.prune(session, utcnow())
+            if removed or settled or failed:
+                log.info(
+                    "pruned %d old processed-update ids, %d outbox rows, %d failed updates",
+                    removed,
+                    settled,
+                    failed,
+                )
         except Exception:
             log.exception("housekeeping failed")
         await _sleep_or_stop(stop, PRUNE_SECONDS)

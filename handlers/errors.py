@@ -14,10 +14,11 @@ Who is answered: a button always (an alert, so the client stops waiting); a mess
 private; a command in a group (as a reply; other group messages get no answer). Failing to
 answer (Telegram refuses, the query is too old) is logged; this handler never raises.
 
-Transient failures (the database or the network, `TRANSIENT`, the same classes as
-bot.runner.RETRYABLE) are answered and then declined (UNHANDLED), so the exception still
-reaches the runner: in webhook mode Telegram gets a 500 and delivers the update again (it was
-not recorded as processed); every other error is handled here and acknowledged.
+Failures that are not domain errors are answered and then declined (UNHANDLED), so the
+exception still reaches the runner (bot/runner.py `deliver`), which records it: a permanent
+one (a data error, a bug; bot/failures.py decides, once for both) as failed and processed,
+acknowledged; a transient one (the database or the network) is tried again a bounded number
+of times (the webhook answers 500) and then set aside. A domain error is handled here.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from typing import Any
 
 from aiogram import Bot, Router
 from aiogram.dispatcher.event.bases import UNHANDLED
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import ErrorEvent, ReplyParameters, Update
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy.exc import DBAPIError, OperationalError
 
+from bot.failures import is_transient
 from handlers.common import group_gone
 from handlers.credit import cannot_spend_text
 from handlers.owner_orders import bad_transition_text, not_confirmed_text, unknown_order
@@ -53,7 +54,6 @@ from views.format import ALERT_LIMIT, cut, echo
 
 log = logging.getLogger(__name__)
 
-TRANSIENT = (OperationalError, DBAPIError, TelegramNetworkError, ConnectionError)
 PRIVATE = "private"
 _TAG = re.compile(r"<[^>]+>")
 
@@ -145,25 +145,27 @@ async def tell(bot: Bot, update: Update, text: str) -> bool:
     return False
 
 
-async def failed(event: ErrorEvent, bot: Bot) -> Any:
-    """Every error of every router (see the module's docstring)."""
+async def failed(event: ErrorEvent, bot: Bot, update_retried: bool = False) -> Any:
+    """Every error of every router (see the module's docstring). A message whose earlier
+    attempt failed transiently (`update_retried`, from the runner) got its apology then and
+    gets no second one; a button is answered every time."""
     exc = event.exception
     update_id = event.update.update_id
     refused = isinstance(exc, DomainError)
-    transient = isinstance(exc, TRANSIENT)
     if refused:
         log.info("update %s refused: %s %s", update_id, type(exc).__name__, exc.args)
-    elif transient:  # the runner logs it with its traceback
-        log.warning("update %s failed: %s: %s", update_id, type(exc).__name__, exc)
-    else:
-        log.error("update %s failed", update_id, exc_info=exc)
+    else:  # the runner logs it with its traceback and records it
+        kind = "transient" if is_transient(exc) else "permanent"
+        log.warning("update %s failed (%s): %s", update_id, kind, type(exc).__name__)
+        if update_retried and event.update.callback_query is None:
+            return UNHANDLED
     try:
         await tell(bot, event.update, error_text(exc) if refused else apology())
     except TelegramAPIError as problem:
         log.warning("update %s: could not answer after the failure: %s", update_id, problem)
     except Exception:
         log.exception("update %s: answering after the failure failed", update_id)
-    return UNHANDLED if transient else None
+    return None if refused else UNHANDLED
 
 
 def router() -> Router:

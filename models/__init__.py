@@ -6,6 +6,7 @@ from models.deals import Deal, DealPost, Order
 from models.delivery import OutboxMessage, SendFailure
 from models.digest import DigestRun, DigestSubscription
 from models.entities import FsmState, Group, GroupAdmin, Membership, ProcessedUpdate, User
+from models.failures import FailedUpdate
 from models.growth import (
     CreditEntry,
     GroupActivityDay,
@@ -26,6 +27,7 @@ __all__ = [
     "DealReminderSent",
     "DigestRun",
     "DigestSubscription",
+    "FailedUpdate",
     "FsmState",
     "Group",
     "GroupActivityDay",

@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from bot.config import Settings
 from bot.factory import App, create_app
-from bot.runner import process
+from bot.runner import deliver
 from models import Base, Database
 from services.timezones import Clock, utcnow
 from tests.builders import Updates, private
@@ -132,7 +132,9 @@ class Harness:
         return self.app.clock  # type: ignore[return-value]
 
     async def feed(self, update: Update):
-        return await process(self.app, update)
+        """Through the runner, as in production: a failure is recorded, retried or acknowledged
+        (a transient one is tried once here: its record says "retrying")."""
+        return await deliver(self.app, update)
 
     async def settle(self) -> None:
         """Wait for what committed updates set going: post edits, the outbox."""

@@ -398,7 +398,11 @@ async def test_an_unexpected_failure_is_answered_and_rolled_back(harness, monkey
     assert await quantities(harness, deal_id) == {}  # rolled back
 
     monkeypatch.setattr(order_service, "join", real_join)
-    await harness.feed(update_)  # not recorded as processed: a redelivery is handled
+    # a bug would fail the same way again: recorded as failed and processed, so a
+    # redelivery changes nothing (bot/failures.py); the member's next tap is handled
+    await harness.feed(update_)
+    assert await quantities(harness, deal_id) == {}
+    await harness.feed(tap(harness, ALICE, deal_id))
     assert await quantities(harness, deal_id) == {ALICE.id: 1}
 
 

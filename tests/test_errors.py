@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 import handlers
-from bot import runner
+from bot import failures, runner
 from bot.i18n import make_i18n
 from handlers import callbacks, errors
 from handlers.callbacks import (
@@ -37,7 +37,7 @@ from handlers.callbacks import (
     SettingsCB,
     WizardCB,
 )
-from models import Group, ProcessedUpdate, User
+from models import FailedUpdate, Group, ProcessedUpdate, User
 from services import credit, digest, fulfilment
 from services import orders as order_service
 from services.errors import DomainError, GroupNotFound, NotGroupAdmin
@@ -181,8 +181,11 @@ def test_alert_texts_are_plain_and_short() -> None:
     assert len(errors.plain("x" * 500)) == 200
 
 
-def test_transient_errors_are_the_runners_retryable_ones() -> None:
-    assert set(errors.TRANSIENT) == set(runner.RETRYABLE)
+def test_the_errors_router_and_the_runner_classify_failures_the_same_way() -> None:
+    """One predicate (bot.failures.is_transient), no tuple of its own in either module."""
+    assert errors.is_transient is failures.is_transient
+    assert runner.failures is failures
+    assert not hasattr(errors, "TRANSIENT") and not hasattr(runner, "RETRYABLE")
 
 
 # ---------------------------------------------------------------- a handler of every router
@@ -315,6 +318,7 @@ async def test_a_failing_handler_of_every_router_is_answered(
     harness, monkeypatch, case, caplog
 ) -> None:
     chat_id = CLUB.id if case.in_group else ERIN.id
+    recorded = 0
     for error, expected in ((RuntimeError("bug"), APOLOGY), (GroupNotFound(), GONE)):
         boom = Boom(error)
         with monkeypatch.context() as patch:
@@ -325,18 +329,28 @@ async def test_a_failing_handler_of_every_router_is_answered(
                 before = len(harness.api.sent(chat_id))
             with caplog.at_level(logging.INFO, logger="handlers.errors"):
                 update = case.update(harness)
-                await harness.feed(update)  # handled: nothing reaches the runner
+                assert await harness.feed(update)  # acknowledged
         assert boom.calls == 1, f"the update did not reach the {case.router} router"
         text, reply = await answer_of(harness, case, before, chat_id)
         assert text == expected
         if case.kind == "command" and case.in_group:
             assert reply is not None  # a reply to the command in the group
         assert f"update {update.update_id}" in caplog.text
-        # the transaction rolled back: the handler's row, the user, the update id
-        assert await rows(harness, ProcessedUpdate) == 0
+        # the transaction rolled back: the handler's row, the user
         assert await rows(harness, User) == 0
         async with harness.db.read() as s:
             assert await s.scalar(select(Group).where(Group.title == "ghost")) is None
+        # a bug is recorded, with the update id marked processed; a refusal is not
+        if isinstance(error, RuntimeError):
+            recorded += 1
+            async with harness.db.read() as s:
+                row = await s.scalar(
+                    select(FailedUpdate).where(FailedUpdate.update_id == update.update_id)
+                )
+            assert row is not None and row.status == "failed"
+            assert row.update_type == ("callback_query" if case.kind == "button" else "message")
+        assert await rows(harness, ProcessedUpdate) == recorded
+        assert await rows(harness, FailedUpdate) == recorded
 
 
 async def test_a_handler_that_wrote_and_raised_leaves_no_row(harness, monkeypatch) -> None:
@@ -349,11 +363,15 @@ async def test_a_handler_that_wrote_and_raised_leaves_no_row(harness, monkeypatc
     assert harness.api.texts(ERIN.id) == [APOLOGY]
     assert await rows(harness, Group) == 0
     assert await rows(harness, User) == 0  # the middleware's profile row went too
-    assert await rows(harness, ProcessedUpdate) == 0  # so a redelivery is handled
+    # recorded as failed and processed: it would fail the same way again
+    assert await rows(harness, ProcessedUpdate) == 1
+    assert await rows(harness, FailedUpdate) == 1
 
     await harness.feed(update)  # the same update again, now without the failure
-    assert len(harness.api.texts(ERIN.id)) == 2 and "/help" in harness.last(ERIN).text
-    assert await rows(harness, ProcessedUpdate) == 1
+    assert harness.api.texts(ERIN.id) == [APOLOGY]  # a redelivery changes nothing
+    assert await rows(harness, User) == 0
+    await harness.send(ERIN, "/help")  # a new update is handled
+    assert "/help" in harness.last(ERIN).text
     assert await rows(harness, User) == 1
 
 
@@ -367,10 +385,14 @@ async def test_a_transient_failure_is_answered_and_still_reaches_the_runner(
         with monkeypatch.context() as patch:
             patch_router(patch, harness, "start", Boom(failure))
             with pytest.raises(OperationalError):
-                await harness.feed(case.update(harness))
-    assert harness.api.texts(ERIN.id) == [APOLOGY]
-    assert [a.text for a in harness.api.answers()] == [APOLOGY]
+                await runner.process(harness.app, case.update(harness))
+            assert not await harness.feed(case.update(harness))  # to be tried again
+    assert harness.api.texts(ERIN.id) == [APOLOGY, APOLOGY]
+    assert [a.text for a in harness.api.answers()] == [APOLOGY, APOLOGY]
     assert await rows(harness, ProcessedUpdate) == 0
+    async with harness.db.read() as s:
+        statuses = list(await s.scalars(select(FailedUpdate.status)))
+    assert statuses == ["retrying", "retrying"]
 
 
 async def test_failing_to_answer_is_logged_not_raised(harness, monkeypatch, caplog) -> None:

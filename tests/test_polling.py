@@ -5,6 +5,7 @@ changes nothing twice; getUpdates errors are retried and one broken update spoil
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -13,12 +14,13 @@ import pytest
 from aiogram import methods as m
 from aiogram.types import CallbackQuery, Message, Update
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from bot import runner
 from bot.config import Settings
 from bot.factory import App, create_app
 from bot.runner import InFlight, chat_key, poll, process_batch
-from models import Database, Group, GroupAdmin, Membership, ProcessedUpdate, User
+from models import Database, FailedUpdate, Group, GroupAdmin, Membership, ProcessedUpdate, User
 from services import people
 from tests.builders import Updates, group, person, private
 from tests.fake_api import FakeTelegram
@@ -446,8 +448,15 @@ async def test_failing_handler_does_not_stop_the_batch(harness, monkeypatch) -> 
     assert api.texts(alice.id)[0] == "Something went wrong. Please try again."
     async with harness.db.read() as session:
         ids = set(await session.scalars(select(ProcessedUpdate.update_id)))
-    # the failed update rolled back (its id is not recorded); the others committed
-    assert ids == {u.update_id for u in batch[1:]}
+        failed = list(await session.scalars(select(FailedUpdate)))
+        users = set(await session.scalars(select(User.id)))
+    # the failed update rolled back, recorded as failed (and processed: a bug would fail the
+    # same way on every redelivery); the others committed
+    assert ids == {u.update_id for u in batch}
+    assert [(f.update_id, f.status, f.attempts) for f in failed] == [
+        (broken.update_id, "failed", 1)
+    ]
+    assert users == {alice.id, bob.id}  # Alice's profile came with her /help
 
     # the loop is still alive
     later = updates.command(private(bob), bob, "/help")
@@ -521,3 +530,58 @@ def test_chat_key_of_unknown_update_type_is_its_own() -> None:
     b = Update.model_validate({"update_id": 12, "future_kind": {}})
     assert chat_key(a) != chat_key(b)
     assert chat_key(a) < 0 and chat_key(b) < 0
+
+
+# ---------------------------------------------------------------------------- poison updates
+def locked_for(user_id: int, calls: list[int], *, times: int | None = None):
+    real = people.mark_started
+
+    async def broken(session, uid):
+        if uid == user_id and (times is None or len(calls) < times):
+            calls.append(uid)
+            raise OperationalError(
+                "UPDATE users", {}, sqlite3.OperationalError("database is locked")
+            )
+        return await real(session, uid)
+
+    return broken
+
+
+async def test_a_transient_failure_is_retried_in_process_then_set_aside(
+    harness, monkeypatch
+) -> None:
+    api, updates = harness.api, harness.updates
+    monkeypatch.setattr(runner, "RETRY_BACKOFF", 0)
+    alice, bob = person(691, "Alice"), person(692, "Bob")
+    calls: list[int] = []
+    monkeypatch.setattr(people, "mark_started", locked_for(alice.id, calls))
+    stuck = updates.command(private(alice), alice, "/start")
+    batch = [stuck, updates.command(private(alice), alice, "/help"),
+             updates.command(private(bob), bob, "/start")]  # fmt: skip
+    api.push_update(*batch)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poll(harness.app, stop, long_poll=1))
+    await wait_until(lambda: batch[-1].update_id + 1 in offsets(api))  # the batch moved on
+    await stop_poll(stop, task)
+    assert len(calls) == 3  # UPDATE_ATTEMPTS, then set aside
+    async with harness.db.read() as session:
+        [row] = list(await session.scalars(select(FailedUpdate)))
+        ids = set(await session.scalars(select(ProcessedUpdate.update_id)))
+    assert (row.update_id, row.status, row.attempts) == (stuck.update_id, "set_aside", 3)
+    assert ids == {u.update_id for u in batch}
+    # one apology for the three attempts, then the chat's next update ran after it
+    assert api.texts(alice.id)[0] == "Something went wrong. Please try again."
+    assert len(api.texts(alice.id)) == 2 and "/help" in api.texts(alice.id)[1]
+    assert api.texts(bob.id)[0].startswith("Hello, Bob!")
+
+
+async def test_a_transient_failure_that_clears_is_retried_once(harness, monkeypatch) -> None:
+    monkeypatch.setattr(runner, "RETRY_BACKOFF", 0)
+    alice = person(693, "Alice")
+    calls: list[int] = []
+    monkeypatch.setattr(people, "mark_started", locked_for(alice.id, calls, times=1))
+    await process_batch(harness.app, [harness.updates.command(private(alice), alice, "/start")],
+                        InFlight())  # fmt: skip
+    assert len(calls) == 1
+    assert harness.api.texts(alice.id)[-1].startswith("Hello, Alice!")
+    assert await count(harness.db, FailedUpdate) == 0  # went through: no record left

@@ -21,6 +21,7 @@ from models import (
     Deal,
     DealPost,
     DigestSubscription,
+    FailedUpdate,
     FsmState,
     Group,
     GroupAdmin,
@@ -176,6 +177,25 @@ async def seed(harness) -> dict[str, int]:
                 SendFailure(chat_id=ALICE_ID, method="SendMessage", reason="Forbidden: blocked"),
                 SendFailure(chat_id=BOB_ID, method="SendMessage", reason="Forbidden: blocked"),
                 SendFailure(chat_id=G2_CHAT, method="SendMessage", reason="Bad Request"),
+                # Failed updates: Alice's in private, Alice's in a group, Bob's in a group.
+                *(
+                    FailedUpdate(
+                        bot_id=BOT_ID,
+                        update_id=900 + n,
+                        update_type="message",
+                        chat_id=chat,
+                        user_id=who,
+                        status="failed",
+                        reason="DataError: value out of int range",
+                        detail='{"command": "/buy"}',
+                        attempts=1,
+                        first_at=now,
+                        last_at=now,
+                    )
+                    for n, (chat, who) in enumerate(
+                        [(ALICE_ID, ALICE_ID), (G1_CHAT, ALICE_ID), (G1_CHAT, BOB_ID)]
+                    )
+                ),
                 *(
                     OutboxMessage(
                         key=f"seed:{who}",

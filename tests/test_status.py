@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from aiogram.methods import SendMessage
 
-from services import calendar, outbox
+from services import calendar, failures, outbox
 from services.timezones import utcnow
 from tests.builders import person
 from tests.test_deal_post import GROUP, add_group, create_deal
@@ -90,4 +90,70 @@ async def test_admin_sees_the_next_scheduled_posts(harness) -> None:
 
 async def test_others_are_refused(harness) -> None:
     text = await status(harness, STRANGER)
+    assert text == "Only the operators of this bot can see its status."
+
+
+# ---------------------------------------------------------------- failed updates
+
+
+async def fail(harness, update_id: int, *, transient: bool, times: int = 1, when=None, reason="X"):
+    for _ in range(times):
+        async with harness.db.transaction() as s:
+            await failures.record(
+                s,
+                bot_id=harness.app.bot.id,
+                update_id=update_id,
+                transient=transient,
+                bound=harness.app.settings.update_attempts,
+                reason=reason,
+                now=when or utcnow(),
+                update_type="callback_query",
+                chat_id=7,
+                user_id=7,
+            )
+
+
+async def test_status_counts_the_failed_updates_of_the_last_day(harness) -> None:
+    await fail(harness, 101, transient=False)
+    await fail(harness, 102, transient=False)
+    await fail(harness, 103, transient=True, times=3)  # set aside
+    await fail(harness, 104, transient=True)  # being retried
+    await fail(harness, 105, transient=False, when=utcnow() - timedelta(hours=25))  # older
+    text = await status(harness, ADMIN)
+    assert "Failed updates (last 24 h)" in text
+    assert "Failed for good: 2 · set aside after retries: 1" in text
+    assert "Being retried: 1 · the last ones: /failures" in text
+
+
+async def test_failures_lists_the_last_ten_within_the_limit(harness) -> None:
+    harness.api.clear()
+    assert "None" in (await harness.say(ADMIN, "/failures", expect=1)).text
+    start = utcnow() - timedelta(hours=2)
+    for n in range(12):
+        await fail(
+            harness,
+            200 + n,
+            transient=n % 2 == 0,
+            times=3 if n % 2 == 0 else 1,
+            when=start + timedelta(minutes=n),
+            reason="DataError: <b>" + "x" * 500,
+        )
+    await fail(harness, 300, transient=True)  # being retried: not listed
+    text = (await harness.say(ADMIN, "/failures", expect=1)).text
+    assert len(text) <= 4096
+    listed = [int(line.split("<code>")[1].split("</code>")[0]) for line in text.splitlines()
+              if line.startswith("• ")]  # fmt: skip
+    assert listed == list(range(211, 201, -1))  # the last ten, newest first
+    assert "<code>211</code> callback_query · failed, attempts: 1" in text
+    assert "<code>210</code> callback_query · set aside, attempts: 3" in text
+    assert "DataError: &lt;b&gt;xxx" in text and "<b>x" not in text  # escaped, cut
+
+    harness.app.locales.set_user(ADMIN.id, "zh_Hans")
+    text = (await harness.say(ADMIN, "/failures", expect=1)).text
+    assert "最近失败的更新" in text and "已搁置，尝试次数：3" in text
+
+
+async def test_others_cannot_list_failures(harness) -> None:
+    await fail(harness, 101, transient=False, reason="secret")
+    text = (await harness.say(STRANGER, "/failures", expect=1)).text
     assert text == "Only the operators of this bot can see its status."

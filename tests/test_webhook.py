@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -15,16 +16,18 @@ from typing import Any
 import aiohttp
 import pytest
 from aiogram import methods as m
+from aiogram.exceptions import TelegramNetworkError
 from aiogram.types import Update
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 
 from bot.config import Settings
 from bot.factory import App, create_app
 from bot.runner import SECRET_HEADER, InFlight, serve_webhook, webhook_app
-from models import Database, Group, GroupAdmin, ProcessedUpdate, User
+from handlers.callbacks import LangCB
+from models import Database, Deal, FailedUpdate, Group, GroupAdmin, Order, ProcessedUpdate, User
 from services import people, updates
 from tests.builders import Updates, group, person, private
 from tests.conftest import make_settings
@@ -117,6 +120,21 @@ def bot_added(hook: Hook, chat_id: int = -1001000000801, title: str = "Fruit Lov
     chat = group(chat_id, title)
     hook.api.set_admins(chat.id, owner)
     return owner, chat, hook.updates.my_chat_member(chat, owner, "left", "administrator")
+
+
+async def failed_rows(db: Database) -> list[FailedUpdate]:
+    async with db.read() as session:
+        return list(await session.scalars(select(FailedUpdate).order_by(FailedUpdate.id)))
+
+
+async def processed(db: Database, update_id: int) -> bool:
+    async with db.read() as session:
+        found = await session.scalar(
+            select(func.count())
+            .select_from(ProcessedUpdate)
+            .where(ProcessedUpdate.update_id == update_id)
+        )
+    return bool(found)
 
 
 async def nothing_written(db: Database) -> bool:
@@ -213,6 +231,7 @@ async def test_database_failure_answers_500_and_commits_nothing(hook, monkeypatc
 
     redelivered = await hook.post(added)
     assert redelivered.status == 200
+    assert await failed_rows(hook.db) == []  # the retry went through: no record left
     assert await count(hook.db, Group) == 1
     assert len([t for t in hook.api.texts(chat.id) if "Fruit Lovers" in t]) == 1
 
@@ -237,7 +256,8 @@ async def test_failure_after_handler_work_rolls_everything_back(hook, monkeypatc
 
 
 async def test_handler_bug_is_acknowledged_and_rolled_back(hook, monkeypatch) -> None:
-    """A non-transient error would fail again on every redelivery: acknowledge it."""
+    """A non-transient error would fail again on every redelivery: acknowledge it, recorded
+    as failed and processed (a redelivery changes nothing)."""
     owner = person(812, "Carol")
     start = hook.updates.command(private(owner), owner, "/start")
 
@@ -246,7 +266,17 @@ async def test_handler_bug_is_acknowledged_and_rolled_back(hook, monkeypatch) ->
 
     monkeypatch.setattr(people, "mark_started", bug)
     assert (await hook.post(start)).status == 200
-    assert await nothing_written(hook.db)
+    assert hook.api.texts(owner.id) == ["Something went wrong. Please try again."]
+    assert await count(hook.db, User) == 0  # the handler's work rolled back
+    [row] = await failed_rows(hook.db)
+    assert (row.update_id, row.status, row.attempts) == (start.update_id, "failed", 1)
+    assert row.reason == "RuntimeError: bug"
+    assert await processed(hook.db, start.update_id)
+
+    monkeypatch.undo()
+    assert (await hook.post(start)).status == 200  # redelivered: nothing happens again
+    assert await count(hook.db, User) == 0
+    assert len(hook.api.texts(owner.id)) == 1
 
 
 async def test_bad_body_is_400(hook) -> None:
@@ -370,3 +400,155 @@ def test_webhook_app_refuses_to_build_without_secret(tmp_path) -> None:
     app = create_app(settings, session=FakeTelegram())
     with pytest.raises(RuntimeError, match="WEBHOOK_SECRET"):
         webhook_app(app, asyncio.Event(), InFlight())
+
+
+# ---------------------------------------------------------------------------- poison updates
+LOCKED = OperationalError("UPDATE users", {}, sqlite3.OperationalError("database is locked"))
+
+
+async def changed_rows(db: Database) -> dict[str, int]:
+    return {
+        entity.__name__: await count(db, entity)
+        for entity in (Group, GroupAdmin, Deal, Order, FailedUpdate)
+    }
+
+
+async def test_forged_numbers_change_nothing_and_are_answered(hook) -> None:
+    """Numbers beyond their columns, in buttons and in commands: refused before SQL with
+    the usual answer, acknowledged (no 500 for Telegram to redeliver forever)."""
+    owner, chat, added = bot_added(hook)
+    assert (await hook.post(added)).status == 200
+    member = person(851, "Mia")
+    before = await changed_rows(hook.db)
+    big, huge = 2**31, 2**63
+    buttons = [
+        hook.updates.callback(owner, f"set:open:{big}", chat=private(owner)),
+        hook.updates.callback(owner, f"set:tz:{big}", chat=private(owner)),
+        hook.updates.callback(member, f"dp:join:{big}:0", chat=chat),
+        hook.updates.callback(owner, f"od:list:{huge}:0", chat=private(owner)),
+        hook.updates.callback(owner, f"ord:list:{-huge}", chat=private(owner)),
+    ]
+    for update in buttons:
+        answered = len(hook.api.answers())
+        assert (await hook.post(update)).status == 200, update.callback_query.data
+        assert len(hook.api.answers()) == answered + 1, update.callback_query.data
+    commands = [
+        (chat, member, f"/buy D{big} 2"),
+        (chat, member, f"/buy D1 {huge}"),
+        (chat, member, f"/cancel D{huge}"),
+        (private(owner), owner, f"/orders D{big}"),
+        (private(owner), owner, f"/commission D{big} 5"),
+        (private(owner), owner, f"/pickup {'9' * 40}"),
+        (private(owner), owner, f"/digest {big}d"),
+        (private(owner), owner, f"/digest time {huge} 08:00"),
+        (private(member), member, f"/start deal_{big}"),
+        (private(member), member, f"/start inv_{huge}"),
+        (private(owner), owner, f"/members core {huge}"),
+    ]
+    for where, who, text in commands:
+        sent = len(hook.api.sent(where.id))
+        assert (await hook.post(hook.updates.command(where, who, text))).status == 200, text
+        assert len(hook.api.sent(where.id)) == sent + 1, text
+        assert "Something went wrong" not in hook.api.texts(where.id)[-1], text
+    assert await changed_rows(hook.db) == before  # no deal, order or failure record
+
+
+@pytest.mark.parametrize("kind", ["data", "integrity"])
+async def test_a_permanent_database_error_is_answered_recorded_and_acknowledged(
+    hook, monkeypatch, kind
+) -> None:
+    owner = person(861, "Nia")
+    start = hook.updates.command(private(owner), owner, "/start")
+
+    async def broken(session, user_id):
+        if kind == "integrity":  # a real one: the same group chat twice
+            for _ in range(2):
+                session.add(
+                    Group(
+                        chat_id=-1009999, title="x", timezone="UTC", currency="CNY", language="en"
+                    )
+                )
+            await session.flush()
+        raise DataError("UPDATE users", {"id": user_id}, Exception("value out of int range"))
+
+    monkeypatch.setattr(people, "mark_started", broken)
+    assert (await hook.post(start)).status == 200  # acknowledged: a retry would fail the same
+    assert hook.api.texts(owner.id) == ["Something went wrong. Please try again."]
+    [row] = await failed_rows(hook.db)
+    assert (row.update_id, row.status, row.attempts) == (start.update_id, "failed", 1)
+    assert (row.update_type, row.chat_id, row.user_id) == ("message", owner.id, owner.id)
+    assert row.reason.startswith("IntegrityError: " if kind == "integrity" else "DataError: ")
+    assert '"command": "/start"' in row.detail
+    assert await processed(hook.db, start.update_id)
+    assert await count(hook.db, User) == 0 and await count(hook.db, Group) == 0
+
+    assert (await hook.post(start)).status == 200  # redelivered: changes nothing
+    assert len(hook.api.texts(owner.id)) == 1
+    assert len(await failed_rows(hook.db)) == 1
+
+
+@pytest.mark.parametrize("kind", ["locked", "network"])
+async def test_a_transient_failure_is_retried_then_set_aside(hook, monkeypatch, kind) -> None:
+    owner = person(871, "Oli")
+    start = hook.updates.command(private(owner), owner, "/start")
+    calls = 0
+
+    async def broken(session, user_id):
+        nonlocal calls
+        calls += 1
+        if kind == "locked":
+            raise LOCKED
+        raise TelegramNetworkError(m.SendMessage(chat_id=user_id, text="x"), "Request timeout")
+
+    monkeypatch.setattr(people, "mark_started", broken)
+    statuses = []
+    for _ in range(3):
+        statuses.append((await hook.post(start)).status)
+        [row] = await failed_rows(hook.db)
+        assert row.attempts == len(statuses)
+    assert statuses == [500, 500, 200]  # UPDATE_ATTEMPTS = 3
+    assert (row.update_id, row.status) == (start.update_id, "set_aside")
+    assert row.reason.startswith("OperationalError: database is locked" if kind == "locked"
+                                 else "TelegramNetworkError: ")  # fmt: skip
+    assert row.first_at <= row.last_at
+    assert await processed(hook.db, start.update_id)
+    assert (await hook.post(start)).status == 200  # set aside: a redelivery changes nothing
+    assert calls == 3
+    assert await count(hook.db, User) == 0
+    assert hook.api.texts(owner.id) == ["Something went wrong. Please try again."]  # once
+
+
+async def test_a_transient_failure_that_clears_leaves_no_record(hook, monkeypatch) -> None:
+    owner = person(881, "Pia")
+    start = hook.updates.command(private(owner), owner, "/start")
+    real = people.mark_started
+
+    async def once(session, user_id):
+        monkeypatch.setattr(people, "mark_started", real)
+        raise LOCKED
+
+    monkeypatch.setattr(people, "mark_started", once)
+    assert (await hook.post(start)).status == 500
+    assert [r.status for r in await failed_rows(hook.db)] == ["retrying"]
+    assert (await hook.post(start)).status == 200
+    assert await failed_rows(hook.db) == []  # went through: no record left
+    assert hook.api.texts(owner.id)[-1].startswith("Hello, Pia!")
+
+
+async def test_a_button_that_fails_transiently_is_answered_at_every_attempt(
+    hook, monkeypatch
+) -> None:
+    """The client waits for an answer to each press it sees delivered; a message gets its
+    apology once."""
+    owner = person(891, "Quinn")
+    press = hook.updates.callback(owner, LangCB(code="en").pack())
+
+    async def locked(session, tg_user):
+        raise LOCKED
+
+    monkeypatch.setattr(people, "remember", locked)
+    assert [(await hook.post(press)).status for _ in range(3)] == [500, 500, 200]
+    assert [a.text for a in hook.api.answers()] == ["Something went wrong. Please try again."] * 3
+    [row] = await failed_rows(hook.db)
+    assert (row.status, row.update_type, row.attempts) == ("set_aside", "callback_query", 3)
+    assert row.detail == '{"data": "lang:en", "message_id": 1}'
