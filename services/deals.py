@@ -191,15 +191,7 @@ def parse_code(text: str) -> int | None:
 
 
 async def get(session: AsyncSession, deal_id: int, *, lock: bool = False) -> Deal:
-    stmt = select(Deal).where(Deal.id == deal_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    deal = (
-        await session.execute(stmt.execution_options(populate_existing=True))
-    ).scalar_one_or_none()
-    if deal is None:
-        raise DealNotFound(deal_id)
-    return deal
+    return await rights.load_deal(session, deal_id, lock=lock)
 
 
 async def get_owned(

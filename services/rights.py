@@ -28,7 +28,8 @@ from services.admins import AdminDirectory
 from services.errors import DealNotFound, NotDealOwner
 
 
-async def _deal(session: AsyncSession, deal_id: int, *, lock: bool) -> Deal:
+async def load_deal(session: AsyncSession, deal_id: int, *, lock: bool = False) -> Deal:
+    """The deal (fresh from the database, locked if asked), or DealNotFound."""
     stmt = select(Deal).where(Deal.id == deal_id)
     if lock:
         stmt = stmt.with_for_update()
@@ -99,7 +100,7 @@ async def manage_deal(
     lock: bool = False,
 ) -> Deal:
     """The deal, if the person manages it now; else DealNotFound / NotDealOwner."""
-    deal = await _deal(session, deal_id, lock=lock)
+    deal = await load_deal(session, deal_id, lock=lock)
     if not await may_manage(session, admins, deal, user_id):
         raise NotDealOwner(deal_id)
     return deal
