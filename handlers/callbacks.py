@@ -145,7 +145,7 @@ class OwnerDealCB(CallbackData, prefix="od"):
     """/deals in private (handlers.owner_deals)."""
 
     # list | open | desc | later | stock | rem | remdef | remoff | pause | resume | close |
-    # cancel | cancel_yes | dup
+    # cancel | cancel_yes | dup | audall | audmem
     action: Word
     deal_id: IdOrNone = 0
     page: Page = 0
