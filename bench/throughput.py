@@ -1,10 +1,19 @@
 """`throughput`: updates per second through Tuan's full Dispatcher against bare aiogram.
 
-One pre-generated stream (deterministic seed): 70 % group chatter from many members of 50
-registered groups, 20 % Join / Cancel callbacks on the real buttons of 20 open deals, 10 %
-group commands (/deals, /buy D<id> n, /cancel D<id>, /help). Both consumers get the same
-stream the way polling delivers it: batches of 100, each processed with
-bot.runner.process_batch (chats concurrently, each chat in order) before the next batch.
+One pre-generated stream (deterministic seed) of five kinds:
+
+- chatter, 60 %: group messages from many members of 50 registered groups;
+- callback, 20 %: Join / Cancel on the real buttons of the 20 open deals' group posts;
+- command, 10 %: group commands (/deals, /buy D<id> n, /cancel D<id>, /help);
+- inline, 5 %: inline queries (`@bot <query>`) from members: empty, or a partial deal title
+  ("Deal", "Deal 1", "deal 7");
+- card, 5 %: taps on deal cards sent through inline mode (callback queries with
+  `inline_message_id` and no message), CardCB join / cancel with the share code of a member
+  (ShareLink rows made in the set-up, services.referrals.share_link; two cards per code).
+
+Both consumers get the same stream the way polling delivers it: batches of 100, each
+processed with bot.runner.process_batch (chats concurrently, each chat in order; an update
+with no chat goes by its sender) before the next batch.
 
 - Tuan: the app from bot.factory with the fake Bot API session (answers at once), its real
   middlewares, database, sender and post refresher. Post edits are coalesced in the
@@ -13,13 +22,16 @@ bot.runner.process_batch (chats concurrently, each chat in order) before the nex
   and after Tuan; the faster of its two runs is taken (the ratio errs low, not high).
 
 Prints tuan_ups, bare_ups, ratio (target ≥ 0.5), and checks that every update was processed
-without an error, every callback answered, every command replied to, and the deals' counters
+without an error, every callback answered (taps on cards included), every command replied to,
+every inline query answered (when the Dispatcher handles inline queries: `inline_handled`;
+without an inline handler they are counted and left unanswered), and the deals' counters
 match their orders.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import time
 from collections import Counter, defaultdict
@@ -27,8 +39,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from aiogram import Bot, Dispatcher, Router
-from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage
-from aiogram.types import CallbackQuery, Message, Update
+from aiogram.methods import AnswerCallbackQuery, AnswerInlineQuery, EditMessageText, SendMessage
+from aiogram.types import CallbackQuery, InlineQuery, Message, Update
 from sqlalchemy import func, select
 
 from bench.common import (
@@ -42,9 +54,11 @@ from bench.common import (
     mount,
 )
 from bot.posts import publish
-from bot.runner import InFlight, process_batch
-from handlers.callbacks import DealCB
+from bot.runner import InFlight, chat_key, process_batch
+from handlers.callbacks import CardCB, DealCB
 from models import Deal, Order
+from services import referrals
+from services.timezones import utcnow
 from tests.builders import Updates, group, person
 from tests.fake_api import FakeTelegram
 
@@ -52,6 +66,8 @@ TARGET_RATIO = 0.5
 GROUPS = 50
 DEALS = 20
 BATCH = 100
+CARDS_PER_CODE = 2
+SHARES = {"chatter": 0.60, "inline": 0.05, "card": 0.05, "callback": 0.20}  # commands: rest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,11 +77,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def stream(
-    total: int, members: int, deals: list[int], seed: int, date: int | None = None
+    total: int,
+    members: int,
+    deals: list[int],
+    seed: int,
+    date: int | None = None,
+    codes: list[list[str]] | None = None,
 ) -> tuple[list[Update], Counter]:
     """The update stream and how many of each kind it holds. Deal k is posted in groups k and
-    k + DEALS; a callback toggles its member's order (join if out, cancel if in). Every update
-    carries `date` (default: the moment the stream is built)."""
+    k + DEALS; a callback toggles its member's order (join if out, cancel if in), and so does
+    a tap on one of the deal's cards. `codes[k]`: the share codes of deal k's cards (default:
+    made-up ones). Every update carries `date` (default: the moment the stream is built)."""
+    if codes is None:
+        codes = [[f"bench{k}x{n}" for n in range(2)] for k in range(len(deals))]
+    bounds = list(itertools.accumulate(SHARES.values()))
     rng = random.Random(seed)
     build = Updates(start=1, date=date if date is not None else int(time.time()))
     chats = [group(group_chat_id(i), f"Group {i}") for i in range(GROUPS)]
@@ -75,7 +100,7 @@ def stream(
     out: list[Update] = []
     for _ in range(total):
         roll = rng.random()
-        if roll < 0.7:
+        if roll < bounds[0]:
             chat, user = rng.choice(chats), rng.choice(people)
             out.append(build.message(chat, user, f"hello from {user.first_name} {rng.random()}"))
             kinds["chatter"] += 1
@@ -83,7 +108,23 @@ def stream(
         k = rng.randrange(len(deals))
         chat = chats[k + DEALS * rng.randrange(2)]
         user = rng.choice(people)
-        if roll < 0.9:
+        if roll < bounds[1]:
+            title = f"Deal {k}"
+            query = rng.choice(["", title[: rng.randint(1, len(title))], title.lower()])
+            out.append(build.inline_query(user, query))
+            kinds["inline"] += 1
+            continue
+        if roll < bounds[2]:
+            key = (k, user.id)
+            action = "cancel" if key in joined else "join"
+            joined.symmetric_difference_update({key})
+            code = rng.choice(codes[k])
+            data = CardCB(action=action, code=code).pack()
+            card = f"bench-{code}-{rng.randrange(CARDS_PER_CODE)}"
+            out.append(build.card_callback(user, data, card))
+            kinds["card"] += 1
+            continue
+        if roll < bounds[3]:
             key = (k, user.id)
             action = "cancel" if key in joined else "join"
             joined.symmetric_difference_update({key})
@@ -107,6 +148,22 @@ def stream(
     return out, kinds
 
 
+async def share_codes(db: Any, deals: list[int], group_ids: list[int]) -> list[list[str]]:
+    """A share link per deal and group it is posted in (member k shares deal k): the codes
+    the cards of the stream carry."""
+    codes: list[list[str]] = []
+    async with db.transaction() as session:
+        for k, deal_id in enumerate(deals):
+            row = []
+            for group_id in (group_ids[k], group_ids[k + DEALS]):
+                link = await referrals.share_link(
+                    session, deal_id, group_id, member_id(k), utcnow()
+                )
+                row.append(link.code)
+            codes.append(row)
+    return codes
+
+
 async def feed(target: Any, updates: list[Update]) -> float:
     """Process the stream in getUpdates-sized batches; seconds taken."""
     inflight = InFlight()
@@ -125,6 +182,10 @@ def bare_dispatcher() -> Dispatcher:
 
     @router.callback_query()
     async def on_callback(query: CallbackQuery) -> None:
+        return None
+
+    @router.inline_query()
+    async def on_inline(query: InlineQuery) -> None:
         return None
 
     dispatcher = Dispatcher()
@@ -157,7 +218,9 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
             deals.append(await create_deal(app.db, [group_ids[k], group_ids[k + DEALS]], **spec))
         for deal_id in deals:  # the real publishing path; posts get message id 1 in each group
             await publish(app.bot, app.db, app.i18n, deal_id, sender=app.sender)
-        updates, kinds = stream(args.updates, args.members, deals, args.seed)
+        codes = await share_codes(app.db, deals, group_ids)
+        updates, kinds = stream(args.updates, args.members, deals, args.seed, codes=codes)
+        inline_handled = "inline_query" in app.dispatcher.resolve_used_update_types()
 
         bare_seconds = [await run_bare(updates)]
         api.clear()
@@ -170,6 +233,7 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         bare_seconds.append(await run_bare(updates))
 
         answered = len({a.callback_query_id for a in api.of(AnswerCallbackQuery)})
+        inline_answered = len({a.inline_query_id for a in api.of(AnswerInlineQuery)})
         replies = sum(1 for r in api.of(SendMessage) if r.chat_id < 0)
         async with app.db.read() as session:
             counted = dict(
@@ -192,18 +256,24 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
     ratio = tuan_ups / bare_ups
     processed_ok = (
         errors.count == 0
-        and answered == kinds["callback"]
+        and answered == kinds["callback"] + kinds["card"]
         and replies == kinds["command"]
+        and (inline_answered == kinds["inline"] or not inline_handled)
         and consistent
     )
     per_chat: defaultdict[int, int] = defaultdict(int)
     for u in updates:
-        per_chat[u.event.chat.id if u.message else u.callback_query.message.chat.id] += 1
+        per_chat[chat_key(u)] += 1
     return {
         "updates": total,
         "chatter": kinds["chatter"],
         "callbacks": kinds["callback"],
         "commands": kinds["command"],
+        "inline_queries": kinds["inline"],
+        "card_taps": kinds["card"],
+        "inline_handled": inline_handled,
+        "inline_answered": inline_answered,
+        "conversations": len(per_chat),
         "tuan_seconds": round(tuan_seconds, 3),
         "bare_seconds": [round(s, 3) for s in bare_seconds],
         "tuan_ups": round(tuan_ups, 1),

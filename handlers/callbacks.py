@@ -60,6 +60,15 @@ class DealCB(CallbackData, prefix="dp"):
     qty: Quantity = 0
 
 
+class CardCB(CallbackData, prefix="ic"):
+    """Buttons of a deal card sent through inline mode (into any chat): the share code names
+    the deal, the group its orders count in and the member who shared the card."""
+
+    action: Word  # join | qty | cancel | info
+    code: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
+    qty: Quantity = 0
+
+
 class PrivateDealCB(CallbackData, prefix="pdj"):
     """Join buttons under a deal shown in private (handlers.share): ids only, checked again
     on the server."""
@@ -136,7 +145,7 @@ class OwnerDealCB(CallbackData, prefix="od"):
     """/deals in private (handlers.owner_deals)."""
 
     # list | open | desc | later | stock | rem | remdef | remoff | pause | resume | close |
-    # cancel | cancel_yes | dup
+    # cancel | cancel_yes | dup | audall | audmem
     action: Word
     deal_id: IdOrNone = 0
     page: Page = 0
@@ -205,6 +214,7 @@ class CommissionCB(CallbackData, prefix="com"):
 FACTORIES: tuple[type[CallbackData], ...] = (
     DealCB,
     PrivateDealCB,
+    CardCB,
     InviteCB,
     InvitesCB,
     MembersCB,

@@ -6,7 +6,8 @@ a value — after Back, or in a copied deal — shows it and offers "Keep curren
     title → target groups → description → photo → unit price → price tiers → minimum
     (units / participants, then how many) → stock → per-person limit → closes-at →
     opens-at ("Now" or later) → reminders before closing (default 2 h and 15 min) →
-    pickup / delivery note → preview (Publish / Back / Cancel)
+    pickup / delivery note → preview (who may join from shared cards: members / anyone;
+    Publish / Back / Cancel)
 
 Target groups come right after the title, before anything that depends on them: the unit
 price is read in the currency of the FIRST group chosen, and only in it (a price naming
@@ -500,6 +501,7 @@ def router() -> Router:
     cb.register(resume_or_restart, WizardCB.filter(F.step == "-"))
     cb.register(group_button, *at("groups", "toggle", "done"))
     cb.register(publish_button, *at("preview", "publish"))
+    cb.register(button_at("preview"), *at("preview", "audience"))
     for step in STEPS:
         if step not in ("groups", "preview"):
             cb.register(

@@ -16,6 +16,8 @@ from services.deal_draft import NUMBERED, OPTIONAL, DealDraft, Targets
 from services.timezones import to_local
 from views.deal_texts import (
     amount_example,
+    audience_button,
+    audience_line,
     local_times,
     money,
     participants,
@@ -250,6 +252,7 @@ def preview_text(draft: DealDraft, targets: Targets) -> str:
         lines.append(_("Pickup / delivery: {note}").format(note=quote(draft.pickup)))
     if draft.photo:
         lines.append(_("Photo: attached"))
+    lines.append(audience_line(draft.audience))
     lines.append(
         _("Groups: {titles}").format(
             titles=", ".join(quote(g.title or str(g.chat_id)) for g in targets.groups)
@@ -306,6 +309,8 @@ def step_keyboard(
         rows.append([_b(_("Keep default (2 h and 15 min)"), step, "default")])
         rows.append([_b(_("No reminders"), step, "skip")])
     elif step == "preview":
+        other = "members" if draft.audience == "anyone" else "anyone"
+        rows.append([_b(audience_button(draft.audience), step, "audience", other)])
         rows.append([_b(_("✅ Publish"), step, "publish")])
     if step in OPTIONAL:
         rows.append([_b(_("Skip"), step, "skip")])

@@ -2,9 +2,10 @@
 
 After publishing only what cannot hurt people already in may change (services.deals.edit):
 the description, a LATER closing time, MORE stock, the reminders before closing (those
-already sent are never sent again); never the price. Pause / resume, close now and
-cancel (both asked to confirm first: `confirm_closing`) and duplicate (the wizard,
-pre-filled) complete the set.
+already sent are never sent again), who may join from shared inline cards (members of the
+group or anyone with the card: `services.deals.set_audience`); never the price. Pause /
+resume, close now and cancel (both asked to confirm first: `confirm_closing`) and duplicate
+(the wizard, pre-filled, the audience too) complete the set.
 
 Callback data carries only a deal id; every action re-checks on the server that the deal
 belongs to the user (a forged or stale id is refused and nothing changes). Closing and
@@ -46,6 +47,9 @@ from services.parsing import (
 )
 from services.timezones import Clock
 from views.deal_texts import (
+    audience_button,
+    audience_line,
+    audience_note,
     domain_error_text,
     local_times,
     money,
@@ -58,6 +62,9 @@ from views.owner_deals import closing_line, progress_text, reminders_note, summa
 
 log = logging.getLogger(__name__)
 PAGE = 8
+# The card's switch of who may join from shared inline cards: the button names the value it
+# sets (a stale button sets it again, never flips it back).
+AUDIENCE_ACTIONS = {"audall": "anyone", "audmem": "members"}
 MAX_DESCRIPTION = deal_wizard.MAX_DESCRIPTION
 
 
@@ -120,6 +127,7 @@ def card(deal: Deal, groups: list[Group], settings: Settings) -> tuple[str, Inli
     if deal.pickup_note:
         lines.append(_("Pickup / delivery: {note}").format(note=quote(deal.pickup_note)))
     lines.append(_("Reminders: {value}").format(value=reminders_text(deal.reminders)))
+    lines.append(audience_line(deal.audience))
     lines.append(
         _("Groups: {titles}").format(
             titles=", ".join(quote(g.title or str(g.chat_id)) for g in groups) or "—"
@@ -136,6 +144,8 @@ def card(deal: Deal, groups: list[Group], settings: Settings) -> tuple[str, Inli
             extend.append(_button(_("➕ Stock"), "stock", deal.id))
         rows.append(extend)
         rows.append([_button(_("🔔 Reminders"), "rem", deal.id)])
+        switch = "audmem" if deal.audience == "anyone" else "audall"
+        rows.append([_button(audience_button(deal.audience), switch, deal.id)])
         if deal.status == "open":
             rows.append([_button(_("⏸ Pause"), "pause", deal.id)])
         elif deal.status == "paused":
@@ -297,6 +307,13 @@ async def owner_button(
             await state.clear()
         await query.answer(_("Saved."))
         await send_card(bot, session, deal, settings, reminders_note(deal), to=user.id)
+    elif action in AUDIENCE_ACTIONS:
+        deal = await deal_service.set_audience(
+            session, deal.id, user.id, AUDIENCE_ACTIONS[action], moment, admins=admins
+        )
+        await query.answer(_("Saved."))
+        await send_card(bot, session, deal, settings, audience_note(deal.code, deal.audience),
+                        to=user.id)  # fmt: skip
     elif action in {"close", "cancel"}:
         await query.answer()
         text, keyboard = confirm_closing(deal, cancel=action == "cancel")

@@ -10,6 +10,7 @@ from models.failures import FailedUpdate
 from models.growth import (
     CreditEntry,
     GroupActivityDay,
+    InlineCard,
     InviteLink,
     MemberActivityDay,
     Referral,
@@ -32,6 +33,7 @@ __all__ = [
     "Group",
     "GroupActivityDay",
     "GroupAdmin",
+    "InlineCard",
     "InviteLink",
     "MemberActivityDay",
     "Membership",

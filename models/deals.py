@@ -53,6 +53,9 @@ class Deal(Base):
     commission_bp: Mapped[int | None] = mapped_column(Integer)
     # scheduled | open | paused | succeeded | failed | cancelled
     status: Mapped[str] = mapped_column(String(16), index=True)
+    # Who may join from an inline card (and a share link): "members" of the deal's group
+    # (checked with getChatMember at the tap, cached briefly) or "anyone" with the card.
+    audience: Mapped[str] = mapped_column(String(8), default="members", server_default="members")
     total_qty: Mapped[int] = mapped_column(Integer, default=0)
     participants: Mapped[int] = mapped_column(Integer, default=0)
     final_price: Mapped[int | None] = mapped_column(BigInteger)
@@ -117,6 +120,9 @@ class Order(Base):
     # the buyer; set when the order is placed (last click within the group's window).
     referrer_id: Mapped[int | None] = mapped_column(BigInteger, info=person_id("anonymise"))
     share_code: Mapped[str | None] = mapped_column(String(32), info=personal("referrer_id"))
+    # Where the order was placed first: button | command | share | card | myorders (digest:
+    # joins from inline cards). None for orders older than the column.
+    via: Mapped[str | None] = mapped_column(String(8))
     # Credit spent on this order as a discount (minor units, <= amount).
     discount: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())

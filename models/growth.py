@@ -157,3 +157,24 @@ class CreditEntry(Base):
         Index("ix_credit_entries_order_id", "order_id"),
         Index("ix_credit_entries_group_kind_created_at", "group_id", "kind", "created_at"),
     )
+
+
+class InlineCard(Base):
+    """A deal card sent through inline mode into some chat, known by its inline_message_id
+    (from chosen_inline_result, or from the first tap on it). Kept live like group posts:
+    refreshed when the deal changes, marked closed at the closing, dropped when Telegram no
+    longer accepts edits for it. `group_id` is the group the card's orders count in and
+    `sharer_id` the member who shared it (one level of attribution, like share links)."""
+
+    __tablename__ = "inline_cards"
+
+    inline_message_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    share_code: Mapped[str | None] = mapped_column(String(32), info=personal("sharer_id"))
+    sharer_id: Mapped[int | None] = mapped_column(BigInteger, info=person_id("anonymise"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    rendered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # version shown
+    dropped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # edits refused
+
+    __table_args__ = (Index("ix_inline_cards_group_created_at", "group_id", "created_at"),)

@@ -5,6 +5,9 @@ Steps, in order (see handlers.deal_wizard):
     title → groups → description → photo → price → tiers → minimum → min_value → stock →
     limit → closes → opens → reminders → pickup → preview
 
+The preview also switches who may join from shared inline cards (`set_audience`: members
+of the group, the default, or anyone with the card).
+
 Every step method parses and checks its input with the services' own parsers
 (services.parsing) and rules (services.deals: closing after opening, a minimum within the
 stock, no time in the past — the same functions `deals.validate` runs at creation), raises
@@ -151,6 +154,7 @@ class DealDraft(Draft):
     opens_at: datetime | None = None  # None: opens when published
     pickup: str | None = None
     reminders: str | None = None  # as stored (parse_reminders); None: the default
+    audience: str | None = None  # who may join from shared cards; None: "members"
     quick: bool = field(default=False)  # a copied deal: closes → preview
     # A time that no longer held at Publish ("closes" or "opens"): only it is asked again,
     # then the preview (None: the steps in their order).
@@ -201,6 +205,7 @@ class DealDraft(Draft):
             opens_at=from_iso(d.get("opens_at")),
             pickup=d.get("pickup"),
             reminders=d.get("reminders"),
+            audience=d.get("audience") if d.get("audience") in deals.AUDIENCES else None,
             quick=bool(data.get("quick")),
             fixing=data.get("fixing") if data.get("fixing") in FIXABLE else None,
         )._mark_given(d)
@@ -222,6 +227,7 @@ class DealDraft(Draft):
             limit=spec.per_person_limit,
             pickup=spec.pickup_note,
             reminders=spec.reminders,
+            audience=spec.audience,
             quick=True,
         )
 
@@ -244,6 +250,7 @@ class DealDraft(Draft):
             pickup_note=self.pickup or "",
             group_ids=list(self.group_ids or []),
             reminders=self.reminders,
+            audience=self.audience or "members",
         )
 
     # ------------------------------------------------------------ the order of the steps
@@ -382,6 +389,8 @@ class DealDraft(Draft):
             return self.open_now()
         if action == "default" and step == "reminders":
             return self.default_reminders()
+        if action == "audience" and step == "preview":
+            return self.set_audience(value)
         raise UnknownChoice(action)
 
     def pick(self, step: str, choice: str, targets: Targets, now: datetime) -> str:
@@ -433,6 +442,13 @@ class DealDraft(Draft):
     def open_now(self) -> str:
         self.opens_at = None
         return self.next_step("opens")
+
+    def set_audience(self, audience: str) -> str:
+        """The preview's switch: who may join from shared cards ("members" | "anyone")."""
+        if audience not in deals.AUDIENCES:
+            raise UnknownChoice(audience)
+        self.audience = audience
+        return "preview"
 
     def default_reminders(self) -> str:
         self.reminders = None

@@ -22,6 +22,7 @@ from services.errors import DealNotFound, DomainError, NotDealOwner  # noqa: F40
 from services.parsing import MAX_QUANTITY, ParseError, check_stored_reminders, parse_id
 
 OPEN_STATES = ("scheduled", "open", "paused")
+AUDIENCES = ("members", "anyone")  # Deal.audience: who may join from a shared card
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 
 
@@ -50,6 +51,9 @@ class DealSpec:
     # Reminders before closing as stored (services.parsing.parse_reminders): "120,15";
     # None: the default (2 h and 15 min); "": none.
     reminders: str | None = None
+    # Who may join from a shared inline card: "members" of the deal's group (the default) or
+    # "anyone" with the card (a pickup point open to neighbours).
+    audience: str = "members"
 
 
 def minute_of(moment: datetime) -> datetime:
@@ -87,6 +91,13 @@ def check_minimum_fits_stock(
         raise ParseError("min_above_stock", stock=stock)
 
 
+def check_audience(audience: str) -> str:
+    """One of AUDIENCES (ParseError "audience" otherwise)."""
+    if audience not in AUDIENCES:
+        raise ParseError("audience")
+    return audience
+
+
 def validate(spec: DealSpec, now: datetime) -> None:
     """Rules that involve several fields (each field was parsed on its own before)."""
     check_closes(spec.closes_at, now)
@@ -107,6 +118,7 @@ def validate(spec: DealSpec, now: datetime) -> None:
     if not spec.group_ids:
         raise ParseError("no_groups")
     spec.reminders = check_stored_reminders(spec.reminders)
+    check_audience(spec.audience)
 
 
 async def create(session: AsyncSession, owner_id: int, spec: DealSpec, now: datetime) -> Deal:
@@ -129,6 +141,7 @@ async def create(session: AsyncSession, owner_id: int, spec: DealSpec, now: date
         closes_at=spec.closes_at,
         pickup_note=spec.pickup_note,
         reminders=spec.reminders,
+        audience=spec.audience,
         status="open" if opens <= now else "scheduled",
         total_qty=0,
         participants=0,
@@ -537,6 +550,30 @@ async def set_reminders(
     return deal
 
 
+async def set_audience(
+    session: AsyncSession,
+    deal_id: int,
+    owner_id: int,
+    audience: str,
+    now: datetime,
+    *,
+    admins: AdminDirectory | None = None,
+) -> Deal:
+    """Who may join from the deal's shared cards ("members" | "anyone"), for a deal not
+    closed yet, by a person who manages it now (services.rights). Cards and posts show the
+    change once this commits (DealChanged)."""
+    check_audience(audience)
+    deal = await get_owned(session, deal_id, owner_id, lock=True, admins=admins)
+    if deal.status in FINAL_STATES:
+        raise DealFinished(deal_id)
+    if deal.audience != audience:
+        deal.audience = audience
+        deal.updated_at = now
+        await session.flush()
+        events.record(session, events.DealChanged(deal.id))
+    return deal
+
+
 async def duplicate(
     session: AsyncSession, deal_id: int, owner_id: int, *, admins: AdminDirectory | None = None
 ) -> DealSpec:
@@ -558,6 +595,7 @@ async def duplicate(
         pickup_note=deal.pickup_note,
         group_ids=group_ids,
         reminders=deal.reminders,
+        audience=deal.audience or "members",
     )
 
 

@@ -18,6 +18,12 @@ Definitions (the README's "Daily digests" section repeats them):
   `failed`, shown with the deal's outcome instead).
 - referral credit: SUM of `credit_entries` of kind `earned` created in the period.
 - conversion: distinct buyers / active members.
+- shared cards (inline mode, shown when there is any in the period or the week before):
+  cards shared = `inline_cards` rows of this group created in the period; joins from cards =
+  orders of this group placed from a card (`orders.via` = "card"), created in the period,
+  any status; attributed through cards = those of them with a sharer (`referrer_id`) set;
+  their sales per currency = SUM(amount − discount) of such orders CONFIRMED, of deals that
+  CLOSED in the period (as revenue: the amount is known once the deal succeeded).
 - change: against the average of the 7 days before the period, scaled to the period's length
   for sums (a 7-day period is compared with the week before it). Active members and
   conversion are compared with the previous 7 days' average day.
@@ -47,6 +53,7 @@ from models import (
     Group,
     GroupActivityDay,
     GroupAdmin,
+    InlineCard,
     MemberActivityDay,
     Membership,
     Order,
@@ -233,6 +240,22 @@ class ClosedDeal:
     currency: str
 
 
+@dataclass(frozen=True)
+class CardFigures:
+    """Deal cards shared through inline mode into other chats, and what came of them."""
+
+    shared: Figure = Figure(0, 0)  # cards sent into some chat
+    joins: Figure = Figure(0, 0)  # orders placed from a card
+    attributed: Figure = Figure(0, 0)  # of those, attributed to the member who shared it
+    sales: dict[str, Figure] = field(default_factory=dict)  # confirmed attributed, per currency
+
+    @property
+    def any(self) -> bool:
+        """Anything to show, in the period or the week before."""
+        figures = (self.shared, self.joins, self.attributed, *self.sales.values())
+        return any(f.value or f.baseline for f in figures)
+
+
 @dataclass
 class GroupDigest:
     group_id: int
@@ -264,6 +287,7 @@ class GroupDigest:
     chart_orders: list[int] = field(default_factory=list)
     chart_revenue: list[int] = field(default_factory=list)  # in chart_currency, minor units
     chart_currency: str = ""
+    cards: CardFigures = field(default_factory=CardFigures)
 
 
 def _sum_figure(values: dict[date, int], period: Period, baseline: Period) -> Figure:
@@ -444,6 +468,8 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
     ):
         credit[currency] = Figure(int(now_sum), int(before_sum) / BASELINE_DAYS * period.days)
 
+    cards = await _cards(session, group.id, period, lower, base_lower, upper)
+
     # Top members (those hidden from leaderboards are left out).
     hidden = select(User.id).where(User.leaderboard_hidden.is_(True))
     msg_sum = func.sum(MemberActivityDay.messages)
@@ -544,6 +570,79 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
         chart_orders=[orders_by_day.get(d, 0) for d in chart_days],
         chart_revenue=[revenue_by_day.get(chart_currency, {}).get(d, 0) for d in chart_days],
         chart_currency=chart_currency,
+        cards=cards,
+    )
+
+
+async def _cards(
+    session: AsyncSession,
+    group_id: int,
+    period: Period,
+    lower: datetime,
+    base_lower: datetime,
+    upper: datetime,
+) -> CardFigures:
+    """Shared inline cards of the group: one aggregate each over the period and the week
+    before (`lower` splits them)."""
+
+    def figure(now_value: int, both: int) -> Figure:
+        return Figure(now_value, (both - now_value) / BASELINE_DAYS * period.days)
+
+    shared = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(case((InlineCard.created_at >= lower, 1), else_=0)), 0),
+                func.count(),
+            ).where(
+                InlineCard.group_id == group_id,
+                InlineCard.created_at >= base_lower,
+                InlineCard.created_at < upper,
+            )
+        )
+    ).one()
+    recent = Order.created_at >= lower
+    shared_by = Order.referrer_id.is_not(None)
+    joins = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(case((recent, 1), else_=0)), 0),
+                func.count(Order.id),
+                func.coalesce(func.sum(case((and_(recent, shared_by), 1), else_=0)), 0),
+                func.coalesce(func.sum(case((shared_by, 1), else_=0)), 0),
+            ).where(
+                Order.group_id == group_id,
+                Order.via == "card",
+                Order.created_at >= base_lower,
+                Order.created_at < upper,
+            )
+        )
+    ).one()
+    net = func.coalesce(Order.amount, 0) - Order.discount
+    sales: dict[str, Figure] = {}
+    for currency, now_sum, both in await session.execute(
+        select(
+            Deal.currency,
+            func.coalesce(func.sum(case((Deal.closed_at >= lower, net), else_=0)), 0),
+            func.coalesce(func.sum(net), 0),
+        )
+        .join(Deal, Deal.id == Order.deal_id)
+        .where(
+            Order.group_id == group_id,
+            Order.via == "card",
+            shared_by,
+            Order.status == "confirmed",
+            Deal.closed_at >= base_lower,
+            Deal.closed_at < upper,
+        )
+        .group_by(Deal.currency)
+        .order_by(Deal.currency)
+    ):
+        sales[currency] = figure(int(now_sum), int(both))
+    return CardFigures(
+        shared=figure(int(shared[0]), int(shared[1])),
+        joins=figure(int(joins[0]), int(joins[1])),
+        attributed=figure(int(joins[2]), int(joins[3])),
+        sales=sales,
     )
 
 

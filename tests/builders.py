@@ -14,6 +14,7 @@ from aiogram.types import (
     ChatMemberLeft,
     ChatMemberMember,
     ChatMemberUpdated,
+    InlineQuery,
     Message,
     MessageEntity,
     Update,
@@ -81,6 +82,7 @@ class Updates:
         self._ids = itertools.count(start)
         self._messages = itertools.count(1)
         self._callbacks = itertools.count(1)
+        self._inline = itertools.count(1)
 
     def now(self) -> int:
         return self._date if self._date is not None else int(time.time())
@@ -122,6 +124,23 @@ class Updates:
             from_user=user,
             chat_instance="ci",
             message=msg,
+            data=data,
+        )
+        return Update(update_id=self.next_id(), callback_query=query)
+
+    def inline_query(self, user: User, query: str) -> Update:
+        """`@bot <query>` typed by `user` in some chat (inline mode)."""
+        inline = InlineQuery(id=f"iq{next(self._inline)}", from_user=user, query=query, offset="")
+        return Update(update_id=self.next_id(), inline_query=inline)
+
+    def card_callback(self, user: User, data: str, inline_message_id: str) -> Update:
+        """A tap on a button of a card sent through inline mode: the query carries
+        `inline_message_id` and no message (the bot is not in that chat)."""
+        query = CallbackQuery(
+            id=str(next(self._callbacks)),
+            from_user=user,
+            chat_instance="ci-card",
+            inline_message_id=inline_message_id,
             data=data,
         )
         return Update(update_id=self.next_id(), callback_query=query)

@@ -148,7 +148,9 @@ async def test_full_wizard_with_buttons_and_typed_input_publishes(harness) -> No
     assert "Opens: now" in preview and "Closes: " in preview and "(Asia/Shanghai)" in preview
     assert "Groups: Fruit Lovers" in preview and "Photo: attached" in preview
     assert "Reminders: 3 h, 30 min before closing" in preview
-    assert set(harness.buttons(harness.last(OWNER))) == {"✅ Publish", "« Back", "✖ Cancel"}
+    assert set(harness.buttons(harness.last(OWNER))) == {
+        "🌍 Cards: open to anyone", "✅ Publish", "« Back", "✖ Cancel",
+    }  # fmt: skip
 
     started = datetime.now(UTC)
     answer = await harness.tap(OWNER, cb("preview", "publish"))

@@ -66,6 +66,32 @@ def reminders_text(stored: str | None) -> str:
     return text if stored is not None else _("{reminders} (default)").format(reminders=text)
 
 
+def audience_text(audience: str | None) -> str:
+    """Deal.audience for people: who may join from a shared inline card."""
+    if audience == "anyone":
+        return _("anyone with the card")
+    return _("members of the group (default)")
+
+
+def audience_line(audience: str | None) -> str:
+    return _("Who may join from shared cards: {value}").format(value=audience_text(audience))
+
+
+def audience_button(audience: str | None) -> str:
+    """The button that switches to the other audience."""
+    if audience == "anyone":
+        return _("👥 Cards: members only")
+    return _("🌍 Cards: open to anyone")
+
+
+def audience_note(code: str, audience: str) -> str:
+    if audience == "anyone":
+        return _("{code}: anyone with a shared card may join it now.").format(code=code)
+    return _("{code}: only members of the group may join it from shared cards now.").format(
+        code=code
+    )
+
+
 def amount_example(major: str, currency: str) -> str:
     """A major amount written with the currency's decimal places: '12.5' → '12.50' (CNY),
     '1250' (JPY: no decimals, ×100 so the example stays a realistic price), '12.500' (KWD)."""

@@ -181,6 +181,19 @@ def group_text(d: GroupDigest) -> str:
             percent,
         )
     )
+    if d.cards.any:
+        lines += ["", "📇 <b>" + _("Shared deal cards") + "</b>"]
+        lines.append(_line(_("Cards shared into chats"), d.cards.shared))
+        lines.append(_line(_("Joins from cards"), d.cards.joins))
+        lines.append(_line(_("Orders attributed to the members who shared"), d.cards.attributed))
+        for currency, figure in d.cards.sales.items():
+            lines.append(
+                _line(
+                    _("Sales through shared cards ({currency})").format(currency=currency),
+                    figure,
+                    lambda v, c=currency: format_money(round(v), c, lang),
+                )
+            )
     return _fit("\n".join(lines))
 
 
