@@ -76,6 +76,7 @@ async def status_command(
         _("Sent: {sent} · failed: {failed} · possibly sent twice: {twice}").format(
             sent=promised.sent, failed=promised.failed, twice=promised.expired_leases
         ),
+        _("Parked until the person starts the bot: {n}").format(n=promised.waiting),
     ]
     recent = await failure_service.counts(session, utcnow() - RECENT)
     lines += [

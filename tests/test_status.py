@@ -65,11 +65,13 @@ async def test_admin_sees_the_outbox(harness) -> None:
             s, key="later", chat_id=7, kind="edit_text", payload={}, now=now,
             due_at=now + timedelta(hours=1),
         )  # fmt: skip
-        [first, *_rest] = await outbox.claim(s, now, limit=1, lease=timedelta(seconds=-1))
+        [first, second] = await outbox.claim(s, now, limit=2, lease=timedelta(seconds=-1))
         await outbox.mark_sent(s, first, now)
+        assert await outbox.park(s, second, "403 Forbidden", now)  # chat 8 never started
     text = await status(harness, ADMIN)
-    assert "Not sent yet: 3 (due now: 2)" in text
+    assert "Not sent yet: 2 (due now: 1)" in text
     assert "Sent: 1 · failed: 0 · possibly sent twice: 0" in text
+    assert "Parked until the person starts the bot: 1" in text
 
 
 async def test_admin_sees_the_next_scheduled_posts(harness) -> None:
