@@ -14,6 +14,8 @@ from aiogram.types import (
     ChatMemberLeft,
     ChatMemberMember,
     ChatMemberUpdated,
+    ChosenInlineResult,
+    InlineQuery,
     Message,
     MessageEntity,
     Update,
@@ -122,6 +124,36 @@ class Updates:
             from_user=user,
             chat_instance="ci",
             message=msg,
+            data=data,
+        )
+        return Update(update_id=self.next_id(), callback_query=query)
+
+    def inline_query(self, user: User, query: str = "") -> Update:
+        event = InlineQuery(
+            id=str(next(self._callbacks)),
+            from_user=user,
+            query=query,
+            offset="",
+            chat_type="sender",
+        )
+        return Update(update_id=self.next_id(), inline_query=event)
+
+    def chosen(self, user: User, result_id: str, inline_message_id: str | None) -> Update:
+        event = ChosenInlineResult(
+            result_id=result_id,
+            from_user=user,
+            query="",
+            inline_message_id=inline_message_id,
+        )
+        return Update(update_id=self.next_id(), chosen_inline_result=event)
+
+    def card_tap(self, user: User, data: str, inline_message_id: str) -> Update:
+        """A button on a card sent through inline mode: no message, an inline_message_id."""
+        query = CallbackQuery(
+            id=str(next(self._callbacks)),
+            from_user=user,
+            chat_instance="ci",
+            inline_message_id=inline_message_id,
             data=data,
         )
         return Update(update_id=self.next_id(), callback_query=query)

@@ -11,6 +11,7 @@ just gets the same answer again). Everything else runs the handler in its transa
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,8 @@ class AdmissionMiddleware(BaseMiddleware):
         request_of = get_flag(data, FLAG)
         user = data.get("event_from_user")
         request = request_of(event, data) if request_of is not None and user else None
+        if inspect.isawaitable(request):  # an inline card: its share code is looked up
+            request = await request
         if request is None:
             return await handler(event, data)
         gate = self.gate
