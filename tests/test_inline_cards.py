@@ -182,6 +182,38 @@ async def test_a_deal_with_a_photo_is_a_cached_photo_with_the_card_as_caption(ha
     assert "Mangoes" in item.caption  # folded to fit 1024 (the fake refuses longer)
 
 
+TITLES = ["Mangoes", "mango JUICE", "海南芒果", "100% apple_juice", "Back\\slash", "Pears"]
+QUERIES = [
+    "", " ", "m", "MANGO", "ango j", "  mango   juice ", "芒果", "海南", "%", "_", "100%",
+    "e_j", "\\", "k\\s", "x" * 200, "D", "d0", "apple juice", "pear", "S",
+]  # fmt: skip
+
+
+async def test_search_matches_like_a_plain_substring_oracle(harness) -> None:
+    """Every query gives exactly the deals whose title contains it (case-insensitive,
+    spaces folded) or whose code it is; LIKE's wildcards and escapes are plain text."""
+    group_id, first = await setup(harness, title=TITLES[0])
+    ids = {first: TITLES[0]}
+    for title in TITLES[1:]:
+        deal_id = await create_deal(harness, [group_id], title=title)
+        await publish_deal(harness, deal_id)
+        ids[deal_id] = title
+    from services import inline_cards
+
+    queries = [*QUERIES, *(f"D{i}" for i in ids), *(f"d{i}" for i in ids)]
+    for query in queries:
+        text = " ".join(query.split())[:64]
+        expected = {
+            i
+            for i, title in ids.items()
+            if text.lower() in title.lower() or text.upper() == f"D{i}"
+        }
+        async with harness.db.read() as s:
+            found = await inline_cards.search(s, ALICE.id, query)
+        assert {deal.id for deal, _g in found} == expected, query
+        assert [d.id for d, _g in found] == sorted(expected, reverse=True)  # newest first
+
+
 # ---------------------------------------------------------------- chosen results
 
 
@@ -284,6 +316,29 @@ async def test_unknown_or_revoked_codes_and_closed_deals(harness) -> None:
     async with harness.db.read() as s:
         assert await s.scalar(select(func.count()).select_from(Order)) == 0
         assert await s.scalar(select(func.count()).select_from(User).where(User.id == 0)) == 0
+
+
+async def test_card_taps_pass_the_admission_gate_and_the_speaker_rule(harness) -> None:
+    _group_id, deal_id = await setup(harness, stock=1)
+    code = await share_card(harness, ALICE, deal_id, "IM-g")
+    assert (await tap_card(harness, BOB, code, "IM-g")).text == "You're in: Mangoes ×1."
+    sold = await tap_card(harness, CAROL, code, "IM-g")  # the gate knows: no write, no check
+    assert sold.text == "Sold out." and sold.show_alert
+    assert not [r for r in harness.api.requests if type(r).__name__ == "GetChatMember"][1:]
+    robot = TgUser(id=777, is_bot=True, first_name="Robot")
+    refused = await tap_card(harness, robot, code, "IM-g", "cancel")
+    assert refused.show_alert and "own account" in refused.text
+    async with harness.db.read() as s:
+        assert await s.scalar(select(func.count()).select_from(User).where(User.id == 777)) == 0
+
+
+async def test_membership_answers_are_cached_briefly(harness) -> None:
+    _group_id, deal_id = await setup(harness)
+    code = await share_card(harness, ALICE, deal_id, "IM-m")
+    for _ in range(3):
+        await tap_card(harness, BOB, code, "IM-m", "qty", 2)
+    asked = [r for r in harness.api.requests if type(r).__name__ == "GetChatMember"]
+    assert [(r.chat_id, r.user_id) for r in asked] == [(GROUP.id, BOB.id)]  # once, then cached
 
 
 # ---------------------------------------------------------------- live cards

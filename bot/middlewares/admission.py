@@ -3,10 +3,12 @@
 Registered on the callback_query and message observers BEFORE the TransactionMiddleware, so
 it runs after the filters chose a handler but before any transaction is opened. It acts only
 for handlers flagged `admission` (the flag is a function of (event, data) that returns a
-JoinRequest, or None for an update that is not a join). A request queues at the gate; when
-the gate says the deal looks sold out, a read re-checks it, and a member without an order is
-answered "Sold out." from that read: no write transaction, no update id recorded (a replay
-just gets the same answer again). Everything else runs the handler in its transaction.
+JoinRequest, or None for an update that is not a join; or a coroutine function giving one,
+for a tap on an inline card whose share code is read to know the deal). A request queues at
+the gate; when the gate says the deal looks sold out, a read re-checks it, and a member
+without an order is answered "Sold out." from that read: no write transaction, no update id
+recorded (a replay just gets the same answer again). Everything else runs the handler in
+its transaction.
 """
 
 from __future__ import annotations
