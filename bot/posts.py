@@ -535,7 +535,7 @@ async def edit_cards(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender
     gone: list[str] = []
     for card in cards:
         group = groups.get(card.group_id)
-        if group is None or card.share_code is None:  # no longer posted there; forgotten
+        if group is None:  # the deal is no longer posted in the card's group
             settled.append(card.inline_message_id)
             continue
         language = card_language(sharers.get(card.sharer_id or 0), group)
@@ -546,9 +546,11 @@ async def edit_cards(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender
                 group,
                 read_at,
                 language=language,
-                code=card.share_code,
+                code=card.share_code or "-",
                 bot_username=me.username,
             )
+        if card.share_code is None:  # its sharer used /forgetme: the text, no buttons
+            markup = None
         mid = card.inline_message_id
         if deal.photo_file_id:
             method: Any = EditMessageCaption(

@@ -417,3 +417,23 @@ async def test_closing_marks_cards_closed_and_refused_cards_are_dropped(harness)
 async def deals_get(harness, deal_id: int) -> Deal:
     async with harness.db.read() as s:
         return await deals.get(s, deal_id)
+
+
+async def test_forgetme_rerenders_the_sharers_cards_without_her_name_or_buttons(harness) -> None:
+    from handlers.callbacks import ForgetCB
+
+    _group_id, deal_id = await setup(harness)
+    code = await share_card(harness, ALICE, deal_id, "IM-f")
+    await tap_card(harness, ALICE, code, "IM-f")
+    await tap_card(harness, BOB, code, "IM-f")
+    await harness.settle()
+    assert "Alice ×1" in card_edits(harness, "IM-f")[-1].text
+    harness.api.clear()
+    await harness.send(ALICE, "/forgetme")
+    await harness.tap(ALICE, ForgetCB(action="confirm"))
+    await harness.settle()
+    last = card_edits(harness, "IM-f")[-1]
+    assert "Alice" not in last.text and "Bob ×1" in last.text
+    assert last.reply_markup is None  # her share code is gone: nothing left to credit
+    [card] = await cards(harness)
+    assert (card.share_code, card.dropped_at) == (None, None) and card.sharer_id != ALICE.id
