@@ -158,9 +158,10 @@ async def info_button(
 async def share_button(
     query: CallbackQuery, callback_data: DealCB, session: AsyncSession, user: User
 ) -> AnswerCallbackQuery:
-    """Share: the member's own link t.me/<bot>?start=<code>; the answer opens it, so the
-    private chat shows it ready to forward (handlers.share), even for members who never
-    started the bot."""
+    """Share on posts sent before inline cards (today's Share button opens Telegram's chat
+    picker instead: bot.posts.share_button, handlers.inline): the member's own link
+    t.me/<bot>?start=<code>; the answer opens it, so the private chat shows it ready to
+    forward (handlers.share), even for members who never started the bot."""
     chat = query.message.chat if query.message is not None else None
     if chat is None:
         return query.answer(not_posted_here(), show_alert=True)
