@@ -121,7 +121,7 @@ def stream(
             code = rng.choice(codes[k])
             data = CardCB(action=action, code=code).pack()
             card = f"bench-{code}-{rng.randrange(CARDS_PER_CODE)}"
-            out.append(build.card_callback(user, data, card))
+            out.append(build.card_tap(user, data, card))
             kinds["card"] += 1
             continue
         if roll < bounds[3]:

@@ -25,12 +25,13 @@ from bot.outbox import OutboxSender
 from bot.posts import PostRefresher
 from bot.sender import Sender
 from bot.storage import SQLStorage
-from bot.telegram import admin_fetcher, make_bot
+from bot.telegram import admin_fetcher, make_bot, member_fetcher
 from handlers import build_routers
 from models import Database
 from services.activity import ActivityBuffer
 from services.admins import AdminDirectory
 from services.admission import AdmissionGate
+from services.inline_cards import MembershipCheck
 from services.timezones import Clock
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ def create_app(
         outbox=outbox,
         activity=activity,
         gate=gate,
+        memberships=MembershipCheck(member_fetcher(bot)),  # members-only inline cards
         clock=clock or Clock(),  # handlers take `clock` and read the time from it
     )
     dispatcher.include_routers(*build_routers())

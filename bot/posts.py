@@ -24,21 +24,29 @@ import asyncio
 import contextvars
 import logging
 import time
+import zlib
 from collections.abc import Coroutine, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from aiogram import Bot
 from aiogram.methods import EditMessageCaption, EditMessageText, SendMessage, SendPhoto
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    SwitchInlineQueryChosenChat,
+)
 from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 
 from bot.sender import Sender
-from handlers.callbacks import DealCB
+from handlers.callbacks import CardCB, DealCB
 from models import Database, Deal, Group, Order, User
 from services import deals as deal_service
+from services import inline_cards as card_service
 from services.deals import Closing
+from services.locales import SUPPORTED_LANGUAGES, from_telegram
 from services.timezones import utcnow
 from views.format import (
     ALERT_LIMIT,
@@ -156,8 +164,9 @@ def _compose(
     shown: int,
     note_cap: int | None,
     private: bool = False,
+    language: str | None = None,
 ) -> str:
-    language = group.language
+    language = language or group.language
     final = deal.status in deal_service.FINAL_STATES
 
     def note(text: str) -> str:
@@ -187,9 +196,7 @@ def _compose(
         if deal.status == "scheduled" and deal.opens_at > now:
             lines.append(
                 "🕒 "
-                + _("Opens {when}").format(
-                    when=post_time(deal.opens_at, group.timezone, group.language)
-                )
+                + _("Opens {when}").format(when=post_time(deal.opens_at, group.timezone, language))
             )
         left = (deal.closes_at - now).total_seconds()
         if left > 0:
@@ -197,7 +204,7 @@ def _compose(
                 "⏰ "
                 + _("Closes in {duration} · {when}").format(
                     duration=duration(left),
-                    when=post_time(deal.closes_at, group.timezone, group.language),
+                    when=post_time(deal.closes_at, group.timezone, language),
                 )
             )
         else:
@@ -243,18 +250,20 @@ def render_card(
     *,
     limit: int | None = None,
     private: bool = False,
+    language: str | None = None,
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     """The post's text and buttons (None once the deal is closed), in the current locale.
 
     Long content is folded to fit `limit` (default: 1024 for a photo caption, else 4096):
     first long notes are shortened, then fewer sign-up entries are listed. `private`: the
-    text for a private chat (no /buy hint; the caller brings its own buttons).
+    text for a private chat (no /buy hint; the caller brings its own buttons). `language`:
+    the language of money and times (default: the group's; an inline card: the reader's).
     """
     limit = limit or (CAPTION_LIMIT if deal.photo_file_id else TEXT_LIMIT)
     shown = min(len(signups), MAX_LISTED)
     note_cap: int | None = None
     while True:
-        text = _compose(deal, signups, group, now, shown, note_cap, private)
+        text = _compose(deal, signups, group, now, shown, note_cap, private, language)
         if tg_len(text) <= limit:
             break
         if note_cap is None:
@@ -286,8 +295,61 @@ def keyboard(deal: Deal) -> InlineKeyboardMarkup | None:
     if len(choices) > 1:
         rows.append([button(f"×{q}", "qty", q) for q in choices])
     rows.append([button(_("Cancel my order"), "cancel")])
-    rows.append([button("📤 " + _("Share"), "share"), button("ℹ️ " + _("Details"), "info")])
+    rows.append([share_button(deal), button("ℹ️ " + _("Details"), "info")])
     return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def share_button(deal: Deal) -> InlineKeyboardButton:
+    """Share: Telegram's chat picker (people and groups) with `@<bot> D17` prepared, so a
+    member drops the deal's live card into another chat in two taps (handlers.inline)."""
+    return InlineKeyboardButton(
+        text="📤 " + _("Share"),
+        switch_inline_query_chosen_chat=SwitchInlineQueryChosenChat(
+            query=deal.code,
+            allow_user_chats=True,
+            allow_group_chats=True,
+            allow_bot_chats=False,
+            allow_channel_chats=False,
+        ),
+    )
+
+
+def card_keyboard(deal: Deal, code: str, details_url: str) -> InlineKeyboardMarkup | None:
+    """The buttons of an inline card (any chat): Join +1, ×N, Cancel, carrying the sharer's
+    code, and Details: the share link, opening the deal in private (handlers.share)."""
+    if deal.status in deal_service.FINAL_STATES:
+        return None
+
+    def button(text: str, action: str, qty: int = 0) -> InlineKeyboardButton:
+        data = CardCB(action=action, code=code, qty=qty).pack()
+        return InlineKeyboardButton(text=text, callback_data=data)
+
+    limit = deal.per_person_limit
+    choices = [q for q in QUANTITY_CHOICES if limit is None or q <= limit]
+    if deal.stock_total is not None:
+        choices = [q for q in choices if q <= deal.stock_total]
+    rows = [[button("🙋 " + _("Join +1"), "join")]]
+    if len(choices) > 1:
+        rows.append([button(f"×{q}", "qty", q) for q in choices])
+    rows.append([button(_("Cancel my order"), "cancel")])
+    rows.append([InlineKeyboardButton(text="ℹ️ " + _("Details"), url=details_url)])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def render_inline_card(
+    deal: Deal,
+    signups: Sequence[tuple[Order, User | None]],
+    group: Group,
+    now: datetime,
+    *,
+    language: str,
+    code: str,
+    bot_username: str | None,
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """An inline card: the group post's content (no /buy hint: that works in the group only)
+    with the card's buttons, in the current locale (`language`: money and times)."""
+    text, _group_buttons = render_card(deal, signups, group, now, private=True, language=language)
+    return text, card_keyboard(deal, code, share_link(bot_username, code))
 
 
 def details_text(deal: Deal) -> str:
@@ -415,6 +477,102 @@ async def edit_posts(db: Database, i18n: I18n, deal_id: int, *, sender: Sender) 
     return len(edits)
 
 
+# Telegram's answers to an edit of an inline card that can never succeed: the card was
+# deleted, or is too old to edit. Such a card is dropped (never tried again).
+CARD_GONE = (
+    "message can't be edited",
+    "message_id_invalid",
+    "message to edit not found",
+    "message not found",
+)
+CARD_KEY_BASE = -(2**61)  # sender keys of inline cards: no real chat, no pseudonym
+
+
+def card_key(inline_message_id: str) -> int:
+    """The sender's key for a card (the chat it was sent to is unknown): one window per
+    card, like a chat of its own."""
+    return CARD_KEY_BASE - zlib.crc32(inline_message_id.encode())
+
+
+def card_language(sharer: User | None, group: Group) -> str:
+    """A card is shown in its sharer's language (the one they searched in)."""
+    if sharer is not None:
+        if sharer.language in SUPPORTED_LANGUAGES:
+            return sharer.language
+        guessed = from_telegram(sharer.language_code)
+        if guessed:
+            return guessed
+    return group.language
+
+
+def _card_gone(reason: str | None) -> bool:
+    text = (reason or "").lower()
+    return any(marker in text for marker in CARD_GONE)
+
+
+async def edit_cards(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: Sender) -> int:
+    """Edit every live inline card of the deal to its current state (closed: no buttons);
+    returns edits sent. A card Telegram refuses to edit for good is dropped; "not modified"
+    is success; a transient failure is tried at the next change (or start)."""
+    read_at = utcnow()
+    async with db.read() as session:
+        cards = await card_service.live(session, deal_id)
+        if not cards:
+            return 0
+        try:
+            deal = await deal_service.get(session, deal_id)
+        except deal_service.DealNotFound:
+            return 0
+        signups = await deal_service.sign_up_list(session, deal_id)
+        groups = {g.id: g for _post, g in await deal_service.posts(session, deal_id)}
+        sharers = await card_service.sharers(
+            session, [c.sharer_id for c in cards if c.sharer_id is not None]
+        )
+    me = await bot.me()
+    shown = deal.updated_at
+    edits = 0
+    settled: list[str] = []
+    gone: list[str] = []
+    for card in cards:
+        group = groups.get(card.group_id)
+        if group is None:  # the deal is no longer posted in the card's group
+            settled.append(card.inline_message_id)
+            continue
+        language = card_language(sharers.get(card.sharer_id or 0), group)
+        with i18n.context(), i18n.use_locale(language):
+            text, markup = render_inline_card(
+                deal,
+                signups,
+                group,
+                read_at,
+                language=language,
+                code=card.share_code or "-",
+                bot_username=me.username,
+            )
+        if card.share_code is None:  # its sharer used /forgetme: the text, no buttons
+            markup = None
+        mid = card.inline_message_id
+        if deal.photo_file_id:
+            method: Any = EditMessageCaption(
+                inline_message_id=mid, caption=text, reply_markup=markup
+            )
+        else:
+            method = EditMessageText(inline_message_id=mid, text=text, reply_markup=markup)
+        outcome = await sender.deliver(method, chat_id=card_key(mid))
+        if outcome.ok:
+            edits += 1
+            settled.append(mid)
+        elif outcome.refused or _card_gone(outcome.reason):
+            gone.append(mid)
+        elif not outcome.transient:
+            settled.append(mid)
+    if settled or gone:
+        async with db.transaction() as session:
+            await card_service.mark_rendered(session, settled, shown)
+            await card_service.drop(session, gone, utcnow())
+    return edits
+
+
 class PostRefresher:
     """Coalesced edits of deal posts: at most one edit per deal per `interval` seconds, each
     showing the state read from the database when it runs; a change after an edit started
@@ -435,6 +593,7 @@ class PostRefresher:
         self.interval = interval
         self.sender = sender
         self.edits = 0  # edit requests sent (for logs, tests and benchmarks)
+        self.card_edits = 0  # of them, edits of inline cards
         self._dirty: set[int] = set()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -488,15 +647,20 @@ class PostRefresher:
         shows the latest state). Returns edits sent."""
         lock = self._locks.setdefault(deal_id, asyncio.Lock())
         async with lock:
+            edits = cards = 0
             try:
                 edits = await edit_posts(self.db, self.i18n, deal_id, sender=self.sender)
             except Exception:
                 log.exception("deal %s: refreshing its posts failed", deal_id)
-                edits = 0
+            try:
+                cards = await edit_cards(self.bot, self.db, self.i18n, deal_id, sender=self.sender)
+            except Exception:
+                log.exception("deal %s: refreshing its inline cards failed", deal_id)
             finally:
                 self._last[deal_id] = time.monotonic()
-            self.edits += edits
-            return edits
+            self.edits += edits + cards
+            self.card_edits += cards
+            return edits + cards
 
     def _prune(self) -> None:
         if len(self._last) < 512:
@@ -510,11 +674,13 @@ class PostRefresher:
                     del self._locks[deal_id]
 
     async def catch_up(self) -> int:
-        """At start: re-render every post whose deal changed after its last render (the
-        process that committed the change may have died before editing). Returns how many
-        deals were touched."""
+        """At start: re-render every post and inline card whose deal changed after its last
+        render (the process that committed the change may have died before editing).
+        Returns how many deals were touched."""
         async with self.db.read() as session:
             stale = await deal_service.stale_posts(session)
+            cards = await card_service.stale(session)
+        stale = list(dict.fromkeys([*stale, *cards]))
         for deal_id in stale:
             self.touch(deal_id)
         if stale:

@@ -11,13 +11,14 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramNetworkError
 from aiogram.types import ChatMemberAdministrator, ChatMemberOwner
 from aiogram.types import User as TgUser
 
 from bot.config import TELEGRAM_API_DEFAULT, Settings
 from services.admins import AdminFetcher
 from services.groups import AdminInfo
+from services.inline_cards import MemberFetcher
 from services.people import Person
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,28 @@ def admin_info(member) -> AdminInfo | None:
             member.user.id, "administrator", bool(member.can_invite_users), member.user.is_bot
         )
     return None
+
+
+PRESENT_STATUSES = frozenset({"creator", "administrator", "member", "restricted"})
+
+
+def member_fetcher(bot: Bot) -> MemberFetcher:
+    """getChatMember: is the user in the chat now (a restricted member only while still
+    in it)? None when Telegram could not be asked."""
+
+    async def fetch(chat_id: int, user_id: int) -> bool | None:
+        try:
+            member = await bot.get_chat_member(chat_id, user_id)
+        except TelegramBadRequest:  # "user not found", "chat not found"
+            return False
+        except (TelegramAPIError, TelegramNetworkError) as exc:
+            log.warning("getChatMember(%s) failed: %s", chat_id, type(exc).__name__)
+            return None
+        if member.status == "restricted":
+            return bool(getattr(member, "is_member", False))
+        return member.status in PRESENT_STATUSES
+
+    return fetch
 
 
 def admin_fetcher(bot: Bot) -> AdminFetcher:

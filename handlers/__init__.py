@@ -21,6 +21,7 @@ def build_routers() -> list[Router]:
         digest,
         errors,
         groups,
+        inline,
         invites,
         my_orders,
         owner_deals,
@@ -43,6 +44,7 @@ def build_routers() -> list[Router]:
         invites.router(),  # /invite, /invites, /start inv_<group> (invite links)
         share.router(),  # /start <share code> and deal_<id>: a deal in private, Join buttons
         deal_post.router(),  # deal posts in groups: buttons, /buy, /cancel, /deals
+        inline.router(),  # inline mode: @bot search, chosen cards, taps on cards in any chat
         digest.router(),  # private /digest: digests on demand and their settings
         owner_orders.router(),  # private /orders, exports, fulfilment, /pickup (owners)
         my_orders.router(),  # private /myorders (members)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.middlewares.admission import FLAG as ADMISSION
 from bot.middlewares.admission import JoinRequest
 from bot.posts import details_text, share_link, share_text
-from handlers.callbacks import DealCB, PrivateDealCB, valid_id
+from handlers.callbacks import CardCB, DealCB, PrivateDealCB, valid_id
 from models import Database, Deal, Group, User
 from services import deals as deal_service
 from services import groups as group_service
@@ -109,11 +109,12 @@ async def answer_order(
     user: User,
     deal: Deal,
     group: Group,
-    button: DealCB | PrivateDealCB,
+    button: DealCB | PrivateDealCB | CardCB,
     *,
     via: str,
 ) -> AnswerCallbackQuery:
-    """A Join +1 / ×N / Cancel button (of a group post or a private deal card) through the
+    """A Join +1 / ×N / Cancel button (of a group post, a private deal card or an inline
+    card in any chat) through the
     one order action; the answer to the member who tapped."""
     action = ORDER_ACTIONS.get(button.action)
     if action is None:
@@ -157,9 +158,10 @@ async def info_button(
 async def share_button(
     query: CallbackQuery, callback_data: DealCB, session: AsyncSession, user: User
 ) -> AnswerCallbackQuery:
-    """Share: the member's own link t.me/<bot>?start=<code>; the answer opens it, so the
-    private chat shows it ready to forward (handlers.share), even for members who never
-    started the bot."""
+    """Share on posts sent before inline cards (today's Share button opens Telegram's chat
+    picker instead: bot.posts.share_button, handlers.inline): the member's own link
+    t.me/<bot>?start=<code>; the answer opens it, so the private chat shows it ready to
+    forward (handlers.share), even for members who never started the bot."""
     chat = query.message.chat if query.message is not None else None
     if chat is None:
         return query.answer(not_posted_here(), show_alert=True)

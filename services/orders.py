@@ -111,9 +111,11 @@ async def act(
     group_id = group.id if group is not None else None
     try:
         if action == "join":
-            change = await join(session, deal_id, user_id, now, group_id=group_id)
+            change = await join(session, deal_id, user_id, now, group_id=group_id, via=via)
         elif action == "set":
-            change = await set_quantity(session, deal_id, user_id, quantity, now, group_id=group_id)
+            change = await set_quantity(
+                session, deal_id, user_id, quantity, now, group_id=group_id, via=via
+            )
         elif action == "cancel":
             change = await cancel(session, deal_id, user_id, now)
         else:
@@ -168,14 +170,17 @@ async def set_quantity(
     now: datetime,
     *,
     group_id: int | None = None,
+    via: str | None = None,
 ) -> Change:
-    """Make the member's quantity in the deal exactly `quantity` (0 cancels)."""
+    """Make the member's quantity in the deal exactly `quantity` (0 cancels). `via`: where
+    an order placed now comes from (button, command, private, card, myorders), kept on a
+    new order row."""
     if quantity < 0 or quantity > MAX_QUANTITY:
         raise BadQuantity(quantity)
     for attempt in range(5):
         try:
             async with events.savepoint(session):
-                return await _set_quantity(session, deal_id, user_id, quantity, now, group_id)
+                return await _set_quantity(session, deal_id, user_id, quantity, now, group_id, via)
         except IntegrityError:
             # a concurrent first join of the same member, or a pickup code collision
             if attempt == 4:
@@ -190,6 +195,7 @@ async def _set_quantity(
     quantity: int,
     now: datetime,
     group_id: int | None,
+    via: str | None = None,
 ) -> Change:
     order = (
         await session.execute(
@@ -239,6 +245,7 @@ async def _set_quantity(
             status="active",
             pickup_code=new_pickup_code(),
             fulfilment="none",
+            via=via[:8] if via else None,
             created_at=now,
             updated_at=now,
         )
@@ -257,13 +264,19 @@ async def _set_quantity(
 
 
 async def join(
-    session: AsyncSession, deal_id: int, user_id: int, now: datetime, *, group_id: int | None = None
+    session: AsyncSession,
+    deal_id: int,
+    user_id: int,
+    now: datetime,
+    *,
+    group_id: int | None = None,
+    via: str | None = None,
 ) -> Change:
     """'Join +1': take one unit if not in yet; if already in, change nothing (a double tap)."""
     current = await current_quantity(session, deal_id, user_id)
     if current > 0:
         raise AlreadyJoined(current)
-    return await set_quantity(session, deal_id, user_id, 1, now, group_id=group_id)
+    return await set_quantity(session, deal_id, user_id, 1, now, group_id=group_id, via=via)
 
 
 async def cancel(session: AsyncSession, deal_id: int, user_id: int, now: datetime) -> Change:

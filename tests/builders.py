@@ -14,6 +14,7 @@ from aiogram.types import (
     ChatMemberLeft,
     ChatMemberMember,
     ChatMemberUpdated,
+    ChosenInlineResult,
     InlineQuery,
     Message,
     MessageEntity,
@@ -82,7 +83,6 @@ class Updates:
         self._ids = itertools.count(start)
         self._messages = itertools.count(1)
         self._callbacks = itertools.count(1)
-        self._inline = itertools.count(1)
 
     def now(self) -> int:
         return self._date if self._date is not None else int(time.time())
@@ -128,18 +128,31 @@ class Updates:
         )
         return Update(update_id=self.next_id(), callback_query=query)
 
-    def inline_query(self, user: User, query: str) -> Update:
-        """`@bot <query>` typed by `user` in some chat (inline mode)."""
-        inline = InlineQuery(id=f"iq{next(self._inline)}", from_user=user, query=query, offset="")
-        return Update(update_id=self.next_id(), inline_query=inline)
+    def inline_query(self, user: User, query: str = "") -> Update:
+        event = InlineQuery(
+            id=str(next(self._callbacks)),
+            from_user=user,
+            query=query,
+            offset="",
+            chat_type="sender",
+        )
+        return Update(update_id=self.next_id(), inline_query=event)
 
-    def card_callback(self, user: User, data: str, inline_message_id: str) -> Update:
-        """A tap on a button of a card sent through inline mode: the query carries
-        `inline_message_id` and no message (the bot is not in that chat)."""
+    def chosen(self, user: User, result_id: str, inline_message_id: str | None) -> Update:
+        event = ChosenInlineResult(
+            result_id=result_id,
+            from_user=user,
+            query="",
+            inline_message_id=inline_message_id,
+        )
+        return Update(update_id=self.next_id(), chosen_inline_result=event)
+
+    def card_tap(self, user: User, data: str, inline_message_id: str) -> Update:
+        """A button on a card sent through inline mode: no message, an inline_message_id."""
         query = CallbackQuery(
             id=str(next(self._callbacks)),
             from_user=user,
-            chat_instance="ci-card",
+            chat_instance="ci",
             inline_message_id=inline_message_id,
             data=data,
         )

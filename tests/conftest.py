@@ -204,11 +204,17 @@ class Harness:
 
     @staticmethod
     def callbacks(message: Any) -> list[str | None]:
-        """The callback data of a message's inline buttons, in order (none: [])."""
+        """The callback data of a message's inline buttons, in order (none: []); buttons
+        without any (a link, Share's chat picker) are left out."""
         markup = message.reply_markup
         if markup is None:
             return []
-        return [b.callback_data for row in markup.inline_keyboard for b in row]
+        return [
+            b.callback_data
+            for row in markup.inline_keyboard
+            for b in row
+            if b.callback_data is not None
+        ]
 
 
 @pytest.fixture

@@ -110,6 +110,19 @@ def too_long(method: TelegramMethod[Any]) -> str | None:
     if isinstance(method, m.AnswerCallbackQuery):
         if len((method.text or "").encode("utf-16-le")) // 2 > ALERT_LIMIT:
             return "Bad Request: MESSAGE_TOO_LONG"
+    if isinstance(method, m.AnswerInlineQuery):
+        if len(method.results) > 50:
+            return "Bad Request: RESULTS_TOO_MUCH"
+        for item in method.results:
+            if not 1 <= len(item.id.encode()) <= 64:
+                return "Bad Request: RESULT_ID_INVALID"
+            content = getattr(item, "input_message_content", None)
+            text = getattr(content, "message_text", None)
+            if text is not None and visible_length(text, "HTML") > TEXT_LIMIT:
+                return "Bad Request: MESSAGE_TOO_LONG"
+            caption = getattr(item, "caption", None)
+            if caption is not None and visible_length(caption, "HTML") > CAPTION_LIMIT:
+                return "Bad Request: MESSAGE_CAPTION_TOO_LONG"
     return None
 
 
@@ -121,6 +134,7 @@ class Injected:
     retry_after: int = 1
     message: str = ""
     migrate_to: int = 0
+    inline_message_id: str | None = None  # an edit of that inline card only
 
 
 class FakeTelegram(BaseSession):
@@ -169,11 +183,14 @@ class FakeTelegram(BaseSession):
         retry_after: int = 1,
         message: str = "",
         migrate_to: int = 0,
+        inline_message_id: str | None = None,
     ) -> None:
         """The next `times` matching requests fail with a 429, 403, network or 400 error, or
         (kind "migrate") say the group became the supergroup `migrate_to`."""
         for _ in range(times):
-            self._faults.append(Injected(kind, method, chat_id, retry_after, message, migrate_to))
+            self._faults.append(
+                Injected(kind, method, chat_id, retry_after, message, migrate_to, inline_message_id)
+            )
 
     # ------------------------------------------------------------------ inspection
     def of(self, kind: type[TelegramMethod]) -> list[Any]:
@@ -212,6 +229,9 @@ class FakeTelegram(BaseSession):
             if fault.method is not None and not isinstance(method, fault.method):
                 continue
             if fault.chat_id is not None and fault.chat_id != chat_id:
+                continue
+            wanted = fault.inline_message_id
+            if wanted is not None and getattr(method, "inline_message_id", None) != wanted:
                 continue
             self._faults.remove(fault)
             return fault

@@ -152,7 +152,13 @@ async def test_publish_posts_the_card_in_each_groups_language_once(harness) -> N
     assert all(len(d.encode()) <= 64 for d in data)
     assert DealCB(action="join", deal_id=deal_id).pack() in data
     assert [DealCB.unpack(d).qty for d in data if d.startswith("dp:qty")] == [1, 2, 3, 5]
-    assert {DealCB.unpack(d).action for d in data} == {"join", "qty", "cancel", "share", "info"}
+    assert {DealCB.unpack(d).action for d in data} == {"join", "qty", "cancel", "info"}
+    # Share opens Telegram's chat picker with the deal's code as the inline query (two taps)
+    (shares,) = [b for row in en.reply_markup.inline_keyboard for b in row if b.text == "📤 Share"]
+    picker = shares.switch_inline_query_chosen_chat
+    assert shares.callback_data is None and picker.query == code
+    assert picker.allow_user_chats and picker.allow_group_chats
+    assert not picker.allow_bot_chats and not picker.allow_channel_chats
 
     async with harness.db.read() as s:
         rows = {p.group_id: p for p in await s.scalars(select(DealPost))}

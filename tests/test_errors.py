@@ -22,6 +22,7 @@ from bot.i18n import make_i18n
 from handlers import callbacks, errors
 from handlers.callbacks import (
     FACTORIES,
+    CardCB,
     DealCB,
     DigestCB,
     ForgetCB,
@@ -194,7 +195,7 @@ def test_the_errors_router_and_the_runner_classify_failures_the_same_way() -> No
 @dataclass(frozen=True)
 class Case:
     router: str
-    kind: str  # "command" or "button"
+    kind: str  # "command", "button" or "card" (a button on an inline card)
     text: str  # the command, or the callback data
     in_group: bool = False
 
@@ -202,6 +203,8 @@ class Case:
         chat = CLUB if self.in_group else private(user)
         if self.kind == "command":
             return harness.updates.command(chat, user, self.text)
+        if self.kind == "card":  # a button on an inline card in some chat: no message
+            return harness.updates.card_tap(user, self.text, "AgAAAExample")
         return harness.updates.callback(user, self.text, chat=chat)
 
     def __str__(self) -> str:
@@ -232,6 +235,7 @@ CASES = [
     button("share", PrivateDealCB(action="join", deal_id=1, group_id=1).pack()),
     command("deal_post", "/deals", in_group=True),
     button("deal_post", DealCB(action="join", deal_id=1).pack(), in_group=True),
+    Case("inline", "card", CardCB(action="join", code="abc").pack()),
     command("digest", "/digest"),
     button("digest", DigestCB(action="sub", group_id=1).pack()),
     command("owner_orders", "/orders D1"),
@@ -303,7 +307,7 @@ async def rows(harness, model) -> int:
 
 
 async def answer_of(harness, case: Case, before: int, chat_id: int) -> tuple[str, object]:
-    if case.kind == "button":
+    if case.kind in ("button", "card"):
         answers = harness.api.answers()
         assert len(answers) == before + 1, "the button was not answered"
         assert answers[-1].show_alert
@@ -323,7 +327,7 @@ async def test_a_failing_handler_of_every_router_is_answered(
         boom = Boom(error)
         with monkeypatch.context() as patch:
             assert patch_router(patch, harness, case.router, boom) > 0
-            if case.kind == "button":
+            if case.kind in ("button", "card"):
                 before = len(harness.api.answers())
             else:
                 before = len(harness.api.sent(chat_id))
@@ -348,7 +352,7 @@ async def test_a_failing_handler_of_every_router_is_answered(
                     select(FailedUpdate).where(FailedUpdate.update_id == update.update_id)
                 )
             assert row is not None and row.status == "failed"
-            assert row.update_type == ("callback_query" if case.kind == "button" else "message")
+            assert row.update_type == ("message" if case.kind == "command" else "callback_query")
         assert await rows(harness, ProcessedUpdate) == recorded
         assert await rows(harness, FailedUpdate) == recorded
 

@@ -155,6 +155,8 @@ async def test_poll_processes_batch_and_confirms_only_afterwards(harness) -> Non
     assert api.of(m.GetUpdates)[-1].offset == start.update_id + 1
     assert api.pending == []
     assert "chat_member" in api.of(m.GetUpdates)[0].allowed_updates
+    # inline mode (issue 18): the search and the cards sent are asked for too
+    assert {"inline_query", "chosen_inline_result"} <= set(api.of(m.GetUpdates)[0].allowed_updates)
     await harness.settle()
     assert len([t for t in api.texts(owner.id) if t.startswith("You added me")]) == 1
 

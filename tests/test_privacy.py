@@ -468,10 +468,11 @@ async def test_forgetme_leaves_no_personal_data_in_any_table(harness) -> None:
         return row_holds(row, (ALICE_ID,), ALICE_NEEDLES)
 
     # The deals she ordered in get a new version and their posts are re-rendered without her
-    # name: only the deals' `updated_at` and the posts' `rendered_at` move.
+    # name: only the deals' `updated_at` and the posts' and inline cards' `rendered_at` move.
     moving = {
         "deals": [c.name for c in Deal.__table__.columns].index("updated_at"),
         "deal_posts": [c.name for c in DealPost.__table__.columns].index("rendered_at"),
+        "inline_cards": [c.name for c in InlineCard.__table__.columns].index("rendered_at"),
     }
 
     def unversioned(table: str, row: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -3,14 +3,17 @@
 Registered on the callback_query and message observers BEFORE the TransactionMiddleware, so
 it runs after the filters chose a handler but before any transaction is opened. It acts only
 for handlers flagged `admission` (the flag is a function of (event, data) that returns a
-JoinRequest, or None for an update that is not a join). A request queues at the gate; when
-the gate says the deal looks sold out, a read re-checks it, and a member without an order is
-answered "Sold out." from that read: no write transaction, no update id recorded (a replay
-just gets the same answer again). Everything else runs the handler in its transaction.
+JoinRequest, or None for an update that is not a join; or a coroutine function giving one,
+for a tap on an inline card whose share code is read to know the deal). A request queues at
+the gate; when the gate says the deal looks sold out, a read re-checks it, and a member
+without an order is answered "Sold out." from that read: no write transaction, no update id
+recorded (a replay just gets the same answer again). Everything else runs the handler in
+its transaction.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +53,8 @@ class AdmissionMiddleware(BaseMiddleware):
         request_of = get_flag(data, FLAG)
         user = data.get("event_from_user")
         request = request_of(event, data) if request_of is not None and user else None
+        if inspect.isawaitable(request):  # an inline card: its share code is looked up
+            request = await request
         if request is None:
             return await handler(event, data)
         gate = self.gate
