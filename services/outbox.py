@@ -118,9 +118,16 @@ async def claim(
         or_(OutboxMessage.due_at.is_(None), OutboxMessage.due_at <= now),
         _free(now),
     )
+    # SKIP LOCKED (PostgreSQL; SQLite serialises writers anyway): instances claiming at the
+    # same moment take different rows, instead of all picking the same first ones and all
+    # but one coming back empty-handed while due rows wait.
     ids = list(
         await session.scalars(
-            select(OutboxMessage.id).where(due).order_by(OutboxMessage.id).limit(limit)
+            select(OutboxMessage.id)
+            .where(due)
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
     )
     if not ids:
