@@ -46,7 +46,7 @@ from views.format import cut, duration, money, quote
 
 log = logging.getLogger(__name__)
 GROUP_TYPES = {"group", "supergroup"}
-READ_ACTIONS = {"info"}
+LINK_ACTIONS = {"info", "share"}
 ORDER_ACTIONS = {"join": "join", "qty": "set", "cancel": "cancel"}  # button → order action
 
 
@@ -138,30 +138,13 @@ async def answer_order(
     return query.answer(confirmation(change, deal.title))
 
 
-async def info_button(
-    query: CallbackQuery, callback_data: DealCB, db: Database
-) -> AnswerCallbackQuery:
-    """Details: read only, no write transaction."""
-    chat = query.message.chat if query.message is not None else None
-    if chat is None:
-        return query.answer(not_posted_here(), show_alert=True)
-    async with db.read() as session:
-        try:
-            deal, _group = await deal_service.posted_in_chat(
-                session, callback_data.deal_id, chat.id
-            )
-        except deal_service.DealNotFound:
-            return query.answer(not_posted_here(), show_alert=True)
-    return query.answer(details_text(deal), show_alert=True)
-
-
-async def share_button(
+async def link_button(
     query: CallbackQuery, callback_data: DealCB, session: AsyncSession, user: User
 ) -> AnswerCallbackQuery:
-    """Share on posts sent before inline cards (today's Share button opens Telegram's chat
-    picker instead: bot.posts.share_button, handlers.inline): the member's own link
-    t.me/<bot>?start=<code>; the answer opens it, so the private chat shows it ready to
-    forward (handlers.share), even for members who never started the bot."""
+    """Details (and Share on posts sent before inline cards): the answer opens the member's
+    own link t.me/<bot>?start=<code>, so the private chat shows the whole deal and the link
+    ready to forward (handlers.share), even for members who never started the bot. Today's
+    Share button opens Telegram's chat picker instead (bot.posts.share_button)."""
     chat = query.message.chat if query.message is not None else None
     if chat is None:
         return query.answer(not_posted_here(), show_alert=True)
@@ -172,7 +155,8 @@ async def share_button(
     share = await referral_service.share_link(session, deal.id, group.id, user.id, utcnow())
     me = await query.bot.me()
     link = share_link(me.username, share.code)
-    return query.answer(share_text(deal, link), url=link)
+    text = details_text(deal) if callback_data.action == "info" else share_text(deal, link)
+    return query.answer(text, url=link)
 
 
 async def unknown_button(query: CallbackQuery) -> AnswerCallbackQuery:
@@ -273,8 +257,7 @@ def router() -> Router:
     r.message.register(buy_command, Command("buy"), flags={ADMISSION: buy_request})
     r.message.register(cancel_command, Command("cancel"))
     r.message.register(deals_command, Command("deals"))
-    r.callback_query.register(info_button, DealCB.filter(F.action.in_(READ_ACTIONS)))
-    r.callback_query.register(share_button, DealCB.filter(F.action == "share"))
+    r.callback_query.register(link_button, DealCB.filter(F.action.in_(LINK_ACTIONS)))
     r.callback_query.register(order_button, DealCB.filter(), flags={ADMISSION: tap_request})
     r.callback_query.register(unknown_button, F.data.startswith(DealCB.__prefix__ + ":"))
     return r

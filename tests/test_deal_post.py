@@ -284,10 +284,14 @@ async def test_join_quantity_cancel_and_their_refusals(harness) -> None:
     assert not_in.text == "You have no order in this deal." and not_in.show_alert
     assert await quantities(harness, deal_id) == {BOB.id: 2}
 
+    # Details opens the presser's own share link: the whole deal in private, the deep link
+    # ready to forward (the post's Share button opens the chat picker instead)
     details = await go(CAROL, "info")
-    assert details.show_alert and "Hainan mangoes" in details.text and "Block 3" in details.text
+    assert "Hainan mangoes" in details.text and "Block 3" in details.text
+    assert details.url.startswith("https://t.me/tuan_test_bot?start=")
     assert len(details.text) <= 200
-    share = await go(CAROL, "share")
+    share = await go(CAROL, "share")  # the Share button of posts sent before inline cards
+    assert share.url == details.url
     assert f"D{deal_id}" in share.text
     # the presser's own share link (tests/test_referrals.py covers it in depth)
     assert share.url.startswith("https://t.me/tuan_test_bot?start=") and share.url in share.text
