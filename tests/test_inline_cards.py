@@ -288,6 +288,26 @@ async def test_anyone_card_takes_anyone(harness) -> None:
     assert (order.group_id, order.via, order.referrer_id) == (group_id, "card", ALICE.id)
 
 
+async def test_the_owners_switch_in_deals_decides_who_may_join_from_a_card(harness) -> None:
+    """End to end: the owner opens the card to anyone with /deals' button, a non-member joins
+    from a card; switched back to members only, the next non-member is refused."""
+    from handlers.callbacks import OwnerDealCB
+    from tests.test_deal_post import OWNER
+
+    _group_id, deal_id = await setup(harness)
+    code = await share_card(harness, ALICE, deal_id, "IM-o")
+    dave = person(606, "Dave")
+    not_in(harness, GROUP, CAROL)
+    not_in(harness, GROUP, dave)
+    await harness.tap(OWNER, OwnerDealCB(action="audall", deal_id=deal_id))
+    assert (await tap_card(harness, CAROL, code, "IM-o")).text == "You're in: Mangoes ×1."
+    await harness.tap(OWNER, OwnerDealCB(action="audmem", deal_id=deal_id))
+    refused = await tap_card(harness, dave, code, "IM-o")
+    assert refused.show_alert and "members of Fruit Lovers" in refused.text
+    assert await order_of(harness, deal_id, dave.id) is None
+    assert (await order_of(harness, deal_id, CAROL.id)).via == "card"
+
+
 async def test_the_sharer_tapping_their_own_card_gets_no_credit(harness) -> None:
     _group_id, deal_id = await setup(harness)
     code = await share_card(harness, ALICE, deal_id, "IM-s")
