@@ -25,7 +25,7 @@ import contextvars
 import logging
 import time
 import zlib
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -279,13 +279,17 @@ def render_card(
     return text, keyboard(deal)
 
 
-def keyboard(deal: Deal) -> InlineKeyboardMarkup | None:
+def order_rows(
+    deal: Deal, pack: Callable[[str, int], str]
+) -> list[list[InlineKeyboardButton]] | None:
+    """The order buttons every place that shows a deal uses (group post, inline card, private
+    card): Join +1, ×N within the limit and the stock, Cancel; `pack(action, qty)` makes each
+    button's callback data. None once the deal is over."""
     if deal.status in deal_service.FINAL_STATES:
         return None
 
     def button(text: str, action: str, qty: int = 0) -> InlineKeyboardButton:
-        data = DealCB(action=action, deal_id=deal.id, qty=qty).pack()
-        return InlineKeyboardButton(text=text, callback_data=data)
+        return InlineKeyboardButton(text=text, callback_data=pack(action, qty))
 
     limit = deal.per_person_limit
     choices = [q for q in QUANTITY_CHOICES if limit is None or q <= limit]
@@ -295,8 +299,18 @@ def keyboard(deal: Deal) -> InlineKeyboardMarkup | None:
     if len(choices) > 1:
         rows.append([button(f"×{q}", "qty", q) for q in choices])
     rows.append([button(_("Cancel my order"), "cancel")])
-    rows.append([share_button(deal), button("ℹ️ " + _("Details"), "info")])
-    return InlineKeyboardMarkup(inline_keyboard=rows)
+    return rows
+
+
+def keyboard(deal: Deal) -> InlineKeyboardMarkup | None:
+    def pack(action: str, qty: int = 0) -> str:
+        return DealCB(action=action, deal_id=deal.id, qty=qty).pack()
+
+    rows = order_rows(deal, pack)
+    if rows is None:
+        return None
+    details = InlineKeyboardButton(text="ℹ️ " + _("Details"), callback_data=pack("info"))
+    return InlineKeyboardMarkup(inline_keyboard=[*rows, [share_button(deal), details]])
 
 
 def share_button(deal: Deal) -> InlineKeyboardButton:
@@ -315,25 +329,13 @@ def share_button(deal: Deal) -> InlineKeyboardButton:
 
 
 def card_keyboard(deal: Deal, code: str, details_url: str) -> InlineKeyboardMarkup | None:
-    """The buttons of an inline card (any chat): Join +1, ×N, Cancel, carrying the sharer's
+    """The buttons of an inline card (any chat): the order buttons carrying the sharer's
     code, and Details: the share link, opening the deal in private (handlers.share)."""
-    if deal.status in deal_service.FINAL_STATES:
+    rows = order_rows(deal, lambda action, qty: CardCB(action=action, code=code, qty=qty).pack())
+    if rows is None:
         return None
-
-    def button(text: str, action: str, qty: int = 0) -> InlineKeyboardButton:
-        data = CardCB(action=action, code=code, qty=qty).pack()
-        return InlineKeyboardButton(text=text, callback_data=data)
-
-    limit = deal.per_person_limit
-    choices = [q for q in QUANTITY_CHOICES if limit is None or q <= limit]
-    if deal.stock_total is not None:
-        choices = [q for q in choices if q <= deal.stock_total]
-    rows = [[button("🙋 " + _("Join +1"), "join")]]
-    if len(choices) > 1:
-        rows.append([button(f"×{q}", "qty", q) for q in choices])
-    rows.append([button(_("Cancel my order"), "cancel")])
-    rows.append([InlineKeyboardButton(text="ℹ️ " + _("Details"), url=details_url)])
-    return InlineKeyboardMarkup(inline_keyboard=rows)
+    details = InlineKeyboardButton(text="ℹ️ " + _("Details"), url=details_url)
+    return InlineKeyboardMarkup(inline_keyboard=[*rows, [details]])
 
 
 def render_inline_card(

@@ -18,14 +18,14 @@ import re
 from aiogram import F, Router
 from aiogram.filters import CommandObject, CommandStart
 from aiogram.methods import AnswerCallbackQuery
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.middlewares.admission import FLAG as ADMISSION
 from bot.middlewares.admission import JoinRequest
-from bot.posts import QUANTITY_CHOICES, member_text, render_card, share_link
+from bot.posts import member_text, order_rows, render_card, share_link
 from handlers.callbacks import PrivateDealCB, valid_id
 from handlers.common import quote
 from handlers.deal_post import answer_order
@@ -46,22 +46,11 @@ PICKUP_LINK = re.compile(r"orders_D([0-9]{1,10})")  # bot.notices.pickup_payload
 
 
 def private_keyboard(deal: Deal, group_id: int) -> InlineKeyboardMarkup | None:
-    if deal.status in deal_service.FINAL_STATES:
-        return None
+    def pack(action: str, qty: int) -> str:
+        return PrivateDealCB(action=action, deal_id=deal.id, group_id=group_id, qty=qty).pack()
 
-    def button(text: str, action: str, qty: int = 0) -> InlineKeyboardButton:
-        data = PrivateDealCB(action=action, deal_id=deal.id, group_id=group_id, qty=qty)
-        return InlineKeyboardButton(text=text, callback_data=data.pack())
-
-    limit = deal.per_person_limit
-    choices = [q for q in QUANTITY_CHOICES if limit is None or q <= limit]
-    if deal.stock_total is not None:
-        choices = [q for q in choices if q <= deal.stock_total]
-    rows = [[button("🙋 " + _("Join +1"), "join")]]
-    if len(choices) > 1:
-        rows.append([button(f"×{q}", "qty", q) for q in choices])
-    rows.append([button(_("Cancel my order"), "cancel")])
-    return InlineKeyboardMarkup(inline_keyboard=rows)
+    rows = order_rows(deal, pack)
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows is not None else None
 
 
 def unknown_link() -> str:
