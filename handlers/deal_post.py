@@ -57,23 +57,34 @@ def _sold_out(answer):
     return lambda left: answer(domain_error_text(order_service.SoldOut(left)))
 
 
+def tap_units(action: str, qty: int) -> int:
+    """The units a Join +1 / ×N button asks for (0: not a joining button). The group post's,
+    the private card's and the inline card's buttons share it."""
+    return {"join": 1, "qty": qty}.get(action, 0)
+
+
+def button_request(
+    query: CallbackQuery,
+    deal_id: int,
+    units: int,
+    *,
+    chat_id: int | None = None,
+    group_id: int | None = None,
+) -> JoinRequest:
+    """A joining button's request to the admission gate; a sold-out deal is an alert."""
+    sold_out = _sold_out(lambda text: query.answer(text, show_alert=True))
+    return JoinRequest(deal_id, chat_id, units, sold_out, group_id=group_id)
+
+
 def tap_request(query: CallbackQuery, data: dict) -> JoinRequest | None:
     """Join +1 and ×N taps go through the admission gate (bot.middlewares.admission)."""
     callback_data = data.get("callback_data")
     if query.message is None or not isinstance(callback_data, DealCB):
         return None
-    if callback_data.action == "join":
-        units = 1
-    elif callback_data.action == "qty" and callback_data.qty >= 1:
-        units = callback_data.qty
-    else:
+    units = tap_units(callback_data.action, callback_data.qty)
+    if units < 1:
         return None
-    return JoinRequest(
-        callback_data.deal_id,
-        query.message.chat.id,
-        units,
-        _sold_out(lambda text: query.answer(text, show_alert=True)),
-    )
+    return button_request(query, callback_data.deal_id, units, chat_id=query.message.chat.id)
 
 
 def buy_request(message: Message, data: dict) -> JoinRequest | None:

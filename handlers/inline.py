@@ -27,17 +27,15 @@ from bot.middlewares.admission import FLAG as ADMISSION
 from bot.middlewares.admission import JoinRequest
 from bot.posts import render_inline_card
 from handlers.callbacks import CardCB
-from handlers.deal_post import ORDER_ACTIONS, answer_order
+from handlers.deal_post import ORDER_ACTIONS, answer_order, button_request, tap_units
 from models import Database, User
 from services import deals as deal_service
 from services import inline_cards as card_service
-from services import orders as order_service
 from services import referrals as referral_service
 from services.inline_cards import MembershipCheck
 from services.timezones import utcnow
 from views.common import current_language
 from views.deal_post import stale_button
-from views.deal_texts import domain_error_text
 from views.inline_cards import card_gone, members_only, result
 
 log = logging.getLogger(__name__)
@@ -70,7 +68,7 @@ async def card_request(query: CallbackQuery, data: dict) -> JoinRequest | None:
     button = data.get("callback_data")
     if not isinstance(button, CardCB):
         return None
-    units = {"join": 1, "qty": button.qty}.get(button.action, 0)
+    units = tap_units(button.action, button.qty)
     if units < 1:
         return None
     db: Database = data["db"]
@@ -78,13 +76,7 @@ async def card_request(query: CallbackQuery, data: dict) -> JoinRequest | None:
         share = await referral_service.find_share(session, button.code)
     if share is None:
         return None
-    return JoinRequest(
-        share.deal_id,
-        None,
-        units,
-        lambda left: query.answer(domain_error_text(order_service.SoldOut(left)), show_alert=True),
-        group_id=share.group_id,
-    )
+    return button_request(query, share.deal_id, units, group_id=share.group_id)
 
 
 async def card_button(

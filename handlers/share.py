@@ -28,16 +28,14 @@ from bot.middlewares.admission import JoinRequest
 from bot.posts import member_text, order_rows, render_card, share_link
 from handlers.callbacks import PrivateDealCB, valid_id
 from handlers.common import quote
-from handlers.deal_post import answer_order
+from handlers.deal_post import answer_order, button_request, tap_units
 from models import Deal, Group, User
 from services import deals as deal_service
 from services import notice_reads, people
-from services import orders as order_service
 from services import referrals as referral_service
 from services.parsing import parse_id
 from services.timezones import utcnow
 from views.common import current_language
-from views.deal_texts import domain_error_text
 from views.format import CAPTION_LIMIT, TEXT_LIMIT, cut, tg_len
 
 log = logging.getLogger(__name__)
@@ -190,16 +188,10 @@ def private_request(query: CallbackQuery, data: dict) -> JoinRequest | None:
     callback_data = data.get("callback_data")
     if not isinstance(callback_data, PrivateDealCB):
         return None
-    units = {"join": 1, "qty": callback_data.qty}.get(callback_data.action, 0)
+    units = tap_units(callback_data.action, callback_data.qty)
     if units < 1:
         return None
-    return JoinRequest(
-        callback_data.deal_id,
-        None,
-        units,
-        lambda left: query.answer(domain_error_text(order_service.SoldOut(left)), show_alert=True),
-        group_id=callback_data.group_id,
-    )
+    return button_request(query, callback_data.deal_id, units, group_id=callback_data.group_id)
 
 
 async def private_order_button(
