@@ -20,7 +20,7 @@ run: setup
 	$(BIN)/python -m bot run
 
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m tests.run $(PYTEST_ARGS)
 
 migrate: setup
 	$(BIN)/python -m bot migrate
