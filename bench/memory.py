@@ -5,6 +5,13 @@ groups); then `python -m bot run` polls the HTTP fake Bot API (tests/http_fake.p
 fed traffic across all groups: chatter from their members, Join / Cancel taps and group
 commands. The peak is the process's VmHWM from /proc once every update was processed.
 Target < 200 MB.
+
+The floor, in the same run: a bare aiogram bot (bench/bare_bot.py: one Dispatcher, one router,
+one handler) polling another instance of the same fake API, measured the same way as Tuan's
+idle (VmHWM when it first calls getUpdates). `bare_idle_mb` builds aiogram's models on first
+use as Tuan does (bot/lazy_models.py), so `idle_over_bare_mb` (target <= 50) is what Tuan's
+own code, libraries and data cost at start; `bare_stock_idle_mb` is stock aiogram
+(TUAN_EAGER_MODELS=1), which builds all its models at import.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +34,65 @@ from tests.builders import Updates, group, person
 from tests.http_fake import FakeBotApiServer
 
 TARGET_MB = 200
+OVER_BARE_TARGET_MB = 50
 MB = 1024 * 1024
+
+
+class BareBotProcess(BotProcess):
+    """`python -m bench.bare_bot` instead of `python -m bot run`."""
+
+    module = "bench.bare_bot"
+
+    async def start(self) -> None:
+        log = self.log_path.open("ab")
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                self.module,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log,
+            )
+        finally:
+            log.close()
+        self.starts += 1
+
+
+async def idle_rss(proc: BotProcess, server: FakeBotApiServer) -> tuple[int, int | None]:
+    """Start `proc`, read its VmHWM when it first polls, stop it: (bytes, exit code)."""
+    before = len(server.called("getUpdates"))
+    await proc.start()
+    try:
+
+        async def polling() -> bool:
+            return len(server.called("getUpdates")) > before
+
+        await wait_until(polling, 60, "the first getUpdates", proc)
+        _rss, idle_peak = read_rss(proc.pid)
+        code = await proc.stop()
+    finally:
+        if proc.alive():
+            await proc.kill()
+    return idle_peak, code
+
+
+async def bare_idle(tmp: Path) -> dict[str, int | None]:
+    """The bare aiogram bot's idle VmHWM, with lazy models and stock ("stock")."""
+    from bench.common import TOKEN
+
+    server = FakeBotApiServer(TOKEN)
+    await server.start()
+    out: dict[str, int | None] = {}
+    try:
+        for name, extra in (("lazy", {}), ("stock", {"TUAN_EAGER_MODELS": "1"})):
+            env = bot_env("", server.url, tmp / "bare", **extra)
+            proc = BareBotProcess(env, tmp, tmp / f"bare_{name}.log")
+            out[name], out[f"{name}_exit"] = await idle_rss(proc, server)
+    finally:
+        await server.stop()
+    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,9 +172,10 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
     updates = traffic(args, deal_ids)
     last_id = updates[-1]["update_id"]
 
+    tmp = Path(args.tmp)
+    bare = await bare_idle(tmp)
     server = FakeBotApiServer(TOKEN)
     await server.start()
-    tmp = Path(args.tmp)
     bot = BotProcess(bot_env(db_url, server.url, tmp / "data"), tmp, tmp / "bot.log")
     samples: list[int] = []
     try:
@@ -152,7 +219,15 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         "rss_end_mb": round(rss / MB, 1),
         "rss_peak_mb": round(peak / MB, 1),
         "rss_max_sampled_mb": round(max(samples, default=0) / MB, 1),
+        "bare_idle_mb": round(bare["lazy"] / MB, 1),
+        "bare_stock_idle_mb": round(bare["stock"] / MB, 1),
+        "idle_over_bare_mb": round((idle_peak - bare["lazy"]) / MB, 1),
         "clean_exit": exit_code == 0,
+        "bare_clean_exit": bare["lazy_exit"] == 0 and bare["stock_exit"] == 0,
     }
-    result["ok"] = peak / MB < TARGET_MB and exit_code == 0
+    result["ok"] = (
+        peak / MB < TARGET_MB
+        and result["idle_over_bare_mb"] <= OVER_BARE_TARGET_MB
+        and exit_code == 0
+    )
     return result

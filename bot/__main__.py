@@ -1,10 +1,17 @@
-"""`python -m bot [run|migrate|healthcheck]` — run is the default."""
+"""`python -m bot [run|migrate|healthcheck]` — run is the default.
+
+`run` applies the migrations in a short-lived child process (`python -m bot migrate`, same
+interpreter, environment and working directory, hence the same settings and `.env`) before
+it starts the bot, so Alembic and Mako are never imported by the running bot.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,22 +49,30 @@ def cmd_migrate() -> int:
     return 0
 
 
+def migrate_in_child() -> int:
+    """`python -m bot migrate` as a child process; its exit code (it reports on stderr)."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", "migrate"], env=os.environ.copy(), check=False
+        ).returncode
+    except OSError as exc:
+        return _fail(f"could not start the migration step: {exc}")
+
+
 def cmd_run() -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
         return _fail(describe_error(exc))
     _logging(settings.log_level)
+    code = migrate_in_child()
+    if code != 0:
+        return code
+
     from aiogram.exceptions import TelegramUnauthorizedError
 
     from bot.factory import create_app
-    from bot.migrate import upgrade
     from bot.runner import serve
-
-    try:
-        upgrade(settings.database_url)
-    except Exception as exc:
-        return _fail(f"migration failed: {type(exc).__name__}: {exc}".splitlines()[0])
 
     async def main() -> None:
         app = create_app(settings)

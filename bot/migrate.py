@@ -1,4 +1,5 @@
-"""Apply Alembic migrations (at start, and by `python -m bot migrate`)."""
+"""Apply Alembic migrations: `python -m bot migrate`, which `python -m bot run` starts as a
+short-lived child process before the bot (the running bot never imports this module)."""
 
 from __future__ import annotations
 

@@ -136,6 +136,11 @@ async def test_memory_smoke_reads_the_peak_of_the_running_bot(database_url, tmp_
     assert 20 < result["rss_peak_mb"] < 1000
     assert result["rss_peak_mb"] >= result["rss_end_mb"]
     assert result["clean_exit"]
+    # the bare aiogram floor, same run: stock aiogram builds its models at import, ours not
+    assert result["bare_clean_exit"]
+    assert 20 < result["bare_idle_mb"] < result["bare_stock_idle_mb"]
+    over = result["rss_idle_peak_mb"] - result["bare_idle_mb"]
+    assert abs(result["idle_over_bare_mb"] - over) <= 0.2
 
 
 def test_percentile_is_nearest_rank():
