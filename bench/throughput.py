@@ -21,11 +21,25 @@ with no chat goes by its sender) before the next batch.
 - bare: an aiogram Dispatcher with no-op message and callback_query handlers. It runs before
   and after Tuan; the faster of its two runs is taken (the ratio errs low, not high).
 
-Prints tuan_ups, bare_ups, ratio (target ≥ 0.5), and checks that every update was processed
-without an error, every callback answered (taps on cards included), every command replied to,
-every inline query answered (when the Dispatcher handles inline queries: `inline_handled`;
-without an inline handler they are counted and left unanswered), and the deals' counters
-match their orders.
+Two more streams, in the same run, after the mix:
+
+- chatter only (as many plain group texts as the mix has updates, same groups and members):
+  `chatter_us` is Tuan's mean µs per text, `bare_chatter_us` the bare Dispatcher's (faster
+  of a run before and one after Tuan's), `chatter_vs_bare` their ratio (target ≤ 1.5);
+- Join taps only (members who have no order yet, on the deals without a stock limit, so
+  every tap creates an order): `statements_per_join` is the number of database round trips
+  per tap, counted by SQLAlchemy engine event listeners for the whole stream (the post
+  refresher is stopped by then: its coalesced edits are background work, not the tap's):
+  every statement through the cursor (`before_cursor_execute`)
+  except BEGIN, plus one per transaction begun, committed or rolled back (`begin`, `commit`,
+  `rollback` events) — so BEGIN and COMMIT count once each on both databases, whether the
+  driver sends them through a cursor (SQLite here) or not (asyncpg). Target ≤ 6.
+
+Prints tuan_ups, bare_ups, ratio (target ≥ 0.25 on SQLite, ≥ 0.20 on PostgreSQL), and
+checks that every update was processed without an error, every callback answered (taps on
+cards included), every command replied to, every inline query answered (when the Dispatcher
+handles inline queries: `inline_handled`; without an inline handler they are counted and left
+unanswered), every Join tap answered, and the deals' counters match their orders.
 """
 
 from __future__ import annotations
@@ -41,7 +55,7 @@ from typing import Any
 from aiogram import Bot, Dispatcher, Router
 from aiogram.methods import AnswerCallbackQuery, AnswerInlineQuery, EditMessageText, SendMessage
 from aiogram.types import CallbackQuery, InlineQuery, Message, Update
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from bench.common import (
     TOKEN,
@@ -62,7 +76,9 @@ from services.timezones import utcnow
 from tests.builders import Updates, group, person
 from tests.fake_api import FakeTelegram
 
-TARGET_RATIO = 0.5
+TARGET_RATIO = {"sqlite": 0.25, "postgresql": 0.20}
+TARGET_CHATTER_VS_BARE = 1.5
+TARGET_STATEMENTS_PER_JOIN = 6.0
 GROUPS = 50
 DEALS = 20
 BATCH = 100
@@ -148,6 +164,68 @@ def stream(
     return out, kinds
 
 
+def chatter_stream(total: int, members: int, seed: int, first_id: int) -> list[Update]:
+    """Plain group texts only (the mix's chatter: same groups, members and texts)."""
+    rng = random.Random(seed)
+    build = Updates(start=first_id, date=int(time.time()))
+    chats = [group(group_chat_id(i), f"Group {i}") for i in range(GROUPS)]
+    people = [person(member_id(i), f"M{i}") for i in range(members)]
+    out = []
+    for _ in range(total):
+        chat, user = rng.choice(chats), rng.choice(people)
+        out.append(build.message(chat, user, f"hello from {user.first_name} {rng.random()}"))
+    return out
+
+
+def join_stream(total: int, deals: list[int], first_member: int, first_id: int) -> list[Update]:
+    """Join taps of members with no order yet (ids from `first_member` on, one tap each) on
+    the group posts of the deals without a stock limit (deal k is posted in groups k and
+    k + DEALS, message id 1)."""
+    rng = random.Random(first_member)
+    build = Updates(start=first_id, date=int(time.time()))
+    open_deals = [k for k in range(len(deals)) if k % 4 != 0]
+    out = []
+    for n in range(total):
+        k = rng.choice(open_deals)
+        chat = group(group_chat_id(k + DEALS * rng.randrange(2)), f"Group {k}")
+        user = person(member_id(first_member + n), f"J{n}")
+        data = DealCB(action="join", deal_id=deals[k]).pack()
+        out.append(build.callback(user, data, chat=chat, message_id=1))
+    return out
+
+
+class StatementCounter:
+    """Database round trips on an engine while installed: statements through the cursor
+    other than BEGIN, plus one per transaction begun, committed or rolled back."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine.sync_engine
+        self.statements = 0
+        self.transactions = 0
+
+    def _statement(self, _conn, _cursor, statement: str, *_args: Any) -> None:
+        if not statement.lstrip()[:5].upper() == "BEGIN":
+            self.statements += 1
+
+    def _transaction(self, _conn) -> None:
+        self.transactions += 1
+
+    @property
+    def count(self) -> int:
+        return self.statements + self.transactions
+
+    def __enter__(self) -> StatementCounter:
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        for name in ("begin", "commit", "rollback"):
+            event.listen(self.engine, name, self._transaction)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+        for name in ("begin", "commit", "rollback"):
+            event.remove(self.engine, name, self._transaction)
+
+
 async def share_codes(db: Any, deals: list[int], group_ids: list[int]) -> list[list[str]]:
     """A share link per deal and group it is posted in (member k shares deal k): the codes
     the cards of the stream carry."""
@@ -231,10 +309,28 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         edits_during = len(api.of(EditMessageText))
         await posts.close(timeout=0)  # pending coalesced edits are not waited for
         bare_seconds.append(await run_bare(updates))
-
         answered = len({a.callback_query_id for a in api.of(AnswerCallbackQuery)})
         inline_answered = len({a.inline_query_id for a in api.of(AnswerInlineQuery)})
         replies = sum(1 for r in api.of(SendMessage) if r.chat_id < 0)
+
+        chatter = chatter_stream(args.updates, args.members, args.seed, first_id=len(updates) + 1)
+        bare_chatter = [await run_bare(chatter)]
+        mounted = mount(chatter, app.bot)
+        with ErrorCounter() as chatter_errors:
+            chatter_seconds = await feed(app, mounted)
+        bare_chatter.append(await run_bare(chatter))
+
+        joins = join_stream(
+            max(args.updates // 20, 20), deals, args.members, first_id=2 * len(updates) + 1
+        )
+        api.clear()
+        mounted = mount(joins, app.bot)
+        with ErrorCounter() as join_errors, StatementCounter(app.db.engine) as statements:
+            await feed(app, mounted)
+        joins_answered = len(api.of(AnswerCallbackQuery))
+        join_statements = statements.count
+        dialect = app.db.dialect
+
         async with app.db.read() as session:
             counted = dict(
                 (
@@ -254,8 +350,15 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
     tuan_ups = total / tuan_seconds
     bare_ups = total / min(bare_seconds)
     ratio = tuan_ups / bare_ups
+    chatter_us = chatter_seconds / len(chatter) * 1e6
+    bare_chatter_us = min(bare_chatter) / len(chatter) * 1e6
+    chatter_vs_bare = chatter_us / bare_chatter_us
+    statements_per_join = join_statements / len(joins)
     processed_ok = (
         errors.count == 0
+        and chatter_errors.count == 0
+        and join_errors.count == 0
+        and joins_answered == len(joins)
         and answered == kinds["callback"] + kinds["card"]
         and replies == kinds["command"]
         and (inline_answered == kinds["inline"] or not inline_handled)
@@ -285,6 +388,22 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         "replies": replies,
         "consistent": consistent,
         "post_edits": edits_during,
+        "chatter_stream": len(chatter),
+        "chatter_us": round(chatter_us, 1),
+        "bare_chatter_us": round(bare_chatter_us, 1),
+        "chatter_vs_bare": round(chatter_vs_bare, 2),
+        "join_taps": len(joins),
+        "joins_answered": joins_answered,
+        "join_statements": join_statements,
+        "statements_per_join": round(statements_per_join, 2),
+        "targets": {
+            "ratio": TARGET_RATIO[dialect],
+            "chatter_vs_bare": TARGET_CHATTER_VS_BARE,
+            "statements_per_join": TARGET_STATEMENTS_PER_JOIN,
+        },
         "processed_ok": processed_ok,
-        "ok": processed_ok and ratio >= TARGET_RATIO,
+        "ok": processed_ok
+        and ratio >= TARGET_RATIO[dialect]
+        and chatter_vs_bare <= TARGET_CHATTER_VS_BARE
+        and statements_per_join <= TARGET_STATEMENTS_PER_JOIN,
     }

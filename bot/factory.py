@@ -19,6 +19,7 @@ from bot.effects import Effects
 from bot.i18n import LocaleCache, LocaleMiddleware, make_i18n
 from bot.middlewares.activity import ActivityMiddleware
 from bot.middlewares.admission import AdmissionMiddleware
+from bot.middlewares.chatter import ChatterMiddleware
 from bot.middlewares.database import TransactionMiddleware
 from bot.middlewares.speaker import SpeakerMiddleware
 from bot.outbox import OutboxSender
@@ -199,6 +200,8 @@ def create_app(
     inline_sync_filters(dispatcher)
     LocaleMiddleware(i18n, locales).setup(dispatcher)
     dispatcher.message.outer_middleware(ActivityMiddleware(activity))  # counts, no SQL
+    # group chatter no handler can take: counted and finished before the routers
+    ChatterMiddleware(activity).setup(dispatcher)
     speaker = SpeakerMiddleware()  # first: only a person's own account records anything
     dispatcher.callback_query.middleware(speaker)
     dispatcher.message.middleware(speaker)

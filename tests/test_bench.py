@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bench import broadcast, crash, flash_sale, memory, throughput
 from bench.__main__ import main as bench_main
@@ -41,6 +42,20 @@ async def test_throughput_processes_every_update_of_the_mixed_stream(database_ur
     assert result["consistent"] and result["processed_ok"]
     assert result["tuan_ups"] > 0 and result["bare_ups"] > 0
     assert result["ratio"] == pytest.approx(result["tuan_ups"] / result["bare_ups"], abs=1e-3)
+    # the chatter-only and Join-only streams of the same run
+    assert result["chatter_stream"] == 600 and result["chatter_us"] > 0
+    assert result["bare_chatter_us"] > 0
+    assert result["chatter_vs_bare"] == pytest.approx(
+        result["chatter_us"] / result["bare_chatter_us"], abs=0.01
+    )
+    assert result["joins_answered"] == result["join_taps"] == 30
+    assert result["join_statements"] >= 2 * result["join_taps"]  # at least a write and a commit
+    assert result["statements_per_join"] == pytest.approx(
+        result["join_statements"] / result["join_taps"], abs=0.01
+    )
+    targets = result["targets"]
+    assert targets["chatter_vs_bare"] == 1.5 and targets["statements_per_join"] == 6
+    assert targets["ratio"] in (0.25, 0.20)
 
 
 def test_the_stream_is_deterministic_and_mixed_as_the_issue_says():
@@ -162,3 +177,11 @@ def test_bench_command_prints_one_json_line_and_refuses_unknown_names(capsys):
     assert figures["bench"] == "broadcast" and figures["db"] == "sqlite"
     assert figures["lost"] == 0 and "machine" in figures and "python" in figures
     assert code == (0 if figures["ok"] else 1)
+
+
+async def test_statements_count_begin_and_commit_once_on_either_database(db):
+    with throughput.StatementCounter(db.engine) as counter:
+        async with db.transaction() as session:
+            await session.execute(select(1))
+            await session.execute(select(2))
+    assert (counter.statements, counter.transactions, counter.count) == (2, 2, 4)

@@ -1,7 +1,9 @@
 """Counts group messages into the in-memory ActivityBuffer: no database round trip.
 
-An outer middleware of the message observer, so it sees every message (commands and
-chatter alike) before any filter, whether or not a handler matches. It records the chat,
+An outer middleware of the message observer, so it sees every message that reaches the
+routers before any filter, whether or not a handler matches; group chatter no handler can
+take is counted the same way (`countable`) by the fast path before it (bot/middlewares/
+chatter.py) and never gets here. It records the chat,
 the sender and the time, never the text. Bots, anonymous admins and channels (which post
 as bots), service messages and private chats are not counted. A message delivered twice
 (a replay) may be counted twice: counts are statistics, not money.
