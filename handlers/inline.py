@@ -72,10 +72,10 @@ async def card_request(query: CallbackQuery, data: dict) -> JoinRequest | None:
         return None
     db: Database = data["db"]
     async with db.read() as session:
-        share = await referral_service.find_share(session, button.code)
-    if share is None:
+        found = await card_service.resolve(session, button.code)
+    if found is None:
         return None
-    return button_request(query, share.deal_id, units, group_id=share.group_id)
+    return button_request(query, found.deal.id, units, group_id=found.group.id)
 
 
 async def card_button(
@@ -90,7 +90,7 @@ async def card_button(
     if found is None:
         return query.answer(card_gone(), show_alert=True)
     if query.inline_message_id:  # the first tap on a card the bot has not heard of
-        await card_service.record(session, query.inline_message_id, callback_data.code, now)
+        await card_service.record_share(session, query.inline_message_id, found.share, now)
     if callback_data.action not in ORDER_ACTIONS:
         return query.answer(stale_button(), show_alert=True)
     deal, group = found.deal, found.group

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -147,6 +147,17 @@ async def record(
     share = await referrals.find_share(session, code)
     if share is None:
         return None
+    await record_share(session, inline_message_id, share, now)
+    return await session.get(InlineCard, inline_message_id)
+
+
+async def record_share(
+    session: AsyncSession, inline_message_id: str, share: ShareLink, now: datetime
+) -> None:
+    """Store a card whose share link is known (a tap on it): one statement; a card stored
+    before is left as it is."""
+    if not inline_message_id or len(inline_message_id) > 256:
+        return
     await insert_ignore(
         session,
         InlineCard.__table__,
@@ -160,7 +171,6 @@ async def record(
         },
         conflict=["inline_message_id"],
     )
-    return await session.get(InlineCard, inline_message_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,14 +181,31 @@ class CardDeal:
 
 
 async def resolve(session: AsyncSession, code: str) -> CardDeal | None:
-    """The share link of a card's buttons, its deal and group (the deal still posted there)."""
-    share = await referrals.find_share(session, code)
-    if share is None:
+    """The share link of a card's buttons, its deal and group (the deal still posted there,
+    the group active; the link not revoked): one statement."""
+    if not referrals.looks_like_code(code):
         return None
-    found = await referrals.deal_in_group(session, share.deal_id, share.group_id)
-    if found is None:
-        return None
-    return CardDeal(share, *found)
+    row = (
+        await session.execute(
+            select(ShareLink, Deal, Group)
+            .join(
+                DealPost,
+                and_(
+                    DealPost.deal_id == ShareLink.deal_id,
+                    DealPost.group_id == ShareLink.group_id,
+                ),
+            )
+            .join(Deal, Deal.id == ShareLink.deal_id)
+            .join(Group, Group.id == ShareLink.group_id)
+            .where(
+                ShareLink.code == code,
+                ShareLink.revoked_at.is_(None),
+                Group.is_active.is_(True),
+            )
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    return CardDeal(row[0], row[1], row[2]) if row is not None else None
 
 
 async def invite_for(session: AsyncSession, group_id: int, sharer_id: int) -> str | None:
