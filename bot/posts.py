@@ -21,11 +21,13 @@ update that started them, and they set the I18n context themselves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
 import zlib
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -42,7 +44,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.sender import Sender
 from handlers.callbacks import CardCB, DealCB
-from models import Database, Deal, Group, Order, User
+from models import Database, Deal, DealPost, Group, InlineCard, Order, User
 from services import deals as deal_service
 from services import inline_cards as card_service
 from services.deals import Closing
@@ -437,48 +439,6 @@ async def publish(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: S
     return sent
 
 
-async def edit_posts(db: Database, i18n: I18n, deal_id: int, *, sender: Sender) -> int:
-    """Edit every post of the deal to its current state (read now); returns edits sent.
-    Each post edited (or whose edit can never succeed: deleted, 400) records the version of
-    the deal it shows: the deal's `updated_at` as read (`rendered_at`)."""
-    read_at = utcnow()
-    async with db.read() as session:
-        try:
-            deal = await deal_service.get(session, deal_id)
-        except deal_service.DealNotFound:
-            return 0
-        signups = await deal_service.sign_up_list(session, deal_id)
-        targets = [
-            (post.message_id, group)
-            for post, group in await deal_service.posts(session, deal_id)
-            if post.message_id is not None and group.is_active
-        ]
-    shown = deal.updated_at
-    edits: list[int] = []
-    settled: list[int] = []  # edited, or never to be edited (so not retried at each start)
-    for message_id, group in targets:
-        with i18n.context(), i18n.use_locale(group.language):
-            text, markup = render_card(deal, signups, group, read_at)
-        chat_id = group.chat_id
-        if deal.photo_file_id:
-            method: Any = EditMessageCaption(
-                chat_id=chat_id, message_id=message_id, caption=text, reply_markup=markup
-            )
-        else:
-            method = EditMessageText(
-                chat_id=chat_id, message_id=message_id, text=text, reply_markup=markup
-            )
-        outcome = await sender.deliver(method, chat_id=chat_id)
-        if outcome.ok:  # "not modified" is shown too
-            edits.append(group.id)
-        if outcome.ok or not outcome.transient:
-            settled.append(group.id)
-    if settled:
-        async with db.transaction() as session:
-            await deal_service.mark_rendered(session, deal_id, settled, shown)
-    return len(edits)
-
-
 # Telegram's answers to an edit of an inline card that can never succeed: the card was
 # deleted, or is too old to edit. Such a card is dropped (never tried again).
 CARD_GONE = (
@@ -512,48 +472,111 @@ def _card_gone(reason: str | None) -> bool:
     return any(marker in text for marker in CARD_GONE)
 
 
-async def edit_cards(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: Sender) -> int:
-    """Edit every live inline card of the deal to its current state (closed: no buttons);
-    returns edits sent. A card Telegram refuses to edit for good is dropped; "not modified"
-    is success; a transient failure is tried at the next change (or start)."""
-    read_at = utcnow()
+@dataclass
+class DealState:
+    """What one refresh of a deal shows, read once for its posts and its cards: the deal,
+    its posts (with their groups), its sign-up list and its live inline cards (with their
+    sharers)."""
+
+    deal: Deal
+    posts: list[tuple[DealPost, Group]]
+    signups: list[tuple[Order, User | None]]
+    cards: list[tuple[InlineCard, User | None]]
+
+
+async def read_states(db: Database, deal_ids: Sequence[int]) -> dict[int, DealState]:
+    """The state of several deals in three statements however many there are (deals with
+    their posts and groups; every sign-up list; every live card with its sharer). The deal
+    is read first: a change committed meanwhile can only make a post show a newer state
+    than the version it records (so it is rendered again), never an older one."""
+    ids = list(dict.fromkeys(deal_ids))
     async with db.read() as session:
-        cards = await card_service.live(session, deal_id)
-        if not cards:
-            return 0
-        try:
-            deal = await deal_service.get(session, deal_id)
-        except deal_service.DealNotFound:
-            return 0
-        signups = await deal_service.sign_up_list(session, deal_id)
-        groups = {g.id: g for _post, g in await deal_service.posts(session, deal_id)}
-        sharers = await card_service.sharers(
-            session, [c.sharer_id for c in cards if c.sharer_id is not None]
-        )
-    me = await bot.me()
-    shown = deal.updated_at
-    edits = 0
-    settled: list[str] = []
-    gone: list[str] = []
-    for card in cards:
-        group = groups.get(card.group_id)
-        if group is None:  # the deal is no longer posted in the card's group
-            settled.append(card.inline_message_id)
+        posted = await deal_service.posted_deals(session, ids)
+        if not posted:
+            return {}
+        found = list(posted)
+        signups = await deal_service.sign_up_lists(session, found)
+        cards = await card_service.live_of(session, found)
+    return {
+        deal_id: DealState(p.deal, p.posts, signups[deal_id], cards[deal_id])
+        for deal_id, p in posted.items()
+    }
+
+
+@dataclass
+class Edited:
+    """What the edits of one deal did: edits sent, and what to record afterwards."""
+
+    posts: int = 0
+    cards: int = 0
+    settled_posts: list[int] = field(default_factory=list)  # group ids
+    settled_cards: list[str] = field(default_factory=list)  # inline message ids
+    gone_cards: list[str] = field(default_factory=list)
+
+
+async def _edit_posts(
+    state: DealState, i18n: I18n, read_at: datetime, sender: Sender, done: Edited
+) -> None:
+    """Edit every post of the deal to `state`. Each post edited (or whose edit can never
+    succeed: deleted, 400) is settled: it records the version of the deal it shows."""
+    deal = state.deal
+    rendered: dict[tuple[str, str], tuple[str, InlineKeyboardMarkup | None]] = {}
+    for post, group in state.posts:
+        if post.message_id is None or not group.is_active:
             continue
-        language = card_language(sharers.get(card.sharer_id or 0), group)
-        with i18n.context(), i18n.use_locale(language):
-            text, markup = render_inline_card(
-                deal,
-                signups,
-                group,
-                read_at,
-                language=language,
-                code=card.share_code or "-",
-                bot_username=me.username,
+        key = (group.language, group.timezone)  # all a post's text depends on, beside the deal
+        if key not in rendered:
+            with i18n.context(), i18n.use_locale(group.language):
+                rendered[key] = render_card(deal, state.signups, group, read_at)
+        text, markup = rendered[key]
+        chat_id = group.chat_id
+        if deal.photo_file_id:
+            method: Any = EditMessageCaption(
+                chat_id=chat_id, message_id=post.message_id, caption=text, reply_markup=markup
             )
+        else:
+            method = EditMessageText(
+                chat_id=chat_id, message_id=post.message_id, text=text, reply_markup=markup
+            )
+        outcome = await sender.deliver(method, chat_id=chat_id)
+        if outcome.ok:  # "not modified" is shown too
+            done.posts += 1
+        if outcome.ok or not outcome.transient:
+            done.settled_posts.append(group.id)
+
+
+async def _edit_cards(
+    state: DealState,
+    i18n: I18n,
+    read_at: datetime,
+    sender: Sender,
+    bot_username: str | None,
+    done: Edited,
+) -> None:
+    """Edit every live inline card of the deal to `state` (closed: no buttons). A card
+    Telegram refuses to edit for good is dropped; "not modified" is success; a transient
+    failure is tried at the next change (or start)."""
+    deal = state.deal
+    groups = {g.id: g for _post, g in state.posts}
+    texts: dict[tuple[str, str], str] = {}
+    for card, sharer in state.cards:
+        group = groups.get(card.group_id)
+        mid = card.inline_message_id
+        if group is None:  # the deal is no longer posted in the card's group
+            done.settled_cards.append(mid)
+            continue
+        language = card_language(sharer, group)
+        code = card.share_code or "-"
+        with i18n.context(), i18n.use_locale(language):
+            key = (language, group.timezone)
+            if key not in texts:
+                texts[key] = render_card(
+                    deal, state.signups, group, read_at, private=True, language=language
+                )[0]
+            text = texts[key]
+            markup = card_keyboard(deal, code, share_link(bot_username, code))
         if card.share_code is None:  # its sharer used /forgetme: the text, no buttons
             markup = None
-        mid = card.inline_message_id
         if deal.photo_file_id:
             method: Any = EditMessageCaption(
                 inline_message_id=mid, caption=text, reply_markup=markup
@@ -562,23 +585,74 @@ async def edit_cards(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender
             method = EditMessageText(inline_message_id=mid, text=text, reply_markup=markup)
         outcome = await sender.deliver(method, chat_id=card_key(mid))
         if outcome.ok:
-            edits += 1
-            settled.append(mid)
+            done.cards += 1
+            done.settled_cards.append(mid)
         elif outcome.refused or _card_gone(outcome.reason):
-            gone.append(mid)
+            done.gone_cards.append(mid)
         elif not outcome.transient:
-            settled.append(mid)
-    if settled or gone:
-        async with db.transaction() as session:
-            await card_service.mark_rendered(session, settled, shown)
-            await card_service.drop(session, gone, utcnow())
-    return edits
+            done.settled_cards.append(mid)
+
+
+async def edit_deals(
+    bot: Bot, db: Database, i18n: I18n, deal_ids: Sequence[int], *, sender: Sender
+) -> dict[int, Edited]:
+    """Edit every post and live inline card of these deals to their current state (read
+    now, once for all of them); the deals' edits run side by side, each deal's in turn.
+    Afterwards one transaction records what each post and card shows (and drops the cards
+    Telegram refuses for good). Returns what was done per deal (a deal not found: absent)."""
+    read_at = utcnow()
+    states = await read_states(db, deal_ids)
+    if not states:
+        return {}
+    bot_username = None
+    if any(state.cards for state in states.values()):
+        bot_username = (await bot.me()).username
+
+    async def one(state: DealState) -> Edited:
+        done = Edited()
+        deal_id = state.deal.id
+        try:
+            await _edit_posts(state, i18n, read_at, sender, done)
+        except Exception:
+            log.exception("deal %s: refreshing its posts failed", deal_id)
+        try:
+            await _edit_cards(state, i18n, read_at, sender, bot_username, done)
+        except Exception:
+            log.exception("deal %s: refreshing its inline cards failed", deal_id)
+        return done
+
+    results = await asyncio.gather(*(one(state) for state in states.values()))
+    edited = {state.deal.id: done for state, done in zip(states.values(), results, strict=True)}
+    posts_shown = [
+        (deal_id, done.settled_posts, states[deal_id].deal.updated_at)
+        for deal_id, done in edited.items()
+        if done.settled_posts
+    ]
+    cards_shown = [
+        (done.settled_cards, states[deal_id].deal.updated_at)
+        for deal_id, done in edited.items()
+        if done.settled_cards
+    ]
+    gone = [mid for done in edited.values() for mid in done.gone_cards]
+    if posts_shown or cards_shown or gone:
+        try:
+            async with db.transaction() as session:
+                await deal_service.mark_rendered_many(session, posts_shown)
+                await card_service.settle(session, cards_shown, gone, utcnow())
+        except Exception:  # the posts stay behind their deal: caught up at the next change
+            log.exception("deals %s: recording their refreshed posts failed", sorted(edited))
+    return edited
 
 
 class PostRefresher:
     """Coalesced edits of deal posts: at most one edit per deal per `interval` seconds, each
     showing the state read from the database when it runs; a change after an edit started
-    leads to one more edit, so the final state is always shown."""
+    leads to one more edit, so the final state is always shown.
+
+    Deals due at the same moment (within `gather` seconds) are refreshed together: one read
+    of all their states, one transaction recording what their posts and cards show
+    (edit_deals). A batch's deals get one common time of their last edit, so deals that
+    keep changing stay due together."""
 
     def __init__(
         self,
@@ -601,7 +675,13 @@ class PostRefresher:
         self._background: set[asyncio.Task[Any]] = set()
         self._last: dict[int, float] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self._gathering: dict[int, asyncio.Future[None]] | None = None
         self._closed = False
+
+    @property
+    def gather(self) -> float:
+        """How long a due deal waits for others to come due (a small part of `interval`)."""
+        return min(0.02, self.interval / 20)
 
     # -- called from the effects map (synchronous, inside the event loop)
 
@@ -639,30 +719,61 @@ class PostRefresher:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 self._dirty.discard(deal_id)
-                await self.refresh(deal_id)
+                await self._refresh_together(deal_id)
         finally:
             self._tasks.pop(deal_id, None)
             self._prune()
 
+    async def _refresh_together(self, deal_id: int) -> None:
+        """Refresh the deal in the batch of every deal that comes due with it."""
+        batch = self._gathering
+        if batch is None:
+            batch = self._gathering = {}
+            self.spawn(self._refresh_batch(batch))
+        waiter = batch.get(deal_id)
+        if waiter is None:
+            waiter = batch[deal_id] = asyncio.get_running_loop().create_future()
+        await waiter
+
+    async def _refresh_batch(self, batch: dict[int, asyncio.Future[None]]) -> None:
+        try:
+            await asyncio.sleep(self.gather)
+            if self._gathering is batch:
+                self._gathering = None
+            await self.refresh_many(list(batch))
+        finally:
+            if self._gathering is batch:
+                self._gathering = None
+            for waiter in batch.values():
+                if not waiter.done():
+                    waiter.set_result(None)
+
     async def refresh(self, deal_id: int) -> int:
         """Edit the deal's posts now (one deal's edits never overlap, so the last to run
         shows the latest state). Returns edits sent."""
-        lock = self._locks.setdefault(deal_id, asyncio.Lock())
-        async with lock:
-            edits = cards = 0
+        return (await self.refresh_many([deal_id])).get(deal_id, 0)
+
+    async def refresh_many(self, deal_ids: Sequence[int]) -> dict[int, int]:
+        """Edit the posts and cards of these deals now, with one read and one write for all
+        of them (edit_deals). Returns edits sent per deal."""
+        ids = sorted(set(deal_ids))  # locks taken in one order: batches never deadlock
+        locks = [self._locks.setdefault(deal_id, asyncio.Lock()) for deal_id in ids]
+        async with contextlib.AsyncExitStack() as held:
+            for lock in locks:
+                await held.enter_async_context(lock)
+            edited: dict[int, Edited] = {}
             try:
-                edits = await edit_posts(self.db, self.i18n, deal_id, sender=self.sender)
+                edited = await edit_deals(self.bot, self.db, self.i18n, ids, sender=self.sender)
             except Exception:
-                log.exception("deal %s: refreshing its posts failed", deal_id)
-            try:
-                cards = await edit_cards(self.bot, self.db, self.i18n, deal_id, sender=self.sender)
-            except Exception:
-                log.exception("deal %s: refreshing its inline cards failed", deal_id)
+                log.exception("deals %s: refreshing their posts failed", ids)
             finally:
-                self._last[deal_id] = time.monotonic()
-            self.edits += edits + cards
-            self.card_edits += cards
-            return edits + cards
+                done_at = time.monotonic()
+                for deal_id in ids:
+                    self._last[deal_id] = done_at
+            for done in edited.values():
+                self.edits += done.posts + done.cards
+                self.card_edits += done.cards
+            return {deal_id: done.posts + done.cards for deal_id, done in edited.items()}
 
     def _prune(self) -> None:
         if len(self._last) < 512:

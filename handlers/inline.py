@@ -1,12 +1,13 @@
 """Inline mode: `@<bot> <query>` in any chat lists the open deals of the person's groups as
 live deal cards; the cards' buttons work wherever the card was sent.
 
-- inline_query: the person's open deals (services.inline_cards.search), each as the group
-  post's content in the person's language, with Join / ×N / Cancel buttons carrying the
-  person's share code for that deal and group (services.referrals.share_link) and Details
-  (the share link: the deal in private). Personal results, cached briefly.
+- inline_query: the person's open deals (services.inline_cards.answer: the matches, share
+  links and sign-up lists of all of them in a constant number of statements), each as the
+  group post's content in the person's language, with Join / ×N / Cancel buttons carrying
+  the person's share code for that deal and group and Details (the share link: the deal in
+  private). Personal results, cached briefly.
 - chosen_inline_result: the card sent is recorded once (its inline_message_id), so it is
-  kept live (bot.posts.edit_cards); a card the bot never heard of is recorded at its
+  kept live (bot.posts.edit_deals); a card the bot never heard of is recorded at its
   first tap instead.
 - a tap on a card (a callback with inline_message_id): the one order action in the deal's
   group, attributed to the card's sharer like a share link (a click, then the order; the
@@ -29,7 +30,6 @@ from bot.posts import render_inline_card
 from handlers.callbacks import CardCB
 from handlers.deal_post import ORDER_ACTIONS, answer_order, button_request, tap_units
 from models import Database, User
-from services import deals as deal_service
 from services import inline_cards as card_service
 from services import referrals as referral_service
 from services.inline_cards import MembershipCheck
@@ -47,13 +47,12 @@ async def inline_search(query: InlineQuery, session: AsyncSession, user: User) -
     language = current_language()
     me = await query.bot.me()
     results = []
-    for deal, group in await card_service.search(session, user.id, query.query):
-        share = await referral_service.share_link(session, deal.id, group.id, user.id, now)
-        signups = await deal_service.sign_up_list(session, deal.id)
+    for found in await card_service.answer(session, user.id, query.query, now):
+        deal, group, code = found.deal, found.group, found.share.code
         text, markup = render_inline_card(
-            deal, signups, group, now, language=language, code=share.code, bot_username=me.username
+            deal, found.signups, group, now, language=language, code=code, bot_username=me.username
         )
-        results.append(result(deal, group, share.code, text, markup, language))
+        results.append(result(deal, group, code, text, markup, language))
     return query.answer(results, cache_time=CACHE_SECONDS, is_personal=True)
 
 
@@ -73,10 +72,10 @@ async def card_request(query: CallbackQuery, data: dict) -> JoinRequest | None:
         return None
     db: Database = data["db"]
     async with db.read() as session:
-        share = await referral_service.find_share(session, button.code)
-    if share is None:
+        found = await card_service.resolve(session, button.code)
+    if found is None:
         return None
-    return button_request(query, share.deal_id, units, group_id=share.group_id)
+    return button_request(query, found.deal.id, units, group_id=found.group.id)
 
 
 async def card_button(
@@ -91,7 +90,7 @@ async def card_button(
     if found is None:
         return query.answer(card_gone(), show_alert=True)
     if query.inline_message_id:  # the first tap on a card the bot has not heard of
-        await card_service.record(session, query.inline_message_id, callback_data.code, now)
+        await card_service.record_share(session, query.inline_message_id, found.share, now)
     if callback_data.action not in ORDER_ACTIONS:
         return query.answer(stale_button(), show_alert=True)
     deal, group = found.deal, found.group

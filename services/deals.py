@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -259,6 +259,57 @@ async def sign_up_list(session: AsyncSession, deal_id: int) -> list[tuple[Order,
     return [(o, u) for o, u in rows.all()]
 
 
+async def sign_up_lists(
+    session: AsyncSession, deal_ids: list[int]
+) -> dict[int, list[tuple[Order, User | None]]]:
+    """`sign_up_list` of several deals in one query (every id asked is a key)."""
+    result: dict[int, list[tuple[Order, User | None]]] = {d: [] for d in deal_ids}
+    if not deal_ids:
+        return result
+    rows = await session.execute(
+        select(Order, User)
+        .outerjoin(User, User.id == Order.user_id)
+        .where(
+            Order.deal_id.in_(sorted(set(deal_ids))),
+            Order.status.in_(("active", "confirmed")),
+            Order.quantity > 0,
+        )
+        .order_by(Order.deal_id, Order.id)
+    )
+    for order, user in rows.all():
+        result[order.deal_id].append((order, user))
+    return result
+
+
+@dataclass
+class PostedDeal:
+    """What a refresh of a deal's posts reads: the deal (fresh) and its posts with groups."""
+
+    deal: Deal
+    posts: list[tuple[DealPost, Group]] = field(default_factory=list)
+
+
+async def posted_deals(session: AsyncSession, deal_ids: list[int]) -> dict[int, PostedDeal]:
+    """Several deals with their posts and groups in one query (fresh from the database);
+    an unknown deal is absent."""
+    if not deal_ids:
+        return {}
+    rows = await session.execute(
+        select(Deal, DealPost, Group)
+        .outerjoin(DealPost, DealPost.deal_id == Deal.id)
+        .outerjoin(Group, Group.id == DealPost.group_id)
+        .where(Deal.id.in_(sorted(set(deal_ids))))
+        .order_by(Deal.id, DealPost.group_id)
+        .execution_options(populate_existing=True)
+    )
+    result: dict[int, PostedDeal] = {}
+    for deal, post, group in rows.all():
+        found = result.setdefault(deal.id, PostedDeal(deal))
+        if post is not None and group is not None:
+            found.posts.append((post, group))
+    return result
+
+
 async def open_in_group(session: AsyncSession, group_id: int) -> list[Deal]:
     rows = await session.scalars(
         select(Deal)
@@ -421,6 +472,26 @@ async def mark_rendered(
         update(DealPost)
         .where(DealPost.deal_id == deal_id, DealPost.group_id.in_(group_ids))
         .values(rendered_at=shown)
+    )
+
+
+async def mark_rendered_many(
+    session: AsyncSession, shown: list[tuple[int, list[int], datetime]]
+) -> None:
+    """`mark_rendered` for several deals in one statement: (deal id, group ids, version)."""
+    params = [
+        {"b_deal": deal_id, "b_group": group_id, "b_shown": at}
+        for deal_id, group_ids, at in shown
+        for group_id in group_ids
+    ]
+    if not params:
+        return
+    table = DealPost.__table__
+    await session.execute(
+        update(table)
+        .where(table.c.deal_id == bindparam("b_deal"), table.c.group_id == bindparam("b_group"))
+        .values(rendered_at=bindparam("b_shown")),
+        params,
     )
 
 

@@ -1,6 +1,9 @@
 """Deal cards through inline mode: the search behind `@<bot> <query>`, the cards the bot
 knows of (by `inline_message_id`), who may join from one, and which cards to refresh.
 
+- `answer`: what one inline answer shows, in a constant number of statements however many
+  deals match: the matches (`search`), the person's share link for each (`share_links`,
+  missing ones created in one go) and every match's sign-up list.
 - `search`: the open deals posted in the groups the person is in (memberships present, or
   an administrator), one result per (deal, group), newest first; an empty query lists them
   all, a query matches the title (case-insensitive substring) or the deal's code exactly.
@@ -8,7 +11,7 @@ knows of (by `inline_message_id`), who may join from one, and which cards to ref
   the deal, group and sharer of its share code (services.referrals); replays change nothing.
 - `MembershipCheck`: for a members-only deal, whether the tapper is in the deal's group now,
   asked of Telegram through a fetcher the bot layer gives, cached briefly in memory.
-- `live` / `mark_rendered` / `drop` / `stale`: the refresh of cards (bot.posts).
+- `live` / `live_of` / `mark_rendered` / `drop` / `stale`: the refresh of cards (bot.posts).
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Deal, DealPost, Group, InlineCard, ShareLink, User
-from models.upsert import insert_ignore
+from models import Deal, DealPost, Group, InlineCard, Order, ShareLink, User
+from models.upsert import insert_ignore, merge_rows
 from services import deals as deal_service
 from services import referrals
 
@@ -65,6 +69,72 @@ async def search(
     return [(deal, by_id[group_id]) for deal, group_id in rows.all()]
 
 
+async def share_links(
+    session: AsyncSession, user_id: int, pairs: list[tuple[int, int]], now: datetime
+) -> dict[tuple[int, int], ShareLink]:
+    """The person's share link for each (deal id, group id), created on first use, like
+    services.referrals.share_link for all of them at once: one read when they all exist,
+    else the revoked ones replaced and the missing ones inserted in one statement each."""
+    wanted = list(dict.fromkeys(pairs))
+    if not wanted:
+        return {}
+    stmt = select(ShareLink).where(
+        ShareLink.user_id == user_id, ShareLink.deal_id.in_(sorted({d for d, _g in wanted}))
+    )
+    for _attempt in range(5):
+        rows = {(r.deal_id, r.group_id): r for r in await session.scalars(stmt)}
+        found = {p: rows[p] for p in wanted if p in rows and rows[p].revoked_at is None}
+        missing = [p for p in wanted if p not in found]
+        if not missing:
+            return found
+        revoked = [rows[p].code for p in missing if p in rows]
+        if revoked:  # a revoked link is replaced by a new code (its clicks go with it)
+            await session.execute(delete(ShareLink).where(ShareLink.code.in_(revoked)))
+        fresh = [
+            {
+                "code": referrals.new_code(),
+                "deal_id": deal_id,
+                "group_id": group_id,
+                "user_id": user_id,
+                "created_at": now,
+            }
+            for deal_id, group_id in missing
+        ]
+        # Conflicts on (deal, group, user) (a concurrent search of the same person) insert
+        # nothing; one on a code (astronomically rare) fails the statement: try again.
+        try:
+            async with session.begin_nested():
+                await merge_rows(
+                    session, ShareLink.__table__, fresh, ["deal_id", "group_id", "user_id"]
+                )
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not create share links")  # pragma: no cover
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One result of an inline answer: the deal, its group, the person's share link for
+    it and its sign-up list."""
+
+    deal: Deal
+    group: Group
+    share: ShareLink
+    signups: list[tuple[Order, User | None]]
+
+
+async def answer(
+    session: AsyncSession, user_id: int, query: str, now: datetime, limit: int = MAX_RESULTS
+) -> list[Found]:
+    """Everything an inline answer shows, in a constant number of statements."""
+    matches = await search(session, user_id, query, limit)
+    if not matches:
+        return []
+    links = await share_links(session, user_id, [(d.id, g.id) for d, g in matches], now)
+    lists = await deal_service.sign_up_lists(session, [d.id for d, _g in matches])
+    return [Found(d, g, links[(d.id, g.id)], lists[d.id]) for d, g in matches]
+
+
 async def record(
     session: AsyncSession, inline_message_id: str, code: str, now: datetime
 ) -> InlineCard | None:
@@ -77,6 +147,17 @@ async def record(
     share = await referrals.find_share(session, code)
     if share is None:
         return None
+    await record_share(session, inline_message_id, share, now)
+    return await session.get(InlineCard, inline_message_id)
+
+
+async def record_share(
+    session: AsyncSession, inline_message_id: str, share: ShareLink, now: datetime
+) -> None:
+    """Store a card whose share link is known (a tap on it): one statement; a card stored
+    before is left as it is."""
+    if not inline_message_id or len(inline_message_id) > 256:
+        return
     await insert_ignore(
         session,
         InlineCard.__table__,
@@ -90,7 +171,6 @@ async def record(
         },
         conflict=["inline_message_id"],
     )
-    return await session.get(InlineCard, inline_message_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +181,31 @@ class CardDeal:
 
 
 async def resolve(session: AsyncSession, code: str) -> CardDeal | None:
-    """The share link of a card's buttons, its deal and group (the deal still posted there)."""
-    share = await referrals.find_share(session, code)
-    if share is None:
+    """The share link of a card's buttons, its deal and group (the deal still posted there,
+    the group active; the link not revoked): one statement."""
+    if not referrals.looks_like_code(code):
         return None
-    found = await referrals.deal_in_group(session, share.deal_id, share.group_id)
-    if found is None:
-        return None
-    return CardDeal(share, *found)
+    row = (
+        await session.execute(
+            select(ShareLink, Deal, Group)
+            .join(
+                DealPost,
+                and_(
+                    DealPost.deal_id == ShareLink.deal_id,
+                    DealPost.group_id == ShareLink.group_id,
+                ),
+            )
+            .join(Deal, Deal.id == ShareLink.deal_id)
+            .join(Group, Group.id == ShareLink.group_id)
+            .where(
+                ShareLink.code == code,
+                ShareLink.revoked_at.is_(None),
+                Group.is_active.is_(True),
+            )
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    return CardDeal(row[0], row[1], row[2]) if row is not None else None
 
 
 async def invite_for(session: AsyncSession, group_id: int, sharer_id: int) -> str | None:
@@ -171,6 +268,42 @@ async def live(session: AsyncSession, deal_id: int) -> list[InlineCard]:
         .order_by(InlineCard.created_at, InlineCard.inline_message_id)
     )
     return list(rows)
+
+
+async def live_of(
+    session: AsyncSession, deal_ids: list[int]
+) -> dict[int, list[tuple[InlineCard, User | None]]]:
+    """`live` of several deals in one query, each card with its sharer (None: unknown or
+    forgotten); every id asked is a key."""
+    result: dict[int, list[tuple[InlineCard, User | None]]] = {d: [] for d in deal_ids}
+    if not deal_ids:
+        return result
+    rows = await session.execute(
+        select(InlineCard, User)
+        .outerjoin(User, User.id == InlineCard.sharer_id)
+        .where(InlineCard.deal_id.in_(sorted(set(deal_ids))), InlineCard.dropped_at.is_(None))
+        .order_by(InlineCard.deal_id, InlineCard.created_at, InlineCard.inline_message_id)
+    )
+    for card, sharer in rows.all():
+        result[card.deal_id].append((card, sharer))
+    return result
+
+
+async def settle(
+    session: AsyncSession, shown: list[tuple[list[str], datetime]], gone: list[str], now: datetime
+) -> None:
+    """After a refresh of many deals' cards: the cards rendered at each version (one
+    statement for all), and the ones Telegram refuses for good dropped."""
+    params = [{"b_id": mid, "b_shown": at} for ids, at in shown for mid in ids]
+    if params:
+        table = InlineCard.__table__
+        await session.execute(
+            update(table)
+            .where(table.c.inline_message_id == bindparam("b_id"))
+            .values(rendered_at=bindparam("b_shown")),
+            params,
+        )
+    await drop(session, gone, now)
 
 
 async def mark_rendered(session: AsyncSession, ids: list[str], shown: datetime) -> None:

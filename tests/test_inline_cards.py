@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from aiogram.methods import AnswerInlineQuery, EditMessageCaption, EditMessageText
 from aiogram.types import ChatMemberLeft, InlineQueryResultArticle, InlineQueryResultCachedPhoto
 from aiogram.types import User as TgUser
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from handlers.callbacks import CardCB
 from models import Deal, InlineCard, InviteLink, Membership, Order, ShareLink, User
 from services import deals
 from services.timezones import utcnow
-from tests.builders import person
+from tests.builders import group, person
 from tests.test_deal_post import (
     GROUP,
     OTHER,
@@ -457,3 +459,99 @@ async def test_forgetme_rerenders_the_sharers_cards_without_her_name_or_buttons(
     assert last.reply_markup is None  # her share code is gone: nothing left to credit
     [card] = await cards(harness)
     assert (card.share_code, card.dropped_at) == (None, None) and card.sharer_id != ALICE.id
+
+
+# ---------------------------------------------------------------- reads in constant statements
+
+
+@contextmanager
+def statements(harness) -> Iterator[list[str]]:
+    """Every statement the app's engine sends while the block runs."""
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, _params, _context, _many) -> None:
+        seen.append(statement)
+
+    engine = harness.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def counted_search(harness, user: TgUser, query: str) -> tuple[int, AnswerInlineQuery]:
+    await harness.settle()
+    with statements(harness) as seen:
+        answer = await search(harness, user, query)
+    return len(seen), answer
+
+
+async def test_an_inline_answer_takes_as_many_statements_for_30_deals_as_for_1(harness) -> None:
+    group_id, mangoes = await setup(harness)
+    await member(harness, group_id, BOB)
+    for i in range(29):  # posted (as if sent: the sender's pace in one chat is not the point)
+        deal_id = await create_deal(harness, [group_id], title=f"Pears {i}")
+        async with harness.db.transaction() as s:
+            await deals.store_post(s, deal_id, group_id, 100 + i, utcnow())
+    for user in (ALICE, BOB):  # both known to the bot before counting
+        assert (await search(harness, user, "nothing like this")).results == []
+
+    # first searches: every share link is created
+    one, answer = await counted_search(harness, ALICE, f"D{mangoes}")
+    assert [r.title for r in answer.results] == ["Mangoes"]
+    thirty, answer = await counted_search(harness, BOB, "")
+    assert len(answer.results) == 30 and answer.results[-1].title == "Mangoes"
+    assert one == thirty, (one, thirty)
+    # again: the links exist now (fewer statements, still as many for 30 as for 1)
+    again_one, _answer = await counted_search(harness, ALICE, f"D{mangoes}")
+    again_thirty, again = await counted_search(harness, BOB, "")
+    assert again_one == again_thirty < one, (again_one, again_thirty, one)
+    assert [r.id for r in again.results] == [r.id for r in answer.results]  # the same links
+    async with harness.db.read() as s:
+        links = await s.scalar(select(func.count()).where(ShareLink.user_id == BOB.id))
+    assert links == 30
+
+    # a revoked link is replaced by a new code, in the same statements
+    async with harness.db.transaction() as s:
+        await s.execute(
+            update(ShareLink)
+            .where(ShareLink.code.in_([r.id for r in again.results[:3]]))
+            .values(revoked_at=utcnow())
+        )
+    revoked, renewed = await counted_search(harness, BOB, "")
+    assert revoked == one + 1  # the revoked links deleted in one more statement
+    fresh = {r.id for r in renewed.results}
+    assert len(fresh) == 30 and len(fresh - {r.id for r in again.results}) == 3
+    async with harness.db.read() as s:
+        links = await s.scalar(select(func.count()).where(ShareLink.user_id == BOB.id))
+    assert links == 30
+
+
+async def test_a_refresh_of_many_deals_reads_and_writes_as_much_as_of_one(harness) -> None:
+    group_id, first = await setup(harness)
+    others = []
+    for i in range(4):  # each in a group of its own (the sender paces edits per chat)
+        chat = group(-1001000001000 - i, f"Group {i}")
+        other_group = await add_group(harness, chat)
+        await member(harness, other_group, ALICE)
+        deal_id = await create_deal(harness, [other_group], title=f"Pears {i}")
+        assert await publish_deal(harness, deal_id) == 1
+        others.append(deal_id)
+    for n, deal_id in enumerate([first, *others]):  # each has a live card and sign-ups
+        code = await share_card(harness, ALICE, deal_id, f"IM-{n}")
+        await tap_card(harness, BOB, code, f"IM-{n}")
+    await harness.settle()
+    posts = refresher(harness)
+
+    harness.api.clear()
+    with statements(harness) as seen:
+        assert await posts.refresh_many([first]) == {first: 2}  # the post and the card
+    one = len(seen)
+    with statements(harness) as seen:
+        edited = await posts.refresh_many([first, *others])
+    assert edited == {deal_id: 2 for deal_id in [first, *others]}
+    assert len(seen) == one, (len(seen), one)
+    texts = [e.text for e in harness.api.of(EditMessageText)]
+    assert len(texts) == 2 + 10 and all("Bob ×1" in t for t in texts)
+    assert await posts.catch_up() == 0  # every post and card records the version it shows
