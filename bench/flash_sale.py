@@ -6,7 +6,10 @@ list edits at its production interval (2.5 s). Latency is measured per callback,
 moment its update is fed to the moment its answerCallbackQuery reaches the (fake) Bot API.
 
 Targets: exactly `stock` units confirmed at closing, 0 oversold, every callback answered,
-p99 latency < 1 s, sign-up edits ≤ duration / 2 s + 2.
+no wrong refusal (a "Sold out." answer while units are still unsold once every commit has
+settled), p99 latency < 1 s, sign-up edits ≤ duration / 2 s + 2. Also printed: the p99 of
+the joins and of the refusals apart, when the last join was answered, and how many reads the
+locale cache and the admission gate made for the whole burst.
 """
 
 from __future__ import annotations
