@@ -6,7 +6,10 @@ list edits at its production interval (2.5 s). Latency is measured per callback,
 moment its update is fed to the moment its answerCallbackQuery reaches the (fake) Bot API.
 
 Targets: exactly `stock` units confirmed at closing, 0 oversold, every callback answered,
-p99 latency < 1 s, sign-up edits ≤ duration / 2 s + 2.
+no wrong refusal (a "Sold out." answer while units are still unsold once every commit has
+settled), p99 latency < 1 s, sign-up edits ≤ duration / 2 s + 2. Also printed: the p99 of
+the joins and of the refusals apart, when the last join was answered, and how many reads the
+locale cache and the admission gate made for the whole burst.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, EditMessage
 from sqlalchemy import func, select
 
 from bench.common import add_groups, create_deal, make_app, member_id, mount, ms, percentile
+from bot.middlewares.admission import AdmissionMiddleware
 from bot.posts import publish
 from bot.runner import process
 from handlers.callbacks import DealCB
@@ -56,9 +60,12 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         fed: dict[str, float] = {}
         answered: dict[str, float] = {}
 
+        texts_of: dict[str, str] = {}
+
         def on_request(method) -> None:
             if isinstance(method, AnswerCallbackQuery):
                 answered.setdefault(method.callback_query_id, time.perf_counter())
+                texts_of.setdefault(method.callback_query_id, method.text or "")
 
         api.on_request = on_request
 
@@ -73,6 +80,12 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         edits = len(api.of(EditMessageText)) + len(api.of(EditMessageCaption))
         texts = [a.text or "" for a in api.of(AnswerCallbackQuery)]
         latencies = [answered[cid] - fed[cid] for cid in fed if cid in answered]
+        joined = [answered[c] - fed[c] for c in fed if texts_of.get(c, "").startswith("You're in")]
+        refused = [answered[c] - fed[c] for c in fed if texts_of.get(c) == "Sold out."]
+        last_join = max(
+            (answered[c] - started for c in fed if texts_of.get(c, "").startswith("You're in")),
+            default=0.0,
+        )
 
         async with app.db.read() as session:
             deal = await session.get(Deal, deal_id)
@@ -82,12 +95,21 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
                     Order.deal_id == deal_id, Order.status == "active"
                 )
             )
+        locale_reads = app.locales.reads
+        [gate_mw] = [
+            m
+            for m in app.dispatcher.callback_query.middleware
+            if isinstance(m, AdmissionMiddleware)
+        ]
+        admission_reads = gate_mw.reads.reads
         async with app.db.transaction() as session:
             closing = await deal_service.close(session, deal_id, utcnow())
         confirmed = sum(o.quantity for o in closing.orders if o.status == "confirmed")
     finally:
         await app.close()
 
+    # a "Sold out." answer is wrong if units were still unsold once every commit settled
+    wrong_refusals = len(refused) if (stock_left or 0) > 0 else 0
     oversold = max(confirmed - args.stock, 0) + max(-(stock_left or 0), 0)
     p99 = percentile(latencies, 99)
     edit_bound = duration / 2.0 + 2
@@ -104,6 +126,12 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         "p50_ms": ms(percentile(latencies, 50)),
         "p95_ms": ms(percentile(latencies, 95)),
         "p99_ms": ms(p99),
+        "joined_p99_ms": ms(percentile(joined, 99)),
+        "sold_out_p99_ms": ms(percentile(refused, 99)),
+        "last_join_ms": ms(last_join),
+        "wrong_refusals": wrong_refusals,
+        "locale_reads": locale_reads,
+        "admission_reads": admission_reads,
         "edits": edits,
         "edit_bound": round(edit_bound, 1),
         "edit_interval_s": posts.interval,
@@ -112,6 +140,7 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
     result["ok"] = (
         confirmed == args.stock
         and oversold == 0
+        and wrong_refusals == 0
         and len(answered) == args.joins
         and p99 < P99_TARGET
         and edits <= edit_bound

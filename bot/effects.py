@@ -79,7 +79,7 @@ def refresh_if_changed(fx: Effects, event: OrderChanged) -> None:
 
 def teach_gate(fx: Effects, event: OrderChanged | OrderDenied) -> None:
     """The stock left after a change (a cancel reopens the gate) or a sold-out refusal."""
-    fx.gate.learn(event.deal_id, event.stock_left)
+    fx.gate.learn(event.deal_id, event.stock_left, member=getattr(event, "user_id", None))
 
 
 def count_signup(fx: Effects, event: OrderChanged) -> None:

@@ -4,11 +4,14 @@ Order: in a group, the group's language (posts in a group speak the group's lang
 private chat, the user's choice (/lang), else Telegram's `language_code`, else the default.
 Choices are cached in memory for a short time so ordinary group chatter costs no database
 round trip; a change made through this instance is seen at once, one made through another
-instance within `ttl` seconds.
+instance within `ttl` seconds. Concurrent misses of one key share one read (single flight):
+a burst of 1,000 taps in a group whose language is not cached yet reads it once. A change
+made while that read is in flight wins over the read's (older) result.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from aiogram.types import TelegramObject
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n.middleware import I18nMiddleware
 from sqlalchemy import select
+from sqlalchemy.sql import Select
 
 from models import Database, Group, User
 from services.locales import SUPPORTED_LANGUAGES, from_telegram
@@ -37,6 +41,9 @@ class LocaleCache:
         self.max_items = max_items
         self._users: dict[int, tuple[float, str | None]] = {}
         self._groups: dict[int, tuple[float, str | None]] = {}
+        # reads in flight, one per key: concurrent misses await the same task
+        self._loading: dict[tuple[str, int], asyncio.Task[str | None]] = {}
+        self.reads = 0  # database reads made (single-flight tests count them)
 
     def _get(self, table: dict[int, tuple[float, str | None]], key: int) -> Any:
         hit = table.get(key)
@@ -50,33 +57,61 @@ class LocaleCache:
         table[key] = (time.monotonic() + self.ttl, value)
 
     def set_user(self, user_id: int, language: str | None) -> None:
+        self._loading.pop(("user", user_id), None)  # a read in flight must not overwrite it
         self._put(self._users, user_id, language)
 
     def set_group(self, chat_id: int, language: str | None) -> None:
+        self._loading.pop(("group", chat_id), None)
         self._put(self._groups, chat_id, language)
 
     def forget_group(self, chat_id: int) -> None:
+        self._loading.pop(("group", chat_id), None)
         self._groups.pop(chat_id, None)
 
     def forget_user(self, user_id: int) -> None:
         """/forgetme: drop the user's language (called after the commit)."""
+        self._loading.pop(("user", user_id), None)
         self._users.pop(user_id, None)
 
-    async def user_language(self, user_id: int) -> str | None:
-        value = self._get(self._users, user_id)
-        if value is _MISSING:
+    async def _load(
+        self, kind: str, table: dict[int, tuple[float, str | None]], key: int, query: Select
+    ) -> str | None:
+        value = self._get(table, key)
+        if value is not _MISSING:
+            return value
+        if self.db.current() is not None:  # inside a transaction: read through it, alone
+            self.reads += 1
             async with self.db.read() as session:
-                value = await session.scalar(select(User.language).where(User.id == user_id))
-            self.set_user(user_id, value)
-        return value
+                return await session.scalar(query)
+        task = self._loading.get((kind, key))
+        if task is None:
+            task = asyncio.ensure_future(self._read(kind, table, key, query))
+            self._loading[(kind, key)] = task
+        # shielded: a waiter cancelled (e.g. its update timed out) does not cancel the others'
+        return await asyncio.shield(task)
+
+    async def _read(
+        self, kind: str, table: dict[int, tuple[float, str | None]], key: int, query: Select
+    ) -> str | None:
+        me = asyncio.current_task()
+        try:
+            self.reads += 1
+            async with self.db.read() as session:
+                value = await session.scalar(query)
+            if self._loading.get((kind, key)) is me:  # not superseded by a change meanwhile
+                self._put(table, key, value)
+            return value
+        finally:
+            if self._loading.get((kind, key)) is me:
+                del self._loading[(kind, key)]
+
+    async def user_language(self, user_id: int) -> str | None:
+        query = select(User.language).where(User.id == user_id)
+        return await self._load("user", self._users, user_id, query)
 
     async def group_language(self, chat_id: int) -> str | None:
-        value = self._get(self._groups, chat_id)
-        if value is _MISSING:
-            async with self.db.read() as session:
-                value = await session.scalar(select(Group.language).where(Group.chat_id == chat_id))
-            self.set_group(chat_id, value)
-        return value
+        query = select(Group.language).where(Group.chat_id == chat_id)
+        return await self._load("group", self._groups, chat_id, query)
 
 
 class LocaleMiddleware(I18nMiddleware):

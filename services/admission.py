@@ -1,17 +1,37 @@
 """An admission gate in front of the write path of joins, per process and per deal.
 
 In a flash sale most taps can only be refused ("Sold out."), yet each one would be a full
-write transaction serialised on the deal row (or on SQLite's single writer). The gate lets at
-most the known remaining stock of units be in flight as joins at once; other taps queue. When
-nothing is in flight and the queued taps cannot fit, each queued tap is released to *probe*:
-the caller re-checks with a cheap read (stock left, whether this member already holds an
-order) and either answers "Sold out." without writing or comes back to the gate.
+write transaction serialised on the deal row (or on SQLite's single writer). The gate knows
+the deal's committed stock left (`known`, learned from commits through the effects map and
+from shared reads) and the units of the joins it let through that have not settled yet
+(`reserved`, in flight).
 
-The database stays the only source of truth: the conditional UPDATE in services.orders still
-decides, and the gate's figures are only hints (updated from commits and reads) that decide
-whether to wait, write or read. A stale hint costs a read or a refused write, never a wrong
-answer: a sold-out answer is always given from a fresh read. Several processes sharing one
-database each have their own gate. No aiogram here.
+- A tap whose units fit beside the joins in flight (reserved + units <= known) goes to the
+  write path at once, with no read: the conditional UPDATE in services.orders decides.
+- Otherwise the caller first learns the member's part and a fresh committed stock from one
+  read shared by every tap waiting on the deal (bot.middlewares.admission), then `wait`s.
+  A waiting tap of a new participant is admitted when it fits. It is answered "Sold out."
+  at once, without waiting for the joins in flight, when the committed stock cannot reach
+  it even if every join in flight that may fail did fail: `ahead + units > known - sure`.
+  `ahead` are the units of the taps queued before it (they get any unit a failing join
+  frees, first come first served); `sure` are the units of the joins in flight that can
+  only succeed: checked by such a read (a new participant, within the limit, the deal
+  open) and the member's only join in flight. A sure join fails only if the deal closes
+  meanwhile (then every tap is refused anyway) or by an error: a transient one is tried
+  again and takes its unit then (bot.runner); a permanent one is a bug, answered as such.
+  The taps that a failing
+  join could still serve wait for the joins in flight to settle (a commit lowers `known`
+  and settles its member's join at once; a join's end frees its reservation), and they
+  wait without reading again. A second tap of a member whose join is in flight waits for
+  that join, then goes to the write path, which answers it (e.g. "already in").
+
+So a refusal is always given from committed stock seen after the tap arrived (the shared
+read began after it, or a commit came later), and only when that stock is taken by joins in
+flight and taps ahead of it. A cancel or restock that commits later reopens the gate (a
+commit's stock is learned at once; a restock by the owner is seen by the next shared read).
+The database stays the only source of truth: the gate's figures decide whether to wait,
+write or refuse, never whether a unit is sold. Several processes sharing one database each
+have their own gate. No aiogram here.
 """
 
 from __future__ import annotations
@@ -23,24 +43,35 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Ticket:
-    """Returned by AdmissionGate.enter: `probe` says the caller must re-check with a read
-    before writing (then call `enter` again with its outcome, or refuse); otherwise `units`
-    are reserved until `leave`."""
+    """What the gate decided: `admitted` (the caller runs the join; `units` are reserved
+    until `leave`) or refused as sold out (`stock_left`: the units nobody has claimed)."""
 
     deal_id: int
     units: int
-    probe: bool = False
-    lead: bool = False  # the one probe learning an unknown stock for everyone
+    admitted: bool = True
+    stock_left: int = 0
+    member: int | None = None
+    sure: bool = False  # a checked new participant, alone in flight: fails only by an error
     left: bool = False
 
 
 @dataclass
+class _Waiter:
+    units: int
+    future: asyncio.Future[Ticket]
+    member: int | None = None
+    rechecked: bool = False  # queued behind the member's own join in flight
+
+
+@dataclass
 class _Deal:
-    known: int | None = None  # last stock_left seen (commit or read); None = unknown
+    known: int | None = None  # committed stock left last seen (commit or read); None = unknown
     unlimited: bool = False  # the deal has no stock limit: no gating at all
     reserved: int = 0  # units of admitted joins not yet settled
-    probing: bool = False  # a probe is learning the stock (only when unknown)
-    queue: deque[tuple[int, asyncio.Future[Ticket]]] = field(default_factory=deque)
+    sure: int = 0  # of those, the units of sure joins (see Ticket.sure)
+    members: dict[int, list[Ticket]] = field(default_factory=dict)  # in flight, per member
+    epoch: int = 0  # commits learned so far: a read begun before one is older than it
+    queue: deque[_Waiter] = field(default_factory=deque)
 
 
 class AdmissionGate:
@@ -53,15 +84,84 @@ class AdmissionGate:
             state = self._deals[deal_id] = _Deal()
         return state
 
-    async def enter(self, deal_id: int, units: int) -> Ticket:
-        """Wait for room for `units` more units of a join of this deal. A ticket with
-        probe=True reserves nothing (the caller reads, then `learn`s and retries)."""
+    def admit_now(self, deal_id: int, units: int, member: int | None = None) -> Ticket | None:
+        """A ticket if the known stock has room for `units` beside the joins in flight (or
+        the deal has no limit); None: read (shared), then `wait`. Not checked: not sure."""
         state = self._deal(deal_id)
-        ticket = self._try(state, deal_id, units)
-        if ticket is not None:
-            return ticket
+        if state.unlimited:
+            return Ticket(deal_id, 0)
+        if state.known is not None and state.reserved + units <= state.known:
+            return self._reserve(state, Ticket(deal_id, units, member=member))
+        return None
+
+    def _reserve(self, state: _Deal, ticket: Ticket) -> Ticket:
+        state.reserved += ticket.units
+        if ticket.member is not None:
+            ticket.sure = ticket.sure and ticket.member not in state.members
+            state.members.setdefault(ticket.member, []).append(ticket)
+        else:
+            ticket.sure = False
+        if ticket.sure:
+            state.sure += ticket.units
+        return ticket
+
+    def _settle(self, state: _Deal, ticket: Ticket) -> None:
+        ticket.left = True
+        state.reserved = max(state.reserved - ticket.units, 0)
+        if ticket.sure:
+            state.sure = max(state.sure - ticket.units, 0)
+        if ticket.member is not None:
+            mine = state.members.get(ticket.member, [])
+            if ticket in mine:
+                mine.remove(ticket)
+            if not mine:
+                state.members.pop(ticket.member, None)
+
+    def epoch(self, deal_id: int) -> int:
+        """Pass it to `learn` with what a read begun now showed."""
+        return self._deal(deal_id).epoch
+
+    def learn(
+        self,
+        deal_id: int,
+        stock_left: int | None,
+        *,
+        since: int | None = None,
+        member: int | None = None,
+    ) -> None:
+        """What a commit (since=None) or a read begun at epoch `since` showed of the deal's
+        committed stock (None: unlimited). A read older than a commit learned meanwhile
+        changes nothing. A commit that changed `member`'s order settles that member's join
+        in flight at once: the committed stock no longer counts its units, nor do the joins
+        in flight. Without a member (a refusal), the queue is looked at once the join that
+        caused it has left (its units must not be counted twice)."""
+        state = self._deal(deal_id)
+        if since is None:
+            state.epoch += 1
+        elif since != state.epoch:
+            return
+        state.unlimited = stock_left is None
+        state.known = stock_left
+        mine = state.members.get(member) if member is not None else None
+        if mine:
+            self._settle(state, mine[0])
+        if since is None and member is None and state.queue:
+            try:
+                asyncio.get_running_loop().call_soon(self._pump, state, deal_id)
+                return
+            except RuntimeError:  # no loop running: nobody can be waiting on a future
+                pass
+        self._pump(state, deal_id)
+
+    async def wait(self, deal_id: int, units: int, member: int | None = None) -> Ticket:
+        """For a tap of a new participant (checked by a read: no order, within the limit,
+        the deal open), once the gate has committed stock seen after the tap arrived:
+        admitted, or refused as sold out (see the module's rule)."""
+        state = self._deal(deal_id)
         future: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
-        state.queue.append((units, future))
+        waiter = _Waiter(units, future, member, member is not None and member in state.members)
+        state.queue.append(waiter)
+        self._pump(state, deal_id)
         try:
             return await future
         except asyncio.CancelledError:
@@ -69,74 +169,51 @@ class AdmissionGate:
                 self.leave(future.result())  # admitted just as we were cancelled
             else:
                 try:
-                    state.queue.remove((units, future))
+                    state.queue.remove(waiter)
                 except ValueError:
                     pass
+                self._pump(state, deal_id)  # those behind it may now be served
             raise
-
-    def _try(self, state: _Deal, deal_id: int, units: int) -> Ticket | None:
-        if state.unlimited:
-            return Ticket(deal_id, 0)
-        if state.known is not None and state.reserved + units <= state.known:
-            state.reserved += units
-            return Ticket(deal_id, units)
-        if state.reserved > 0 or state.probing:
-            return None  # wait: joins in flight (or a probe) will tell more
-        if state.known is None:
-            state.probing = True  # single flight: one read learns the stock for all
-            return Ticket(deal_id, 0, probe=True, lead=True)
-        return Ticket(deal_id, 0, probe=True)
-
-    def learn(self, deal_id: int, stock_left: int | None, *, probe: Ticket | None = None) -> None:
-        """What a commit, a refusal or a read showed of the deal's stock (None: unlimited).
-        Pass the probe ticket that made the read, if any."""
-        state = self._deal(deal_id)
-        if probe is not None and probe.probe and not probe.left:
-            probe.left = True
-            if probe.lead:
-                state.probing = False
-        state.unlimited = stock_left is None
-        state.known = stock_left
-        self._pump(state, deal_id)
-
-    def abandon(self, ticket: Ticket) -> None:
-        """A probe that failed (e.g. the read raised): let the others try."""
-        if ticket.probe and not ticket.left:
-            ticket.left = True
-            state = self._deal(ticket.deal_id)
-            if ticket.lead:
-                state.probing = False
-            self._pump(state, ticket.deal_id)
 
     def leave(self, ticket: Ticket) -> None:
         """The admitted join is over (committed, refused or failed): free its reservation."""
-        if ticket.probe:
-            self.abandon(ticket)
+        if ticket.left or not ticket.admitted:
             return
-        if ticket.left:
-            return
-        ticket.left = True
         state = self._deal(ticket.deal_id)
-        state.reserved = max(state.reserved - ticket.units, 0)
+        self._settle(state, ticket)
         self._pump(state, ticket.deal_id)
 
     def _pump(self, state: _Deal, deal_id: int) -> None:
-        """Admit the queued taps that now fit; when none is in flight and the rest cannot
-        fit, release them all to probe (each reads for itself)."""
+        """Decide every queued tap that can be decided now, first come first served."""
         if not state.queue:
             return
-        waiting = [(u, f) for u, f in state.queue if not f.done()]
-        state.queue.clear()
-        keep: deque[tuple[int, asyncio.Future[Ticket]]] = deque()
-        for units, future in waiting:
-            if state.probing:
-                keep.append((units, future))
+        keep: deque[_Waiter] = deque()
+        ahead = 0  # units of the taps before this one that still wait
+        for waiter in state.queue:
+            future = waiter.future
+            if future.done():
                 continue
-            ticket = self._try(state, deal_id, units)
-            if ticket is None:
-                keep.append((units, future))
+            units = waiter.units
+            known = state.known
+            if state.unlimited:
+                future.set_result(Ticket(deal_id, 0))
+            elif waiter.member is not None and waiter.member in state.members:
+                keep.append(waiter)  # the member's own join is in flight: its outcome decides
+                ahead += units
+            elif waiter.rechecked:  # the member's join was in flight: the write path decides
+                future.set_result(Ticket(deal_id, 0))
+            elif known is None:  # not learnt yet (cannot happen after a read): keep waiting
+                keep.append(waiter)
+                ahead += units
+            elif state.reserved + units <= known:
+                ticket = Ticket(deal_id, units, member=waiter.member, sure=True)
+                future.set_result(self._reserve(state, ticket))
+            elif ahead + units > known - state.sure:  # even if every unsure join failed
+                left = max(known - state.reserved - ahead, 0)
+                future.set_result(Ticket(deal_id, 0, admitted=False, stock_left=left))
             else:
-                future.set_result(ticket)
+                keep.append(waiter)  # only a failing join in flight could serve it
+                ahead += units
         state.queue = keep
 
     def in_flight(self, deal_id: int) -> int:
@@ -146,3 +223,7 @@ class AdmissionGate:
     def waiting(self, deal_id: int) -> int:
         state = self._deals.get(deal_id)
         return len(state.queue) if state else 0
+
+    def known(self, deal_id: int) -> int | None:
+        state = self._deals.get(deal_id)
+        return state.known if state else None

@@ -313,27 +313,40 @@ async def of_deal(session: AsyncSession, deal_id: int) -> list[Order]:
 
 @dataclass
 class Admission:
-    """What a cheap read says of a member's request for `units` more units (no lock)."""
+    """What one cheap read (no lock) says of a deal for the members asking to join it: the
+    deal part is shared by every tap waiting at the gate, the member part is a set."""
 
     stock_left: int | None  # None: no stock limit
-    sold_out: bool  # the write could only be refused as sold out: answer without writing
-    gated: bool  # a join of a new participant into an open deal with stock: queue at the gate
+    open: bool  # the deal takes orders now (status open, inside its window)
+    per_person_limit: int | None
+    holders: frozenset[int]  # of the members asked about, those holding an active order
+
+    def gated(self, user_id: int, units: int) -> bool:
+        """A join of a new participant, within the per-person limit, into an open deal with
+        stock: it queues at the gate (and may be answered "Sold out." there). Anything else
+        goes to the write path, which decides and words it."""
+        return (
+            self.stock_left is not None
+            and self.open
+            and user_id not in self.holders
+            and (self.per_person_limit is None or units <= self.per_person_limit)
+        )
+
+
+ADMISSION_CHUNK = 500  # member ids per IN (...) list
 
 
 async def admission(
     session: AsyncSession,
     deal_id: int,
     chat_id: int | None,
-    user_id: int,
-    units: int,
+    user_ids: list[int] | set[int],
     now: datetime,
     *,
     group_id: int | None = None,
 ) -> Admission | None:
-    """For services.admission: None if the deal is not posted in that chat (or group). Only a member
-    without an active order, asking for no more than the per-person limit, in an open deal
-    whose stock left is below `units`, is `sold_out`; anything else goes to the write path,
-    which decides (and words any other refusal)."""
+    """For services.admission: one read for every member waiting on this deal in this chat
+    (or group): None if the deal is not posted there."""
     if group_id is not None:  # a deal card in private chat: the order counts in that group
         found = await referrals.deal_in_group(session, deal_id, group_id)
         if found is None:
@@ -344,13 +357,21 @@ async def admission(
             deal, _group = await deal_service.posted_in_chat(session, deal_id, chat_id or 0)
         except deal_service.DealNotFound:
             return None
-    holding = await current_quantity(session, deal_id, user_id)
-    eligible = (
-        holding == 0
-        and deal.stock_left is not None
-        and deal.status == "open"
-        and deal.opens_at <= now < deal.closes_at
-        and (deal.per_person_limit is None or units <= deal.per_person_limit)
+    ids = sorted(set(user_ids))
+    holders: set[int] = set()
+    for start in range(0, len(ids), ADMISSION_CHUNK):
+        rows = await session.scalars(
+            select(Order.user_id).where(
+                Order.deal_id == deal_id,
+                Order.user_id.in_(ids[start : start + ADMISSION_CHUNK]),
+                Order.status == "active",
+                Order.quantity > 0,
+            )
+        )
+        holders.update(rows)
+    return Admission(
+        deal.stock_left,
+        deal.status == "open" and deal.opens_at <= now < deal.closes_at,
+        deal.per_person_limit,
+        frozenset(holders),
     )
-    sold_out = eligible and deal.stock_left < units
-    return Admission(deal.stock_left, sold_out, eligible and not sold_out)

@@ -27,13 +27,13 @@ class GateSpy:
 
     def __init__(self, gate) -> None:
         self.entered: list[int] = []
-        original = gate.enter
+        original = gate.admit_now
 
-        async def enter(deal_id: int, units: int):
+        def admit_now(deal_id: int, units: int, member: int | None = None):
             self.entered.append(units)
-            return await original(deal_id, units)
+            return original(deal_id, units, member)
 
-        gate.enter = enter
+        gate.admit_now = admit_now
 
 
 async def place(harness, path: str, user, deal_id: int, group_id: int) -> str:
