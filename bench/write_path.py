@@ -17,6 +17,10 @@ Prints tap_ms and floor_ms (mean per tap), tap_vs_floor (target ≤ 5) and what 
 - round_trips_per_join: everything, transaction control included (BEGIN, SAVEPOINT,
   RELEASE, a ROLLBACK when a read session is given back to the pool).
 
+- hops_per_join (SQLite): hand-offs to aiosqlite's worker thread (its `_execute`: cursor,
+  execute, fetch, close, commit, rollback each one) during the taps, the post refresher's
+  background reads included.
+
 `statements` lists the statements of the first tap in order (their first words; the first
 tap also reads the group's language and passes the admission gate's first probe).
 """
@@ -56,6 +60,33 @@ CONTROL = ("BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK")  # not counted as statem
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--taps", type=int, default=500)
+
+
+class HopCounter:
+    """Counts aiosqlite's hand-offs to its worker thread while installed."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.on = False
+
+    def __enter__(self) -> HopCounter:
+        import aiosqlite.core
+
+        self.original = original = aiosqlite.core.Connection._execute
+        counter = self
+
+        async def counted(conn, fn, *args, **kwargs):
+            if counter.on:
+                counter.count += 1
+            return await original(conn, fn, *args, **kwargs)
+
+        aiosqlite.core.Connection._execute = counted
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import aiosqlite.core
+
+        aiosqlite.core.Connection._execute = self.original
 
 
 class StatementCounter:
@@ -201,8 +232,12 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         posts = app.dispatcher["posts"]
         await posts.flush()
         api.clear()
-        with ErrorCounter() as errors, StatementCounter(app.db.engine) as counter:
-            counter.on = True
+        with (
+            ErrorCounter() as errors,
+            StatementCounter(app.db.engine) as counter,
+            HopCounter() as hops,
+        ):
+            counter.on = hops.on = True
             started = time.perf_counter()
             first: list[str] = []
             for n, update in enumerate(updates):
@@ -210,7 +245,7 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
                 if n == 0:
                     first = list(counter.names)
             tap_seconds = time.perf_counter() - started
-            counter.on = False
+            counter.on = hops.on = False
         answers = api.of(AnswerCallbackQuery)
         joined = sum((a.text or "").startswith("You're in") for a in answers)
         await posts.close(timeout=0)
@@ -253,6 +288,7 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         "tap_vs_floor": round(ratio, 2),
         "statements_per_join": round(statements, 2),
         "round_trips_per_join": round(trips, 2),
+        "hops_per_join": round(hops.count / taps, 2) if app.db.is_sqlite else None,
         "statements": first,
         "processed_ok": processed_ok,
         "ok": processed_ok and ratio <= TARGET_RATIO and statements <= TARGET_STATEMENTS,
