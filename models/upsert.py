@@ -10,7 +10,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-def _insert_for(session: AsyncSession, table):
+def insert_for(session: AsyncSession, table):
+    """The dialect's INSERT (with `on_conflict_do_…`) of `table` (a Table or a mapped class)."""
     name = session.bind.dialect.name if session.bind is not None else "sqlite"
     if name == "postgresql":
         return postgresql.insert(table)
@@ -24,7 +25,7 @@ async def insert_ignore(
 ) -> bool:
     """Insert a row unless one with the same `conflict` key exists. True when inserted."""
     stmt = (
-        _insert_for(session, table)
+        insert_for(session, table)
         .values(**values)
         .on_conflict_do_nothing(index_elements=list(conflict))
     )
@@ -40,7 +41,7 @@ async def upsert(
     update: Iterable[str],
 ) -> None:
     """Insert a row, or update the listed columns of the row with the same `conflict` key."""
-    ins = _insert_for(session, table).values(**values)
+    ins = insert_for(session, table).values(**values)
     cols = list(update)
     if cols:
         stmt = ins.on_conflict_do_update(
@@ -69,7 +70,7 @@ async def merge_rows(
     order given: callers sort them so concurrent writers lock rows in the same order."""
     add, latest, replace = list(add), list(latest), list(replace)
     for start in range(0, len(rows), chunk):
-        ins = _insert_for(session, table).values(list(rows[start : start + chunk]))
+        ins = insert_for(session, table).values(list(rows[start : start + chunk]))
         new = ins.excluded
         set_: dict[str, Any] = {c: table.c[c] + new[c] for c in add}
         for c in latest:

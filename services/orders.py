@@ -18,7 +18,8 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Deal, Group, Order
+from models import Deal, Group, Order, ShareLink
+from models.upsert import insert_for
 from services import deals as deal_service
 from services import events, referrals
 from services.errors import DomainError
@@ -149,8 +150,13 @@ def new_pickup_code() -> str:
     return "".join(secrets.choice(PICKUP_ALPHABET) for _ in range(6))
 
 
-async def _why_not(session: AsyncSession, deal_id: int, delta: int, now: datetime) -> OrderError:
+async def _why_not(
+    session: AsyncSession, deal_id: int, quantity: int, delta: int, now: datetime
+) -> OrderError:
+    """Why the deal's conditional UPDATE matched no row (read only on a refusal)."""
     deal = await deal_service.get(session, deal_id)
+    if deal.per_person_limit is not None and quantity > deal.per_person_limit:
+        return LimitExceeded(deal.per_person_limit)
     if deal.status in deal_service.FINAL_STATES or deal.closes_at <= now:
         return DealClosed(deal_id)
     if deal.status == "paused":
@@ -171,21 +177,134 @@ async def set_quantity(
     *,
     group_id: int | None = None,
     via: str | None = None,
+    expect: str | None = None,
 ) -> Change:
     """Make the member's quantity in the deal exactly `quantity` (0 cancels). `via`: where
     an order placed now comes from (button, command, private, card, myorders), kept on a
-    new order row."""
+    new order row. `expect`: "out" (a join: AlreadyJoined if the member holds units) or
+    "in" (a cancel: NotJoined if not), checked on the locked order row."""
     if quantity < 0 or quantity > MAX_QUANTITY:
         raise BadQuantity(quantity)
     for attempt in range(5):
         try:
             async with events.savepoint(session):
-                return await _set_quantity(session, deal_id, user_id, quantity, now, group_id, via)
+                if expect == "out" and group_id is not None and quantity > 0:
+                    return await _place(session, deal_id, user_id, quantity, now, group_id, via)
+                return await _set_quantity(
+                    session, deal_id, user_id, quantity, now, group_id, via, expect
+                )
         except IntegrityError:
             # a concurrent first join of the same member, or a pickup code collision
             if attempt == 4:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _counters(deal_id: int, quantity: int, delta: int, joins: int, now: datetime):
+    """The ONE conditional UPDATE of the deal's counters: it matches only an open deal with
+    the stock for `delta` and a per-person limit that allows `quantity`; it returns the deal
+    as updated (no re-read)."""
+    stock_ok = Deal.stock_left.is_(None) | (Deal.stock_left >= delta)
+    limit_ok = Deal.per_person_limit.is_(None) | (Deal.per_person_limit >= quantity)
+    return (
+        update(Deal)
+        .where(
+            Deal.id == deal_id,
+            Deal.status == "open",
+            Deal.opens_at <= now,
+            Deal.closes_at > now,
+            stock_ok,
+            limit_ok,
+        )
+        .values(
+            total_qty=Deal.total_qty + delta,
+            participants=Deal.participants + joins,
+            stock_left=case((Deal.stock_left.is_(None), None), else_=Deal.stock_left - delta),
+            updated_at=now,
+        )
+        .returning(Deal)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+
+
+async def _move_counters(
+    session: AsyncSession, deal_id: int, quantity: int, delta: int, joins: int, now: datetime
+) -> Deal:
+    deal = (await session.scalars(_counters(deal_id, quantity, delta, joins, now))).first()
+    if deal is None:
+        raise await _why_not(session, deal_id, quantity, delta, now)
+    return deal
+
+
+async def _place(
+    session: AsyncSession,
+    deal_id: int,
+    user_id: int,
+    quantity: int,
+    now: datetime,
+    group_id: int,
+    via: str | None,
+) -> Change:
+    """A join into a group's deal: the order row is inserted (or a cancelled one revived) and
+    locked in ONE statement that also writes the attribution to the last sharer
+    (services.referrals) as scalar subqueries; then the deal's counters move. An order that
+    is active (or confirmed/failed) is left untouched: the join is refused."""
+    days = await referrals.attribution_days(session, group_id)
+    credit = referrals.attribution_query(user_id, group_id, days, now)
+    referrer = code = None
+    if credit is not None:
+        referrer = credit.with_only_columns(ShareLink.user_id).scalar_subquery()
+        code = credit.with_only_columns(ShareLink.code).scalar_subquery()
+    ins = insert_for(session, Order).values(
+        deal_id=deal_id,
+        user_id=user_id,
+        group_id=group_id,
+        quantity=quantity,
+        status="active",
+        pickup_code=new_pickup_code(),
+        fulfilment="none",
+        via=via[:8] if via else None,
+        referrer_id=referrer,
+        share_code=code,
+        discount=0,
+        created_at=now,
+        updated_at=now,
+    )
+    stmt = (
+        ins.on_conflict_do_update(
+            index_elements=["deal_id", "user_id"],
+            set_={
+                "quantity": ins.excluded.quantity,
+                "status": ins.excluded.status,
+                "group_id": ins.excluded.group_id,
+                "referrer_id": ins.excluded.referrer_id,
+                "share_code": ins.excluded.share_code,
+                "updated_at": ins.excluded.updated_at,
+            },
+            where=Order.status == "cancelled",
+        )
+        .returning(Order)
+        .execution_options(populate_existing=True)
+    )
+    order = (await session.scalars(stmt)).first()
+    if order is None:  # the member has an order that is not cancelled
+        held = await _locked_order(session, deal_id, user_id)
+        if held is not None and held.status == "active" and held.quantity > 0:
+            raise AlreadyJoined(held.quantity)
+        raise DealClosed(deal_id)  # confirmed or failed: the deal is over
+    deal = await _move_counters(session, deal_id, quantity, quantity, 1, now)
+    return Change(deal, order, 0, quantity)
+
+
+async def _locked_order(session: AsyncSession, deal_id: int, user_id: int) -> Order | None:
+    return (
+        await session.execute(
+            select(Order)
+            .where(Order.deal_id == deal_id, Order.user_id == user_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
 
 
 async def _set_quantity(
@@ -196,46 +315,36 @@ async def _set_quantity(
     now: datetime,
     group_id: int | None,
     via: str | None = None,
+    expect: str | None = None,
 ) -> Change:
-    order = (
-        await session.execute(
-            select(Order)
-            .where(Order.deal_id == deal_id, Order.user_id == user_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
+    order = await _locked_order(session, deal_id, user_id)
     old = order.quantity if order is not None and order.status == "active" else 0
+    if expect == "out" and old > 0:
+        raise AlreadyJoined(old)
+    if expect == "in" and old == 0:
+        raise NotJoined(deal_id)
     if order is not None and order.status not in ("active", "cancelled"):
         raise DealClosed(deal_id)  # confirmed or failed: the deal is over
-    deal = await deal_service.get(session, deal_id)
     if quantity == old:
+        deal = await deal_service.get(session, deal_id)
         if deal.status in deal_service.FINAL_STATES:
             raise DealClosed(deal_id)
         return Change(deal, order, old, old)
-    if deal.per_person_limit is not None and quantity > deal.per_person_limit:
-        raise LimitExceeded(deal.per_person_limit)
     delta = quantity - old
     joins = 1 if old == 0 and quantity > 0 else (-1 if old > 0 and quantity == 0 else 0)
-    stock_ok = Deal.stock_left.is_(None) | (Deal.stock_left >= delta)
-    result = await session.execute(
-        update(Deal)
-        .where(
-            Deal.id == deal_id,
-            Deal.status == "open",
-            Deal.opens_at <= now,
-            Deal.closes_at > now,
-            stock_ok,
+    deal = await _move_counters(session, deal_id, quantity, delta, joins, now)
+    placed = old == 0 and quantity > 0
+    if order is not None and placed and group_id is not None:
+        order.group_id = group_id
+    # placed now: credit the last sharer (services.referrals), before the row is written
+    credit = None
+    if placed:
+        credit = await referrals.attribute(
+            session,
+            user_id=user_id,
+            group_id=group_id if order is None else order.group_id,
+            now=now,
         )
-        .values(
-            total_qty=Deal.total_qty + delta,
-            participants=Deal.participants + joins,
-            stock_left=case((Deal.stock_left.is_(None), None), else_=Deal.stock_left - delta),
-            updated_at=now,
-        )
-    )
-    if (result.rowcount or 0) == 0:
-        raise await _why_not(session, deal_id, delta, now)
     if order is None:
         order = Order(
             deal_id=deal_id,
@@ -246,6 +355,8 @@ async def _set_quantity(
             pickup_code=new_pickup_code(),
             fulfilment="none",
             via=via[:8] if via else None,
+            referrer_id=credit.referrer_id if credit else None,
+            share_code=credit.code if credit else None,
             created_at=now,
             updated_at=now,
         )
@@ -254,12 +365,10 @@ async def _set_quantity(
         order.quantity = quantity
         order.status = "active" if quantity > 0 else "cancelled"
         order.updated_at = now
-        if group_id is not None and quantity > 0 and old == 0:
-            order.group_id = group_id
-    if old == 0 and quantity > 0:  # placed now: credit the last sharer (services.referrals)
-        await referrals.attribute_order(session, order, now)
+        if placed:
+            order.referrer_id = credit.referrer_id if credit else None
+            order.share_code = credit.code if credit else None
     await session.flush()
-    deal = await deal_service.get(session, deal_id)
     return Change(deal, order, old, quantity)
 
 
@@ -273,16 +382,13 @@ async def join(
     via: str | None = None,
 ) -> Change:
     """'Join +1': take one unit if not in yet; if already in, change nothing (a double tap)."""
-    current = await current_quantity(session, deal_id, user_id)
-    if current > 0:
-        raise AlreadyJoined(current)
-    return await set_quantity(session, deal_id, user_id, 1, now, group_id=group_id, via=via)
+    return await set_quantity(
+        session, deal_id, user_id, 1, now, group_id=group_id, via=via, expect="out"
+    )
 
 
 async def cancel(session: AsyncSession, deal_id: int, user_id: int, now: datetime) -> Change:
-    if await current_quantity(session, deal_id, user_id) == 0:
-        raise NotJoined(deal_id)
-    return await set_quantity(session, deal_id, user_id, 0, now)
+    return await set_quantity(session, deal_id, user_id, 0, now, expect="in")
 
 
 async def current_quantity(session: AsyncSession, deal_id: int, user_id: int) -> int:

@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import User
-from models.upsert import upsert
+from models.upsert import insert_for
 from services import outbox
 from services.errors import InvalidLanguage
 from services.locales import SUPPORTED_LANGUAGES
@@ -34,25 +34,25 @@ class Person:
 
 
 async def remember(session: AsyncSession, person: Person) -> User:
-    """Insert or refresh a user's public profile and return the row."""
-    await upsert(
-        session,
-        User.__table__,
-        {
-            "id": person.id,
-            "first_name": person.first_name[:256],
-            "last_name": (person.last_name or None) and person.last_name[:256],
-            "username": person.username,
-            "is_bot": person.is_bot,
-            "language_code": person.language_code,
-            "started": False,
-            "updated_at": utcnow(),
-        },
-        conflict=["id"],
-        update=["first_name", "last_name", "username", "language_code", "updated_at"],
+    """Insert or refresh a user's public profile and return the row (one statement: the
+    upsert returns it)."""
+    ins = insert_for(session, User).values(
+        id=person.id,
+        first_name=person.first_name[:256],
+        last_name=(person.last_name or None) and person.last_name[:256],
+        username=person.username,
+        is_bot=person.is_bot,
+        language_code=person.language_code,
+        started=False,
+        updated_at=utcnow(),
     )
-    user = await session.get(User, person.id, populate_existing=True)
-    assert user is not None
+    cols = ("first_name", "last_name", "username", "language_code", "updated_at")
+    stmt = (
+        ins.on_conflict_do_update(index_elements=["id"], set_={c: ins.excluded[c] for c in cols})
+        .returning(User)
+        .execution_options(populate_existing=True)
+    )
+    user = (await session.scalars(stmt)).one()
     return user
 
 

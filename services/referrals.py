@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -367,33 +367,51 @@ class Attribution:
     code: str
 
 
+def attribution_query(
+    user_id: int, group_id: int | None, days: int | None, now: datetime
+) -> Select | None:
+    """The query of who gets credit for an order the member places in the group now (the
+    sharer and the code of the member's latest click in that group within `days`, never the
+    member); None when the group attributes nothing. The order action runs it on its own
+    or as scalar subqueries of the order's INSERT (services.orders)."""
+    if group_id is None or not days or days <= 0:
+        return None
+    return (
+        select(ShareLink.user_id, ShareLink.code)
+        .select_from(ShareClick)
+        .join(ShareLink, ShareLink.code == ShareClick.code)
+        .where(
+            ShareClick.user_id == user_id,
+            ShareClick.group_id == group_id,
+            ShareClick.clicked_at >= now - timedelta(days=days),
+            ShareClick.clicked_at <= now,
+            ShareLink.user_id != user_id,
+            ShareLink.revoked_at.is_(None),
+        )
+        .order_by(ShareClick.clicked_at.desc(), ShareClick.id.desc())
+        .limit(1)
+    )
+
+
+async def attribution_days(session: AsyncSession, group_id: int | None) -> int | None:
+    """The group's attribution window in days; the group row the transaction already holds
+    (the handler read it) is used without a query."""
+    if group_id is None:
+        return None
+    group = await session.get(Group, group_id)
+    return group.attribution_days if group is not None else None
+
+
 async def attribute(
     session: AsyncSession, *, user_id: int, group_id: int | None, now: datetime
 ) -> Attribution | None:
     """Who gets credit for an order the member places in the group now: the sharer of the
     member's latest click in that group within the attribution window, never the member."""
-    if group_id is None:
+    days = await attribution_days(session, group_id)
+    query = attribution_query(user_id, group_id, days, now)
+    if query is None:
         return None
-    days = await session.scalar(select(Group.attribution_days).where(Group.id == group_id))
-    if not days or days <= 0:
-        return None
-    row = (
-        await session.execute(
-            select(ShareLink.user_id, ShareLink.code)
-            .select_from(ShareClick)
-            .join(ShareLink, ShareLink.code == ShareClick.code)
-            .where(
-                ShareClick.user_id == user_id,
-                ShareClick.group_id == group_id,
-                ShareClick.clicked_at >= now - timedelta(days=days),
-                ShareClick.clicked_at <= now,
-                ShareLink.user_id != user_id,
-                ShareLink.revoked_at.is_(None),
-            )
-            .order_by(ShareClick.clicked_at.desc(), ShareClick.id.desc())
-            .limit(1)
-        )
-    ).first()
+    row = (await session.execute(query)).first()
     if row is None:
         return None
     return Attribution(row.user_id, row.code)

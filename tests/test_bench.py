@@ -185,3 +185,18 @@ async def test_statements_count_begin_and_commit_once_on_either_database(db):
             await session.execute(select(1))
             await session.execute(select(2))
     assert (counter.statements, counter.transactions, counter.count) == (2, 2, 4)
+
+
+async def test_write_path_taps_join_through_the_dispatcher_and_the_floor(database_url, tmp_path):
+    from bench import write_path
+
+    await prepare(database_url)
+    result = await write_path.run(database_url, options(write_path, tmp_path, taps=30))
+    assert result["errors"] == 0, result["first_errors"]
+    assert result["joined"] == 30 and result["consistent"] and result["processed_ok"]
+    assert result["tap_ms"] > 0 and result["floor_ms"] > 0
+    assert result["tap_vs_floor"] == pytest.approx(result["tap_ms"] / result["floor_ms"], rel=0.05)
+    # counted by the listener: the first tap's statements are listed, the COMMIT last
+    assert result["statements"][-1] == "COMMIT"
+    assert 0 < result["statements_per_join"] <= result["round_trips_per_join"]
+    assert result["statements_per_join"] <= write_path.TARGET_STATEMENTS + 1  # first tap reads more
