@@ -3,9 +3,17 @@
 How: inside a savepoint, the member's order row is locked (PostgreSQL `FOR UPDATE`; SQLite
 serialises writers anyway), then ONE conditional UPDATE moves the deal's counters —
 `stock_left = stock_left - Δ WHERE status = 'open' AND opens_at <= now < closes_at AND
-stock_left >= Δ`. If it matches no row, nothing changed and the reason is reported (sold
-out, closed, paused, not open yet). The deal's state in the database decides, not a clock in
-a handler. Setting a quantity is absolute, so a double tap or a replay changes nothing.
+stock_left >= Δ AND (per_person_limit IS NULL OR per_person_limit >= quantity)` — and
+returns the deal as updated (no re-read). If it matches no row, nothing changed and the
+reason is read and reported (over the limit, sold out, closed, paused, not open yet). The
+deal's state in the database decides, not a clock in a handler. Setting a quantity is
+absolute, so a double tap or a replay changes nothing.
+
+A join into a group's deal (the Join +1 buttons) takes the lean path (`_place`): the order
+row is inserted, or a cancelled one revived, with `INSERT … ON CONFLICT (deal_id, user_id)
+DO UPDATE … WHERE status = 'cancelled' RETURNING` — which locks it too — with the
+attribution to the last sharer as scalar subqueries; then the same conditional UPDATE. A
+refusal rolls the savepoint back, order row included.
 """
 
 from __future__ import annotations
