@@ -16,7 +16,7 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.types import Update
-from sqlalchemy import insert, select, text
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.engine import make_url
 
 from bot.config import Settings
@@ -230,3 +230,53 @@ class ErrorCounter(logging.Handler):
 
     def __exit__(self, *exc: object) -> None:
         logging.getLogger().removeHandler(self)
+
+
+CONTROL = ("BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK")  # transaction control
+
+
+class StatementCounter:
+    """What an engine sends its driver while installed (and `on`): every statement through
+    the cursor (its first four words) and each transaction's BEGIN, COMMIT and ROLLBACK,
+    BEGIN once per transaction on both databases (SQLite's `BEGIN IMMEDIATE` goes through
+    the cursor, asyncpg's BEGIN does not: the engine's `begin` event counts it).
+
+    `statements`: the SQL statements and the COMMITs, the issue's count of a Join tap (the
+    replay record and the commit included; BEGIN, SAVEPOINT, RELEASE and ROLLBACK are not);
+    `round_trips`: everything."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine.sync_engine
+        self.names: list[str] = []
+        self.on = True
+
+    def _execute(self, _conn, _cursor, statement: str, *_args: Any) -> None:
+        if self.on and not statement.lstrip()[:5].upper() == "BEGIN":
+            self.names.append(" ".join(statement.split()[:4]))
+
+    def _event(self, name: str) -> Any:
+        def record(_conn) -> None:
+            if self.on:
+                self.names.append(name)
+
+        return record
+
+    @property
+    def statements(self) -> int:
+        return sum(not name.upper().startswith(CONTROL) for name in self.names)
+
+    @property
+    def round_trips(self) -> int:
+        return len(self.names)
+
+    def __enter__(self) -> StatementCounter:
+        self._listeners = [("before_cursor_execute", self._execute)] + [
+            (name, self._event(name.upper())) for name in ("begin", "commit", "rollback")
+        ]
+        for name, listener in self._listeners:
+            event.listen(self.engine, name, listener)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name, listener in self._listeners:
+            event.remove(self.engine, name, listener)

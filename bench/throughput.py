@@ -27,13 +27,11 @@ Two more streams, in the same run, after the mix:
   `chatter_us` is Tuan's mean µs per text, `bare_chatter_us` the bare Dispatcher's (faster
   of a run before and one after Tuan's), `chatter_vs_bare` their ratio (target ≤ 1.5);
 - Join taps only (members who have no order yet, on the deals without a stock limit, so
-  every tap creates an order): `statements_per_join` is the number of database round trips
-  per tap, counted by SQLAlchemy engine event listeners for the whole stream (the post
-  refresher is stopped by then: its coalesced edits are background work, not the tap's):
-  every statement through the cursor (`before_cursor_execute`)
-  except BEGIN, plus one per transaction begun, committed or rolled back (`begin`, `commit`,
-  `rollback` events) — so BEGIN and COMMIT count once each on both databases, whether the
-  driver sends them through a cursor (SQLite here) or not (asyncpg). Target ≤ 6.
+  every tap creates an order): `statements_per_join` is the SQL statements and COMMITs per
+  tap and `round_trips_per_join` everything sent, BEGIN, SAVEPOINT, RELEASE and ROLLBACK
+  included (bench.common.StatementCounter, the same count as the `write-path` benchmark's;
+  the post refresher is stopped by then: its coalesced edits are background work, not the
+  tap's). Target ≤ 6.
 
 Prints tuan_ups, bare_ups, ratio (target ≥ 0.25 on SQLite, ≥ 0.20 on PostgreSQL), and
 checks that every update was processed without an error, every callback answered (taps on
@@ -55,11 +53,12 @@ from typing import Any
 from aiogram import Bot, Dispatcher, Router
 from aiogram.methods import AnswerCallbackQuery, AnswerInlineQuery, EditMessageText, SendMessage
 from aiogram.types import CallbackQuery, InlineQuery, Message, Update
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from bench.common import (
     TOKEN,
     ErrorCounter,
+    StatementCounter,
     add_groups,
     create_deal,
     group_chat_id,
@@ -194,38 +193,6 @@ def join_stream(total: int, deals: list[int], first_member: int, first_id: int) 
     return out
 
 
-class StatementCounter:
-    """Database round trips on an engine while installed: statements through the cursor
-    other than BEGIN, plus one per transaction begun, committed or rolled back."""
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine.sync_engine
-        self.statements = 0
-        self.transactions = 0
-
-    def _statement(self, _conn, _cursor, statement: str, *_args: Any) -> None:
-        if not statement.lstrip()[:5].upper() == "BEGIN":
-            self.statements += 1
-
-    def _transaction(self, _conn) -> None:
-        self.transactions += 1
-
-    @property
-    def count(self) -> int:
-        return self.statements + self.transactions
-
-    def __enter__(self) -> StatementCounter:
-        event.listen(self.engine, "before_cursor_execute", self._statement)
-        for name in ("begin", "commit", "rollback"):
-            event.listen(self.engine, name, self._transaction)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._statement)
-        for name in ("begin", "commit", "rollback"):
-            event.remove(self.engine, name, self._transaction)
-
-
 async def share_codes(db: Any, deals: list[int], group_ids: list[int]) -> list[list[str]]:
     """A share link per deal and group it is posted in (member k shares deal k): the codes
     the cards of the stream carry."""
@@ -328,7 +295,8 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         with ErrorCounter() as join_errors, StatementCounter(app.db.engine) as statements:
             await feed(app, mounted)
         joins_answered = len(api.of(AnswerCallbackQuery))
-        join_statements = statements.count
+        join_statements = statements.statements
+        join_round_trips = statements.round_trips
         dialect = app.db.dialect
 
         async with app.db.read() as session:
@@ -395,6 +363,7 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         "join_taps": len(joins),
         "joins_answered": joins_answered,
         "join_statements": join_statements,
+        "round_trips_per_join": round(join_round_trips / len(joins), 2),
         "statements_per_join": round(statements_per_join, 2),
         "targets": {
             "ratio": TARGET_RATIO[dialect],

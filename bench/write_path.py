@@ -35,11 +35,12 @@ from datetime import timedelta
 from typing import Any
 
 from aiogram.methods import AnswerCallbackQuery
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from bench.common import (
     ErrorCounter,
+    StatementCounter,
     add_groups,
     create_deal,
     group_chat_id,
@@ -56,7 +57,6 @@ from tests.builders import Updates, group, person
 
 TARGET_RATIO = 5.0
 TARGET_STATEMENTS = 6
-CONTROL = ("BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK")  # not counted as statements
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,38 +88,6 @@ class HopCounter:
         import aiosqlite.core
 
         aiosqlite.core.Connection._execute = self.original
-
-
-class StatementCounter:
-    """Counts what the engine sends to the driver (cursor executes and commits)."""
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine.sync_engine
-        self.names: list[str] = []
-        self.on = False
-
-    def _execute(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        if self.on:
-            self.names.append(" ".join(statement.split()[:4]))
-
-    def _commit(self, conn) -> None:
-        if self.on:
-            self.names.append("COMMIT")
-
-    def _rollback(self, conn) -> None:
-        if self.on:
-            self.names.append("ROLLBACK")
-
-    def __enter__(self) -> StatementCounter:
-        event.listen(self.engine, "before_cursor_execute", self._execute)
-        event.listen(self.engine, "commit", self._commit)
-        event.listen(self.engine, "rollback", self._rollback)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._execute)
-        event.remove(self.engine, "commit", self._commit)
-        event.remove(self.engine, "rollback", self._rollback)
 
 
 def floor_rows(deal_id: int, members: list[int]) -> list[dict[str, Any]]:
@@ -238,7 +206,7 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
             StatementCounter(app.db.engine) as counter,
             HopCounter() as hops,
         ):
-            counter.on = hops.on = True
+            hops.on = True
             started, cpu = time.perf_counter(), time.process_time()
             first: list[str] = []
             for n, update in enumerate(updates):
@@ -273,8 +241,8 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
     finally:
         await app.close()
 
-    trips = len(counter.names) / taps
-    statements = sum(not n.upper().startswith(CONTROL) for n in counter.names) / taps
+    trips = counter.round_trips / taps
+    statements = counter.statements / taps
     tap_ms = tap_seconds / taps * 1000
     floor_ms = floor_seconds / taps * 1000
     ratio = tap_ms / floor_ms

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bench import broadcast, crash, flash_sale, memory, throughput
 from bench.__main__ import main as bench_main
-from bench.common import percentile, prepare
+from bench.common import StatementCounter, percentile, prepare
 
 
 def options(module, tmp_path: Path, **values) -> argparse.Namespace:
@@ -180,11 +180,12 @@ def test_bench_command_prints_one_json_line_and_refuses_unknown_names(capsys):
 
 
 async def test_statements_count_begin_and_commit_once_on_either_database(db):
-    with throughput.StatementCounter(db.engine) as counter:
+    with StatementCounter(db.engine) as counter:
         async with db.transaction() as session:
             await session.execute(select(1))
             await session.execute(select(2))
-    assert (counter.statements, counter.transactions, counter.count) == (2, 2, 4)
+    assert counter.names == ["BEGIN", "SELECT 1", "SELECT 2", "COMMIT"]
+    assert (counter.statements, counter.round_trips) == (3, 4)
 
 
 async def test_write_path_taps_join_through_the_dispatcher_and_the_floor(database_url, tmp_path):
