@@ -8,29 +8,25 @@ from shared reads) and the units of the joins it let through that have not settl
 
 - A tap whose units fit beside the joins in flight (reserved + units <= known) goes to the
   write path at once, with no read: the conditional UPDATE in services.orders decides.
-- Otherwise the caller first learns the member's part and a fresh committed stock from one
-  read shared by every tap waiting on the deal (bot.middlewares.admission), then `wait`s.
-  A waiting tap of a new participant is admitted when it fits. It is answered "Sold out."
-  at once, without waiting for the joins in flight, when the committed stock cannot reach
-  it even if every join in flight that may fail did fail: `ahead + units > known - sure`.
-  `ahead` are the units of the taps queued before it (they get any unit a failing join
-  frees, first come first served); `sure` are the units of the joins in flight that can
-  only succeed: checked by such a read (a new participant, within the limit, the deal
-  open) and the member's only join in flight. A sure join fails only if the deal closes
-  meanwhile (then every tap is refused anyway) or by an error: a transient one is tried
-  again and takes its unit then (bot.runner); a permanent one is a bug, answered as such.
-  The taps that a failing
-  join could still serve wait for the joins in flight to settle (a commit lowers `known`
-  and settles its member's join at once; a join's end frees its reservation), and they
-  wait without reading again. A second tap of a member whose join is in flight waits for
-  that join, then goes to the write path, which answers it (e.g. "already in").
+- Otherwise the caller first reads (one read shared by every tap waiting on the deal,
+  begun after the tap arrived; bot.middlewares.admission): if that committed stock cannot
+  cover the tap, it is answered "Sold out." from the read. If it can, the tap `wait`s: it
+  is admitted when it fits beside the joins in flight (a commit lowers `known` and settles
+  its member's join at once; a join's end frees its reservation). When, after a commit
+  learned since its read, it looks sold out even if every join in flight that may fail did
+  fail (`ahead + units > known - sure`: `ahead` the units of the taps queued before it,
+  first come first served; `sure` the units of joins in flight checked by a read as a new
+  participant's only join), it goes back to read again, and only that read can refuse it.
+  A second tap of a member whose join is in flight waits for that join, then goes to the
+  write path, which answers it (e.g. "already in").
 
-So a refusal is always given from committed stock seen after the tap arrived (the shared
-read began after it, or a commit came later), and only when that stock is taken by joins in
-flight and taps ahead of it. A cancel or restock that commits later reopens the gate (a
-commit's stock is learned at once; a restock by the owner is seen by the next shared read).
+So a refusal is always given from committed stock read after the tap arrived; the gate's
+arithmetic (which can be wrong: a "sure" join refused by its handler, two commits' effects
+learnt out of order, repeat taps counted ahead) only decides when to read again. A cancel
+or restock that commits later reopens the gate (a commit's stock is learned at once; a
+restock by the owner is seen by the next shared read).
 The database stays the only source of truth: the gate's figures decide whether to wait,
-write or refuse, never whether a unit is sold. Several processes sharing one database each
+write or read again, never whether a unit is sold. Several processes sharing one database each
 have their own gate. No aiogram here.
 """
 
@@ -61,6 +57,7 @@ class _Waiter:
     future: asyncio.Future[Ticket]
     member: int | None = None
     rechecked: bool = False  # queued behind the member's own join in flight
+    since: int | None = None  # the epoch before its last read: "looks sold out" needs a later one
 
 
 @dataclass
@@ -153,13 +150,17 @@ class AdmissionGate:
                 pass
         self._pump(state, deal_id)
 
-    async def wait(self, deal_id: int, units: int, member: int | None = None) -> Ticket:
+    async def wait(
+        self, deal_id: int, units: int, member: int | None = None, *, since: int | None = None
+    ) -> Ticket:
         """For a tap of a new participant (checked by a read: no order, within the limit,
         the deal open), once the gate has committed stock seen after the tap arrived:
         admitted, or refused as sold out (see the module's rule)."""
         state = self._deal(deal_id)
         future: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(units, future, member, member is not None and member in state.members)
+        waiter = _Waiter(
+            units, future, member, member is not None and member in state.members, since
+        )
         state.queue.append(waiter)
         self._pump(state, deal_id)
         try:
@@ -208,7 +209,9 @@ class AdmissionGate:
             elif state.reserved + units <= known:
                 ticket = Ticket(deal_id, units, member=waiter.member, sure=True)
                 future.set_result(self._reserve(state, ticket))
-            elif ahead + units > known - state.sure:  # even if every unsure join failed
+            elif ahead + units > known - state.sure and (
+                waiter.since is None or state.epoch > waiter.since
+            ):  # looks sold out even if every unsure join failed: the caller reads again
                 left = max(known - state.reserved - ahead, 0)
                 future.set_result(Ticket(deal_id, 0, admitted=False, stock_left=left))
             else:

@@ -8,9 +8,13 @@ for a tap on an inline card whose share code is read to know the deal). A tap th
 beside the joins in flight runs its handler at once. Any other learns, from one read shared
 by all the taps waiting on that deal (AdmissionReads: single flight per deal and chat, the
 members' orders read as one set), whether the member holds an order and the committed
-stock; a new participant then waits at the gate, which admits it or answers "Sold out."
-without a write transaction and without an update id recorded (a replay just gets the same
-answer again). Everything else runs the handler in its transaction.
+stock. "Sold out." is answered only from such a read, begun after the tap arrived, that
+shows less committed stock than asked for: without a write transaction and without an
+update id recorded (a replay just gets the same answer again). Otherwise a new participant
+waits at the gate, which admits it when its units fit beside the joins in flight, or, when
+after a later commit it looks sold out, sends it back for another shared read (the gate's
+figures decide when to read, never whom to refuse). Everything else runs the handler in
+its transaction.
 """
 
 from __future__ import annotations
@@ -136,13 +140,16 @@ class AdmissionMiddleware(BaseMiddleware):
             return await handler(event, data)
         gate = self.gate
         ticket: Ticket | None = gate.admit_now(request.deal_id, request.units, user.id)
-        if ticket is None:
-            view = await self.reads.fetch(request, user.id)
+        while ticket is None:
+            since = gate.epoch(request.deal_id)
+            view = await self.reads.fetch(request, user.id)  # a read begun after `since`
             if view is None or not view.gated(user.id, request.units):
                 return await handler(event, data)  # the write path decides and words it
-            ticket = await gate.wait(request.deal_id, request.units, user.id)
-            if not ticket.admitted:
-                return request.refuse(ticket.stock_left)
+            if view.stock_left < request.units:  # committed, seen after the tap: sold out
+                return request.refuse(view.stock_left)
+            ticket = await gate.wait(request.deal_id, request.units, user.id, since=since)
+            if not ticket.admitted:  # looks sold out after a later commit: read again
+                ticket = None
         try:
             return await handler(event, data)
         finally:
