@@ -144,7 +144,12 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
 
     def _nothing_open(self) -> bool:
         conn = self._connection._connection
-        return conn is not None and not conn.in_transaction
+        if conn is None or not self._connection._running:
+            return False  # the stock path raises or skips as it always did
+        try:
+            return not conn.in_transaction
+        except sqlite3.Error:  # closed under us: let the stock path report it
+            return False
 
     def rollback(self) -> None:
         if not self._nothing_open():

@@ -109,9 +109,9 @@ def test_aiosqlite_has_what_the_adapter_calls() -> None:
     assert inspect.iscoroutinefunction(connection._execute)
     assert _params(connection._execute) == ["self", "fn", "args", "kwargs"]
     assert isinstance(inspect.getattr_static(connection, "_conn"), property)
-    assert "self._connection: Optional[sqlite3.Connection] = None" in inspect.getsource(
-        connection.__init__
-    )
+    init_source = inspect.getsource(connection.__init__)
+    assert "self._connection: Optional[sqlite3.Connection] = None" in init_source
+    assert "self._running = True" in init_source
     # OneHopConnection skips COMMIT/ROLLBACK when this is false, as sqlite3 itself does.
     assert isinstance(inspect.getattr_static(sqlite3.Connection, "in_transaction"), object)
     assert sqlite3.connect(":memory:").in_transaction is False
