@@ -4,6 +4,8 @@ SQLite: WAL, busy_timeout and foreign keys on every connection; write transactio
 `BEGIN IMMEDIATE` (a deferred transaction that reads and then writes fails at once with
 "database is locked" when another writer is active). Writers inside one process also queue on
 an asyncio lock, so they wait in the event loop rather than in SQLite's busy handler.
+With the aiosqlite driver every statement is one hand-off to aiosqlite's worker thread instead
+of three or four (models/sqlite_adapter.py, given to the dialect as its DBAPI module).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from models.sqlite_adapter import one_hop_dbapi
 from services.events import take as take_events
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -51,7 +54,11 @@ def _prepare_sqlite_path(url: str) -> None:
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
         _prepare_sqlite_path(url)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        extra = {}
+        if make_url(url).get_driver_name() == "aiosqlite":
+            # Same dialect and URL; the adapter only changes how statements reach the thread.
+            extra["module"] = one_hop_dbapi()
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **extra)
         _install_sqlite_hooks(engine)
         return engine
     return create_async_engine(
