@@ -155,8 +155,16 @@ def install() -> bool:
         return True
     if os.environ.get("TUAN_EAGER_MODELS", "").strip() not in ("", "0"):
         return False
-    if any(name in sys.modules for name in HOOKS):
-        return False  # too late: aiogram is imported already
+    if any(name in sys.modules for name in HOOKS):  # too late: aiogram is imported already
+        import warnings
+
+        warnings.warn(
+            "aiogram was imported before bot.lazy_models: its models are built at import "
+            "(about 100 MB more); import `bot` first",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
     sys.meta_path.insert(0, _Finder())
     State.installed = True
     return True

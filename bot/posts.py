@@ -748,11 +748,6 @@ class PostRefresher:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    async def refresh(self, deal_id: int) -> int:
-        """Edit the deal's posts now (one deal's edits never overlap, so the last to run
-        shows the latest state). Returns edits sent."""
-        return (await self.refresh_many([deal_id])).get(deal_id, 0)
-
     async def refresh_many(self, deal_ids: Sequence[int]) -> dict[int, int]:
         """Edit the posts and cards of these deals now, with one read and one write for all
         of them (edit_deals). Returns edits sent per deal."""

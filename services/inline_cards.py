@@ -11,7 +11,7 @@ knows of (by `inline_message_id`), who may join from one, and which cards to ref
   the deal, group and sharer of its share code (services.referrals); replays change nothing.
 - `MembershipCheck`: for a members-only deal, whether the tapper is in the deal's group now,
   asked of Telegram through a fetcher the bot layer gives, cached briefly in memory.
-- `live` / `live_of` / `mark_rendered` / `drop` / `stale`: the refresh of cards (bot.posts).
+- `live_of` / `settle` / `drop` / `stale`: the refresh of cards (bot.posts).
 """
 
 from __future__ import annotations
@@ -260,16 +260,6 @@ def open_to(deal: Deal) -> str:
 # ---------------------------------------------------------------- refreshing cards
 
 
-async def live(session: AsyncSession, deal_id: int) -> list[InlineCard]:
-    """The deal's cards Telegram still accepts edits for."""
-    rows = await session.scalars(
-        select(InlineCard)
-        .where(InlineCard.deal_id == deal_id, InlineCard.dropped_at.is_(None))
-        .order_by(InlineCard.created_at, InlineCard.inline_message_id)
-    )
-    return list(rows)
-
-
 async def live_of(
     session: AsyncSession, deal_ids: list[int]
 ) -> dict[int, list[tuple[InlineCard, User | None]]]:
@@ -306,15 +296,6 @@ async def settle(
     await drop(session, gone, now)
 
 
-async def mark_rendered(session: AsyncSession, ids: list[str], shown: datetime) -> None:
-    if ids:
-        await session.execute(
-            update(InlineCard)
-            .where(InlineCard.inline_message_id.in_(ids))
-            .values(rendered_at=shown)
-        )
-
-
 async def drop(session: AsyncSession, ids: list[str], now: datetime) -> None:
     """Telegram refuses edits for these cards (deleted, too old): never tried again."""
     if ids:
@@ -337,11 +318,3 @@ async def stale(session: AsyncSession, limit: int = 1000) -> list[int]:
         .limit(limit)
     )
     return [row[0] for row in rows]
-
-
-async def sharers(session: AsyncSession, user_ids: list[int]) -> dict[int, User]:
-    """The sharers of cards (each card is shown in its sharer's language)."""
-    if not user_ids:
-        return {}
-    rows = await session.scalars(select(User).where(User.id.in_(set(user_ids))))
-    return {u.id: u for u in rows}

@@ -26,7 +26,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Deal, Group, Order, ShareLink
+from models import Deal, Group, Order
 from models.upsert import insert_for
 from services import deals as deal_service
 from services import events, referrals
@@ -258,11 +258,7 @@ async def _place(
     (services.referrals) as scalar subqueries; then the deal's counters move. An order that
     is active (or confirmed/failed) is left untouched: the join is refused."""
     days = await referrals.attribution_days(session, group_id)
-    credit = referrals.attribution_query(user_id, group_id, days, now)
-    referrer = code = None
-    if credit is not None:
-        referrer = credit.with_only_columns(ShareLink.user_id).scalar_subquery()
-        code = credit.with_only_columns(ShareLink.code).scalar_subquery()
+    referrer, code = referrals.attribution_columns(user_id, group_id, days, now)
     ins = insert_for(session, Order).values(
         deal_id=deal_id,
         user_id=user_id,
@@ -300,7 +296,11 @@ async def _place(
         if held is not None and held.status == "active" and held.quantity > 0:
             raise AlreadyJoined(held.quantity)
         raise DealClosed(deal_id)  # confirmed or failed: the deal is over
-    deal = await _move_counters(session, deal_id, quantity, quantity, 1, now)
+    try:
+        deal = await _move_counters(session, deal_id, quantity, quantity, 1, now)
+    except OrderError:
+        session.expire(order)  # the savepoint takes the row back: never trust it in memory
+        raise
     return Change(deal, order, 0, quantity)
 
 
@@ -397,16 +397,6 @@ async def join(
 
 async def cancel(session: AsyncSession, deal_id: int, user_id: int, now: datetime) -> Change:
     return await set_quantity(session, deal_id, user_id, 0, now, expect="in")
-
-
-async def current_quantity(session: AsyncSession, deal_id: int, user_id: int) -> int:
-    row = await session.execute(
-        select(Order.quantity, Order.status).where(
-            Order.deal_id == deal_id, Order.user_id == user_id
-        )
-    )
-    found = row.first()
-    return found.quantity if found is not None and found.status == "active" else 0
 
 
 async def of_user(session: AsyncSession, user_id: int, limit: int = 50) -> list[tuple[Order, Deal]]:

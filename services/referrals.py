@@ -19,6 +19,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +32,6 @@ from models import (
     GroupAdmin,
     InviteLink,
     Membership,
-    Order,
     Referral,
     ShareClick,
     ShareLink,
@@ -393,6 +393,20 @@ def attribution_query(
     )
 
 
+def attribution_columns(
+    user_id: int, group_id: int | None, days: int | None, now: datetime
+) -> tuple[Any, Any]:
+    """`attribution_query` as two scalar subqueries (the referrer, the code) for the values
+    of an order's INSERT; (None, None) when the group attributes nothing."""
+    query = attribution_query(user_id, group_id, days, now)
+    if query is None:
+        return None, None
+    return (
+        query.with_only_columns(ShareLink.user_id).scalar_subquery(),
+        query.with_only_columns(ShareLink.code).scalar_subquery(),
+    )
+
+
 async def attribution_days(session: AsyncSession, group_id: int | None) -> int | None:
     """The group's attribution window in days; the group row the transaction already holds
     (the handler read it) is used without a query."""
@@ -415,10 +429,3 @@ async def attribute(
     if row is None:
         return None
     return Attribution(row.user_id, row.code)
-
-
-async def attribute_order(session: AsyncSession, order: Order, now: datetime) -> None:
-    """Set the order's referrer and share code as of now (an order being placed)."""
-    found = await attribute(session, user_id=order.user_id, group_id=order.group_id, now=now)
-    order.referrer_id = found.referrer_id if found else None
-    order.share_code = found.code if found else None

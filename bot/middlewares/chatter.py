@@ -34,6 +34,7 @@ from typing import Any
 
 from aiogram import BaseMiddleware, Bot, Dispatcher
 from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.dispatcher.middlewares.error import ErrorsMiddleware
 from aiogram.types import Message, TelegramObject, Update
 
 from bot.middlewares.activity import GROUP_TYPES, countable
@@ -95,6 +96,8 @@ class ChatterMiddleware(BaseMiddleware):
         """Register as the second outer middleware of `update`: after aiogram's
         ErrorsMiddleware (a failure here is answered like any other), before the rest."""
         manager = dispatcher.update.outer_middleware
+        if not manager or not isinstance(list(manager)[0], ErrorsMiddleware):
+            raise RuntimeError("aiogram's ErrorsMiddleware is no longer the first: check setup")
         after = list(manager)[1:]
         for middleware in after:
             manager.unregister(middleware)
