@@ -12,17 +12,18 @@ from shared reads) and the units of the joins it let through that have not settl
   begun after the tap arrived; bot.middlewares.admission): if that committed stock cannot
   cover the tap, it is answered "Sold out." from the read. If it can, the tap `wait`s: it
   is admitted when it fits beside the joins in flight (a commit lowers `known` and settles
-  its member's join at once; a join's end frees its reservation). When, after a commit
-  learned since its read, it looks sold out even if every join in flight that may fail did
-  fail (`ahead + units > known - sure`: `ahead` the units of the taps queued before it,
-  first come first served; `sure` the units of joins in flight checked by a read as a new
-  participant's only join), it goes back to read again, and only that read can refuse it.
+  its member's join at once; a join's end frees its reservation; first come, first
+  served). When a commit learnt since its read leaves less committed stock than it asks
+  for (`units > known`), it goes back to read again, and only that read can refuse it: in a
+  flash sale the waiting taps read once more when the last unit is sold, all together.
   A second tap of a member whose join is in flight waits for that join, then goes to the
   write path, which answers it (e.g. "already in").
 
 So a refusal is always given from committed stock read after the tap arrived; the gate's
-arithmetic (which can be wrong: a "sure" join refused by its handler, two commits' effects
-learnt out of order, repeat taps counted ahead) only decides when to read again. A cancel
+figures (which can be stale: two commits' effects learnt out of order) only decide when to
+read again. The price: a sold-out answer waits for the joins in flight to commit (refusing
+earlier would mean betting that they succeed; a join refused by its handler, a member's
+repeat tap or an error would make such a bet wrong). A cancel
 or restock that commits later reopens the gate (a commit's stock is learned at once; a
 restock by the owner is seen by the next shared read).
 The database stays the only source of truth: the gate's figures decide whether to wait,
@@ -47,7 +48,6 @@ class Ticket:
     admitted: bool = True
     stock_left: int = 0
     member: int | None = None
-    sure: bool = False  # a checked new participant, alone in flight: fails only by an error
     left: bool = False
 
 
@@ -65,7 +65,6 @@ class _Deal:
     known: int | None = None  # committed stock left last seen (commit or read); None = unknown
     unlimited: bool = False  # the deal has no stock limit: no gating at all
     reserved: int = 0  # units of admitted joins not yet settled
-    sure: int = 0  # of those, the units of sure joins (see Ticket.sure)
     members: dict[int, list[Ticket]] = field(default_factory=dict)  # in flight, per member
     epoch: int = 0  # commits learned so far: a read begun before one is older than it
     queue: deque[_Waiter] = field(default_factory=deque)
@@ -83,7 +82,7 @@ class AdmissionGate:
 
     def admit_now(self, deal_id: int, units: int, member: int | None = None) -> Ticket | None:
         """A ticket if the known stock has room for `units` beside the joins in flight (or
-        the deal has no limit); None: read (shared), then `wait`. Not checked: not sure."""
+        the deal has no limit); None: read (shared), then `wait`."""
         state = self._deal(deal_id)
         if state.unlimited:
             return Ticket(deal_id, 0)
@@ -94,19 +93,12 @@ class AdmissionGate:
     def _reserve(self, state: _Deal, ticket: Ticket) -> Ticket:
         state.reserved += ticket.units
         if ticket.member is not None:
-            ticket.sure = ticket.sure and ticket.member not in state.members
             state.members.setdefault(ticket.member, []).append(ticket)
-        else:
-            ticket.sure = False
-        if ticket.sure:
-            state.sure += ticket.units
         return ticket
 
     def _settle(self, state: _Deal, ticket: Ticket) -> None:
         ticket.left = True
         state.reserved = max(state.reserved - ticket.units, 0)
-        if ticket.sure:
-            state.sure = max(state.sure - ticket.units, 0)
         if ticket.member is not None:
             mine = state.members.get(ticket.member, [])
             if ticket in mine:
@@ -189,7 +181,6 @@ class AdmissionGate:
         if not state.queue:
             return
         keep: deque[_Waiter] = deque()
-        ahead = 0  # units of the taps before this one that still wait
         for waiter in state.queue:
             future = waiter.future
             if future.done():
@@ -200,23 +191,18 @@ class AdmissionGate:
                 future.set_result(Ticket(deal_id, 0))
             elif waiter.member is not None and waiter.member in state.members:
                 keep.append(waiter)  # the member's own join is in flight: its outcome decides
-                ahead += units
             elif waiter.rechecked:  # the member's join was in flight: the write path decides
                 future.set_result(Ticket(deal_id, 0))
             elif known is None:  # not learnt yet (cannot happen after a read): keep waiting
                 keep.append(waiter)
-                ahead += units
             elif state.reserved + units <= known:
-                ticket = Ticket(deal_id, units, member=waiter.member, sure=True)
+                ticket = Ticket(deal_id, units, member=waiter.member)
                 future.set_result(self._reserve(state, ticket))
-            elif ahead + units > known - state.sure and (
-                waiter.since is None or state.epoch > waiter.since
-            ):  # looks sold out even if every unsure join failed: the caller reads again
-                left = max(known - state.reserved - ahead, 0)
-                future.set_result(Ticket(deal_id, 0, admitted=False, stock_left=left))
+            elif units > known and (waiter.since is None or state.epoch > waiter.since):
+                # the committed stock learnt since its read cannot cover it: read again
+                future.set_result(Ticket(deal_id, 0, admitted=False, stock_left=max(known, 0)))
             else:
-                keep.append(waiter)  # only a failing join in flight could serve it
-                ahead += units
+                keep.append(waiter)  # the joins in flight decide: wait for them
         state.queue = keep
 
     def in_flight(self, deal_id: int) -> int:

@@ -16,46 +16,38 @@ async def _pending(future) -> bool:
     return not future.done()
 
 
-async def test_gate_refuses_at_once_what_no_failing_join_in_flight_could_serve() -> None:
+async def test_taps_beyond_the_joins_in_flight_wait_for_them_then_read_again() -> None:
+    """No refusal on the gate's figures: a tap that does not fit beside the joins in flight
+    waits; a failed join's unit goes to the first waiting tap; once the committed stock
+    learnt from commits cannot cover a tap it is sent back to read (a ticket not admitted)."""
     gate = AdmissionGate()
     gate.learn(7, 2)
-    a = gate.admit_now(7, 1, 1)  # not checked by a read: may fail (e.g. a member with an order)
+    a = gate.admit_now(7, 1, 1)
     b = gate.admit_now(7, 1, 2)
     assert a.admitted and b.admitted and gate.in_flight(7) == 2
     assert gate.admit_now(7, 1, 3) is None  # no room: read, then wait
-    c = asyncio.ensure_future(gate.wait(7, 1, 3))
-    d = asyncio.ensure_future(gate.wait(7, 1, 4))
-    e = asyncio.ensure_future(gate.wait(7, 1, 5))
-    assert await _pending(c) and await _pending(d)  # a failing a or b would serve them
-    assert e.done() and not e.result().admitted  # even if both failed, c and d come first
+    since = gate.epoch(7)
+    c = asyncio.ensure_future(gate.wait(7, 1, 3, since=since))
+    d = asyncio.ensure_future(gate.wait(7, 1, 4, since=since))
+    assert await _pending(c) and await _pending(d)  # the joins in flight decide
     gate.learn(7, 1, member=1)  # a committed: its unit is sold and a is settled
-    assert await _pending(c)
-    assert d.done() and not d.result().admitted
+    assert await _pending(c) and await _pending(d)  # one unit left: b may yet fail
     gate.leave(a)  # already settled by its commit: changes nothing
-    assert await _pending(c) and gate.in_flight(7) == 1
-    gate.leave(b)  # b failed: its unit goes to c
+    assert gate.in_flight(7) == 1
+    gate.leave(b)  # b failed: its unit goes to c, the first in the queue
     ticket = await c
-    assert ticket.admitted and ticket.sure and gate.in_flight(7) == 1
-
-
-async def test_sure_joins_in_flight_let_the_rest_be_refused_without_waiting() -> None:
-    gate = AdmissionGate()
-    gate.learn(7, 2)
-    first = await gate.wait(7, 1, 1)
-    second = await gate.wait(7, 1, 2)
-    assert first.sure and second.sure and gate.in_flight(7) == 2
-    third = await gate.wait(7, 1, 3)
-    assert not third.admitted and third.stock_left == 0 and gate.waiting(7) == 0
+    assert ticket.admitted and gate.in_flight(7) == 1
+    assert await _pending(d)
+    gate.learn(7, 0, member=3)  # c committed: nothing left for d, which reads again
+    assert not (await d).admitted
 
 
 async def test_a_members_second_tap_waits_for_the_first_then_goes_to_the_write_path() -> None:
     gate = AdmissionGate()
     gate.learn(7, 1)
     first = await gate.wait(7, 1, 1)
-    again = asyncio.ensure_future(gate.wait(7, 1, 1))
-    other = asyncio.ensure_future(gate.wait(7, 1, 2))
+    again = asyncio.ensure_future(gate.wait(7, 1, 1, since=gate.epoch(7)))
     assert await _pending(again)
-    assert other.done() and not other.result().admitted  # the first is sure to take it
     gate.learn(7, 0, member=1)  # the first committed
     ticket = await again
     assert ticket.admitted and ticket.units == 0  # not counted: the write path answers it
