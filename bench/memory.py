@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -41,23 +40,7 @@ MB = 1024 * 1024
 class BareBotProcess(BotProcess):
     """`python -m bench.bare_bot` instead of `python -m bot run`."""
 
-    module = "bench.bare_bot"
-
-    async def start(self) -> None:
-        log = self.log_path.open("ab")
-        try:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                self.module,
-                cwd=self.cwd,
-                env=self.env,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=log,
-            )
-        finally:
-            log.close()
-        self.starts += 1
+    command = ("bench.bare_bot",)
 
 
 async def idle_rss(proc: BotProcess, server: FakeBotApiServer) -> tuple[int, int | None]:

@@ -52,7 +52,10 @@ def webhook_env(port: int) -> dict[str, str]:
 
 
 class BotProcess:
-    """`python -m bot run` with the given environment; stderr goes to a log file."""
+    """`python -m bot run` (`command`: what follows `python -m`) with the given environment;
+    stderr goes to a log file."""
+
+    command: tuple[str, ...] = ("bot", "run")
 
     def __init__(self, env: dict[str, str], cwd: str | Path, log_path: str | Path) -> None:
         self.env = env
@@ -67,8 +70,7 @@ class BotProcess:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "bot",
-                "run",
+                *self.command,
                 cwd=self.cwd,
                 env=self.env,
                 stdout=asyncio.subprocess.DEVNULL,

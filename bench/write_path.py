@@ -23,7 +23,7 @@ and the engine's `commit` and `rollback` events count during the taps, divided b
   background reads included.
 
 `statements` lists the statements of the first tap in order (their first words; the first
-tap also reads the group's language and passes the admission gate's first probe).
+tap also reads the group's language and makes the admission gate's first shared read).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 knows of (by `inline_message_id`), who may join from one, and which cards to refresh.
 
 - `answer`: what one inline answer shows, in a constant number of statements however many
-  deals match: the matches (`search`), the person's share link for each (`share_links`,
+  deals match: the matches (`search`), the person's share link for each (`referrals.share_links`,
   missing ones created in one go) and every match's sign-up list.
 - `search`: the open deals posted in the groups the person is in (memberships present, or
   an administrator), one result per (deal, group), newest first; an empty query lists them
@@ -21,12 +21,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, DealPost, Group, InlineCard, Order, ShareLink, User
-from models.upsert import insert_ignore, merge_rows
+from models.upsert import insert_ignore
 from services import deals as deal_service
 from services import referrals
 
@@ -69,49 +68,6 @@ async def search(
     return [(deal, by_id[group_id]) for deal, group_id in rows.all()]
 
 
-async def share_links(
-    session: AsyncSession, user_id: int, pairs: list[tuple[int, int]], now: datetime
-) -> dict[tuple[int, int], ShareLink]:
-    """The person's share link for each (deal id, group id), created on first use, like
-    services.referrals.share_link for all of them at once: one read when they all exist,
-    else the revoked ones replaced and the missing ones inserted in one statement each."""
-    wanted = list(dict.fromkeys(pairs))
-    if not wanted:
-        return {}
-    stmt = select(ShareLink).where(
-        ShareLink.user_id == user_id, ShareLink.deal_id.in_(sorted({d for d, _g in wanted}))
-    )
-    for _attempt in range(5):
-        rows = {(r.deal_id, r.group_id): r for r in await session.scalars(stmt)}
-        found = {p: rows[p] for p in wanted if p in rows and rows[p].revoked_at is None}
-        missing = [p for p in wanted if p not in found]
-        if not missing:
-            return found
-        revoked = [rows[p].code for p in missing if p in rows]
-        if revoked:  # a revoked link is replaced by a new code (its clicks go with it)
-            await session.execute(delete(ShareLink).where(ShareLink.code.in_(revoked)))
-        fresh = [
-            {
-                "code": referrals.new_code(),
-                "deal_id": deal_id,
-                "group_id": group_id,
-                "user_id": user_id,
-                "created_at": now,
-            }
-            for deal_id, group_id in missing
-        ]
-        # Conflicts on (deal, group, user) (a concurrent search of the same person) insert
-        # nothing; one on a code (astronomically rare) fails the statement: try again.
-        try:
-            async with session.begin_nested():
-                await merge_rows(
-                    session, ShareLink.__table__, fresh, ["deal_id", "group_id", "user_id"]
-                )
-        except IntegrityError:
-            continue
-    raise RuntimeError("could not create share links")  # pragma: no cover
-
-
 @dataclass(frozen=True, slots=True)
 class Found:
     """One result of an inline answer: the deal, its group, the person's share link for
@@ -130,7 +86,7 @@ async def answer(
     matches = await search(session, user_id, query, limit)
     if not matches:
         return []
-    links = await share_links(session, user_id, [(d.id, g.id) for d, g in matches], now)
+    links = await referrals.share_links(session, user_id, [(d.id, g.id) for d, g in matches], now)
     lists = await deal_service.sign_up_lists(session, [d.id for d, _g in matches])
     return [Found(d, g, links[(d.id, g.id)], lists[d.id]) for d, g in matches]
 

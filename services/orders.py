@@ -244,6 +244,29 @@ async def _move_counters(
     return deal
 
 
+def _new_order(
+    deal_id: int,
+    user_id: int,
+    group_id: int | None,
+    quantity: int,
+    via: str | None,
+    now: datetime,
+) -> dict:
+    """The columns of an order placed now (both ways of placing one use them)."""
+    return {
+        "deal_id": deal_id,
+        "user_id": user_id,
+        "group_id": group_id,
+        "quantity": quantity,
+        "status": "active",
+        "pickup_code": new_pickup_code(),
+        "fulfilment": "none",
+        "via": via[:8] if via else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 async def _place(
     session: AsyncSession,
     deal_id: int,
@@ -260,19 +283,10 @@ async def _place(
     days = await referrals.attribution_days(session, group_id)
     referrer, code = referrals.attribution_columns(user_id, group_id, days, now)
     ins = insert_for(session, Order).values(
-        deal_id=deal_id,
-        user_id=user_id,
-        group_id=group_id,
-        quantity=quantity,
-        status="active",
-        pickup_code=new_pickup_code(),
-        fulfilment="none",
-        via=via[:8] if via else None,
+        **_new_order(deal_id, user_id, group_id, quantity, via, now),
         referrer_id=referrer,
         share_code=code,
         discount=0,
-        created_at=now,
-        updated_at=now,
     )
     stmt = (
         ins.on_conflict_do_update(
@@ -355,18 +369,9 @@ async def _set_quantity(
         )
     if order is None:
         order = Order(
-            deal_id=deal_id,
-            user_id=user_id,
-            group_id=group_id,
-            quantity=quantity,
-            status="active",
-            pickup_code=new_pickup_code(),
-            fulfilment="none",
-            via=via[:8] if via else None,
+            **_new_order(deal_id, user_id, group_id, quantity, via, now),
             referrer_id=credit.referrer_id if credit else None,
             share_code=credit.code if credit else None,
-            created_at=now,
-            updated_at=now,
         )
         session.add(order)
     else:

@@ -37,7 +37,7 @@ from models import (
     ShareLink,
     User,
 )
-from models.upsert import insert_ignore
+from models.upsert import insert_ignore, merge_rows
 from services.parsing import clean_text
 
 INVITE_NAME_MAX = 32  # createChatInviteLink: name of 0-32 characters
@@ -260,38 +260,50 @@ async def share_link(
 ) -> ShareLink:
     """The member's share link for the deal in the group, created on first use. A revoked
     one is replaced by a new code (its clicks go with it)."""
+    return (await share_links(session, user_id, [(deal_id, group_id)], now))[(deal_id, group_id)]
+
+
+async def share_links(
+    session: AsyncSession, user_id: int, pairs: list[tuple[int, int]], now: datetime
+) -> dict[tuple[int, int], ShareLink]:
+    """The person's share link for each (deal id, group id), created on first use, like
+    share_link for all of them at once: one read when they all exist,
+    else the revoked ones replaced and the missing ones inserted in one statement each."""
+    wanted = list(dict.fromkeys(pairs))
+    if not wanted:
+        return {}
+    stmt = select(ShareLink).where(
+        ShareLink.user_id == user_id, ShareLink.deal_id.in_(sorted({d for d, _g in wanted}))
+    )
     for _attempt in range(5):
-        row = await session.scalar(
-            select(ShareLink).where(
-                ShareLink.deal_id == deal_id,
-                ShareLink.group_id == group_id,
-                ShareLink.user_id == user_id,
-            )
-        )
-        if row is not None and row.revoked_at is None:
-            return row
-        if row is not None:
-            await session.execute(delete(ShareLink).where(ShareLink.code == row.code))
-        code = new_code()
-        # Conflicts on the code (astronomically rare) or on (deal, group, user) (a concurrent
-        # press of the same member) insert nothing; the loop then reads what exists.
+        rows = {(r.deal_id, r.group_id): r for r in await session.scalars(stmt)}
+        found = {p: rows[p] for p in wanted if p in rows and rows[p].revoked_at is None}
+        missing = [p for p in wanted if p not in found]
+        if not missing:
+            return found
+        revoked = [rows[p].code for p in missing if p in rows]
+        if revoked:  # a revoked link is replaced by a new code (its clicks go with it)
+            await session.execute(delete(ShareLink).where(ShareLink.code.in_(revoked)))
+        fresh = [
+            {
+                "code": new_code(),
+                "deal_id": deal_id,
+                "group_id": group_id,
+                "user_id": user_id,
+                "created_at": now,
+            }
+            for deal_id, group_id in missing
+        ]
+        # Conflicts on (deal, group, user) (a concurrent search of the same person) insert
+        # nothing; one on a code (astronomically rare) fails the statement: try again.
         try:
             async with session.begin_nested():
-                await insert_ignore(
-                    session,
-                    ShareLink.__table__,
-                    {
-                        "code": code,
-                        "deal_id": deal_id,
-                        "group_id": group_id,
-                        "user_id": user_id,
-                        "created_at": now,
-                    },
-                    conflict=["deal_id", "group_id", "user_id"],
+                await merge_rows(
+                    session, ShareLink.__table__, fresh, ["deal_id", "group_id", "user_id"]
                 )
         except IntegrityError:
             continue
-    raise RuntimeError("could not create a share link")  # pragma: no cover
+    raise RuntimeError("could not create share links")  # pragma: no cover
 
 
 async def deal_in_group(

@@ -30,6 +30,13 @@ def countable(message: Message) -> bool:
     return speaks_for_self(message) and not is_service(message)
 
 
+def count(buffer: ActivityBuffer, message: Message) -> None:
+    """Count the message if it is countable (never its text)."""
+    if countable(message):
+        sender = message.from_user
+        buffer.record_message(message.chat.id, sender.id, message.date, person=person(sender))
+
+
 class ActivityMiddleware(BaseMiddleware):
     def __init__(self, buffer: ActivityBuffer) -> None:
         self.buffer = buffer
@@ -40,7 +47,6 @@ class ActivityMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        if isinstance(event, Message) and countable(event):
-            sender = event.from_user
-            self.buffer.record_message(event.chat.id, sender.id, event.date, person=person(sender))
+        if isinstance(event, Message):
+            count(self.buffer, event)
         return await handler(event, data)

@@ -37,8 +37,7 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.dispatcher.middlewares.error import ErrorsMiddleware
 from aiogram.types import Message, TelegramObject, Update
 
-from bot.middlewares.activity import GROUP_TYPES, countable
-from bot.telegram import person
+from bot.middlewares.activity import GROUP_TYPES, count
 from services.activity import ActivityBuffer
 
 GROUP_COMMANDS = frozenset(
@@ -85,11 +84,7 @@ class ChatterMiddleware(BaseMiddleware):
         message = event.message if isinstance(event, Update) else None
         if message is None or not self.enabled or not await is_chatter(message, data["bot"]):
             return await handler(event, data)
-        if countable(message):
-            sender = message.from_user
-            self.buffer.record_message(
-                message.chat.id, sender.id, message.date, person=person(sender)
-            )
+        count(self.buffer, message)
         return UNHANDLED
 
     def setup(self, dispatcher: Dispatcher) -> None:
