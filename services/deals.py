@@ -248,21 +248,14 @@ async def groups_by_deal(session: AsyncSession, deal_ids: list[int]) -> dict[int
 
 async def sign_up_list(session: AsyncSession, deal_id: int) -> list[tuple[Order, User | None]]:
     """Active (or, once closed, confirmed) orders in the order people joined."""
-    rows = await session.execute(
-        select(Order, User)
-        .outerjoin(User, User.id == Order.user_id)
-        .where(
-            Order.deal_id == deal_id, Order.status.in_(("active", "confirmed")), Order.quantity > 0
-        )
-        .order_by(Order.id)
-    )
-    return [(o, u) for o, u in rows.all()]
+    return (await sign_up_lists(session, [deal_id]))[deal_id]
 
 
 async def sign_up_lists(
     session: AsyncSession, deal_ids: list[int]
 ) -> dict[int, list[tuple[Order, User | None]]]:
-    """`sign_up_list` of several deals in one query (every id asked is a key)."""
+    """The sign-up lists of several deals in one query (every id asked is a key): active
+    (or, once closed, confirmed) orders in the order people joined."""
     result: dict[int, list[tuple[Order, User | None]]] = {d: [] for d in deal_ids}
     if not deal_ids:
         return result
@@ -468,11 +461,7 @@ async def mark_rendered(
 ) -> None:
     """The posts of the deal in these groups show the deal as it was when its `updated_at`
     was `shown` (the version of the deal they were rendered from)."""
-    await session.execute(
-        update(DealPost)
-        .where(DealPost.deal_id == deal_id, DealPost.group_id.in_(group_ids))
-        .values(rendered_at=shown)
-    )
+    await mark_rendered_many(session, [(deal_id, group_ids, shown)])
 
 
 async def mark_rendered_many(
