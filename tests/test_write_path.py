@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import event, select
 
 from models import Deal, Order
@@ -191,43 +192,30 @@ async def test_a_sold_out_lean_join_leaves_no_order_row(harness) -> None:
     assert (deal.total_qty, deal.participants, deal.stock_left) == (1, 1, 0)
 
 
+async def _set_status(harness, deal_id: int, status: str) -> None:
+    async with harness.db.transaction() as session:
+        await session.execute(
+            Deal.__table__.update().where(Deal.id == deal_id).values(status=status)
+        )
+
+
 async def test_paused_closed_and_limited_deals_refuse_the_lean_join(harness) -> None:
     group_id, deal_id = await ready(harness, stock=5, per_person_limit=2)
     grp = await group_row(harness, group_id)
-    async with harness.db.transaction() as session:
-        await session.execute(
-            Deal.__table__.update().where(Deal.id == deal_id).values(status="paused")
-        )
-    try:
+    await _set_status(harness, deal_id, "paused")
+    with pytest.raises(orders.DealPaused):
         await act_join(harness.db, deal_id, grp, 1003)
-    except orders.DealPaused:
-        pass
-    else:
-        raise AssertionError("paused expected")
     assert await order_of(harness, deal_id, 1003) is None
-    async with harness.db.transaction() as session:
-        await session.execute(
-            Deal.__table__.update().where(Deal.id == deal_id).values(status="open")
-        )
+    await _set_status(harness, deal_id, "open")
     change = await act_join(harness.db, deal_id, grp, 1003)
     assert (change.old_quantity, change.new_quantity, change.deal.stock_left) == (0, 1, 4)
-    async with harness.db.transaction() as session:
-        try:
+    with pytest.raises(orders.LimitExceeded) as refused:
+        async with harness.db.transaction() as session:
             await orders.set_quantity(session, deal_id, 1003, 3, utcnow(), group_id=group_id)
-        except orders.LimitExceeded as exc:
-            assert exc.limit == 2
-        else:
-            raise AssertionError("limit expected")
-    async with harness.db.transaction() as session:
-        await session.execute(
-            Deal.__table__.update().where(Deal.id == deal_id).values(status="succeeded")
-        )
-    try:
+    assert refused.value.limit == 2
+    await _set_status(harness, deal_id, "succeeded")
+    with pytest.raises(orders.DealClosed):
         await act_join(harness.db, deal_id, grp, 1004)
-    except orders.DealClosed:
-        pass
-    else:
-        raise AssertionError("closed expected")
     assert await order_of(harness, deal_id, 1004) is None
     deal = await deal_service_row(harness, deal_id)
     assert (deal.total_qty, deal.participants, deal.stock_left) == (1, 1, 4)
