@@ -17,6 +17,7 @@ from models.growth import (
     ShareClick,
     ShareLink,
 )
+from models.payments import Payment, WaitlistEntry
 from models.schedule import DealReminderSent, ScheduledPost, ScheduledTarget
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Membership",
     "Order",
     "OutboxMessage",
+    "Payment",
     "ProcessedUpdate",
     "Referral",
     "ScheduledPost",
@@ -47,5 +49,6 @@ __all__ = [
     "ShareClick",
     "ShareLink",
     "User",
+    "WaitlistEntry",
     "current_session",
 ]

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -56,6 +58,15 @@ class Deal(Base):
     # Who may join from an inline card (and a share link): "members" of the deal's group
     # (checked with getChatMember at the tap, cached briefly) or "anyone" with the card.
     audience: Mapped[str] = mapped_column(String(8), default="members", server_default="members")
+    # How members pay (services.payments): "cash" on pickup (the owner marks it paid), "card"
+    # through the deployment's payment provider, or "stars" (Telegram Stars, currency XTR,
+    # only for digital items).
+    pay_method: Mapped[str] = mapped_column(String(8), default="cash", server_default="cash")
+    digital: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A deal with a minimum: hours members have to pay after it succeeds. Without one (a
+    # flash sale): minutes a joined unit is held for its payment.
+    pay_hours: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
+    hold_minutes: Mapped[int] = mapped_column(Integer, default=15, server_default="15")
     total_qty: Mapped[int] = mapped_column(Integer, default=0)
     participants: Mapped[int] = mapped_column(Integer, default=0)
     final_price: Mapped[int | None] = mapped_column(BigInteger)
@@ -125,6 +136,12 @@ class Order(Base):
     via: Mapped[str | None] = mapped_column(String(8))
     # Credit spent on this order as a discount (minor units, <= amount).
     discount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Payments in the app (services.payments): what applied payments brought in, the moment
+    # the order must be paid by (a hold or the payment deadline; NULL: none), and the
+    # number of the latest invoice (its key and payload carry it).
+    paid_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    pay_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    invoice_no: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
 
@@ -134,4 +151,5 @@ class Order(Base):
         Index("ix_orders_deal_id_status", "deal_id", "status"),
         # Digests: a group's cancellations in a period.
         Index("ix_orders_group_status_updated_at", "group_id", "status", "updated_at"),
+        Index("ix_orders_pay_by", "pay_by"),  # lapses of unpaid holds and deadlines
     )

@@ -74,6 +74,9 @@ class Group(Base):
     # Daily digest: local wall-clock time "HH:MM" in the group's timezone, and on/off.
     digest_time: Mapped[str] = mapped_column(String(5), default="09:00")
     digest_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The group's own /terms and /paysupport texts ("": the deployment's).
+    terms_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    paysupport_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     admins_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
