@@ -140,7 +140,7 @@ class Order(Base):
     # the order must be paid by (a hold or the payment deadline; NULL: none), and the
     # number of the latest invoice (its key and payload carry it).
     paid_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    pay_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pay_by: Mapped[datetime | None] = mapped_column(UTCDateTime, info=person_id("none"))
     invoice_no: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime, person_id
+from models.base import Base, UTCDateTime, person_id, personal
 
 
 class Payment(Base):
@@ -24,8 +24,14 @@ class Payment(Base):
     __tablename__ = "payments"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    charge_id: Mapped[str] = mapped_column(String(255), unique=True)
-    provider_charge_id: Mapped[str] = mapped_column(String(255), default="")
+    # The charge ids are the person's payment references: exported to them by /mydata, kept
+    # when they are anonymised (the books and the provider need them for refunds).
+    charge_id: Mapped[str] = mapped_column(
+        String(255), unique=True, info=personal("user_id", blank=False)
+    )
+    provider_charge_id: Mapped[str] = mapped_column(
+        String(255), default="", info=personal("user_id", blank=False)
+    )
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
     user_id: Mapped[int] = mapped_column(BigInteger, info=person_id("anonymise"))
     method: Mapped[str] = mapped_column(String(8))  # card | stars

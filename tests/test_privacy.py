@@ -31,6 +31,7 @@ from models import (
     Membership,
     Order,
     OutboxMessage,
+    Payment,
     Referral,
     ScheduledPost,
     ScheduledTarget,
@@ -38,6 +39,7 @@ from models import (
     ShareClick,
     ShareLink,
     User,
+    WaitlistEntry,
 )
 from services import privacy
 from tests.builders import person
@@ -287,6 +289,28 @@ async def seed(harness) -> dict[str, int]:
         )
         s.add_all([link_a, link_old, link_b])
         await s.flush()
+        s.add_all(
+            [
+                *(
+                    Payment(
+                        charge_id=f"tg-charge-{order.pickup_code}",
+                        provider_charge_id=f"prov-{order.pickup_code}",
+                        order_id=order.id,
+                        user_id=order.user_id,
+                        method="card",
+                        currency="CNY",
+                        amount=order.amount,
+                        applied=True,
+                        refund="none",
+                        refund_reason="",
+                        created_at=now,
+                    )
+                    for order in (o_alice, o_bob)
+                ),
+                WaitlistEntry(deal_id=d2.id, user_id=ALICE_ID, group_id=g1.id, created_at=now),
+                WaitlistEntry(deal_id=d2.id, user_id=BOB_ID, group_id=g1.id, created_at=now),
+            ]
+        )
         s.add_all(
             [
                 Referral(
