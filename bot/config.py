@@ -62,6 +62,13 @@ class Settings(DatabaseSettings):
     # How many times an update that fails for a transient reason is tried before it is set
     # aside (bot/runner.py, services/failures.py).
     update_attempts: int = Field(default=3, ge=1, le=20)
+    # Payments (services.payments): the provider token from @BotFather's Payments (card
+    # payments are offered only when it is set); Telegram Stars for digital items; the
+    # /terms and /paysupport texts (a group's own, set in /settings, come first).
+    payment_provider_token: SecretStr | None = None
+    stars_payments: bool = True
+    terms_text: str = ""
+    paysupport_text: str = ""
 
     @field_validator("bot_token")
     @classmethod
@@ -151,6 +158,21 @@ class Settings(DatabaseSettings):
     @property
     def token(self) -> str:
         return self.bot_token.get_secret_value()
+
+    @property
+    def provider_token(self) -> str:
+        token = self.payment_provider_token
+        return token.get_secret_value().strip() if token is not None else ""
+
+    @property
+    def pay_methods(self) -> tuple[str, ...]:
+        """The ways members can pay that this deployment offers (services.payments.METHODS)."""
+        methods = ["cash"]
+        if self.provider_token:
+            methods.append("card")
+        if self.stars_payments:
+            methods.append("stars")
+        return tuple(methods)
 
 
 def describe_error(exc: Exception) -> str:
