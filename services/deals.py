@@ -54,6 +54,13 @@ class DealSpec:
     # Who may join from a shared inline card: "members" of the deal's group (the default) or
     # "anyone" with the card (a pickup point open to neighbours).
     audience: str = "members"
+    # How members pay (services.payments): "cash" on pickup, "card" through the provider,
+    # "stars" (XTR, digital items only); the payment deadline after success (hours) and a
+    # flash sale's hold (minutes).
+    pay_method: str = "cash"
+    digital: bool = False
+    pay_hours: int = 24
+    hold_minutes: int = 15
 
 
 def minute_of(moment: datetime) -> datetime:
@@ -119,6 +126,30 @@ def validate(spec: DealSpec, now: datetime) -> None:
         raise ParseError("no_groups")
     spec.reminders = check_stored_reminders(spec.reminders)
     check_audience(spec.audience)
+    check_payment(spec)
+
+
+PAY_METHODS = ("cash", "card", "stars")
+PAY_HOURS = (1, 168)  # the payment deadline after success, in hours
+HOLD_MINUTES = (5, 120)  # a flash sale's hold, in minutes
+
+
+def check_payment(spec: DealSpec) -> None:
+    """How a deal is paid: Stars only for digital items and in XTR (and XTR only with
+    Stars); tiers on a paid deal need a minimum (members pay once, after success, at the
+    price reached: a flash sale's price cannot fall after they paid); bounded windows."""
+    if spec.pay_method not in PAY_METHODS:
+        raise ParseError("pay_method")
+    if (spec.pay_method == "stars") != (spec.currency == "XTR"):
+        raise ParseError("pay_stars_currency")
+    if spec.pay_method == "stars" and not spec.digital:
+        raise ParseError("pay_stars_digital")
+    if spec.pay_method != "cash" and spec.tiers and not spec.min_kind:
+        raise ParseError("pay_tiers_minimum")
+    if not PAY_HOURS[0] <= spec.pay_hours <= PAY_HOURS[1]:
+        raise ParseError("pay_hours", min=PAY_HOURS[0], max=PAY_HOURS[1])
+    if not HOLD_MINUTES[0] <= spec.hold_minutes <= HOLD_MINUTES[1]:
+        raise ParseError("hold_minutes", min=HOLD_MINUTES[0], max=HOLD_MINUTES[1])
 
 
 async def create(session: AsyncSession, owner_id: int, spec: DealSpec, now: datetime) -> Deal:
@@ -142,6 +173,10 @@ async def create(session: AsyncSession, owner_id: int, spec: DealSpec, now: date
         pickup_note=spec.pickup_note,
         reminders=spec.reminders,
         audience=spec.audience,
+        pay_method=spec.pay_method,
+        digital=spec.digital,
+        pay_hours=spec.pay_hours,
+        hold_minutes=spec.hold_minutes,
         status="open" if opens <= now else "scheduled",
         total_qty=0,
         participants=0,

@@ -28,11 +28,18 @@ def parse_currency(value: str) -> str:
     return code
 
 
+STARS = "XTR"  # Telegram Stars: whole stars, no ISO 4217 entry (digital items only)
+
+
 def minor_digits(currency: str) -> int:
-    """Decimal places of a currency (CNY 2, JPY 0, KWD 3)."""
+    """Decimal places of a currency (CNY 2, JPY 0, KWD 3, Stars 0)."""
+    if currency == STARS:
+        return 0
     return get_currency_precision(currency)
 
 
 def format_money(amount_minor: int, currency: str, language: str) -> str:
+    if currency == STARS:
+        return f"⭐ {amount_minor}"
     value = Decimal(amount_minor).scaleb(-minor_digits(currency))  # exact, never a float
     return format_currency(value, currency, locale=BABEL_LOCALES.get(language, "en"))

@@ -271,6 +271,30 @@ def parse_error_text(err: ParseError) -> str:
         )
     if reason == "reminders_duplicate":
         return _("Each reminder must be at a different time, for example <code>2h, 15m</code>.")
+    if reason == "pay_method":
+        return _("Choose how members pay: cash on pickup, card or Telegram Stars.")
+    if reason == "pay_stars_currency":
+        return _(
+            "Telegram Stars are paid in Stars (XTR) only: choose Stars as the way to pay "
+            "and give the price in Stars, for example <code>50</code>."
+        )
+    if reason == "pay_stars_digital":
+        return _("Telegram Stars can pay for digital items only: mark the item digital.")
+    if reason == "pay_tiers_minimum":
+        return _(
+            "Tier prices on a deal paid in the chat need a minimum: members pay once, after "
+            "the deal succeeds, at the price it reached. Set a minimum, or remove the tiers."
+        )
+    if reason == "pay_hours":
+        return _(
+            "The payment deadline must be between {min} and {max} hours after the deal "
+            "succeeds, for example <code>24</code>."
+        ).format(min=d.get("min", 1), max=d.get("max", 168))
+    if reason == "hold_minutes":
+        return _(
+            "A flash sale holds a unit for between {min} and {max} minutes while the member "
+            "pays, for example <code>15</code>."
+        ).format(min=d.get("min", 5), max=d.get("max", 120))
     return _("That input was not accepted. Please try again.")
 
 
