@@ -179,6 +179,8 @@ def create_app(
         i18n,
         lease=settings.outbox_lease_seconds,
         poll=settings.outbox_poll_seconds,
+        provider_token=settings.provider_token,
+        timezone=settings.default_timezone,
     )
     db.effects = Effects(posts, gate, activity, outbox, sender, locales)
     dispatcher = Dispatcher(

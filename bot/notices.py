@@ -26,6 +26,7 @@ from aiogram.types import BufferedInputFile, ReplyParameters
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import payment_notices
 from bot.posts import member_text, owner_text, share_link
 from models import Database
 from services import deals as deal_service
@@ -62,6 +63,8 @@ class Context:
     bot: Bot
     row: Claimed
     language: str
+    provider_token: str = ""  # the payment provider's (card invoices)
+    timezone: str = "UTC"  # the deployment's default (a notice about no group)
 
 
 Renderer = Callable[[Context, dict[str, Any]], Awaitable[TelegramMethod[Any] | None]]
@@ -232,14 +235,25 @@ RENDERERS: dict[str, Renderer] = {
     "credit": credit,
     "rights": rights,
     "revoke_link": revoke_link,
+    **payment_notices.RENDERERS,
 }
+AFTER = payment_notices.AFTER  # kinds whose outcome is recorded when the row is settled
 
 
-async def render(db: Database, bot: Bot, i18n: I18n, row: Claimed) -> TelegramMethod[Any] | None:
+async def render(
+    db: Database,
+    bot: Bot,
+    i18n: I18n,
+    row: Claimed,
+    *,
+    provider_token: str = "",
+    timezone: str = "UTC",
+) -> TelegramMethod[Any] | None:
     """The method that delivers `row`, made in its recipient's language now."""
     renderer = RENDERERS[row.kind]
     async with db.read() as session:
         user, group = await notice_reads.recipient(session, row.chat_id, row.group_id)
         language = recipient_language(user, group, i18n.default_locale)
         with i18n.context(), i18n.use_locale(language):
-            return await renderer(Context(session, bot, row, language), row.payload)
+            ctx = Context(session, bot, row, language, provider_token, timezone)
+            return await renderer(ctx, row.payload)

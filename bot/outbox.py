@@ -49,8 +49,12 @@ class OutboxSender:
         poll: float = 5.0,
         batch: int = 100,
         concurrency: int = 64,
+        provider_token: str = "",
+        timezone: str = "UTC",
     ) -> None:
         self.db = db
+        self.provider_token = provider_token
+        self.timezone = timezone
         self.sender = sender
         self.i18n = i18n
         self.lease = timedelta(seconds=lease)
@@ -133,7 +137,14 @@ class OutboxSender:
             await self._settle(row, f"unknown kind {row.kind!r}", True)
             return
         try:
-            method = await notices.render(self.db, self.sender.bot, self.i18n, row)
+            method = await notices.render(
+                self.db,
+                self.sender.bot,
+                self.i18n,
+                row,
+                provider_token=self.provider_token,
+                timezone=self.timezone,
+            )
         except TRANSIENT as exc:
             log.warning("outbox %s (%s): render failed for now: %r", row.id, row.kind, exc)
             await self._settle(row, f"render failed: {type(exc).__name__}: {exc}", True)
@@ -172,6 +183,9 @@ class OutboxSender:
         for attempt in range(2):  # a lost settle would mean a second send after the lease
             try:
                 async with self.db.transaction() as session:
+                    after = notices.AFTER.get(row.kind)
+                    if after is not None:  # its outcome is recorded with the settling
+                        await after(session, row, reason, transient, now)
                     if reason is None:
                         settled = await outbox.mark_sent(session, row, now)
                     elif park:

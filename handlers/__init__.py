@@ -26,6 +26,7 @@ def build_routers() -> list[Router]:
         my_orders,
         owner_deals,
         owner_orders,
+        payments,
         privacy,
         schedule,
         settings,
@@ -36,6 +37,8 @@ def build_routers() -> list[Router]:
 
     return [
         errors.router(),  # first: whatever a handler raised is answered (and logged) here
+        payments.router(),  # pre-checkout, successful payments (before any form's state),
+        # /terms, /paysupport
         groups.router(),  # my_chat_member, chat_member, migrations, group /help and /settings
         deal_wizard.router(),  # private /newdeal wizard (state before the generic handlers)
         owner_deals.router(),  # private /deals: the owner's deals and their actions

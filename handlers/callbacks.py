@@ -200,6 +200,14 @@ class OrdersCB(CallbackData, prefix="ord"):
     page: Page = 0
 
 
+class PayCB(CallbackData, prefix="pay"):
+    """A payment's buttons (handlers.payments). action: out (the owner refunded an owed
+    card payment in the provider's dashboard)."""
+
+    action: Word
+    payment_id: Id
+
+
 class CommissionCB(CallbackData, prefix="com"):
     """/commission (handlers.credit). action: list | open | pct | days | son / soff (allow /
     stop spending credit) | bal (balances) | pay (ask an amount for `user_id` in `cur`) |
@@ -213,6 +221,7 @@ class CommissionCB(CallbackData, prefix="com"):
 
 FACTORIES: tuple[type[CallbackData], ...] = (
     DealCB,
+    PayCB,
     PrivateDealCB,
     CardCB,
     InviteCB,

@@ -40,6 +40,7 @@ from services import owner_orders as read
 from services.admins import AdminDirectory
 from services.deals import DealNotFound, NotDealOwner
 from services.fulfilment import BadTransition, NotConfirmed, OrderNotFound
+from services.payments import CardRefundOutside
 from services.timezones import utcnow
 from views import owner_orders as views
 from views.format import echo
@@ -55,7 +56,19 @@ from views.owner_orders import (
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("list", "csv", "xlsx", "order", "mark", "ask", "all", "paid", "rfask", "refund")
+ACTIONS = (
+    "list",
+    "csv",
+    "xlsx",
+    "order",
+    "mark",
+    "ask",
+    "all",
+    "paid",
+    "rfask",
+    "refund",
+    "rfout",  # refund a card-paid order the owner refunded in the provider's dashboard
+)
 
 
 # ---------------------------------------------------------------- pages and notices
@@ -173,7 +186,7 @@ async def orders_button(
         await show(query, text, keyboard)
     elif data.action == "all":
         return await _mark_all(query, data, session, user, admins, deal)
-    else:  # paid | rfask | refund
+    else:  # paid | rfask | refund | rfout
         return await _money_action(query, data, session, user, admins, deal)
 
 
@@ -277,7 +290,7 @@ async def _money_action(
             answer = _("Marked paid.") if changed else _("Already paid; nothing changed.")
         else:
             refunded = await fulfilment_service.refund(
-                session, order.id, user.id, now, admins=admins
+                session, order.id, user.id, now, admins=admins, outside=data.action == "rfout"
             )
             changed, result_order = refunded.changed, refunded.order
             answer = _("Order cancelled.") if changed else _("Already cancelled; nothing changed.")
@@ -289,6 +302,11 @@ async def _money_action(
         return
     except NotConfirmed as exc:
         await query.answer(not_confirmed_text(exc), show_alert=True)
+        return
+    except CardRefundOutside as exc:  # the owner refunds it in the provider's dashboard first
+        await query.answer()
+        text, keyboard = views.card_refund_question(deal, order, exc.payment, data.page, OrdersCB)
+        await show(query, text, keyboard)
         return
     log.info("order %s %s by %s (changed: %s)", order.id, data.action, user.id, changed)
     text, keyboard = await order_card(session, deal, result_order, data.page)

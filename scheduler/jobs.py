@@ -38,7 +38,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.deals import DueResult, run_due
-from services import calendar, notices
+from services import calendar, notices, payments
 from services.timezones import utcnow
 
 if TYPE_CHECKING:
@@ -55,6 +55,8 @@ class TickResult:
     reminders_skipped: list[tuple[int, str]] = field(default_factory=list)
     posts_sent: list[tuple[int, int]] = field(default_factory=list)  # (post id, group id)
     posts_failed: list[tuple[int, int]] = field(default_factory=list)
+    lapsed: int = 0  # unpaid orders cancelled at their payment deadline
+    waitlist_served: int = 0  # members of a waitlist who got a freed unit
 
 
 # ---------------------------------------------------------------- sending
@@ -171,6 +173,18 @@ async def run_posts(app: App, now: datetime, result: TickResult) -> None:
 # ---------------------------------------------------------------- the tick
 
 
+async def lapse_payments(app: App, now: datetime, result: TickResult) -> None:
+    """Unpaid orders past their payment deadline are cancelled and their units go to the
+    waitlists (services.payments), a batch per transaction."""
+    while True:
+        async with app.db.transaction() as session:
+            done = await payments.lapse_due(session, now)
+        result.lapsed += done.cancelled
+        result.waitlist_served += done.admitted
+        if done.cancelled < payments.LAPSE_BATCH:
+            return
+
+
 async def digest_hook(app: App, now: datetime) -> None:
     """The daily digests (scheduler/digests.py): each runs every tick and decides itself,
     from the database, whether a digest is due, and claims it so it goes out once."""
@@ -191,7 +205,7 @@ async def tick(app: App, now: datetime | None = None, *, digests: bool = True) -
         result.deals = await run_due(app.bot, app.db, app.i18n, app.sender, now)
     except Exception:
         log.exception("due-deal check failed")
-    for step in (send_reminders, run_posts):
+    for step in (send_reminders, run_posts, lapse_payments):
         try:
             await step(app, now, result)
         except Exception:

@@ -509,6 +509,9 @@ async def spend(session: AsyncSession, order_id: int, user_id: int, now: datetim
     await session.flush()
     await session.refresh(order)
     log.info("user %s spent %s %s on order %s", user_id, used, deal.currency, order.id)
+    from services import payments  # it builds on this module: imported when used
+
+    await payments.on_discount(session, order, deal, now)  # a new invoice for what is left
     return entry
 
 

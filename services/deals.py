@@ -16,7 +16,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, DealPost, Group, Order, User
-from services import activity, events, notices, rights
+from services import activity, events, notices, payments, rights
 from services.admins import AdminDirectory
 from services.errors import DealNotFound, DomainError, NotDealOwner  # noqa: F401
 from services.parsing import MAX_QUANTITY, ParseError, check_stored_reminders, parse_id
@@ -425,6 +425,7 @@ async def close(
     closed = await _closed_orders(session, deal_id)
     if outcome == "succeeded":  # the activity counters' "orders", in this same transaction
         await activity.count_orders(session, closed, now)
+    await payments.on_closed(session, deal, closed, now)  # invoices, or payments given back
     done = Closing(deal, outcome, closed)
     await notices.closing(session, done, now)  # every participant and the owner are told
     events.record(session, events.DealClosed(deal_id, outcome))  # the posts' final state

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import CreditEntry, Deal, Order
 from services import credit as credit_service
-from services import events, notices, rights
+from services import events, notices, payments, rights
 from services.admins import AdminDirectory
 from services.deals import DealNotFound, NotDealOwner
 from services.errors import DomainError
@@ -302,19 +302,24 @@ async def refund(
     now: datetime,
     *,
     admins: AdminDirectory | None = None,
+    outside: bool = False,
 ) -> Refunded:
     """Cancel a confirmed order (a refund, before or after hand-over): its status becomes
     `cancelled`, its referrer's commission is reversed and credit its buyer spent on it is
-    given back. A second call changes nothing (`changed` False)."""
+    given back. What was paid in Telegram goes back (services.payments.refund_order): Stars
+    through the Bot API; a card payment only with `outside` (the owner refunded it in the
+    provider's dashboard), else CardRefundOutside and nothing changes. A second call
+    changes nothing (`changed` False)."""
     order, deal = await _owned_confirmed(session, order_id, owner_id, admins)
     if order.status == "cancelled" and deal.status == "succeeded":
         return Refunded(order, deal, False)
     if order.status != "confirmed" or deal.status != "succeeded" or order.quantity <= 0:
         raise NotConfirmed(order.status, deal.status)
+    await payments.refund_order(session, order, deal, now, outside=outside)
     await session.execute(
         update(Order)
         .where(Order.id == order_id, Order.status == "confirmed")
-        .values(status="cancelled", updated_at=now)
+        .values(status="cancelled", pay_by=None, updated_at=now)
     )
     await session.refresh(order)
     entries = await credit_service.on_cancelled(session, order, now)

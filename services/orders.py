@@ -28,8 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, Group, Order
 from models.upsert import insert_for
+from services import credit as credit_service
 from services import deals as deal_service
-from services import events, referrals
+from services import events, payments, referrals
 from services.errors import DomainError
 from services.parsing import MAX_QUANTITY
 
@@ -78,6 +79,11 @@ class AlreadyJoined(OrderError):
 
 class BadQuantity(OrderError):
     pass
+
+
+class OrderPaid(OrderError):
+    """The order is paid (services.payments): its member cannot change it; the owner can
+    refund it."""
 
 
 @dataclass
@@ -151,6 +157,7 @@ async def act(
                 via=via,
             ),
         )
+        await payments.on_order_changed(session, change, now)  # a flash sale's hold
     return change
 
 
@@ -347,6 +354,8 @@ async def _set_quantity(
         raise NotJoined(deal_id)
     if order is not None and order.status not in ("active", "cancelled"):
         raise DealClosed(deal_id)  # confirmed or failed: the deal is over
+    if order is not None and order.paid_at is not None and quantity != old:
+        raise OrderPaid(order.id)
     if quantity == old:
         deal = await deal_service.get(session, deal_id)
         if deal.status in deal_service.FINAL_STATES:
@@ -402,6 +411,91 @@ async def join(
 
 async def cancel(session: AsyncSession, deal_id: int, user_id: int, now: datetime) -> Change:
     return await set_quantity(session, deal_id, user_id, 0, now, expect="in")
+
+
+async def release(session: AsyncSession, order: Order, now: datetime) -> list:
+    """A confirmed order of a succeeded deal, unpaid at its payment deadline, is cancelled
+    (services.payments): its units go back to the deal's stock and counts, its referrer's
+    commission is reversed and the credit it spent comes back (the ledger entries). The
+    order row is locked by the caller."""
+    if order.status != "confirmed" or order.quantity <= 0:
+        return []
+    await session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.status == "confirmed")
+        .values(status="cancelled", pay_by=None, updated_at=now)
+    )
+    await session.execute(
+        update(Deal)
+        .where(Deal.id == order.deal_id)
+        .values(
+            total_qty=Deal.total_qty - order.quantity,
+            participants=Deal.participants - 1,
+            stock_left=case(
+                (Deal.stock_left.is_(None), None), else_=Deal.stock_left + order.quantity
+            ),
+            updated_at=now,
+        )
+    )
+    await session.refresh(order)
+    entries = await credit_service.on_cancelled(session, order, now)
+    events.record(session, events.DealChanged(order.deal_id))  # the sign-up list shows it
+    return entries
+
+
+class _Holding(Exception):
+    """The waitlisted member holds an order: the unit taken goes back (the savepoint)."""
+
+
+async def admit_waiting(
+    session: AsyncSession, deal: Deal, user_id: int, group_id: int | None, now: datetime
+) -> Order | None:
+    """One freed unit of a succeeded deal for a waitlisted member: a confirmed order of one
+    unit at the deal's final price (a new row, or their cancelled or failed one revived),
+    taken from the stock by one conditional UPDATE. None when no unit is left or the member
+    holds an order already (nothing changed)."""
+    price = deal.final_price if deal.final_price is not None else deal.unit_price
+    try:
+        async with events.savepoint(session):
+            took = await session.execute(
+                update(Deal)
+                .where(Deal.id == deal.id, Deal.status == "succeeded", Deal.stock_left >= 1)
+                .values(
+                    stock_left=Deal.stock_left - 1,
+                    total_qty=Deal.total_qty + 1,
+                    participants=Deal.participants + 1,
+                    updated_at=now,
+                )
+            )
+            if (took.rowcount or 0) == 0:
+                return None
+            order = await _locked_order(session, deal.id, user_id)
+            confirmed = {
+                "quantity": 1,
+                "status": "confirmed",
+                "unit_price": price,
+                "amount": price,
+                "discount": 0,
+                "paid_at": None,
+                "paid_amount": 0,
+                "updated_at": now,
+            }
+            if order is None:
+                order = Order(
+                    **{**_new_order(deal.id, user_id, group_id, 1, "waitlist", now), **confirmed}
+                )
+                session.add(order)
+            elif order.status in ("cancelled", "failed") or order.quantity <= 0:
+                for name, value in confirmed.items():
+                    setattr(order, name, value)
+                order.group_id = group_id if group_id is not None else order.group_id
+            else:
+                raise _Holding()
+            await session.flush()
+    except _Holding:
+        return None
+    events.record(session, events.DealChanged(deal.id))
+    return order
 
 
 async def of_user(session: AsyncSession, user_id: int, limit: int = 50) -> list[tuple[Order, Deal]]:

@@ -18,6 +18,8 @@ from aiogram.types import (
     InlineQuery,
     Message,
     MessageEntity,
+    PreCheckoutQuery,
+    SuccessfulPayment,
     Update,
     User,
 )
@@ -127,6 +129,45 @@ class Updates:
             data=data,
         )
         return Update(update_id=self.next_id(), callback_query=query)
+
+    def pre_checkout(self, user: User, payload: str, currency: str, amount: int) -> Update:
+        """Telegram asks whether `user` may pay `amount` for the invoice with `payload`."""
+        query = PreCheckoutQuery(
+            id=str(next(self._callbacks)),
+            from_user=user,
+            currency=currency,
+            total_amount=amount,
+            invoice_payload=payload,
+        )
+        return Update(update_id=self.next_id(), pre_checkout_query=query)
+
+    def paid(
+        self,
+        user: User,
+        payload: str,
+        currency: str,
+        amount: int,
+        charge_id: str,
+        provider_charge_id: str = "",
+        *,
+        update_id: int | None = None,
+    ) -> Update:
+        """The `successful_payment` message of a payment (`update_id`: a replay of one)."""
+        payment = SuccessfulPayment(
+            currency=currency,
+            total_amount=amount,
+            invoice_payload=payload,
+            telegram_payment_charge_id=charge_id,
+            provider_payment_charge_id=provider_charge_id or f"prov-{charge_id}",
+        )
+        msg = Message(
+            message_id=next(self._messages),
+            date=self.now(),
+            chat=private(user),
+            from_user=user,
+            successful_payment=payment,
+        )
+        return Update(update_id=update_id or self.next_id(), message=msg)
 
     def inline_query(self, user: User, query: str = "") -> Update:
         event = InlineQuery(

@@ -277,7 +277,7 @@ class FakeTelegram(BaseSession):
             return self.me
         if isinstance(method, m.GetUpdates):
             return await self._get_updates(method)
-        if isinstance(method, (m.SendMessage, m.SendPhoto, m.SendDocument)):
+        if isinstance(method, (m.SendMessage, m.SendPhoto, m.SendDocument, m.SendInvoice)):
             return self._message(method)
         if isinstance(method, (m.EditMessageText, m.EditMessageCaption, m.EditMessageReplyMarkup)):
             if method.inline_message_id:

@@ -13,6 +13,7 @@ from aiogram.utils.i18n import ngettext
 
 from models import Deal, Group
 from services import deals as deal_service
+from services import payments
 from services.money import format_money
 from views.format import quote, time_left
 
@@ -99,13 +100,26 @@ def closing_post_text(deal: Deal, outcome: str, link: str) -> str:
             )
         else:
             head = _("{title} succeeded.").format(title=title)
-        tail = _("Joined? Your pickup code is in private chat with me: {link}").format(link=link)
+        if payments.is_paid(deal) and not payments.is_flash(deal):
+            tail = _(
+                "Joined? Pay in private chat with me within {hours} h, or your units go to "
+                "the next members: {link}"
+            ).format(hours=deal.pay_hours, link=link)
+        else:
+            tail = _("Joined? Your pickup code is in private chat with me: {link}").format(
+                link=link
+            )
         return f"✅ {head}\n{tail}"
     if outcome == "failed":
         return "❌ " + _(
             "{title} did not go ahead: {have} of the {need} needed. All orders are cancelled; "
             "nobody pays."
         ).format(title=title, have=have, need=need)
+    if payments.is_flash(deal):
+        return "🚫 " + _(
+            "{title} was cancelled by the organiser. All orders are cancelled; what was paid "
+            "is refunded."
+        ).format(title=title)
     return "🚫 " + _(
         "{title} was cancelled by the organiser. All orders are cancelled; nobody pays."
     ).format(title=title)

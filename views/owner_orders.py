@@ -15,12 +15,13 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
-from models import Deal, Order, User
+from models import Deal, Order, Payment, User
 from services import fulfilment as fulfilment_service
 from services.fulfilment import BadTransition, Marked, NotConfirmed
 from services.money import format_money
 from services.notices import Audience
 from services.owner_orders import DealOrders, OrderDetail
+from views import payment_texts
 from views.common import current_language
 from views.deal_texts import status_name
 from views.format import quote, wall_clock
@@ -397,6 +398,33 @@ def refund_question(
         ]
     )
     return text, keyboard
+
+
+def card_refund_question(
+    deal: Deal, order: Order, payment: Payment, page: int, cb: type[CallbackData]
+) -> tuple[str, InlineKeyboardMarkup]:
+    """A card-paid order: refunded in the provider's dashboard first, then confirmed here."""
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=payment_texts.refund_confirm_button(),
+                    callback_data=cb(
+                        action="rfout", deal_id=deal.id, order_id=order.id, page=page
+                    ).pack(),
+                )
+            ],
+            [
+                InlineKeyboardButton(
+                    text=_("« Back"),
+                    callback_data=cb(
+                        action="order", deal_id=deal.id, order_id=order.id, page=page
+                    ).pack(),
+                )
+            ],
+        ]
+    )
+    return payment_texts.refund_card_confirm_text(payment, current_language()), keyboard
 
 
 def pickup_head(marked: Marked, member: User | None) -> str:
