@@ -505,3 +505,39 @@ def test_payload_round_trips(order_id: int, number: int) -> None:
     order = Order(id=order_id, invoice_no=number)
     assert payments.parse_payload(payments.payload_of(order)) == (order_id, number)
     assert len(payments.payload_of(order).encode()) <= 128
+
+
+async def test_credit_spent_makes_a_new_invoice_for_what_is_left(harness) -> None:
+    from models import CreditEntry
+    from services import credit
+
+    group_id, deal_id = await ready(
+        harness, pay_method="card", min_kind="participants", min_value=1, stock=10
+    )
+    await started(harness, ALICE)
+    await press(harness, ALICE, deal_id, "join")
+    await due(harness)
+    [first] = await invoices(harness, ALICE)
+    async with harness.db.transaction() as s:
+        await s.execute(update(Group).where(Group.id == group_id).values(credit_spendable=True))
+        s.add(
+            CreditEntry(
+                group_id=group_id,
+                user_id=ALICE.id,
+                currency="CNY",
+                amount=300,
+                kind="payout",
+                note="",
+                created_at=utcnow(),
+            )
+        )
+    order = await order_of(harness, deal_id, ALICE)
+    async with harness.db.transaction() as s:
+        await credit.spend(s, order.id, ALICE.id, utcnow())
+    [_first, second] = await invoices(harness, ALICE)
+    assert (second.payload, second.prices[0].amount) == (f"pay:{order.id}:2", 950)
+    assert "Credit used" in second.description
+    assert "replaced by a newer one" in (await precheck(harness, ALICE, first)).error_message
+    assert (await precheck(harness, ALICE, second)).ok is True
+    await pay(harness, ALICE, second, "card-rest")
+    assert (await order_of(harness, deal_id, ALICE)).paid_amount == 950
