@@ -127,6 +127,10 @@ async def tell(bot: Bot, update: Update, text: str) -> bool:
     if query is not None:
         await bot.answer_callback_query(query.id, text=plain(text), show_alert=True)
         return True
+    checkout = update.pre_checkout_query
+    if checkout is not None:  # refused, so the payer is not left waiting Telegram's 10 s
+        await bot.answer_pre_checkout_query(checkout.id, ok=False, error_message=plain(text))
+        return True
     message = update.message
     if message is None or message.chat is None:
         return False

@@ -541,3 +541,13 @@ async def test_credit_spent_makes_a_new_invoice_for_what_is_left(harness) -> Non
     assert (await precheck(harness, ALICE, second)).ok is True
     await pay(harness, ALICE, second, "card-rest")
     assert (await order_of(harness, deal_id, ALICE)).paid_amount == 950
+
+
+async def test_a_failing_pre_checkout_is_refused_at_once(harness, monkeypatch) -> None:
+    async def broken(*args, **kwargs):
+        raise RuntimeError("database away")
+
+    monkeypatch.setattr(payments, "precheck", broken)
+    await harness.feed(harness.updates.pre_checkout(ALICE, "pay:1:1", "XTR", 50))
+    [answer] = harness.api.of(AnswerPreCheckoutQuery)
+    assert answer.ok is False and answer.error_message
