@@ -719,6 +719,8 @@ async def join_waitlist(
         raise WaitlistRefused("not_paid")
     if deal.stock_left is None or (deal.stock_left > 0 and deal.status == "open"):
         raise WaitlistRefused("in_stock")
+    if deal.stock_left > 0 and deal.status == "succeeded":
+        raise WaitlistRefused("closed")  # what is left after a closing is not sold any more
     holding = await session.scalar(
         select(Order.id).where(
             Order.deal_id == deal_id,

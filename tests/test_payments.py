@@ -26,7 +26,17 @@ from tests.builders import Updates
 from tests.conftest import Harness, SettableClock, make_settings
 from tests.fake_api import FakeTelegram
 from tests.test_deal_closing import close_now, due, started
-from tests.test_deal_post import ALICE, BOB, CAROL, GROUP, OWNER, press, ready
+from tests.test_deal_post import (
+    ALICE,
+    BOB,
+    CAROL,
+    GROUP,
+    OWNER,
+    create_deal,
+    press,
+    publish_deal,
+    ready,
+)
 
 PROVIDER = "284685063:TEST:fake-provider-token"
 
@@ -277,7 +287,8 @@ async def test_a_hold_that_lapses_returns_the_unit_to_the_waitlist(harness) -> N
     assert bob.status == "active" and bob.quantity == 1 and bob.pay_by is not None
     assert (await deal_of(harness, deal_id)).stock_left == 0
     [bob_invoice] = await invoices(harness, BOB)
-    assert (await precheck(harness, ALICE, alice_invoice)).ok is False  # her hold is gone
+    gone = await precheck(harness, ALICE, alice_invoice)  # her hold is gone
+    assert gone.ok is False and "cancelled or not due" in gone.error_message
     late = await pay(harness, ALICE, alice_invoice, "star-late")  # paid anyway: refunded
     assert await payments_of(harness) == {"star-late": (False, "refunded", 50, "stars")}
     assert late is not None
@@ -551,3 +562,26 @@ async def test_a_failing_pre_checkout_is_refused_at_once(harness, monkeypatch) -
     await harness.feed(harness.updates.pre_checkout(ALICE, "pay:1:1", "XTR", 50))
     [answer] = harness.api.of(AnswerPreCheckoutQuery)
     assert answer.ok is False and answer.error_message
+
+
+async def test_the_waitlist_is_for_sold_out_paid_deals(harness) -> None:
+    group_id, cash = await ready(harness, stock=1)
+    paid = await create_deal(
+        harness, [group_id], pay_method="stars", digital=True, currency="XTR", unit_price=50,
+        stock=1,
+    )  # fmt: skip
+    await publish_deal(harness, paid)
+    await started(harness, ALICE, BOB)
+
+    async def refusal(deal_id: int, user) -> str:
+        async with harness.db.transaction() as s:
+            with pytest.raises(payments.WaitlistRefused) as refused:
+                await payments.join_waitlist(s, deal_id, user.id, group_id, utcnow())
+        return refused.value.reason
+
+    assert await refusal(cash, BOB) == "not_paid"
+    assert await refusal(paid, BOB) == "in_stock"  # a unit is left: join instead
+    await press(harness, ALICE, paid, "join")
+    assert await refusal(paid, ALICE) == "holding"
+    await close_now(harness, paid, OWNER.id, cancel=True)
+    assert await refusal(paid, BOB) == "closed"
