@@ -183,9 +183,9 @@ class OutboxSender:
         for attempt in range(2):  # a lost settle would mean a second send after the lease
             try:
                 async with self.db.transaction() as session:
-                    after = notices.AFTER.get(row.kind)
-                    if after is not None:  # its outcome is recorded with the settling
-                        await after(session, row, reason, transient, now)
+                    record_outcome = notices.AFTER.get(row.kind)
+                    if record_outcome is not None:  # its outcome is recorded with the settling
+                        await record_outcome(session, row, reason, transient, now)
                     if reason is None:
                         settled = await outbox.mark_sent(session, row, now)
                     elif park:
