@@ -24,6 +24,10 @@ Definitions (the README's "Daily digests" section repeats them):
   any status; attributed through cards = those of them with a sharer (`referrer_id`) set;
   their sales per currency = SUM(amount − discount) of such orders CONFIRMED, of deals that
   CLOSED in the period (as revenue: the amount is known once the deal succeeded).
+- collected / outstanding (payments in the app, services.payment_books): per currency, the
+  applied payments on orders of this group created in the period minus the refunds of
+  applied payments completed in it (surplus payments never count); and what unpaid
+  confirmed or held orders of paid deals still owe now. Shown only when not zero.
 - change: against the average of the 7 days before the period, scaled to the period's length
   for sums (a 7-day period is compared with the week before it). Active members and
   conversion are compared with the previous 7 days' average day.
@@ -62,6 +66,7 @@ from models import (
     User,
 )
 from models.upsert import insert_ignore, upsert
+from services import payment_books
 from services.errors import DomainError
 
 MAX_RANGE_DAYS = 366
@@ -288,6 +293,8 @@ class GroupDigest:
     chart_revenue: list[int] = field(default_factory=list)  # in chart_currency, minor units
     chart_currency: str = ""
     cards: CardFigures = field(default_factory=CardFigures)
+    collected: dict[str, int] = field(default_factory=dict)  # payments, per currency
+    outstanding: dict[str, int] = field(default_factory=dict)  # still owed, per currency
 
 
 def _sum_figure(values: dict[date, int], period: Period, baseline: Period) -> Figure:
@@ -571,6 +578,10 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
         chart_revenue=[revenue_by_day.get(chart_currency, {}).get(d, 0) for d in chart_days],
         chart_currency=chart_currency,
         cards=cards,
+        collected=await payment_books.collected(
+            session, group_ids=[group.id], since=lower, until=upper
+        ),
+        outstanding=await payment_books.outstanding(session, group_ids=[group.id]),
     )
 
 
@@ -680,6 +691,9 @@ class AdminDigest:
     removed: list[tuple[int, str]]  # (chat id, title): the bot was removed in the last day
     failures: list[FailedSends]
     failures_total: int
+    # Payments: collected over each group's own yesterday, and what is owed now, per currency.
+    collected: dict[str, int] = field(default_factory=dict)
+    outstanding: dict[str, int] = field(default_factory=dict)
 
 
 async def build_admin(session: AsyncSession, now: datetime, limit: int = 10) -> AdminDigest:
@@ -783,7 +797,31 @@ async def build_admin(session: AsyncSession, now: datetime, limit: int = 10) -> 
         failures.append(
             FailedSends(chat_id, titles.get(chat_id), int(count), _aware(last_at), reason or "")
         )
-    return AdminDigest(now, len(groups), by_revenue, by_activity, quiet, removed, failures, total)
+    collected: dict[str, int] = defaultdict(int)
+    by_zone: dict[str, list[int]] = defaultdict(list)
+    for g in groups:
+        by_zone[g.timezone].append(g.id)
+    for zone, ids in sorted(by_zone.items()):
+        day = local_today(now, zone) - timedelta(days=1)
+        lower, upper = utc_bounds(zone, day, day)
+        for currency, amount in (
+            await payment_books.collected(session, group_ids=ids, since=lower, until=upper)
+        ).items():
+            collected[currency] += amount
+    return AdminDigest(
+        now,
+        len(groups),
+        by_revenue,
+        by_activity,
+        quiet,
+        removed,
+        failures,
+        total,
+        collected={c: v for c, v in sorted(collected.items()) if v},
+        outstanding=await payment_books.outstanding(session, group_ids=[g.id for g in groups])
+        if groups
+        else {},
+    )
 
 
 # ---------------------------------------------------------------- recipients and settings

@@ -8,6 +8,10 @@
   a leading apostrophe (OWASP's advice against CSV/formula injection), in both formats.
 - CSV is UTF-8 with a byte order mark, so Excel opens Chinese names correctly.
 - "joined at" is shown in the local time of the group the order was placed in.
+- Payments (services.payment_books): how the deal is paid, what the order still owes
+  (amount − discount, 0 once paid), what applied payments brought in, the Telegram and the
+  provider's charge ids (space separated) and the state of its payments ("paid",
+  "refund_pending", "refunded", "refund_failed", "owed", "refunded_outside", or empty).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Group, Order, User
 from services import deals as deal_service
+from services import payment_books
 from services.money import minor_digits
 from services.timezones import to_local
 
@@ -38,6 +43,12 @@ COLUMNS: tuple[str, ...] = (
     "fulfilment",
     "joined_at",
     "group",
+    "pay_method",
+    "owed",
+    "paid_amount",
+    "charge_ids",
+    "provider_charge_ids",
+    "refund_state",
 )
 TITLES: dict[str, str] = {
     "order_id": "Order",
@@ -52,8 +63,14 @@ TITLES: dict[str, str] = {
     "fulfilment": "Fulfilment",
     "joined_at": "Joined at",
     "group": "Group",
+    "pay_method": "Pay method",
+    "owed": "Amount owed",
+    "paid_amount": "Paid amount",
+    "charge_ids": "Charge ids",
+    "provider_charge_ids": "Provider charge ids",
+    "refund_state": "Refund state",
 }
-MONEY = frozenset({"unit_price", "amount"})
+MONEY = frozenset({"unit_price", "amount", "owed", "paid_amount"})
 DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 
@@ -85,8 +102,10 @@ async def rows(session: AsyncSession, deal_id: int) -> list[dict[str, Any]]:
     )
     fallback_tz = None
     current_price = deal_service.price_at(deal, deal.total_qty)
+    found = result.all()
+    payments = await payment_books.of_orders(session, [order.id for order, _u, _g in found])
     out: list[dict[str, Any]] = []
-    for order, user, group in result.all():
+    for order, user, group in found:
         if group is None and fallback_tz is None:
             posted = await deal_service.posts(session, deal_id)
             fallback_tz = posted[0][1].timezone if posted else "UTC"
@@ -97,6 +116,13 @@ async def rows(session: AsyncSession, deal_id: int) -> list[dict[str, Any]]:
             unit, amount = current_price, current_price * order.quantity
         else:  # failed or cancelled with the deal: nothing is charged
             unit, amount = None, None
+        if amount is None:
+            owed = None
+        elif order.paid_at is not None:
+            owed = 0
+        else:
+            owed = max(amount - (order.discount or 0), 0)
+        paid = payments.get(order.id, [])
         out.append(
             {
                 "order_id": order.id,
@@ -112,6 +138,14 @@ async def rows(session: AsyncSession, deal_id: int) -> list[dict[str, Any]]:
                 "fulfilment": order.fulfilment,
                 "joined_at": to_local(order.created_at, timezone).strftime(TIME_FORMAT),
                 "group": group.title if group is not None else "",
+                "pay_method": deal.pay_method,
+                "owed": decimal_text(owed, deal.currency),
+                "paid_amount": decimal_text(order.paid_amount or 0, deal.currency),
+                "charge_ids": " ".join(p.charge_id for p in paid),
+                "provider_charge_ids": " ".join(
+                    p.provider_charge_id for p in paid if p.provider_charge_id
+                ),
+                "refund_state": payment_books.refund_state(paid),
             }
         )
     return out

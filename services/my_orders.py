@@ -7,15 +7,16 @@ member's own active order of a deal that is still open; services.orders makes th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Deal, DealPost, Group, Order
+from models import Deal, DealPost, Group, Order, Payment
 from services import deals as deal_service
 from services import orders as order_service
+from services import payment_books
 
 LIMIT = 100
 
@@ -71,6 +72,8 @@ class MyOrders:
     ordered: list[tuple[Order, Deal]]
     open_count: int
     zones: dict[int, str]  # order id → timezone
+    # Payments per order id, for orders of paid deals (services.payment_books).
+    payments: dict[int, list[Payment]] = field(default_factory=dict)
 
 
 async def of_member(
@@ -81,7 +84,9 @@ async def of_member(
     past_items = [(o, d) for o, d in items if d.status not in deal_service.OPEN_STATES]
     ordered = open_items + past_items
     zones = await timezones(session, ordered, default_timezone) if ordered else {}
-    return MyOrders(ordered, len(open_items), zones)
+    paid = [o.id for o, d in ordered if payment_books.is_paid_deal(d)]
+    payments = await payment_books.of_orders(session, paid) if paid else {}
+    return MyOrders(ordered, len(open_items), zones, payments)
 
 
 class CancelRefused(Exception):

@@ -9,13 +9,14 @@ are services.fulfilment's; texts and keyboards are views.owner_orders'.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Deal, Group, Order, User
+from models import Deal, Group, Order, Payment, User
 from services import deals as deal_service
+from services import payment_books
 
 FULFILMENTS = ("none", "ready", "picked_up", "delivered")
 
@@ -44,6 +45,8 @@ class DealOrders:
     rows: list[tuple[Order, User | None]]
     timezone: str
     price: int  # the unit price at the deal's current total
+    # A paid deal's payments per order id (services.payment_books); empty for cash deals.
+    payments: dict[int, list[Payment]] = field(default_factory=dict)
 
     @property
     def units(self) -> int:
@@ -75,7 +78,12 @@ class DealOrders:
 async def deal_orders(session: AsyncSession, deal: Deal) -> DealOrders:
     rows = await orders_with_users(session, deal.id)
     timezone = await timezone_of(session, deal.id)
-    return DealOrders(deal, rows, timezone, deal_service.price_at(deal, deal.total_qty))
+    payments = (
+        await payment_books.of_orders(session, [o.id for o, _u in rows])
+        if payment_books.is_paid_deal(deal)
+        else {}
+    )
+    return DealOrders(deal, rows, timezone, deal_service.price_at(deal, deal.total_qty), payments)
 
 
 @dataclass

@@ -163,6 +163,7 @@ def group_text(d: GroupDigest) -> str:
             )
     else:
         lines.append(_("Revenue: {amount}").format(amount=format_money(0, d.currency, lang)))
+    lines += _payment_lines(d.collected, d.outstanding, lang)
     lines.append(_line(_("Cancellations"), d.cancellations))
     for currency, figure in d.credit.items():
         lines.append(
@@ -195,6 +196,25 @@ def group_text(d: GroupDigest) -> str:
                 )
             )
     return _fit("\n".join(lines))
+
+
+def _payment_lines(collected: dict[str, int], outstanding: dict[str, int], lang: str) -> list[str]:
+    """Payments in the app, per currency: only the figures that are not zero."""
+    lines = [
+        _("Collected ({currency}): <b>{amount}</b>").format(
+            currency=currency, amount=format_money(amount, currency, lang)
+        )
+        for currency, amount in sorted(collected.items())
+        if amount
+    ]
+    lines += [
+        _("Outstanding ({currency}): <b>{amount}</b>").format(
+            currency=currency, amount=format_money(amount, currency, lang)
+        )
+        for currency, amount in sorted(outstanding.items())
+        if amount
+    ]
+    return lines
 
 
 def _fit(text: str) -> str:
@@ -252,6 +272,7 @@ def admin_text(a: AdminDigest) -> str:
         lines.append(f"{i}. {quote(s.title)}: {money} · {orders}")
     if not a.by_revenue:
         lines.append(_("No sales."))
+    lines += _payment_lines(a.collected, a.outstanding, lang)
     lines += ["", "🔥 <b>" + _("Top groups by activity") + "</b>"]
     for i, s in enumerate(a.by_activity, 1):
         lines.append(

@@ -6,8 +6,9 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
-from models import Deal, Order
+from models import Deal, Order, Payment
 from services import deals as deal_service
+from services import payment_books
 from services.money import format_money
 from services.my_orders import CancelRefused, MyOrders, cancellable, pickup_pending
 from views.common import current_language
@@ -15,6 +16,7 @@ from views.format import quote
 from views.owner_orders import (
     fulfilment_label,
     local_time,
+    payment_state_label,
     split_pages,
     status_label,
 )
@@ -23,7 +25,23 @@ PAGE_BUDGET = 3200
 PAGE_ITEMS = 10
 
 
-def _block(order: Order, deal: Deal, timezone: str) -> str:
+def _payment_line(order: Order, deal: Deal, payments: list[Payment], timezone: str) -> str:
+    """A paid deal's order: paid, what to pay by when, or the state of its refund."""
+    state = payment_books.refund_state(payments)
+    if state not in (payment_books.NONE, payment_books.PAID):
+        return _("Payment: {state}").format(state=payment_state_label(state))
+    if order.paid_at is not None or state == payment_books.PAID:
+        return _("Payment: paid")
+    due = payment_books.owed(order)
+    if order.status in payment_books.OWING and order.pay_by is not None and due:
+        return _("To pay: {amount} by {time}").format(
+            amount=format_money(due, deal.currency, current_language()),
+            time=local_time(order.pay_by, timezone),
+        )
+    return ""
+
+
+def _block(order: Order, deal: Deal, timezone: str, payments: list[Payment] | None = None) -> str:
     language = current_language()
     if order.status == "confirmed" and order.amount is not None:
         amount = format_money(order.amount, deal.currency, language)
@@ -48,6 +66,9 @@ def _block(order: Order, deal: Deal, timezone: str) -> str:
     if pickup_pending(order, deal):  # not for an order that can no longer be picked up
         code = f"<code>{quote(order.pickup_code)}</code>"
         lines.append("  " + _("Pickup code: {code}").format(code=code))
+    if payment_books.is_paid_deal(deal):
+        if paid := _payment_line(order, deal, payments or [], timezone):
+            lines.append("  " + paid)
     lines.append("  " + when)
     return "\n".join(lines)
 
@@ -58,7 +79,7 @@ def my_orders_page(
     if not mine.ordered:
         return _("You have no orders yet. Join a deal in your group to see it here."), None
     ordered, zones = mine.ordered, mine.zones
-    blocks = [_block(o, d, zones[o.id]) for o, d in ordered]
+    blocks = [_block(o, d, zones[o.id], mine.payments.get(o.id)) for o, d in ordered]
     pages = split_pages(blocks, PAGE_BUDGET, PAGE_ITEMS)
     page = min(max(page, 0), len(pages) - 1)
     lines = [_("<b>Your orders</b>")]

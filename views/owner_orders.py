@@ -17,6 +17,7 @@ from aiogram.utils.i18n import ngettext
 
 from models import Deal, Order, Payment, User
 from services import fulfilment as fulfilment_service
+from services import payment_books
 from services.fulfilment import BadTransition, Marked, NotConfirmed
 from services.money import format_money
 from services.notices import Audience
@@ -55,6 +56,19 @@ def fulfilment_label(state: str) -> str:
         "ready": _("ready for pickup"),
         "picked_up": _("picked up"),
         "delivered": _("delivered"),
+    }
+    return labels.get(state, state)
+
+
+def payment_state_label(state: str) -> str:
+    """services.payment_books.refund_state() in words ("" for no payment)."""
+    labels = {
+        payment_books.PAID: _("paid"),
+        payment_books.REFUND_PENDING: _("refund pending"),
+        payment_books.REFUNDED_STATE: _("refunded"),
+        payment_books.REFUND_FAILED: _("refund failed"),
+        payment_books.OWED: _("refund owed"),
+        payment_books.REFUNDED_OUTSIDE: _("refunded outside Telegram"),
     }
     return labels.get(state, state)
 
@@ -117,7 +131,27 @@ def _amount_text(order: Order, deal: Deal, current_price: int, language: str) ->
     return "—"
 
 
-def _order_line(number: int, order: Order, user: User | None, deal: Deal, price: int) -> str:
+def _payment_text(order: Order, deal: Deal, payments: list[Payment], language: str) -> str:
+    """A paid deal's order: paid, unpaid with what is due, or the state of its refund."""
+    state = payment_books.refund_state(payments)
+    if state not in (payment_books.NONE, payment_books.PAID):
+        return payment_state_label(state)
+    if order.paid_at is not None or state == payment_books.PAID:
+        return _("paid")
+    due = payment_books.owed(order)
+    if order.status in payment_books.OWING and order.pay_by is not None and due:
+        return _("unpaid, {amount} due").format(amount=format_money(due, deal.currency, language))
+    return ""
+
+
+def _order_line(
+    number: int,
+    order: Order,
+    user: User | None,
+    deal: Deal,
+    price: int,
+    payments: list[Payment] | None = None,
+) -> str:
     language = current_language()
     parts = [
         f"{number}. {member_name(user, order.user_id)} ×{order.quantity}",
@@ -126,8 +160,11 @@ def _order_line(number: int, order: Order, user: User | None, deal: Deal, price:
     ]
     if order.status == "confirmed":
         parts.append(fulfilment_label(order.fulfilment))
-        if order.paid_at is not None:
-            parts.append(_("paid"))
+    if payment_books.is_paid_deal(deal):
+        if paid := _payment_text(order, deal, payments or [], language):
+            parts.append(paid)
+    elif order.status == "confirmed" and order.paid_at is not None:
+        parts.append(_("paid"))
     parts.append(f"<code>{quote(order.pickup_code)}</code>")
     return " · ".join(parts)
 
@@ -179,7 +216,10 @@ def deal_page(
 ) -> tuple[str, InlineKeyboardMarkup]:
     """One page of the deal's orders with its totals, and its buttons (`cb`: OrdersCB)."""
     deal, rows = view.deal, view.rows
-    lines = [_order_line(n, o, u, deal, view.price) for n, (o, u) in enumerate(rows, start=1)]
+    lines = [
+        _order_line(n, o, u, deal, view.price, view.payments.get(o.id))
+        for n, (o, u) in enumerate(rows, start=1)
+    ]
     pages = split_pages(lines)
     page = min(max(page, 0), len(pages) - 1)
     text_lines = _totals(view) + [""]
@@ -524,4 +564,10 @@ def export_titles() -> dict[str, str]:
         "fulfilment": _("Fulfilment"),
         "joined_at": _("Joined at"),
         "group": _("Group"),
+        "pay_method": _("Pay method"),
+        "owed": _("Amount owed"),
+        "paid_amount": _("Paid amount"),
+        "charge_ids": _("Charge ids"),
+        "provider_charge_ids": _("Provider charge ids"),
+        "refund_state": _("Refund state"),
     }
