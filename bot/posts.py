@@ -43,13 +43,15 @@ from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 
 from bot.sender import Sender
-from handlers.callbacks import CardCB, DealCB
+from handlers.callbacks import CardCB, DealCB, WaitlistCB
 from models import Database, Deal, DealPost, Group, InlineCard, Order, User
 from services import deals as deal_service
 from services import inline_cards as card_service
+from services import payments
 from services.deals import Closing
 from services.locales import SUPPORTED_LANGUAGES, from_telegram
 from services.timezones import utcnow
+from views.deal_texts import pay_line
 from views.format import (
     ALERT_LIMIT,
     CAPTION_LIMIT,
@@ -141,6 +143,15 @@ def _progress_lines(deal: Deal, language: str) -> list[str]:
     return lines
 
 
+def _pay_line(deal: Deal) -> str:
+    return pay_line(
+        deal.pay_method,
+        minimum=not payments.is_flash(deal),
+        pay_hours=deal.pay_hours,
+        hold_minutes=deal.hold_minutes,
+    )
+
+
 def _outcome_line(deal: Deal, language: str) -> str:
     if deal.status == "succeeded":
         price = money(deal.final_price or deal.unit_price, deal.currency, language)
@@ -179,6 +190,8 @@ def _compose(
         lines.append(note(deal.description))
     lines.append("")
     lines += _price_lines(deal, language)
+    if payments.is_paid(deal):  # cash deals say nothing: they are paid at pickup
+        lines.append("💳 " + _pay_line(deal))
     if final:
         lines.append(_outcome_line(deal, language))
     else:
@@ -311,6 +324,9 @@ def keyboard(deal: Deal) -> InlineKeyboardMarkup | None:
     rows = order_rows(deal, pack)
     if rows is None:
         return None
+    if deal.status == "open" and deal.stock_left == 0 and payments.is_paid(deal):
+        waitlist = WaitlistCB(deal_id=deal.id).pack()
+        rows.append([InlineKeyboardButton(text="⏳ " + _("Join waitlist"), callback_data=waitlist)])
     details = InlineKeyboardButton(text="ℹ️ " + _("Details"), callback_data=pack("info"))
     return InlineKeyboardMarkup(inline_keyboard=[*rows, [share_button(deal), details]])
 

@@ -60,6 +60,13 @@ class DealCB(CallbackData, prefix="dp"):
     qty: Quantity = 0
 
 
+class WaitlistCB(CallbackData, prefix="wl"):
+    """Join waitlist on the post of a sold-out paid deal (bot.posts): the deal only; the
+    chat it was tapped in is checked again on the server."""
+
+    deal_id: Id
+
+
 class CardCB(CallbackData, prefix="ic"):
     """Buttons of a deal card sent through inline mode (into any chat): the share code names
     the deal, the group its orders count in and the member who shared the card."""
@@ -222,6 +229,7 @@ class CommissionCB(CallbackData, prefix="com"):
 FACTORIES: tuple[type[CallbackData], ...] = (
     DealCB,
     PayCB,
+    WaitlistCB,
     PrivateDealCB,
     CardCB,
     InviteCB,

@@ -1,5 +1,6 @@
 """A deal's post in a group: its buttons (Join +1, ×N, Cancel my order, Share, Details) and
-the group commands `/buy D17 2`, `/cancel D17` and `/deals`.
+the group commands `/buy D17 2`, `/cancel D17` and `/deals`; Join waitlist on the post of a
+sold-out paid deal (services.payments.join_waitlist).
 
 Callback data is never trusted: every button re-checks that the deal is posted in the chat
 the button was pressed in, and the order rules (stock, limit, status) live in
@@ -23,11 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.middlewares.admission import FLAG as ADMISSION
 from bot.middlewares.admission import JoinRequest
 from bot.posts import details_text, share_link, share_text
-from handlers.callbacks import CardCB, DealCB, PrivateDealCB, valid_id
+from handlers.callbacks import CardCB, DealCB, PrivateDealCB, WaitlistCB, valid_id
 from models import Database, Deal, Group, User
 from services import deals as deal_service
 from services import groups as group_service
 from services import orders as order_service
+from services import payments
 from services import referrals as referral_service
 from services.orders import OrderError
 from services.parsing import ParseError, parse_quantity
@@ -40,6 +42,9 @@ from views.deal_post import (
     not_posted_here,
     refusal,
     stale_button,
+    waitlist_added,
+    waitlist_already,
+    waitlist_refused,
 )
 from views.deal_texts import domain_error_text
 from views.format import cut, duration, money, quote
@@ -170,6 +175,24 @@ async def link_button(
     return query.answer(text, url=link)
 
 
+async def waitlist_button(
+    query: CallbackQuery, callback_data: WaitlistCB, session: AsyncSession, user: User
+) -> AnswerCallbackQuery:
+    """Join waitlist: the member is next when a unit of the sold-out paid deal frees up."""
+    chat = query.message.chat if query.message is not None else None
+    if chat is None:
+        return query.answer(not_posted_here(), show_alert=True)
+    try:
+        deal, group = await deal_service.posted_in_chat(session, callback_data.deal_id, chat.id)
+    except deal_service.DealNotFound:
+        return query.answer(not_posted_here(), show_alert=True)
+    try:
+        added = await payments.join_waitlist(session, deal.id, user.id, group.id, utcnow())
+    except payments.WaitlistRefused as exc:
+        return query.answer(waitlist_refused(exc.reason), show_alert=True)
+    return query.answer(waitlist_added(deal.title) if added else waitlist_already())
+
+
 async def unknown_button(query: CallbackQuery) -> AnswerCallbackQuery:
     """A deal-post button whose data does not parse (forged or from an older version)."""
     return query.answer(stale_button(), show_alert=True)
@@ -270,5 +293,6 @@ def router() -> Router:
     r.message.register(deals_command, Command("deals"))
     r.callback_query.register(link_button, DealCB.filter(F.action.in_(LINK_ACTIONS)))
     r.callback_query.register(order_button, DealCB.filter(), flags={ADMISSION: tap_request})
+    r.callback_query.register(waitlist_button, WaitlistCB.filter())
     r.callback_query.register(unknown_button, F.data.startswith(DealCB.__prefix__ + ":"))
     return r

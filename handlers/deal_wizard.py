@@ -3,8 +3,11 @@
 Steps, in order (each with Back and Cancel; optional ones with Skip; a step that already has
 a value — after Back, or in a copied deal — shows it and offers "Keep current"):
 
-    title → target groups → description → photo → unit price → price tiers → minimum
-    (units / participants, then how many) → stock → per-person limit → closes-at →
+    title → target groups → description → photo → how members pay (cash / card / Telegram
+    Stars, only when more than cash is offered; Stars: "is it a digital item?") → unit price
+    (in Stars for Stars) → price tiers → minimum (units / participants, then how many) →
+    payment deadline in hours (card and Stars with a minimum) or a flash sale's hold in
+    minutes (without one) → stock → per-person limit → closes-at →
     opens-at ("Now" or later) → reminders before closing (default 2 h and 15 min) →
     pickup / delivery note → preview (who may join from shared cards: members / anyone;
     Publish / Back / Cancel)
@@ -93,10 +96,13 @@ class DealWizard(StatesGroup):
     groups = State()
     description = State()
     photo = State()
+    pay = State()
+    digital = State()
     price = State()
     tiers = State()
     minimum = State()
     min_value = State()
+    pay_time = State()
     stock = State()
     limit = State()
     closes = State()
@@ -202,9 +208,8 @@ async def start_wizard(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    await show_step(
-        bot, user_id, "title", state, session, admins, settings, clock, draft=DealDraft()
-    )
+    draft = DealDraft(methods=list(settings.pay_methods))  # the ways to pay offered now
+    await show_step(bot, user_id, "title", state, session, admins, settings, clock, draft=draft)
 
 
 async def newdeal_command(
@@ -265,7 +270,8 @@ async def start_copy(
     preview (Back reaches every other step, each offering to keep its value)."""
     draft = DealDraft.from_spec(spec)
     draft.keep_owned([g.id for g in await owned_groups(session, admins, user_id)])
-    step = "closes" if draft.group_ids else "groups"
+    ask = draft.offer(settings.pay_methods)  # a way to pay no longer offered: asked again
+    step = "groups" if not draft.group_ids else ask or "closes"
     note = views.copy_note(code, groups=not draft.group_ids)
     await show_step(
         bot, user_id, step, state, session, admins, settings, clock, note=note, draft=draft

@@ -12,7 +12,16 @@ from handlers.callbacks import WizardCB
 from handlers.common import quote
 from handlers.wizard import button, nav_row
 from models import Group
-from services.deal_draft import NUMBERED, OPTIONAL, DealDraft, Targets
+from services.deal_draft import (
+    DEFAULT_HOLD_MINUTES,
+    DEFAULT_PAY_HOURS,
+    MAX_STARS,
+    NUMBERED,
+    OPTIONAL,
+    DealDraft,
+    Targets,
+)
+from services.deals import HOLD_MINUTES, PAY_HOURS
 from services.timezones import to_local
 from views.deal_texts import (
     amount_example,
@@ -21,6 +30,8 @@ from views.deal_texts import (
     local_times,
     money,
     participants,
+    pay_line,
+    pay_method_name,
     price_example,
     reminders_text,
     tiers_example,
@@ -105,6 +116,14 @@ def current_value(step: str, draft: DealDraft, targets: Targets) -> str:
         return _("a photo")
     if step == "price":
         return money(draft.price or 0, draft.currency or "")
+    if step == "pay":
+        return pay_method_name(draft.pay_method)
+    if step == "digital":
+        return _("a digital item")
+    if step == "pay_time":
+        if draft.min_kind:
+            return _("{hours} h").format(hours=draft.pay_hours)
+        return _("{minutes} min").format(minutes=draft.hold_minutes)
     if step == "tiers":
         return tiers_text(draft)
     if step == "minimum":
@@ -139,6 +158,46 @@ def step_prompt(step: str, draft: DealDraft, targets: Targets, moment: datetime)
         body = _("Send a description (what it is, origin, size, how it is packed…), or tap Skip.")
     elif step == "photo":
         body = _("Send a photo of the product, or tap Skip.")
+    elif step == "pay":
+        body = _(
+            "How do members pay? Cash on pickup: you collect it yourself. Card: members pay "
+            "in their private chat with me. Telegram Stars: for digital items only."
+        )
+        if draft.digital is False and draft.pay_method is None:
+            body = (
+                _("Telegram Stars can pay for digital items only. Choose another way to pay.")
+                + "\n\n"
+                + body
+            )
+    elif step == "digital":
+        body = _(
+            "Is it a digital item (a code, a file, a subscription, access to something)? "
+            "Telegram Stars can pay for digital items only."
+        )
+    elif step == "pay_time" and draft.min_kind:
+        body = _(
+            "Members pay after the deal succeeds. How many hours do they have to pay? Send a "
+            "number from {min} to {max}, for example <code>24</code>, or tap {default}."
+        ).format(
+            min=PAY_HOURS[0],
+            max=PAY_HOURS[1],
+            default=_("{hours} h").format(hours=DEFAULT_PAY_HOURS),
+        )
+    elif step == "pay_time":
+        body = _(
+            "Without a minimum this is a flash sale: members pay at once when they join, and "
+            "the unit is held for them meanwhile. How many minutes is it held? Send a number "
+            "from {min} to {max}, for example <code>15</code>, or tap {default}."
+        ).format(
+            min=HOLD_MINUTES[0],
+            max=HOLD_MINUTES[1],
+            default=_("{minutes} min").format(minutes=DEFAULT_HOLD_MINUTES),
+        )
+    elif step == "price" and draft.pay_method == "stars":
+        body = _(
+            "Send the unit price in Telegram Stars, a whole number from 1 to {max}, "
+            "for example <code>50</code>."
+        ).format(max=MAX_STARS)
     elif step == "price":
         body = _("Send the unit price in {currency}, for example {example}.").format(
             currency=targets.currency, example=price_example(targets.currency)
@@ -211,8 +270,12 @@ def step_prompt(step: str, draft: DealDraft, targets: Targets, moment: datetime)
     if draft.quick:
         header = _("<b>Copy of a deal</b>")
     else:
-        n = NUMBERED.index("minimum" if step == "min_value" else step) + 1
-        header = _("<b>New deal</b> · step {n} of {total}").format(n=n, total=len(NUMBERED))
+        numbered = draft.numbered()
+        shown = "minimum" if step == "min_value" else step
+        if shown not in numbered:  # pragma: no cover - a passed step is not shown
+            numbered = NUMBERED
+        n = numbered.index(shown) + 1
+        header = _("<b>New deal</b> · step {n} of {total}").format(n=n, total=len(numbered))
     text = header + "\n\n" + body
     if draft.can_keep(step, moment):  # a time that has passed is not offered again
         text += "\n\n" + _("Current: {value}").format(value=current_value(step, draft, targets))
@@ -248,6 +311,17 @@ def preview_text(draft: DealDraft, targets: Targets) -> str:
         closes = local_times(draft.closes_at, targets.timezones)
         lines.append(_("Closes: {time}").format(time=closes))
     lines.append(_("Reminders: {value}").format(value=reminders_text(draft.reminders)))
+    if draft.offers_choice() or draft.is_paid():
+        lines.append(
+            pay_line(
+                draft.pay_method,
+                minimum=bool(draft.min_kind),
+                pay_hours=draft.pay_hours or DEFAULT_PAY_HOURS,
+                hold_minutes=draft.hold_minutes or DEFAULT_HOLD_MINUTES,
+            )
+        )
+        if draft.pay_method == "stars":
+            lines.append(_("Digital item: yes"))
     if draft.pickup:
         lines.append(_("Pickup / delivery: {note}").format(note=quote(draft.pickup)))
     if draft.photo:
@@ -278,6 +352,22 @@ def step_keyboard(
                 [_b(f"{mark} {group.title or group.chat_id}", step, "toggle", str(group.id))]
             )
         rows.append([_b(_("Done"), step, "done")])
+    elif step == "pay":
+        rows += [[_b(pay_method_name(m), step, "method", m)] for m in draft.pay_choices()]
+    elif step == "digital":
+        rows.append(
+            [
+                _b(_("Yes, digital"), step, "digital", "yes"),
+                _b(_("No, a physical item"), step, "digital", "no"),
+            ]
+        )
+    elif step == "pay_time":
+        default = (
+            _("{hours} h").format(hours=DEFAULT_PAY_HOURS)
+            if draft.min_kind
+            else _("{minutes} min").format(minutes=DEFAULT_HOLD_MINUTES)
+        )
+        rows.append([_b(default, step, "default")])
     elif step == "minimum":
         rows.append(
             [

@@ -1,4 +1,6 @@
-"""/settings in private chat: per group timezone (IANA), currency (ISO 4217) and language.
+"""/settings in private chat: per group timezone (IANA), currency (ISO 4217) and language;
+where members can pay in the chat (card or Telegram Stars offered), the group's own terms and
+payment support texts too (/terms, /paysupport; plain text, "-" for the deployment's).
 
 Every step re-checks on the server that the user administers the group: callback data only
 names the group, it is never trusted.
@@ -14,6 +16,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.config import Settings
 from bot.i18n import LocaleCache
 from handlers.callbacks import GroupLangCB, SettingsCB
 from handlers.common import group_gone, group_of_form, group_picker, quote
@@ -28,29 +31,59 @@ from services.errors import (
     NotGroupAdmin,
 )
 from services.locales import LANGUAGE_NAMES, SUPPORTED_LANGUAGES
+from services.parsing import ParseError
+from views.deal_texts import parse_error_text
 from views.format import echo
 
-FIELDS = ("tz", "cur", "lang")
+FIELDS = ("tz", "cur", "lang", "terms", "support")
 
 
 class SettingsForm(StatesGroup):
     timezone = State()
     currency = State()
+    terms = State()
+    paysupport = State()
+
+
+def paid(settings: Settings) -> bool:
+    """Whether members can pay in the chat: then terms and payment support are settings."""
+    return any(m != "cash" for m in settings.pay_methods)
+
+
+def own_or_default(text: str) -> str:
+    return _("own text") if text else _("default")
 
 
 def refusal() -> str:
     return _("Only the owner and administrators of a group can change its settings.")
 
 
-def group_card(group: Group) -> tuple[str, InlineKeyboardMarkup]:
-    text = "\n".join(
-        [
-            _("<b>Settings of {title}</b>").format(title=quote(group.title)),
-            _("Timezone: {value}").format(value=group.timezone),
-            _("Currency: {value}").format(value=group.currency),
-            _("Language: {value}").format(value=LANGUAGE_NAMES.get(group.language, group.language)),
-        ]
-    )
+def group_card(group: Group, settings: Settings) -> tuple[str, InlineKeyboardMarkup]:
+    lines = [
+        _("<b>Settings of {title}</b>").format(title=quote(group.title)),
+        _("Timezone: {value}").format(value=group.timezone),
+        _("Currency: {value}").format(value=group.currency),
+        _("Language: {value}").format(value=LANGUAGE_NAMES.get(group.language, group.language)),
+    ]
+    pay_rows: list[list[InlineKeyboardButton]] = []
+    if paid(settings):
+        lines.append(_("Terms: {value}").format(value=own_or_default(group.terms_text)))
+        lines.append(
+            _("Payment support: {value}").format(value=own_or_default(group.paysupport_text))
+        )
+        pay_rows.append(
+            [
+                InlineKeyboardButton(
+                    text=_("Terms"),
+                    callback_data=SettingsCB(action="terms", group_id=group.id).pack(),
+                ),
+                InlineKeyboardButton(
+                    text=_("Payment support"),
+                    callback_data=SettingsCB(action="support", group_id=group.id).pack(),
+                ),
+            ]
+        )
+    text = "\n".join(lines)
     keyboard = InlineKeyboardMarkup(
         inline_keyboard=[
             [
@@ -67,6 +100,7 @@ def group_card(group: Group) -> tuple[str, InlineKeyboardMarkup]:
                     callback_data=SettingsCB(action="lang", group_id=group.id).pack(),
                 ),
             ],
+            *pay_rows,
             [
                 InlineKeyboardButton(
                     text=_("« All groups"), callback_data=SettingsCB(action="list").pack()
@@ -125,6 +159,7 @@ async def settings_button(
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
+    settings: Settings,
 ) -> None:
     if callback_data.action == "list":
         await state.clear()
@@ -142,7 +177,7 @@ async def settings_button(
     action = callback_data.action
     if action in {"open", "cancel"}:
         await state.clear()
-        text, keyboard = group_card(group)
+        text, keyboard = group_card(group, settings)
         await query.answer(_("Cancelled.") if action == "cancel" else None)
         await query.bot.send_message(query.from_user.id, text, reply_markup=keyboard)
     elif action == "tz":
@@ -168,6 +203,26 @@ async def settings_button(
                 "Send the currency of {title} as an ISO 4217 code, for example "
                 "<code>CNY</code>, <code>USD</code>, <code>EUR</code> or <code>HKD</code>."
             ).format(title=quote(group.title)),
+            reply_markup=cancel_keyboard(group.id),
+        )
+    elif action in {"terms", "support"} and paid(settings):
+        terms = action == "terms"
+        await state.set_state(SettingsForm.terms if terms else SettingsForm.paysupport)
+        await state.set_data({"group_id": group.id})
+        await query.answer()
+        if terms:
+            prompt = _(
+                "Send the terms of sale of {title}, which /terms shows to its members (plain "
+                "text, up to 1000 characters), or <code>-</code> for the default."
+            )
+        else:
+            prompt = _(
+                "Send how members of {title} get help with a payment, which /paysupport "
+                "shows (plain text, up to 1000 characters), or <code>-</code> for the default."
+            )
+        await query.bot.send_message(
+            query.from_user.id,
+            prompt.format(title=quote(group.title)),
             reply_markup=cancel_keyboard(group.id),
         )
     elif action == "lang":
@@ -197,6 +252,7 @@ async def group_language_chosen(
     user: User,
     admins: AdminDirectory,
     locales: LocaleCache,
+    settings: Settings,
 ) -> None:
     try:
         group = await admins.require_admin(session, callback_data.group_id, user.id)
@@ -212,12 +268,17 @@ async def group_language_chosen(
         return
     locales.set_group(group.chat_id, group.language)
     await query.answer(_("Saved."))
-    text, keyboard = group_card(group)
+    text, keyboard = group_card(group, settings)
     await query.bot.send_message(query.from_user.id, text, reply_markup=keyboard)
 
 
 async def timezone_typed(
-    message: Message, state: FSMContext, session: AsyncSession, user: User, admins: AdminDirectory
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    settings: Settings,
 ) -> None:
     group = await group_of_form(message, state, session, user, admins, refusal)
     if group is None:
@@ -235,12 +296,17 @@ async def timezone_typed(
         )
         return
     await state.clear()
-    text, keyboard = group_card(group)
+    text, keyboard = group_card(group, settings)
     await message.answer(_("Saved.") + "\n\n" + text, reply_markup=keyboard)
 
 
 async def currency_typed(
-    message: Message, state: FSMContext, session: AsyncSession, user: User, admins: AdminDirectory
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    settings: Settings,
 ) -> None:
     group = await group_of_form(message, state, session, user, admins, refusal)
     if group is None:
@@ -257,7 +323,31 @@ async def currency_typed(
         )
         return
     await state.clear()
-    text, keyboard = group_card(group)
+    text, keyboard = group_card(group, settings)
+    await message.answer(_("Saved.") + "\n\n" + text, reply_markup=keyboard)
+
+
+async def policy_typed(
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    admins: AdminDirectory,
+    settings: Settings,
+) -> None:
+    """The group's terms or payment support text ("-": back to the deployment's)."""
+    group = await group_of_form(message, state, session, user, admins, refusal)
+    if group is None:
+        return
+    terms = await state.get_state() == SettingsForm.terms.state
+    setter = group_service.set_terms if terms else group_service.set_paysupport
+    try:
+        await setter(session, group, message.text or "")
+    except ParseError as err:
+        await message.answer(parse_error_text(err), reply_markup=cancel_keyboard(group.id))
+        return
+    await state.clear()
+    text, keyboard = group_card(group, settings)
     await message.answer(_("Saved.") + "\n\n" + text, reply_markup=keyboard)
 
 
@@ -275,7 +365,14 @@ def router() -> Router:
     r.message.register(
         currency_typed, StateFilter(SettingsForm.currency), F.text, ~F.text.startswith("/")
     )
-    r.message.register(not_text, StateFilter(SettingsForm.timezone, SettingsForm.currency), ~F.text)
+    r.message.register(
+        policy_typed,
+        StateFilter(SettingsForm.terms, SettingsForm.paysupport),
+        F.text,
+        ~F.text.startswith("/"),
+    )
+    forms = (SettingsForm.timezone, SettingsForm.currency, SettingsForm.terms)
+    r.message.register(not_text, StateFilter(*forms, SettingsForm.paysupport), ~F.text)
     r.callback_query.register(settings_button, SettingsCB.filter())
     r.callback_query.register(group_language_chosen, GroupLangCB.filter())
     return r

@@ -2,8 +2,16 @@
 
 Steps, in order (see handlers.deal_wizard):
 
-    title → groups → description → photo → price → tiers → minimum → min_value → stock →
-    limit → closes → opens → reminders → pickup → preview
+    title → groups → description → photo → pay → digital → price → tiers → minimum →
+    min_value → pay_time → stock → limit → closes → opens → reminders → pickup → preview
+
+How members pay (`pay`: the methods the deployment offers, Settings.pay_methods, kept in
+the FSM data as `methods` when the draft starts) comes before the price, so the price step
+knows its currency: a Stars deal is priced in whole Stars (XTR, 1…10000), the others in
+the first group's currency. The step is passed when only cash is offered. `digital` is
+asked for Stars only (Stars pay for digital items only: "no" goes back to the way to pay,
+without Stars). `pay_time`, for card and Stars: the payment deadline after success in
+hours (a deal with a minimum) or the hold of a flash sale in minutes (no minimum).
 
 The preview also switches who may join from shared inline cards (`set_audience`: members
 of the group, the default, or anyone with the card).
@@ -25,6 +33,7 @@ unset values left out (`to_data` / `from_data`; the format the wizard always sto
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -37,10 +46,13 @@ from services import deals
 from services.deals import DealSpec, minute_of
 from services.drafts import Draft, Flow, UnknownChoice, from_iso, ints, iso
 from services.errors import NotGroupAdmin
+from services.money import STARS
 from services.parsing import (
     ParseError,
+    Price,
     check_note,
     check_tiers,
+    parse_int,
     parse_local_datetime,
     parse_price_in,
     parse_quantity,
@@ -57,10 +69,13 @@ STEPS = (
     "groups",
     "description",
     "photo",
+    "pay",
+    "digital",
     "price",
     "tiers",
     "minimum",
     "min_value",
+    "pay_time",
     "stock",
     "limit",
     "closes",
@@ -72,7 +87,14 @@ STEPS = (
 FLOW = Flow(STEPS)
 NUMBERED = tuple(s for s in STEPS if s not in ("min_value", "preview"))
 OPTIONAL = ("description", "photo", "tiers", "stock", "limit", "pickup")  # with Skip
-BUTTON_ONLY = ("groups", "minimum", "preview")
+BUTTON_ONLY = ("groups", "pay", "digital", "minimum", "preview")
+PAY_STEPS = ("pay", "digital", "pay_time")  # passed on a cash deal (and "pay" when only cash)
+MAX_STARS = 10_000  # a Stars price: whole Stars, 1…10000
+DEFAULT_PAY_HOURS = 24
+DEFAULT_HOLD_MINUTES = 15
+_HOURS_WORDS = re.compile(r"\s*(h|hours?|小时|个小时)$", re.IGNORECASE)
+_MINUTES_WORDS = re.compile(r"\s*(m|min|mins|minutes?|分钟|分)$", re.IGNORECASE)
+_STARS_WORDS = re.compile(r"\s*(?:⭐\ufe0f?)?\s*(.*?)\s*(?:⭐\ufe0f?|stars?|xtr|颗星|星)?\s*", re.I)
 TYPED = tuple(s for s in STEPS if s not in BUTTON_ONLY)  # steps that read text
 CLOSE_PICKS = {"2h": "+2h", "tonight": "today 20:00", "tomorrow": "tomorrow 20:00", "3d": "+3d"}
 OPEN_PICKS = {"1h": "+1h", "tomorrow9": "tomorrow 09:00"}
@@ -155,6 +177,13 @@ class DealDraft(Draft):
     pickup: str | None = None
     reminders: str | None = None  # as stored (parse_reminders); None: the default
     audience: str | None = None  # who may join from shared cards; None: "members"
+    pay_method: str | None = None  # cash | card | stars; None: cash
+    digital: bool | None = None  # a Stars deal's item is digital (False: said it is not)
+    pay_hours: int | None = None  # the payment deadline after success; None: 24
+    hold_minutes: int | None = None  # a flash sale's hold; None: 15
+    # The ways to pay the deployment offered when the draft started (Settings.pay_methods);
+    # None: cash only, and the pay steps are passed.
+    methods: list[str] | None = field(default=None)
     quick: bool = field(default=False)  # a copied deal: closes → preview
     # A time that no longer held at Publish ("closes" or "opens"): only it is asked again,
     # then the preview (None: the steps in their order).
@@ -166,7 +195,7 @@ class DealDraft(Draft):
         draft: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("quick", "fixing") or not self.given(f.name):
+            if f.name in ("quick", "fixing", "methods") or not self.given(f.name):
                 continue
             if f.name in ("closes_at", "opens_at"):
                 value = iso(value)
@@ -180,6 +209,8 @@ class DealDraft(Draft):
             data["quick"] = True
         if self.fixing:
             data["fixing"] = self.fixing
+        if self.offers_choice():
+            data["methods"] = list(self.methods or [])
         return data
 
     @classmethod
@@ -206,6 +237,11 @@ class DealDraft(Draft):
             pickup=d.get("pickup"),
             reminders=d.get("reminders"),
             audience=d.get("audience") if d.get("audience") in deals.AUDIENCES else None,
+            pay_method=d.get("pay_method") if d.get("pay_method") in deals.PAY_METHODS else None,
+            digital=bool(d["digital"]) if d.get("digital") is not None else None,
+            pay_hours=num("pay_hours"),
+            hold_minutes=num("hold_minutes"),
+            methods=[m for m in data.get("methods") or [] if m in deals.PAY_METHODS] or None,
             quick=bool(data.get("quick")),
             fixing=data.get("fixing") if data.get("fixing") in FIXABLE else None,
         )._mark_given(d)
@@ -228,6 +264,10 @@ class DealDraft(Draft):
             pickup=spec.pickup_note,
             reminders=spec.reminders,
             audience=spec.audience,
+            pay_method=spec.pay_method,
+            digital=spec.digital if spec.pay_method == "stars" else None,
+            pay_hours=spec.pay_hours,
+            hold_minutes=spec.hold_minutes,
             quick=True,
         )
 
@@ -251,12 +291,47 @@ class DealDraft(Draft):
             group_ids=list(self.group_ids or []),
             reminders=self.reminders,
             audience=self.audience or "members",
+            pay_method=self.pay_method or "cash",
+            digital=bool(self.digital) and self.pay_method == "stars",
+            pay_hours=self.pay_hours or DEFAULT_PAY_HOURS,
+            hold_minutes=self.hold_minutes or DEFAULT_HOLD_MINUTES,
         )
 
     # ------------------------------------------------------------ the order of the steps
 
     def _passed(self, step: str) -> bool:
-        return step == "min_value" and not self.min_kind
+        if step == "min_value":
+            return not self.min_kind
+        if step == "pay":
+            return not self.offers_choice()
+        if step == "digital":
+            return self.pay_method != "stars"
+        if step == "pay_time":
+            return not self.is_paid()
+        return False
+
+    def offers_choice(self) -> bool:
+        """Whether the way to pay is asked: more than cash is offered."""
+        return any(m != "cash" for m in self.methods or [])
+
+    def is_paid(self) -> bool:
+        """Paid in the chat (card or Stars), not cash on pickup."""
+        return self.pay_method in ("card", "stars")
+
+    def numbered(self) -> tuple[str, ...]:
+        """The steps counted in "step n of total": the pay steps only when they are asked."""
+        return tuple(s for s in NUMBERED if s not in PAY_STEPS or not self._passed(s))
+
+    def pay_choices(self) -> list[str]:
+        """The ways to pay the pay step offers (not Stars once the item is said not digital)."""
+        methods = list(self.methods or ["cash"])
+        if self.digital is False:
+            methods = [m for m in methods if m != "stars"]
+        return methods
+
+    def price_currency(self, targets: Targets) -> str:
+        """The currency the price is read in: Stars for a Stars deal, else the first group's."""
+        return STARS if self.pay_method == "stars" else targets.currency
 
     def next_step(self, step: str) -> str:
         if step == self.fixing:  # the time Publish refused is set again: back to the preview
@@ -280,6 +355,12 @@ class DealDraft(Draft):
             return bool(self.tiers) and self.price is not None
         if step == "reminders":  # a choice other than the default ("" is no reminders)
             return self.reminders is not None
+        if step == "pay":
+            return self.pay_method is not None
+        if step == "digital":
+            return self.digital is True
+        if step == "pay_time":
+            return (self.pay_hours if self.min_kind else self.hold_minutes) is not None
         key = _VALUE_OF.get(step)
         return key is not None and getattr(self, key) not in (None, "", [])
 
@@ -314,7 +395,10 @@ class DealDraft(Draft):
         elif step == "photo":
             raise ParseError("photo_expected")
         elif step == "price":
-            price = parse_price_in(text, targets.currency)  # the group's currency only
+            if self.pay_method == "stars":
+                price = parse_stars(text)
+            else:
+                price = parse_price_in(text, targets.currency)  # the group's currency only
             if self.tiers and not self._tiers_fall_below(price.amount, price.currency):
                 self.tiers = []  # entered for another price: they would no longer fall
             self.price, self.currency = price.amount, price.currency
@@ -324,6 +408,13 @@ class DealDraft(Draft):
             self.tiers = parse_tiers(text, self.currency, self.price)
         elif step == "min_value":
             self.min_value = parse_quantity(text)
+        elif step == "pay_time":
+            if self.min_kind:
+                self.pay_hours = parse_bounded(text, _HOURS_WORDS, "pay_hours", deals.PAY_HOURS)
+            else:
+                self.hold_minutes = parse_bounded(
+                    text, _MINUTES_WORDS, "hold_minutes", deals.HOLD_MINUTES
+                )
         elif step == "stock":
             stock = parse_quantity(text)
             deals.check_minimum_fits_stock(self.min_kind, self.min_value, stock)
@@ -389,6 +480,12 @@ class DealDraft(Draft):
             return self.open_now()
         if action == "default" and step == "reminders":
             return self.default_reminders()
+        if action == "method" and step == "pay":
+            return self.choose_pay(value)
+        if action == "digital" and step == "digital":
+            return self.choose_digital(value)
+        if action == "default" and step == "pay_time":
+            return self.default_pay_time()
         if action == "audience" and step == "preview":
             return self.set_audience(value)
         raise UnknownChoice(action)
@@ -405,9 +502,11 @@ class DealDraft(Draft):
         """Skip (No minimum, No reminders): the step's empty value."""
         if step not in SKIPPED:
             raise UnknownChoice(step)
+        if step == "minimum" and self.is_paid() and self.tiers:
+            raise ParseError("pay_tiers_minimum")  # paid once after success: tiers need one
         for key, value in SKIPPED[step].items():
             setattr(self, key, value)
-        return "stock" if step == "minimum" else self.next_step(step)
+        return self.next_step("min_value" if step == "minimum" else step)
 
     def keep(self, step: str, now: datetime) -> str:
         """Keep current: the value must still fit what changed around it."""
@@ -425,7 +524,7 @@ class DealDraft(Draft):
             elif step == "opens":
                 assert d.opens_at is not None
                 d._set_opens(d.opens_at, now)
-        return "stock" if step == "minimum" else self.next_step(step)
+        return self.next_step("min_value" if step == "minimum" else step)
 
     def set_photo(self, file_id: str) -> str:
         self.photo = file_id
@@ -438,6 +537,54 @@ class DealDraft(Draft):
             self.min_value = None
         self.min_kind = kind
         return "min_value"
+
+    def choose_pay(self, method: str) -> str:
+        """The way to pay. Stars and the other ways price in other currencies: a price (and
+        tiers) entered for the other kind is dropped and asked again."""
+        if method not in self.pay_choices():
+            raise UnknownChoice(method)
+        if (method == "stars") != (self.currency == STARS) and self.currency is not None:
+            self.forget("price", "currency", "tiers")
+        if method != "stars" and self.digital is not None:
+            self.forget("digital")
+        self.pay_method = method
+        return self.next_step("pay")
+
+    def choose_digital(self, answer: str) -> str:
+        """Stars: is it a digital item? No: Stars cannot pay for it; the way to pay again."""
+        if answer not in ("yes", "no") or self.pay_method != "stars":
+            raise UnknownChoice(answer)
+        if answer == "yes":
+            self.digital = True
+            return self.next_step("digital")
+        self.digital = False
+        self.forget("pay_method")
+        if self.currency == STARS:
+            self.forget("price", "currency", "tiers")
+        return "pay"
+
+    def default_pay_time(self) -> str:
+        """The "24 h" / "15 min" button: the default deadline or hold."""
+        if self.min_kind:
+            self.pay_hours = DEFAULT_PAY_HOURS
+        else:
+            self.hold_minutes = DEFAULT_HOLD_MINUTES
+        return self.next_step("pay_time")
+
+    def offer(self, methods: list[str] | tuple[str, ...]) -> str | None:
+        """The ways to pay the deployment offers now. A way (copied from a deal) it no longer
+        offers is dropped: the step to ask again (None: nothing to ask)."""
+        self.methods = [m for m in methods if m in deals.PAY_METHODS] or None
+        if (self.pay_method or "cash") in (self.methods or ["cash"]):
+            return None
+        stars = self.currency == STARS
+        for name in ("pay_method", "digital"):
+            self.forget(name)
+        if stars:
+            self.forget("price", "currency", "tiers")
+        if self.offers_choice():
+            return "pay"
+        return "price" if stars else None
 
     def open_now(self) -> str:
         self.opens_at = None
@@ -479,7 +626,8 @@ class DealDraft(Draft):
         if not chosen:
             raise ParseError("no_groups")
         self.group_ids = chosen
-        if self.currency and self.currency != owned[chosen[0]]:
+        wanted = STARS if self.pay_method == "stars" else owned[chosen[0]]
+        if self.currency and self.currency != wanted:
             self.forget("price", "currency", "tiers")
         return self.next_step("groups")
 
@@ -511,4 +659,30 @@ class DealDraft(Draft):
             "quantity_too_large": "stock",
             "min_above_stock": "stock",
             "no_groups": "groups",
+            "pay_method": "pay",
+            "pay_stars_currency": "price",
+            "pay_stars_digital": "digital",
+            "pay_tiers_minimum": "minimum",
+            "pay_hours": "pay_time",
+            "hold_minutes": "pay_time",
         }.get(err.reason, "reminders" if err.reason.startswith("reminders_") else "title")
+
+
+def parse_stars(text: str) -> Price:
+    """A price in Telegram Stars: a whole number from 1 to MAX_STARS, with or without a
+    star ("50", "⭐ 50", "50 stars"); anything else (another currency, decimals) is refused
+    with "stars_price"."""
+    match = _STARS_WORDS.fullmatch(text or "")
+    number = match.group(1) if match else ""
+    try:
+        return Price(parse_int(number, minimum=1, maximum=MAX_STARS), STARS)
+    except ParseError:
+        raise ParseError("stars_price", min=1, max=MAX_STARS, currency=STARS) from None
+
+
+def parse_bounded(text: str, unit: re.Pattern[str], reason: str, bounds: tuple[int, int]) -> int:
+    """A whole number of hours / minutes within `bounds` ("24", "24 h"); else `reason`."""
+    try:
+        return parse_int(unit.sub("", (text or "").strip()), minimum=bounds[0], maximum=bounds[1])
+    except ParseError:
+        raise ParseError(reason, min=bounds[0], max=bounds[1]) from None

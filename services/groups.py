@@ -14,10 +14,12 @@ from models.upsert import upsert
 from services.errors import GroupNotFound
 from services.locales import SUPPORTED_LANGUAGES, parse_language
 from services.money import parse_currency
-from services.parsing import clean_text
+from services.parsing import check_note, clean_text
 from services.timezones import parse_timezone, utcnow
 
 ADMIN_STATUSES = frozenset({"creator", "administrator"})
+MAX_POLICY_TEXT = 1000  # a group's /terms and /paysupport texts
+CLEAR = "-"  # typed instead of a text: back to the deployment's
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,30 @@ async def set_language(session: AsyncSession, group: Group, value: str) -> str:
     group.updated_at = utcnow()
     await session.flush()
     return group.language
+
+
+def policy_text(value: str | None) -> str:
+    """A group's terms or payment support text as typed: cleaned (services.parsing), at
+    most MAX_POLICY_TEXT characters (ParseError text_too_long / not_text); "-" clears it."""
+    if clean_text(value) == CLEAR:
+        return ""
+    return check_note(value, MAX_POLICY_TEXT)
+
+
+async def set_terms(session: AsyncSession, group: Group, text: str) -> str:
+    """The group's own /terms text ("": the deployment's)."""
+    group.terms_text = policy_text(text)
+    group.updated_at = utcnow()
+    await session.flush()
+    return group.terms_text
+
+
+async def set_paysupport(session: AsyncSession, group: Group, text: str) -> str:
+    """The group's own /paysupport text ("": the deployment's)."""
+    group.paysupport_text = policy_text(text)
+    group.updated_at = utcnow()
+    await session.flush()
+    return group.paysupport_text
 
 
 # ---------------------------------------------------------------- administrators

@@ -47,6 +47,28 @@ def refusal(exc: OrderError, deal: Deal, group: Group) -> str:
     return domain_error_text(exc)
 
 
+def waitlist_added(title: str) -> str:
+    return _(
+        "You're on the waitlist for {title}: if a unit frees up, I'll send you the invoice in "
+        "our private chat."
+    ).format(title=cut(title, 80))
+
+
+def waitlist_already() -> str:
+    return _("You're already on the waitlist for this deal.")
+
+
+def waitlist_refused(reason: str) -> str:
+    """Why the member cannot join the waitlist (services.payments.WaitlistRefused)."""
+    texts = {
+        "not_paid": _("This deal is paid on pickup: it has no waitlist."),
+        "closed": _("This deal is not open: it has no waitlist now."),
+        "in_stock": _("Units are available again: tap Join +1."),
+        "holding": _("You already have an order in this deal."),
+    }
+    return texts.get(reason, _("That is not possible right now."))
+
+
 def confirmation(change: Change, title: str) -> str:
     title = cut(title, 80)
     if change.new_quantity == 0:

@@ -16,7 +16,7 @@ from aiogram.utils.i18n import ngettext
 from services import deals as deal_service
 from services import orders as order_service
 from services.errors import DomainError
-from services.money import format_money, is_known_currency, minor_digits
+from services.money import STARS, format_money, is_known_currency, minor_digits
 from services.parsing import ParseError, reminder_list, symbol_of
 from views.common import current_language
 from views.format import reminder_distance, wall_clock
@@ -92,10 +92,38 @@ def audience_note(code: str, audience: str) -> str:
     )
 
 
+def pay_method_name(method: str | None) -> str:
+    """A way to pay, as its button and the preview name it."""
+    if method == "card":
+        return _("💳 Card")
+    if method == "stars":
+        return _("⭐ Telegram Stars")
+    return _("💵 Cash on pickup")
+
+
+def pay_terms(method: str | None, *, minimum: bool, pay_hours: int, hold_minutes: int) -> str:
+    """How members pay a deal: 'card in private chat after the deal succeeds, within 24 h',
+    'Telegram Stars at once (unit held 15 min)', 'cash on pickup'."""
+    if method not in ("card", "stars"):
+        return _("cash on pickup")
+    name = _("card") if method == "card" else _("Telegram Stars")
+    if minimum:
+        return _("{method} in private chat after the deal succeeds, within {hours} h").format(
+            method=name, hours=pay_hours
+        )
+    return _("{method} at once (unit held {minutes} min)").format(method=name, minutes=hold_minutes)
+
+
+def pay_line(method: str | None, *, minimum: bool, pay_hours: int, hold_minutes: int) -> str:
+    """'Pay: …' (pay_terms), the line of the preview and of a paid deal's post."""
+    terms = pay_terms(method, minimum=minimum, pay_hours=pay_hours, hold_minutes=hold_minutes)
+    return _("Pay: {terms}").format(terms=terms)
+
+
 def amount_example(major: str, currency: str) -> str:
     """A major amount written with the currency's decimal places: '12.5' → '12.50' (CNY),
     '1250' (JPY: no decimals, ×100 so the example stays a realistic price), '12.500' (KWD)."""
-    digits = minor_digits(currency) if is_known_currency(currency) else 2
+    digits = minor_digits(currency) if is_known_currency(currency) or currency == STARS else 2
     whole, _dot, fraction = major.partition(".")
     if digits == 0:
         return str(int(whole) * 100 + int((fraction + "00")[:2]))
@@ -106,6 +134,8 @@ def price_example(currency: str, major: str = "12.5") -> str:
     """An example price in `currency` as the price step reads it: '<code>12.50</code> or
     <code>€12.50</code>' (a symbol the parser reads as this currency, else the code)."""
     plain = amount_example(major, currency)
+    if currency == STARS:
+        return "<code>50</code>"
     if not currency:
         return f"<code>{plain}</code>"
     symbol = symbol_of(currency)
@@ -271,6 +301,11 @@ def parse_error_text(err: ParseError) -> str:
         )
     if reason == "reminders_duplicate":
         return _("Each reminder must be at a different time, for example <code>2h, 15m</code>.")
+    if reason == "stars_price":
+        return _(
+            "Send the price in Telegram Stars: a whole number from {min} to {max}, "
+            "for example <code>50</code>."
+        ).format(min=d.get("min", 1), max=d.get("max", 10000))
     if reason == "pay_method":
         return _("Choose how members pay: cash on pickup, card or Telegram Stars.")
     if reason == "pay_stars_currency":
