@@ -717,10 +717,10 @@ async def join_waitlist(
         raise WaitlistRefused("closed")
     if not is_paid(deal):
         raise WaitlistRefused("not_paid")
-    if deal.stock_left is None or (deal.stock_left > 0 and deal.status == "open"):
+    if deal.stock_left is None:
         raise WaitlistRefused("in_stock")
-    if deal.stock_left > 0 and deal.status == "succeeded":
-        raise WaitlistRefused("closed")  # what is left after a closing is not sold any more
+    if deal.stock_left > 0:  # join instead; paused or closed, units are not sold now
+        raise WaitlistRefused("in_stock" if deal.status == "open" else "closed")
     holding = await session.scalar(
         select(Order.id).where(
             Order.deal_id == deal_id,

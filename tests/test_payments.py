@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
 from bot.factory import create_app
-from handlers.callbacks import LangCB, OrdersCB, PayCB
+from handlers.callbacks import LangCB, OrdersCB, PayCB, WaitlistCB
 from models import Database, Deal, Group, Order, OutboxMessage, Payment
 from scheduler.jobs import TickResult, lapse_payments
 from services import outbox, payments
@@ -270,10 +270,12 @@ async def test_a_hold_that_lapses_returns_the_unit_to_the_waitlist(harness) -> N
     await press(harness, ALICE, deal_id, "join")
     refused = await press(harness, BOB, deal_id, "join")
     assert "Sold out" in (refused.text or "")
-    async with harness.db.transaction() as s:
-        group_id = await s.scalar(select(Group.id).where(Group.chat_id == GROUP.id))
-        assert await payments.join_waitlist(s, deal_id, BOB.id, group_id, utcnow()) is True
-        assert await payments.join_waitlist(s, deal_id, BOB.id, group_id, utcnow()) is False
+    await harness.settle()  # the post, sold out, offers the waitlist
+    assert WaitlistCB(deal_id=deal_id).pack() in harness.callbacks(harness.last_edit(GROUP))
+    added = await harness.tap(BOB, WaitlistCB(deal_id=deal_id), GROUP)
+    assert "on the waitlist" in added.text
+    again = await harness.tap(BOB, WaitlistCB(deal_id=deal_id), GROUP)
+    assert "already on the waitlist" in again.text
     [alice_invoice] = await invoices(harness, ALICE)
 
     assert (await tick(harness, utcnow() + timedelta(minutes=5))).lapsed == 0
@@ -376,15 +378,10 @@ async def test_the_payment_deadline_cancels_unpaid_orders_and_serves_the_waitlis
     await started(harness, ALICE, BOB, CAROL)
     await press(harness, ALICE, deal_id, "qty", 2)
     assert "Sold out" in ((await press(harness, BOB, deal_id, "join")).text or "")
-    async with harness.db.transaction() as s:
-        group_id = await s.scalar(select(Group.id).where(Group.chat_id == GROUP.id))
-        await payments.join_waitlist(s, deal_id, BOB.id, group_id, utcnow())
-        await payments.join_waitlist(
-            s, deal_id, CAROL.id, group_id, utcnow() + timedelta(seconds=1)
-        )
-        with pytest.raises(payments.WaitlistRefused) as refused:
-            await payments.join_waitlist(s, deal_id, ALICE.id, group_id, utcnow())
-        assert refused.value.reason == "holding"
+    await harness.tap(BOB, WaitlistCB(deal_id=deal_id), GROUP)
+    await harness.tap(CAROL, WaitlistCB(deal_id=deal_id), GROUP)  # after Bob
+    holding = await harness.tap(ALICE, WaitlistCB(deal_id=deal_id), GROUP)
+    assert holding.show_alert and "already have an order" in holding.text
     await due(harness)
     assert (await deal_of(harness, deal_id)).status == "succeeded"
 
