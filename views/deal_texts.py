@@ -367,4 +367,8 @@ def domain_error_text(err: DomainError) -> str:
         ).format(n=err.quantity)
     if isinstance(err, order_service.BadQuantity):
         return _("That quantity is not possible.")
+    if isinstance(err, order_service.OrderPaid):
+        return _(
+            "Your order is paid, so it cannot be changed here; ask the group's owner for a refund."
+        )
     return _("That is not possible right now.")
