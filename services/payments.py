@@ -468,15 +468,23 @@ async def _give_back(
             await _tell_owner(session, payment, deal, "owed", now)
     await session.flush()
     if reason == "surplus":
-        await outbox.promise(
-            session,
-            key=f"surplus:{payment.charge_id}"[:200],
-            chat_id=payment.user_id,
-            kind="pay_note",
-            payload={"what": "surplus", "payment_id": payment.id},
-            group_id=order.group_id if order is not None else None,
-            now=now,
-        )
+        group_id = order.group_id if order is not None else None
+        await _payment_note(session, payment, "surplus", now, group_id=group_id)
+
+
+async def _payment_note(
+    session: AsyncSession, payment: Payment, what: str, now: datetime, group_id: int | None = None
+) -> None:
+    """A note to the payer about one payment (surplus | refunded), keyed by its charge."""
+    await outbox.promise(
+        session,
+        key=f"{what}:{payment.charge_id}"[:200],
+        chat_id=payment.user_id,
+        kind="pay_note",
+        payload={"what": what, "payment_id": payment.id},
+        group_id=group_id,
+        now=now,
+    )
 
 
 async def _tell_owner(
@@ -504,14 +512,7 @@ async def refund_settled(
         return
     if failure is None or ALREADY_REFUNDED in failure:
         payment.refund, payment.refunded_at = "refunded", now
-        await outbox.promise(
-            session,
-            key=f"refunded:{payment.charge_id}"[:200],
-            chat_id=payment.user_id,
-            kind="pay_note",
-            payload={"what": "refunded", "payment_id": payment.id},
-            now=now,
-        )
+        await _payment_note(session, payment, "refunded", now)
         log.info("payment %s refunded (Stars)", payment.id)
         return
     payment.refund, payment.refund_reason = "failed", failure[:200]
