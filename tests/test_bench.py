@@ -5,6 +5,7 @@ scenarios and the same checks of correctness (counts, nothing lost, nothing over
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,26 @@ async def test_flash_sale_sells_exactly_the_stock_and_answers_everyone(database_
     assert result["joined_answers"] == 20 and result["sold_out_answers"] == 180
     assert 1 <= result["edits"] <= result["edit_bound"]
     assert result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"]
+
+
+async def test_a_stars_flash_sale_answers_every_pre_checkout_while_members_tap(
+    database_url, tmp_path
+):
+    await prepare(database_url)
+    args = options(flash_sale, tmp_path, joins=200, stock=20, paid=True, waves=4, wave_gap=0.3)
+    result = await flash_sale.run(database_url, args)
+    assert result["paid"] == "stars" and result["waves"] == 4
+    assert result["confirmed"] == 20 and result["stock_left"] == 0 and result["oversold"] == 0
+    assert result["answered"] == 200
+    assert result["joined_answers"] == 20 and result["sold_out_answers"] == 180
+    # each member who joined got an invoice and paid it at once: every pre-checkout ok
+    assert result["invoices"] == 20
+    assert result["precheckouts"] == result["precheckouts_answered"] == 20
+    assert result["precheckouts_ok"] == 20
+    assert 0 <= result["precheckouts_during_taps"] <= 20
+    assert math.isfinite(result["precheckout_p99_s"])
+    assert 0 < result["precheckout_p50_s"] <= result["precheckout_p99_s"]
+    assert result["precheckout_target_s"] == 1.0
 
 
 async def test_broadcast_respects_telegrams_limits_and_loses_nothing(database_url, tmp_path):
