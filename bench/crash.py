@@ -17,6 +17,18 @@ notice, so at the end (once the outbox is empty) every member promised one must 
 one message: `notices_lost` counts those who got none, `notices_duplicated` the messages
 beyond the first (possible only when a kill falls between Telegram accepting a message
 and the outbox row being marked sent; at most one per kill and row in flight).
+
+And payments: `pay_members` members hold a unit of a Stars flash sale (50 ⭐, their invoices
+issued before the run); among the joins each of them pays it (a `successful_payment`
+message, charge id `star-<n>`), a `--pay-redelivered` share of those payments is delivered
+a second time as the same update (Telegram redelivers), and a `--pay-second` share of the
+members pays the same invoice a second time (another charge id: a surplus, refunded in
+Stars through the outbox's refundStarPayment). Once the outbox is empty, in the database:
+- `payments_lost`: a successful_payment acknowledged (HTTP 200) whose charge id has no
+  Payment row;
+- `charged_twice_unrefunded`: an order with more than one Payment whose extra payments
+  (those not applied to it) have refund "none" (`refund_pending`: still "pending");
+- `orders_paid_twice`: an order with more than one payment applied.
 """
 
 from __future__ import annotations
@@ -37,9 +49,10 @@ from bench.common import OWNER_ID, add_groups, create_deal, mark_posted, member_
 from bench.process import SECRET, BotProcess, bot_env, free_port, healthy, wait_until, webhook_env
 from bot.runner import SECRET_HEADER
 from handlers.callbacks import DealCB, OrdersCB, OwnerDealCB
-from models import Database, Deal, Order, OutboxMessage, User
+from models import Database, Deal, Group, Order, OutboxMessage, Payment, User
 from services import deals as deal_service
 from services import orders as order_service
+from services import payments
 from services.timezones import utcnow
 from tests.builders import Updates, group, person, private
 from tests.http_fake import FakeBotApiServer
@@ -56,9 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ready-members", type=int, default=60)
     parser.add_argument("--close-deals", type=int, default=4)
     parser.add_argument("--close-members", type=int, default=10)
+    parser.add_argument("--pay-members", type=int, default=60)
+    parser.add_argument("--pay-redelivered", type=float, default=0.25, help="share delivered twice")
+    parser.add_argument("--pay-second", type=float, default=0.2, help="share paid a second time")
 
 
 NOTICE_BASE = 6_000_000  # members of the owner-action deals: ids from here
+PAY_BASE = 8_000_000  # members of the Stars flash sale: ids from here
+STARS_DEAL = dict(pay_method="stars", digital=True, currency="XTR", unit_price=50)
 
 
 async def prepare_notices(db: Database, group_id: int, args: argparse.Namespace):
@@ -94,6 +112,55 @@ async def prepare_notices(db: Database, group_id: int, args: argparse.Namespace)
         await deal_service.close(session, deal_ids[0], now)  # succeeded: ready to mark
         await session.execute(delete(OutboxMessage))  # its closing notices are not measured
     return deal_ids[0], deal_ids[1:], members
+
+
+async def prepare_payments(db: Database, group_id: int, count: int) -> tuple[int, list[tuple]]:
+    """A Stars flash sale where `count` members (who started the bot) hold a unit each,
+    joined through the one order action; (deal id, [(member, payload, amount)]). The
+    invoices promised meanwhile are not measured."""
+    deal_id = await create_deal(
+        db, [group_id], title="Stars flash sale", stock=max(count, 1), **STARS_DEAL
+    )
+    now = utcnow()  # the deal opens when created
+    members = [PAY_BASE + i for i in range(count)]
+    async with db.transaction() as session:
+        group_row = await session.get(Group, group_id)
+        for user_id in members:
+            session.add(User(id=user_id, first_name=f"P{user_id}", started=True))
+        await session.flush()
+        for user_id in members:
+            await order_service.act(
+                session, deal_id=deal_id, user_id=user_id, action="join", group=group_row, now=now
+            )
+        await session.execute(delete(OutboxMessage))
+    async with db.read() as session:
+        rows = (await session.scalars(select(Order).where(Order.deal_id == deal_id))).all()
+        holds = [(o.user_id, payments.payload_of(o), payments.owed(o)) for o in rows]
+    return deal_id, sorted(holds)
+
+
+def payment_updates(
+    build: Updates, holds: list[tuple], rng: random.Random, args: argparse.Namespace
+) -> tuple[list[dict], list[dict]]:
+    """Each member pays once; some of those updates come twice (the same update), some
+    members pay a second time (another charge). (first payments, the extra deliveries)"""
+    first, extra = [], []
+    for n, (user_id, payload, amount) in enumerate(holds):
+        member = person(user_id, f"P{user_id}")
+        update = build.paid(member, payload, "XTR", amount, f"star-{n}")
+        update = update.model_dump(mode="json", by_alias=True, exclude_none=True)
+        first.append(update)
+        if rng.random() < args.pay_redelivered:
+            extra.append(update)  # Telegram redelivers it: the same update id
+        if rng.random() < args.pay_second:
+            again = build.paid(member, payload, "XTR", amount, f"star-{n}-again")
+            extra.append(again.model_dump(mode="json", by_alias=True, exclude_none=True))
+    return first, extra
+
+
+def charge_of(update: dict) -> str | None:
+    paid = (update.get("message") or {}).get("successful_payment")
+    return paid["telegram_payment_charge_id"] if paid else None
 
 
 def owner_updates(build: Updates, ready_deal: int, close_deals: list[int]) -> list[dict]:
@@ -135,6 +202,7 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         ready_deal, close_deals, notice_members = await prepare_notices(db, group_id, args)
         for other in close_deals:
             await mark_posted(db, other)
+        pay_deal, holds = await prepare_payments(db, group_id, args.pay_members)
     finally:
         await db.dispose()
     build = Updates(start=1)
@@ -142,6 +210,17 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
     by_callback = {u["callback_query"]["id"]: u for u in updates}
     for action in owner_updates(build, ready_deal, close_deals):  # among the joins
         updates.insert(rng.randrange(len(updates) // 4, len(updates)), action)
+    first_payments, extra_payments = payment_updates(build, holds, rng, args)
+    for paid in first_payments:  # among the joins, and the extra ones after their first
+        updates.insert(rng.randrange(0, len(updates) + 1), paid)
+    for paid in extra_payments:
+        after = max(
+            i
+            for i, u in enumerate(updates)
+            if u["update_id"] == paid["update_id"]
+            or (charge_of(u) and charge_of(u) == (charge_of(paid) or "").removesuffix("-again"))
+        )
+        updates.insert(rng.randrange(after + 1, len(updates) + 1), paid)
 
     server = FakeBotApiServer(TOKEN)
     await server.start()
@@ -252,9 +331,15 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
             rows = (await session.scalars(select(Order).where(Order.deal_id == deal_id))).all()
             promised_to = list(
                 await session.scalars(
-                    select(OutboxMessage.chat_id).where(OutboxMessage.chat_id >= NOTICE_BASE)
+                    select(OutboxMessage.chat_id).where(
+                        OutboxMessage.chat_id >= NOTICE_BASE, OutboxMessage.chat_id < PAY_BASE
+                    )
                 )
             )
+            pay_orders = (
+                await session.scalars(select(Order).where(Order.deal_id == pay_deal))
+            ).all()
+            recorded = (await session.scalars(select(Payment).order_by(Payment.id))).all()
             failed_rows = await session.scalar(
                 select(func.count())
                 .select_from(OutboxMessage)
@@ -269,6 +354,22 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
     notices_lost = sum(1 for m in promised_to if received[m] == 0)
     notices_duplicated = sum(n - 1 for n in received.values() if n > 1)
     expected_promises = len(members)
+    # payments: every acknowledged charge recorded, every extra one given back
+    acked_charges = {charge_of(updates[i]) for i in acked} - {None}
+    charges = {p.charge_id for p in recorded}
+    payments_lost = len(acked_charges - charges)
+    by_order: dict[int, list[Payment]] = {}
+    for payment in recorded:
+        by_order.setdefault(payment.order_id or 0, []).append(payment)
+    charged_twice = {o: ps for o, ps in by_order.items() if len(ps) > 1}
+    extras = [p for ps in charged_twice.values() for p in ps if not p.applied]
+    charged_twice_unrefunded = sum(
+        1 for ps in charged_twice.values() if any(p.refund == "none" for p in ps if not p.applied)
+    )
+    orders_paid_twice = sum(1 for ps in by_order.values() if sum(p.applied for p in ps) > 1)
+    refund_calls = Counter(
+        str(p.get("telegram_payment_charge_id")) for p in server.called("refundStarPayment")
+    )
     per_user = Counter(o.user_id for o in rows)
     active = {o.user_id: o.quantity for o in rows if o.status == "active" and o.quantity > 0}
     lost = sum(1 for user_id, qty in told.items() if active.get(user_id) != qty)
@@ -300,6 +401,23 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         "notices_lost": notices_lost,
         "notices_duplicated": notices_duplicated,
         "notices_failed": failed_rows,
+        "payments_sent": len(first_payments) + len(extra_payments),
+        "payments_redelivered": sum(
+            1 for p in extra_payments if not charge_of(p).endswith("-again")
+        ),
+        "second_charges": sum(1 for p in extra_payments if charge_of(p).endswith("-again")),
+        "payments_acknowledged": len(acked_charges),
+        "payments_recorded": len(recorded),
+        "payments_lost": payments_lost,
+        "orders_paid": sum(1 for o in pay_orders if o.paid_at is not None),
+        "pay_members": len(holds),
+        "orders_charged_twice": len(charged_twice),
+        "charged_twice_unrefunded": charged_twice_unrefunded,
+        "orders_paid_twice": orders_paid_twice,
+        "extra_refunded": sum(1 for p in extras if p.refund == "refunded"),
+        "refund_pending": sum(1 for p in extras if p.refund == "pending"),
+        "star_refund_calls": sum(refund_calls.values()),
+        "star_refunds_repeated": sum(n - 1 for n in refund_calls.values() if n > 1),
         "clean_exit": exit_code == 0,
         "duration_s": round(duration, 2),
     }
@@ -313,5 +431,10 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         and len(promised_to) == expected_promises
         and notices_lost == 0
         and notices_duplicated <= kills
+        and payments_lost == 0
+        and charged_twice_unrefunded == 0
+        and orders_paid_twice == 0
+        and result["refund_pending"] == 0
+        and sum(1 for o in pay_orders if o.paid_at is not None) == len(holds)
     )
     return result

@@ -64,19 +64,30 @@ class FakeBotApiServer:
                 except TimeoutError:
                     return []
             return self.pending[: int(params.get("limit") or 100)]
-        if method in {"sendMessage", "sendPhoto", "sendDocument"}:
+        if method in {"sendMessage", "sendPhoto", "sendDocument", "sendInvoice"}:
             self.message_id += 1
             chat_id = int(params["chat_id"])
-            return {
+            message = {
                 "message_id": self.message_id,
                 "date": int(time.time()),
                 "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
                 "from": BOT,
                 "text": params.get("text"),
             }
+            if method == "sendInvoice":
+                prices = params.get("prices") or []
+                message.pop("text")
+                message["invoice"] = {
+                    "title": str(params.get("title") or ""),
+                    "description": str(params.get("description") or ""),
+                    "start_parameter": "",
+                    "currency": str(params.get("currency") or ""),
+                    "total_amount": sum(int(p.get("amount", 0)) for p in prices),
+                }
+            return message
         if method == "getChatAdministrators":
             return []
-        return True
+        return True  # refundStarPayment, answerCallbackQuery, answerPreCheckoutQuery…
 
     async def start(self) -> None:
         app = web.Application()

@@ -5,6 +5,7 @@ scenarios and the same checks of correctness (counts, nothing lost, nothing over
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,26 @@ async def test_flash_sale_sells_exactly_the_stock_and_answers_everyone(database_
     assert result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"]
 
 
+async def test_a_stars_flash_sale_answers_every_pre_checkout_while_members_tap(
+    database_url, tmp_path
+):
+    await prepare(database_url)
+    args = options(flash_sale, tmp_path, joins=200, stock=20, paid=True, waves=4, wave_gap=0.3)
+    result = await flash_sale.run(database_url, args)
+    assert result["paid"] == "stars" and result["waves"] == 4
+    assert result["confirmed"] == 20 and result["stock_left"] == 0 and result["oversold"] == 0
+    assert result["answered"] == 200
+    assert result["joined_answers"] == 20 and result["sold_out_answers"] == 180
+    # each member who joined got an invoice and paid it at once: every pre-checkout ok
+    assert result["invoices"] == 20
+    assert result["precheckouts"] == result["precheckouts_answered"] == 20
+    assert result["precheckouts_ok"] == 20
+    assert 0 <= result["precheckouts_during_taps"] <= 20
+    assert math.isfinite(result["precheckout_p99_s"])
+    assert 0 < result["precheckout_p50_s"] <= result["precheckout_p99_s"]
+    assert result["precheckout_target_s"] == 1.0
+
+
 async def test_broadcast_respects_telegrams_limits_and_loses_nothing(database_url, tmp_path):
     await prepare(database_url)
     args = options(broadcast, tmp_path, groups=40, scale=10.0)
@@ -126,10 +147,27 @@ async def test_crash_and_redelivery_lose_nothing_and_double_nothing(database_url
     args = options(
         crash, tmp_path, updates=100, kills=2, stock=80, concurrency=8,
         ready_members=20, close_deals=2, close_members=5,
+        pay_members=20, pay_redelivered=0.3, pay_second=0.3,
     )  # fmt: skip
     result = await crash.run(database_url, args)
     assert result["kills"] == 2 and result["starts"] == 3
-    assert result["acknowledged"] == result["updates"] == 100 + 1 + 2  # joins, owner actions
+    # joins, owner actions, each Stars member's payment and the extra deliveries
+    paid = result["payments_sent"]
+    assert paid == 20 + result["payments_redelivered"] + result["second_charges"]
+    assert result["acknowledged"] == result["updates"] == 100 + 1 + 2 + paid
+    assert result["payments_redelivered"] > 0 and result["second_charges"] > 0
+    # every acknowledged charge recorded once, each order paid once, every extra refunded
+    assert (
+        result["payments_acknowledged"]
+        == result["payments_recorded"]
+        == 20 + result["second_charges"]
+    )
+    assert result["payments_lost"] == 0
+    assert result["orders_paid"] == result["pay_members"] == 20
+    assert result["orders_charged_twice"] == result["second_charges"]
+    assert result["charged_twice_unrefunded"] == 0 and result["orders_paid_twice"] == 0
+    assert result["extra_refunded"] == result["second_charges"] and result["refund_pending"] == 0
+    assert result["star_refund_calls"] - result["star_refunds_repeated"] == result["second_charges"]
     # the owner's actions promised a notice to each of their 30 members, and each got one
     assert result["notices_promised"] == result["notices_expected"] == 30
     assert result["notices_lost"] == 0 and result["notices_delivered"] == 30
@@ -140,6 +178,35 @@ async def test_crash_and_redelivery_lose_nothing_and_double_nothing(database_url
     assert result["stock_equal"] and result["counters_agree"]
     assert result["stock_plus_ordered"] == 80
     assert result["told_in"] > 0 and result["clean_exit"]
+
+
+async def test_the_http_fake_answers_invoices_and_star_refunds_like_telegram():
+    import aiohttp
+    from aiogram.types import Message
+
+    from bench.common import TOKEN
+    from tests.http_fake import FakeBotApiServer
+
+    server = FakeBotApiServer(TOKEN)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            invoice = {
+                "chat_id": "5000001", "title": "Stars", "description": "d", "payload": "pay:1:1",
+                "currency": "XTR", "prices": '[{"label": "x", "amount": 50}]',
+            }  # fmt: skip
+            async with http.post(f"{server.url}/bot{TOKEN}/sendInvoice", data=invoice) as r:
+                sent = await r.json()
+            refund = {"user_id": "5000001", "telegram_payment_charge_id": "star-1"}
+            async with http.post(f"{server.url}/bot{TOKEN}/refundStarPayment", data=refund) as r:
+                refunded = await r.json()
+    finally:
+        await server.stop()
+    message = Message.model_validate(sent["result"])
+    assert message.chat.id == 5000001
+    assert (message.invoice.currency, message.invoice.total_amount) == ("XTR", 50)
+    assert refunded == {"ok": True, "result": True}
+    assert server.called("refundStarPayment")[0]["telegram_payment_charge_id"] == "star-1"
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
