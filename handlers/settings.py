@@ -340,9 +340,10 @@ async def policy_typed(
     if group is None:
         return
     terms = await state.get_state() == SettingsForm.terms.state
-    setter = group_service.set_terms if terms else group_service.set_paysupport
     try:
-        await setter(session, group, message.text or "")
+        await group_service.set_policy(
+            session, group, "terms" if terms else "paysupport", message.text or ""
+        )
     except ParseError as err:
         await message.answer(parse_error_text(err), reply_markup=cancel_keyboard(group.id))
         return

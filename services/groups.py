@@ -179,20 +179,18 @@ def policy_text(value: str | None) -> str:
     return check_note(value, MAX_POLICY_TEXT)
 
 
-async def set_terms(session: AsyncSession, group: Group, text: str) -> str:
-    """The group's own /terms text ("": the deployment's)."""
-    group.terms_text = policy_text(text)
-    group.updated_at = utcnow()
-    await session.flush()
-    return group.terms_text
+POLICIES = ("terms", "paysupport")  # the group's own /terms and /paysupport texts
 
 
-async def set_paysupport(session: AsyncSession, group: Group, text: str) -> str:
-    """The group's own /paysupport text ("": the deployment's)."""
-    group.paysupport_text = policy_text(text)
+async def set_policy(session: AsyncSession, group: Group, kind: str, text: str) -> str:
+    """The group's own /terms or /paysupport text (`kind`; "": the deployment's)."""
+    if kind not in POLICIES:
+        raise ValueError(f"unknown policy text {kind!r}")
+    value = policy_text(text)
+    setattr(group, f"{kind}_text", value)
     group.updated_at = utcnow()
     await session.flush()
-    return group.paysupport_text
+    return value
 
 
 # ---------------------------------------------------------------- administrators
