@@ -177,6 +177,9 @@ async def lapse_payments(app: App, now: datetime, result: TickResult) -> None:
     """Unpaid orders past their payment deadline are cancelled and their units go to the
     waitlists (services.payments), a batch per transaction."""
     while True:
+        async with app.db.read() as session:
+            if not await payments.any_lapsing(session, now):
+                return
         async with app.db.transaction() as session:
             done = await payments.lapse_due(session, now)
         result.lapsed += done.cancelled

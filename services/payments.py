@@ -595,22 +595,36 @@ class Lapsed:
 LAPSE_BATCH = 200
 
 
+def _lapsing(now: datetime):
+    """Unpaid orders of paid deals past their deadline: a hold of an open deal, or a
+    confirmed order of a succeeded one (a hold in a paused deal waits for it)."""
+    return (
+        Order.pay_by.is_not(None),
+        Order.pay_by <= now,
+        Order.paid_at.is_(None),
+        Order.quantity > 0,
+        Deal.pay_method.in_(METHODS),
+        ((Order.status == "active") & (Deal.status == "open"))
+        | ((Order.status == "confirmed") & (Deal.status == "succeeded")),
+    )
+
+
+async def any_lapsing(session: AsyncSession, now: datetime) -> bool:
+    """One read: is any order due to lapse (the tick opens a write transaction only then)."""
+    found = await session.scalar(
+        select(Order.id).join(Deal, Deal.id == Order.deal_id).where(*_lapsing(now)).limit(1)
+    )
+    return found is not None
+
+
 async def lapse_due(session: AsyncSession, now: datetime, limit: int = LAPSE_BATCH) -> Lapsed:
     """Cancel unpaid orders of paid deals past their deadline and give the freed units to
-    the waitlists. A hold in a paused deal waits for it to reopen or close."""
+    the waitlists."""
     ids = list(
         await session.scalars(
             select(Order.id)
             .join(Deal, Deal.id == Order.deal_id)
-            .where(
-                Order.pay_by.is_not(None),
-                Order.pay_by <= now,
-                Order.paid_at.is_(None),
-                Order.quantity > 0,
-                Deal.pay_method.in_(METHODS),
-                ((Order.status == "active") & (Deal.status == "open"))
-                | ((Order.status == "confirmed") & (Deal.status == "succeeded")),
-            )
+            .where(*_lapsing(now))
             .order_by(Order.pay_by, Order.id)
             .limit(limit)
         )
