@@ -26,12 +26,15 @@ Outbox keys (services.notices lists the others):
 
     invoice:<order>:<no>        the invoice (kind invoice)
     payremind:<order>:<no>      a reminder before the payment deadline (pay_note)
-    receipt:<charge>            the payment is recorded (pay_note)
-    surplus:<charge>            a payment that was not needed: refunded / owed (pay_note)
+    receipt:P<payment>          the payment is recorded (pay_note; receipt:O<order>:<no>
+                                when credit paid the whole order)
+    surplus:P<payment>          a payment that was not needed: refunded / owed (pay_note)
     lapsed:<order>:<no>         the order was cancelled, unpaid at its deadline (pay_note)
-    starrefund:<charge>         refundStarPayment (star_refund; its outcome: refund_settled)
-    refunded:<charge>           the member's Stars came back (pay_note)
-    payowner:<charge>:<what>    the owner: a card payment to give back, a refund that failed
+    starrefund:P<payment>[:<t>] refundStarPayment (star_refund; its outcome: refund_settled);
+                                a retry after Telegram refused one has its time in the key
+    refunded:P<payment>         the member's Stars came back (pay_note)
+    payowner:P<payment>:<what>  the owner: a card payment to give back (owed), a refund
+                                that failed (failed:<t>, each failure told)
 
 No aiogram here.
 """
@@ -271,7 +274,7 @@ async def on_discount(session: AsyncSession, order: Order, deal: Deal, now: date
     """Credit lowered what an unpaid order of a paid deal owes: a new invoice for the rest
     (or the order is paid, when nothing is left)."""
     if is_paid(deal) and order.paid_at is None and order.pay_by is not None:
-        await _invoice(session, order, now, remind=False)
+        await _invoice(session, order, now, remind=not is_flash(deal))
 
 
 # ---------------------------------------------------------------- pre-checkout
@@ -424,7 +427,7 @@ async def record(
     ).scalar_one()
     if applies:
         await _mark_paid(session, order, amount, now)
-        await _note(session, f"receipt:{charge_id}", order, "receipt", now)
+        await _note(session, f"receipt:P{payment.id}", order, "receipt", now)
         log.info("payment %s recorded: order %s paid %s %s", payment.id, order.id, amount, currency)
         if deal is not None:
             events.record(session, events.DealChanged(deal.id))  # the sign-up list shows paid
@@ -453,10 +456,12 @@ async def _give_back(
     """Start returning a payment: Stars through the Bot API (an outbox row), a card payment
     recorded as owed and its deal's owner told what to do."""
     if payment.method == "stars":
+        # a refund Telegram refused before is tried again under a key of its own
+        again = "" if payment.refund == "none" else f":{int(now.timestamp())}"
         payment.refund, payment.refund_reason = "pending", reason[:200]
         await outbox.promise(
             session,
-            key=f"starrefund:{payment.charge_id}"[:200],
+            key=f"starrefund:P{payment.id}{again}",
             chat_id=0,  # an API call, not a message: no chat to wait for
             kind="star_refund",
             payload={"payment_id": payment.id},
@@ -478,7 +483,7 @@ async def _payment_note(
     """A note to the payer about one payment (surplus | refunded), keyed by its charge."""
     await outbox.promise(
         session,
-        key=f"{what}:{payment.charge_id}"[:200],
+        key=f"{what}:P{payment.id}",
         chat_id=payment.user_id,
         kind="pay_note",
         payload={"what": what, "payment_id": payment.id},
@@ -492,7 +497,9 @@ async def _tell_owner(
 ) -> None:
     await outbox.promise(
         session,
-        key=f"payowner:{payment.charge_id}:{what}"[:200],
+        # a refund can fail again after a retry: each failure is its own notice
+        key=f"payowner:P{payment.id}:{what}"
+        + (f":{int(now.timestamp())}" if what == "failed" else ""),
         chat_id=deal.owner_id,
         kind="pay_owner",
         payload={"what": what, "payment_id": payment.id},
@@ -593,6 +600,9 @@ class Lapsed:
 
 
 LAPSE_BATCH = 200
+# A payment pre-checkout accepted just before the deadline lands seconds later: it is let in
+# before the order lapses (pre-checkout itself refuses once the deadline passed).
+LAPSE_GRACE = timedelta(minutes=2)
 
 
 def _lapsing(now: datetime):
@@ -600,7 +610,7 @@ def _lapsing(now: datetime):
     confirmed order of a succeeded one (a hold in a paused deal waits for it)."""
     return (
         Order.pay_by.is_not(None),
-        Order.pay_by <= now,
+        Order.pay_by <= now - LAPSE_GRACE,
         Order.paid_at.is_(None),
         Order.quantity > 0,
         Deal.pay_method.in_(METHODS),
@@ -637,7 +647,7 @@ async def lapse_due(session: AsyncSession, now: datetime, limit: int = LAPSE_BAT
             order is None
             or order.paid_at is not None
             or order.pay_by is None
-            or order.pay_by > now
+            or order.pay_by > now - LAPSE_GRACE
             or order.quantity <= 0
         ):
             continue

@@ -279,7 +279,9 @@ async def test_a_hold_that_lapses_returns_the_unit_to_the_waitlist(harness) -> N
     [alice_invoice] = await invoices(harness, ALICE)
 
     assert (await tick(harness, utcnow() + timedelta(minutes=5))).lapsed == 0
-    result = await tick(harness, utcnow() + timedelta(minutes=16))
+    # past the 15 minutes' hold, within the grace a payment accepted just before has
+    assert (await tick(harness, utcnow() + timedelta(minutes=16))).lapsed == 0
+    result = await tick(harness, utcnow() + timedelta(minutes=18))
 
     assert (result.lapsed, result.waitlist_served) == (1, 1)
     alice = await order_of(harness, deal_id, ALICE)
@@ -386,7 +388,7 @@ async def test_the_payment_deadline_cancels_unpaid_orders_and_serves_the_waitlis
     assert (await deal_of(harness, deal_id)).status == "succeeded"
 
     assert (await tick(harness, utcnow() + timedelta(hours=23))).lapsed == 0
-    result = await tick(harness, utcnow() + timedelta(hours=27))
+    result = await tick(harness, utcnow() + timedelta(hours=28))
 
     assert (result.lapsed, result.waitlist_served) == (1, 2)
     alice = await order_of(harness, deal_id, ALICE)
@@ -544,6 +546,11 @@ async def test_credit_spent_makes_a_new_invoice_for_what_is_left(harness) -> Non
         await credit.spend(s, order.id, ALICE.id, utcnow())
     [_first, second] = await invoices(harness, ALICE)
     assert (second.payload, second.prices[0].amount) == (f"pay:{order.id}:2", 950)
+    async with harness.db.read() as s:  # the new invoice is reminded of too
+        reminder = await s.scalar(
+            select(OutboxMessage.due_at).where(OutboxMessage.key == f"payremind:{order.id}:2")
+        )
+    assert reminder is not None
     assert "Credit used" in second.description
     assert "replaced by a newer one" in (await precheck(harness, ALICE, first)).error_message
     assert (await precheck(harness, ALICE, second)).ok is True
