@@ -62,6 +62,7 @@ __all__ = [
     "format_percent",
     "history",
     "is_fulfilled",
+    "lock_order",
     "on_cancelled",
     "on_fulfilled",
     "parse_days",
@@ -248,7 +249,8 @@ async def history(
 # ---------------------------------------------------------------- earning and reversing
 
 
-async def _lock_order(session: AsyncSession, order_id: int) -> Order | None:
+async def lock_order(session: AsyncSession, order_id: int) -> Order | None:
+    """The order row, locked (PostgreSQL FOR UPDATE) and read afresh; None if there is none."""
     return (
         await session.execute(
             select(Order)
@@ -285,7 +287,7 @@ async def on_fulfilled(session: AsyncSession, order: Order, now: datetime) -> Cr
     """Credit the order's referrer once, if the order is confirmed, fulfilled (picked up,
     delivered or paid), attributed to someone other than the buyer, and the rate gives more
     than zero. Returns the new `earned` entry, or None when nothing was credited."""
-    locked = await _lock_order(session, order.id)
+    locked = await lock_order(session, order.id)
     if locked is None or locked.status != "confirmed" or not is_fulfilled(locked):
         return None
     referrer = locked.referrer_id
@@ -335,7 +337,7 @@ async def on_cancelled(session: AsyncSession, order: Order, now: datetime) -> li
     """After a confirmed order was cancelled or refunded: reverse what it net earned for its
     referrer, and give back the credit its buyer spent on it. Safe to call again (a second
     call finds nothing left to undo). Returns the new entries."""
-    locked = await _lock_order(session, order.id)
+    locked = await lock_order(session, order.id)
     if locked is None:
         return []
     entries: list[CreditEntry] = []
@@ -466,7 +468,7 @@ async def spend(session: AsyncSession, order_id: int, user_id: int, now: datetim
     """Use the member's credit as a discount on their confirmed, unpaid, not yet fulfilled
     order, in its group and currency: min(balance, what is left to pay). Locks the order and
     the group, so concurrent spends never overdraw and never discount past the amount."""
-    order = await _lock_order(session, order_id)
+    order = await lock_order(session, order_id)
     if order is None or order.user_id != user_id or order.group_id is None:
         raise CannotSpend("not_yours")
     group = await _lock_group(session, order.group_id)

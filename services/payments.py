@@ -336,17 +336,6 @@ class Recorded:
     entries: list = field(default_factory=list)
 
 
-async def _lock_order(session: AsyncSession, order_id: int) -> Order | None:
-    return (
-        await session.execute(
-            select(Order)
-            .where(Order.id == order_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
-
-
 async def _applied(session: AsyncSession, order_id: int) -> list[Payment]:
     rows = await session.scalars(
         select(Payment)
@@ -391,7 +380,7 @@ async def record(
     if known is not None:
         return Recorded("replay")
     parsed = parse_payload(payload)
-    order = await _lock_order(session, parsed[0]) if parsed else None
+    order = await credit_service.lock_order(session, parsed[0]) if parsed else None
     deal = await session.get(Deal, order.deal_id) if order is not None else None
     applies = (
         order is not None
@@ -642,7 +631,7 @@ async def lapse_due(session: AsyncSession, now: datetime, limit: int = LAPSE_BAT
     done = Lapsed()
     freed: dict[int, int] = {}
     for order_id in ids:
-        order = await _lock_order(session, order_id)
+        order = await credit_service.lock_order(session, order_id)
         if (
             order is None
             or order.paid_at is not None
