@@ -177,6 +177,14 @@ async def _invoice(session: AsyncSession, order: Order, now: datetime, *, remind
         )
     ).scalar_one()
     order.invoice_no = number
+    await _promise_invoice(session, order, now, remind=remind)
+
+
+async def _promise_invoice(
+    session: AsyncSession, order: Order, now: datetime, *, remind: bool
+) -> None:
+    """The invoice numbered `order.invoice_no` (and its reminder) as outbox rows."""
+    number = order.invoice_no
     if owed(order) <= 0:
         await _mark_paid(session, order, 0, now)
         await _note(session, f"receipt:O{order.id}:{number}", order, "receipt", now)
@@ -258,12 +266,26 @@ async def on_closed(session: AsyncSession, deal: Deal, orders: list[Order], now:
         if is_flash(deal):
             return
         pay_by = now + timedelta(hours=deal.pay_hours)
-        for order in orders:
-            if order.status != "confirmed" or order.paid_at is not None:
-                continue
-            await session.execute(update(Order).where(Order.id == order.id).values(pay_by=pay_by))
-            order.pay_by = pay_by
-            await _invoice(session, order, now, remind=True)
+        numbered = dict(
+            (
+                await session.execute(
+                    update(Order)
+                    .where(
+                        Order.deal_id == deal.id,
+                        Order.status == "confirmed",
+                        Order.quantity > 0,
+                        Order.paid_at.is_(None),
+                    )
+                    .values(pay_by=pay_by, invoice_no=Order.invoice_no + 1, updated_at=now)
+                    .returning(Order.id, Order.invoice_no)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+        )
+        for order in orders:  # one UPDATE numbered them all; each gets its invoice
+            if order.id in numbered:
+                order.pay_by, order.invoice_no = pay_by, numbered[order.id]
+                await _promise_invoice(session, order, now, remind=True)
         return
     for order in orders:
         for payment in await _applied(session, order.id):
