@@ -105,17 +105,27 @@ def buy_request(message: Message, data: dict) -> JoinRequest | None:
 # ---------------------------------------------------------------- buttons
 
 
+async def _posted_here(
+    query: CallbackQuery, session: AsyncSession, deal_id: int
+) -> tuple[Deal, Group] | None:
+    """The deal of a post's button, if it is posted in the chat the button was tapped in."""
+    chat = query.message.chat if query.message is not None else None
+    if chat is None:
+        return None
+    try:
+        return await deal_service.posted_in_chat(session, deal_id, chat.id)
+    except deal_service.DealNotFound:
+        return None
+
+
 async def order_button(
     query: CallbackQuery, callback_data: DealCB, session: AsyncSession, user: User
 ) -> AnswerCallbackQuery:
     """Join +1, ×N (an absolute quantity) and Cancel my order."""
-    chat = query.message.chat if query.message is not None else None
-    if chat is None:
+    found = await _posted_here(query, session, callback_data.deal_id)
+    if found is None:
         return query.answer(not_posted_here(), show_alert=True)
-    try:
-        deal, group = await deal_service.posted_in_chat(session, callback_data.deal_id, chat.id)
-    except deal_service.DealNotFound:
-        return query.answer(not_posted_here(), show_alert=True)
+    deal, group = found
     return await answer_order(query, session, user, deal, group, callback_data, via="button")
 
 
@@ -179,13 +189,10 @@ async def waitlist_button(
     query: CallbackQuery, callback_data: WaitlistCB, session: AsyncSession, user: User
 ) -> AnswerCallbackQuery:
     """Join waitlist: the member is next when a unit of the sold-out paid deal frees up."""
-    chat = query.message.chat if query.message is not None else None
-    if chat is None:
+    found = await _posted_here(query, session, callback_data.deal_id)
+    if found is None:
         return query.answer(not_posted_here(), show_alert=True)
-    try:
-        deal, group = await deal_service.posted_in_chat(session, callback_data.deal_id, chat.id)
-    except deal_service.DealNotFound:
-        return query.answer(not_posted_here(), show_alert=True)
+    deal, group = found
     try:
         added = await payments.join_waitlist(session, deal.id, user.id, group.id, utcnow())
     except payments.WaitlistRefused as exc:

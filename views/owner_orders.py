@@ -419,50 +419,29 @@ def refund_question(
         code=deal.code,
         title=quote(deal.title),
     )
-    keyboard = InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=_("Yes, cancel the order"),
-                    callback_data=cb(
-                        action="refund", deal_id=deal.id, order_id=order.id, page=page
-                    ).pack(),
-                ),
-                InlineKeyboardButton(
-                    text=_("« Back"),
-                    callback_data=cb(
-                        action="order", deal_id=deal.id, order_id=order.id, page=page
-                    ).pack(),
-                ),
-            ]
-        ]
+    return text, _confirm_keyboard(deal, order, page, cb, "refund", _("Yes, cancel the order"))
+
+
+def _confirm_keyboard(
+    deal: Deal, order: Order, page: int, cb: type[CallbackData], action: str, text: str
+) -> InlineKeyboardMarkup:
+    """A refund to confirm (`action`, with the button's `text`) and « Back to the order."""
+
+    def button(label: str, act: str) -> InlineKeyboardButton:
+        data = cb(action=act, deal_id=deal.id, order_id=order.id, page=page).pack()
+        return InlineKeyboardButton(text=label, callback_data=data)
+
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[button(text, action), button(_("« Back"), "order")]]
     )
-    return text, keyboard
 
 
 def card_refund_question(
     deal: Deal, order: Order, payment: Payment, page: int, cb: type[CallbackData]
 ) -> tuple[str, InlineKeyboardMarkup]:
     """A card-paid order: refunded in the provider's dashboard first, then confirmed here."""
-    keyboard = InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=payment_texts.refund_confirm_button(),
-                    callback_data=cb(
-                        action="rfout", deal_id=deal.id, order_id=order.id, page=page
-                    ).pack(),
-                )
-            ],
-            [
-                InlineKeyboardButton(
-                    text=_("« Back"),
-                    callback_data=cb(
-                        action="order", deal_id=deal.id, order_id=order.id, page=page
-                    ).pack(),
-                )
-            ],
-        ]
+    keyboard = _confirm_keyboard(
+        deal, order, page, cb, "rfout", payment_texts.refund_confirm_button()
     )
     return payment_texts.refund_card_confirm_text(payment, current_language()), keyboard
 
