@@ -17,10 +17,13 @@ from models.growth import (
     ShareClick,
     ShareLink,
 )
+from models.offers import Bargain, BargainHelp, HelpDay, Team
 from models.payments import Payment, WaitlistEntry
 from models.schedule import DealReminderSent, ScheduledPost, ScheduledTarget
 
 __all__ = [
+    "Bargain",
+    "BargainHelp",
     "Base",
     "CreditEntry",
     "Database",
@@ -34,6 +37,7 @@ __all__ = [
     "Group",
     "GroupActivityDay",
     "GroupAdmin",
+    "HelpDay",
     "InlineCard",
     "InviteLink",
     "MemberActivityDay",
@@ -48,6 +52,7 @@ __all__ = [
     "SendFailure",
     "ShareClick",
     "ShareLink",
+    "Team",
     "User",
     "WaitlistEntry",
     "current_session",

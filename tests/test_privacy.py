@@ -16,6 +16,8 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, fun
 
 from handlers.callbacks import ForgetCB
 from models import (
+    Bargain,
+    BargainHelp,
     Base,
     CreditEntry,
     Deal,
@@ -25,6 +27,7 @@ from models import (
     FsmState,
     Group,
     GroupAdmin,
+    HelpDay,
     InlineCard,
     InviteLink,
     MemberActivityDay,
@@ -38,6 +41,7 @@ from models import (
     SendFailure,
     ShareClick,
     ShareLink,
+    Team,
     User,
     WaitlistEntry,
 )
@@ -309,6 +313,55 @@ async def seed(harness) -> dict[str, int]:
                 ),
                 WaitlistEntry(deal_id=d2.id, user_id=ALICE_ID, group_id=g1.id, created_at=now),
                 WaitlistEntry(deal_id=d2.id, user_id=BOB_ID, group_id=g1.id, created_at=now),
+            ]
+        )
+        offers = []
+        for n, starter in enumerate((ALICE_ID, BOB_ID)):
+            offers.append(
+                Team(
+                    deal_id=d1.id,
+                    group_id=g1.id,
+                    starter_id=starter,
+                    code=f"team{n}",
+                    size=3,
+                    price=800,
+                    members=1,
+                    status="open",
+                    expires_at=later,
+                    created_at=now,
+                )
+            )
+            offers.append(
+                Bargain(
+                    deal_id=d1.id,
+                    group_id=g1.id,
+                    starter_id=starter,
+                    code=f"bargain{n}",
+                    start_price=1000,
+                    floor_price=500,
+                    helps_needed=2,
+                    seed="00",
+                    schedule="[200, 300]",
+                    helps=1,
+                    price=800,
+                    status="open",
+                    expires_at=later,
+                    created_at=now,
+                )
+            )
+        s.add_all(offers)
+        await s.flush()
+        alice_bargain, bob_bargain = offers[1], offers[3]
+        s.add_all(
+            [
+                BargainHelp(
+                    bargain_id=bob_bargain.id, helper_id=ALICE_ID, seq=1, amount=200, created_at=now
+                ),
+                BargainHelp(
+                    bargain_id=alice_bargain.id, helper_id=BOB_ID, seq=1, amount=200, created_at=now
+                ),
+                HelpDay(helper_id=ALICE_ID, day=date(2026, 3, 1), helps=1),
+                HelpDay(helper_id=BOB_ID, day=date(2026, 3, 1), helps=1),
             ]
         )
         s.add_all(
