@@ -1,7 +1,7 @@
 """Growth offers on a deal: team buys (拼团) and bargains with friends (砍价).
 
-A team member's or a bargain's order is an ordinary order of the deal (services.orders: one
-per member per deal) that names its team or bargain; the rules of each offer are copied
+A team member's or a bargain's order is an ordinary order of the deal (one per member per deal)
+that names its team or bargain; the rules of each offer are copied
 onto its row when it starts, so they never change under the people who acted on them.
 """
 
@@ -28,7 +28,7 @@ from models.base import Base, UTCDateTime, person_id
 class Team(Base):
     """A team buy: `size` members at `price` each (minor units of the deal's currency), to be
     filled before `expires_at`. `members` counts the orders in it (changed only by
-    conditional UPDATEs in services.teams, in the transaction of the order). open | filled |
+    conditional UPDATEs in the transaction of the order). open | filled |
     failed. `message_id`: its card in the group (edited with the deal's posts; `rendered_at`
     is the version of the deal it shows)."""
 
