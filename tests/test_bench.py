@@ -171,7 +171,8 @@ async def test_crash_and_redelivery_lose_nothing_and_double_nothing(database_url
     # the owner's actions promised a notice to each of their 30 members, and each got one
     assert result["notices_promised"] == result["notices_expected"] == 30
     assert result["notices_lost"] == 0 and result["notices_delivered"] == 30
-    assert result["notices_duplicated"] <= result["kills"]
+    # a second copy only from a claim over a killed holder's lapsed lease
+    assert result["notices_duplicated"] <= result["notices_reclaimed"]
     assert result["ok"]
     assert result["lost"] == 0
     assert result["duplicates"] == 0
