@@ -28,10 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import payment_notices
 from bot.posts import member_text, owner_text, share_link
-from models import Database
+from models import Database, Team
 from services import deals as deal_service
 from services import digest as digest_service
 from services import notice_reads
+from services import teams as team_service
 from services.deals import Closing
 from services.digest import Period
 from services.errors import DomainError
@@ -48,6 +49,7 @@ from views.notices import (
     refund_text,
     reminder_text,
 )
+from views.team_texts import note_text as team_note_text
 
 MAX_TEXT = 4096
 PICKUP_PREFIX = "orders_D"  # /start orders_D<deal>: the member's order of that deal (share.py)
@@ -221,6 +223,18 @@ async def digest_chart(ctx: Context, payload: dict[str, Any]) -> SendPhoto | Non
     )
 
 
+async def team_note(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    """A team buy's note to one member (services.teams): started, filled, expired, closed."""
+    team = await ctx.session.get(Team, payload["team_id"])
+    if team is None:
+        return None
+    view = await team_service.view(ctx.session, team)
+    mine = next((o for o, _user in view.members if o.user_id == ctx.row.chat_id), None)
+    me = await ctx.bot.me()
+    link = share_link(me.username, team_service.link_payload(team))
+    return _text(ctx, team_note_text(view, payload["what"], mine, ctx.language, link))
+
+
 RENDERERS: dict[str, Renderer] = {
     "digest_text": digest_text,
     "digest_chart": digest_chart,
@@ -235,6 +249,7 @@ RENDERERS: dict[str, Renderer] = {
     "credit": credit,
     "rights": rights,
     "revoke_link": revoke_link,
+    team_service.NOTE: team_note,
     **payment_notices.RENDERERS,
 }
 AFTER = payment_notices.AFTER  # kinds whose outcome is recorded when the row is settled

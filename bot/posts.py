@@ -42,14 +42,16 @@ from aiogram.types import (
 from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 
+from bot import team_cards
 from bot.sender import Sender
 from handlers.callbacks import CardCB, DealCB, WaitlistCB
 from models import Database, Deal, DealPost, Group, InlineCard, Order, User
 from services import deals as deal_service
 from services import inline_cards as card_service
-from services import payments
+from services import payments, teams
 from services.deals import Closing
 from services.locales import SUPPORTED_LANGUAGES, from_telegram
+from services.teams import TeamView
 from services.timezones import utcnow
 from views.deal_texts import pay_line
 from views.format import (
@@ -63,6 +65,7 @@ from views.format import (
     quote,
     tg_len,
 )
+from views.team_texts import offer_line
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -190,6 +193,8 @@ def _compose(
         lines.append(note(deal.description))
     lines.append("")
     lines += _price_lines(deal, language)
+    if teams.offers_teams(deal):
+        lines.append(offer_line(deal, language))
     if payments.is_paid(deal):  # cash deals say nothing: they are paid at pickup
         lines.append("💳 " + _pay_line(deal))
     if final:
@@ -240,7 +245,8 @@ def _compose(
     if not signups and not final:
         lines.append(_("Nobody yet: be the first!"))
     for index, (order, user) in enumerate(signups[:shown], start=1):
-        lines.append(f"{index}. {quote(display_name(user))} ×{order.quantity}")
+        team = " 👥" if order.team_id is not None else ""  # a place in a team buy
+        lines.append(f"{index}. {quote(display_name(user))} ×{order.quantity}{team}")
     if len(signups) > shown:
         more = len(signups) - shown
         lines.append(ngettext("…and {n} more", "…and {n} more", more).format(n=more))
@@ -317,6 +323,16 @@ def order_rows(
     return rows
 
 
+def offer_rows(
+    deal: Deal, rows: list[list[InlineKeyboardButton]], group_id: int = 0
+) -> list[list[InlineKeyboardButton]]:
+    """The order rows with the deal's team offer: "Start a team" first; a deal for teams
+    only has no buttons to buy alone."""
+    if not teams.offers_teams(deal):
+        return rows
+    return [[team_cards.start_button(deal, group_id)], *([] if deal.team_only else rows)]
+
+
 def keyboard(deal: Deal) -> InlineKeyboardMarkup | None:
     def pack(action: str, qty: int = 0) -> str:
         return DealCB(action=action, deal_id=deal.id, qty=qty).pack()
@@ -324,6 +340,7 @@ def keyboard(deal: Deal) -> InlineKeyboardMarkup | None:
     rows = order_rows(deal, pack)
     if rows is None:
         return None
+    rows = offer_rows(deal, rows)
     if deal.status == "open" and deal.stock_left == 0 and payments.is_paid(deal):
         waitlist = WaitlistCB(deal_id=deal.id).pack()
         rows.append([InlineKeyboardButton(text="⏳ " + _("Join waitlist"), callback_data=waitlist)])
@@ -498,6 +515,7 @@ class DealState:
     posts: list[tuple[DealPost, Group]]
     signups: list[tuple[Order, User | None]]
     cards: list[tuple[InlineCard, User | None]]
+    teams: list[TeamView] = field(default_factory=list)
 
 
 async def read_states(db: Database, deal_ids: Sequence[int]) -> dict[int, DealState]:
@@ -513,8 +531,11 @@ async def read_states(db: Database, deal_ids: Sequence[int]) -> dict[int, DealSt
         found = list(posted)
         signups = await deal_service.sign_up_lists(session, found)
         cards = await card_service.live_of(session, found)
+        team_views = await teams.cards_of(session, found)
     return {
-        deal_id: DealState(p.deal, p.posts, signups[deal_id], cards[deal_id])
+        deal_id: DealState(
+            p.deal, p.posts, signups[deal_id], cards[deal_id], team_views.get(deal_id, [])
+        )
         for deal_id, p in posted.items()
     }
 
@@ -528,6 +549,7 @@ class Edited:
     settled_posts: list[int] = field(default_factory=list)  # group ids
     settled_cards: list[str] = field(default_factory=list)  # inline message ids
     gone_cards: list[str] = field(default_factory=list)
+    teams: team_cards.Shown = field(default_factory=team_cards.Shown)
 
 
 async def _edit_posts(
@@ -621,7 +643,7 @@ async def edit_deals(
     if not states:
         return {}
     bot_username = None
-    if any(state.cards for state in states.values()):
+    if any(state.cards or state.teams for state in states.values()):
         bot_username = (await bot.me()).username
 
     async def one(state: DealState) -> Edited:
@@ -635,6 +657,13 @@ async def edit_deals(
             await _edit_cards(state, i18n, read_at, sender, bot_username, done)
         except Exception:
             log.exception("deal %s: refreshing its inline cards failed", deal_id)
+        try:
+            posts = {post.group_id: post for post, _group in state.posts}
+            await team_cards.edit_teams(
+                db, state.teams, posts, i18n, read_at, sender, bot_username, done.teams
+            )
+        except Exception:
+            log.exception("deal %s: refreshing its team cards failed", deal_id)
         return done
 
     results = await asyncio.gather(*(one(state) for state in states.values()))
@@ -650,11 +679,18 @@ async def edit_deals(
         if done.settled_cards
     ]
     gone = [mid for done in edited.values() for mid in done.gone_cards]
-    if posts_shown or cards_shown or gone:
+    teams_posted = [posted for done in edited.values() for posted in done.teams.posted]
+    teams_shown = [
+        (done.teams.settled, states[deal_id].deal.updated_at)
+        for deal_id, done in edited.items()
+        if done.teams.settled
+    ]
+    if posts_shown or cards_shown or gone or teams_posted or teams_shown:
         try:
             async with db.transaction() as session:
                 await deal_service.mark_rendered_many(session, posts_shown)
                 await card_service.settle(session, cards_shown, gone, utcnow())
+                await teams.store_cards(session, teams_posted, teams_shown)
         except Exception:  # the posts stay behind their deal: caught up at the next change
             log.exception("deals %s: recording their refreshed posts failed", sorted(edited))
     return edited
@@ -782,9 +818,12 @@ class PostRefresher:
                 for deal_id in ids:
                     self._last[deal_id] = done_at
             for done in edited.values():
-                self.edits += done.posts + done.cards
+                self.edits += done.posts + done.cards + done.teams.edits
                 self.card_edits += done.cards
-            return {deal_id: done.posts + done.cards for deal_id, done in edited.items()}
+            return {
+                deal_id: done.posts + done.cards + done.teams.edits
+                for deal_id, done in edited.items()
+            }
 
     def _prune(self) -> None:
         if len(self._last) < 512:
@@ -804,7 +843,8 @@ class PostRefresher:
         async with self.db.read() as session:
             stale = await deal_service.stale_posts(session)
             cards = await card_service.stale(session)
-        stale = list(dict.fromkeys([*stale, *cards]))
+            team_cards_behind = await teams.stale(session)
+        stale = list(dict.fromkeys([*stale, *cards, *team_cards_behind]))
         for deal_id in stale:
             self.touch(deal_id)
         if stale:

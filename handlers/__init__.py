@@ -33,6 +33,7 @@ def build_routers() -> list[Router]:
         share,
         start,
         status,
+        teams,
     )
 
     return [
@@ -45,6 +46,7 @@ def build_routers() -> list[Router]:
         schedule.router(),  # private /schedule: the content calendar (wizard and list)
         settings.router(),  # private /settings wizard
         invites.router(),  # /invite, /invites, /start inv_<group> (invite links)
+        teams.router(),  # team buys: Start a team, Join / Leave, /start team_<code>, /teambuy
         share.router(),  # /start <share code> and deal_<id>: a deal in private, Join buttons
         deal_post.router(),  # deal posts in groups: buttons, /buy, /cancel, /deals
         inline.router(),  # inline mode: @bot search, chosen cards, taps on cards in any chat

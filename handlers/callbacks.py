@@ -76,6 +76,16 @@ class CardCB(CallbackData, prefix="ic"):
     qty: Quantity = 0
 
 
+class TeamCB(CallbackData, prefix="tm"):
+    """Team buys (handlers.teams): "start" on a deal's post or private card (`id`: the
+    deal; `group_id`: the group of a private card, 0 on a group post), "join" and "leave"
+    on a team's card (`id`: the team)."""
+
+    action: Word  # start | join | leave
+    id: Id
+    group_id: IdOrNone = 0
+
+
 class PrivateDealCB(CallbackData, prefix="pdj"):
     """Join buttons under a deal shown in private (handlers.share): ids only, checked again
     on the server."""
@@ -231,6 +241,7 @@ FACTORIES: tuple[type[CallbackData], ...] = (
     PayCB,
     WaitlistCB,
     PrivateDealCB,
+    TeamCB,
     CardCB,
     InviteCB,
     InvitesCB,

@@ -51,6 +51,7 @@ from views.credit_texts import bad_days_text, bad_percent_text
 from views.deal_texts import domain_error_text
 from views.digest_texts import arg_error_text, time_error_text
 from views.format import ALERT_LIMIT, cut, echo
+from views.team_texts import team_error_text
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,9 @@ def error_text(err: DomainError) -> str:
         return not_confirmed_text(err)
     if isinstance(err, fulfilment.BadTransition):
         return bad_transition_text(err)
+    team = team_error_text(err)
+    if team is not None:
+        return team
     return domain_error_text(err)  # deals, orders, parse errors; else "not possible right now"
 
 

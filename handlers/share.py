@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.middlewares.admission import FLAG as ADMISSION
 from bot.middlewares.admission import JoinRequest
-from bot.posts import member_text, order_rows, render_card, share_link
+from bot.posts import member_text, offer_rows, order_rows, render_card, share_link
 from handlers.callbacks import PrivateDealCB, valid_id
 from handlers.common import quote
 from handlers.deal_post import answer_order, button_request, tap_units
@@ -48,7 +48,9 @@ def private_keyboard(deal: Deal, group_id: int) -> InlineKeyboardMarkup | None:
         return PrivateDealCB(action=action, deal_id=deal.id, group_id=group_id, qty=qty).pack()
 
     rows = order_rows(deal, pack)
-    return InlineKeyboardMarkup(inline_keyboard=rows) if rows is not None else None
+    if rows is None:
+        return None
+    return InlineKeyboardMarkup(inline_keyboard=offer_rows(deal, rows, group_id))
 
 
 def unknown_link() -> str:

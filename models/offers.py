@@ -29,8 +29,9 @@ class Team(Base):
     """A team buy: `size` members at `price` each (minor units of the deal's currency), to be
     filled before `expires_at`. `members` counts the orders in it (changed only by
     conditional UPDATEs in the transaction of the order). open | filled |
-    failed. `message_id`: its card in the group (edited with the deal's posts; `rendered_at`
-    is the version of the deal it shows)."""
+    failed. `message_id`: its card in the group, posted and edited with the deal's posts
+    (bot.team_cards; `posted_at`: when the card was claimed for sending, as a deal post is;
+    `rendered_at`: the version of the deal it shows)."""
 
     __tablename__ = "teams"
 
@@ -47,6 +48,7 @@ class Team(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_id: Mapped[int | None] = mapped_column(BigInteger, info=person_id("none"))
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the card's claim
     rendered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (

@@ -16,7 +16,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, DealPost, Group, Order, User
-from services import activity, events, notices, payments, rights
+from services import activity, events, notices, payments, rights, teams
 from services.admins import AdminDirectory
 from services.errors import DealNotFound, DomainError, NotDealOwner  # noqa: F401
 from services.parsing import MAX_QUANTITY, ParseError, check_stored_reminders, parse_id
@@ -381,6 +381,8 @@ async def close(
     deal = await get(session, deal_id, lock=True)
     if deal.status not in OPEN_STATES:
         return None
+    await teams.on_deal_closing(session, deal, now)  # open teams fail: their units go back
+    await session.refresh(deal)
     if cancel:
         outcome = "cancelled"
     else:
@@ -421,8 +423,19 @@ async def close(
             .where(*active)
             .values(status="failed" if outcome == "failed" else "cancelled", updated_at=now)
         )
+    if outcome == "cancelled":  # a filled team's orders go with the deal (and are refunded)
+        await session.execute(
+            update(Order)
+            .where(
+                Order.deal_id == deal_id,
+                Order.status == "confirmed",
+                Order.team_id.is_not(None),
+                Order.quantity > 0,
+            )
+            .values(status="cancelled", pay_by=None, updated_at=now)
+        )
     await session.refresh(deal)
-    closed = await _closed_orders(session, deal_id)
+    closed = await _closed_orders(session, deal_id, outcome)
     if outcome == "succeeded":  # the activity counters' "orders", in this same transaction
         await activity.count_orders(session, closed, now)
     await payments.on_closed(session, deal, closed, now)  # invoices, or payments given back
@@ -447,14 +460,18 @@ async def close_owned(
     return await close(session, deal_id, now, cancel=cancel)
 
 
-async def _closed_orders(session: AsyncSession, deal_id: int) -> list[Order]:
-    """The orders a closing decided (confirmed, failed or cancelled with it), in join order."""
+async def _closed_orders(session: AsyncSession, deal_id: int, outcome: str) -> list[Order]:
+    """The orders a closing decided (confirmed, failed or cancelled with it), in join order.
+    A filled team's orders were decided by their team (services.teams), unless the deal was
+    cancelled."""
+    team_ok = [] if outcome == "cancelled" else [Order.team_id.is_(None)]
     rows = await session.scalars(
         select(Order)
         .where(
             Order.deal_id == deal_id,
             Order.status.in_(("confirmed", "failed", "cancelled")),
             Order.quantity > 0,
+            *team_ok,
         )
         .order_by(Order.id)
         .execution_options(populate_existing=True)
@@ -467,7 +484,7 @@ async def closing_of(session: AsyncSession, deal_id: int) -> Closing:
     deal = await get(session, deal_id)
     if deal.status not in FINAL_STATES:
         raise DomainError(f"deal {deal_id} is not closed")
-    return Closing(deal, deal.status, await _closed_orders(session, deal_id))
+    return Closing(deal, deal.status, await _closed_orders(session, deal_id, deal.status))
 
 
 async def unannounced(session: AsyncSession, limit: int = 100) -> list[int]:

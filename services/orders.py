@@ -28,9 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, Group, Order
 from models.upsert import insert_for
+from services import activity, events, payments, referrals
 from services import credit as credit_service
 from services import deals as deal_service
-from services import events, payments, referrals
 from services.errors import DomainError
 from services.parsing import MAX_QUANTITY
 
@@ -81,6 +81,18 @@ class BadQuantity(OrderError):
     pass
 
 
+class TeamOnly(OrderError):
+    """The deal sells only to teams (services.teams): no buying alone."""
+
+
+class InOffer(OrderError):
+    """The member's order belongs to a team buy: the team's own buttons change it."""
+
+    def __init__(self, team_id: int) -> None:
+        super().__init__(team_id)
+        self.team_id = team_id
+
+
 class OrderPaid(OrderError):
     """The order is paid (services.payments): its member cannot change it; the owner can
     refund it."""
@@ -111,6 +123,7 @@ async def act(
     now: datetime,
     quantity: int = 0,
     via: str = "button",
+    team_id: int | None = None,
 ) -> Change:
     """The one order action: every path that places, changes or cancels a member's order
     (group buttons, `/buy` and `/cancel`, the private deal card of a share link,
@@ -118,21 +131,26 @@ async def act(
 
     `action` is "join" (one unit if not in yet; a double tap changes nothing), "set" (an
     absolute `quantity`, 0 cancels) or "cancel". `group` is the group the order counts in
-    (its sign-up count, its referral attribution). Stock, the per-person limit, the deal's
-    state and attribution are checked here and in `set_quantity`, once. Records the domain
+    (its sign-up count, its referral attribution). `team_id`: the order is a place in that
+    team buy (services.teams takes the place; a join is one unit, a cancel leaves it); an
+    order in a team is changed only that way (InOffer), and a deal for teams only takes no
+    other order (TeamOnly). Stock, the per-person limit, the deal's state and attribution
+    are checked here and in `set_quantity`, once. Records the domain
     events: OrderChanged when the quantity changed (the effects map refreshes the post,
     tells the admission gate and counts the sign-up), OrderDenied on a sold-out refusal.
     Raises an OrderError (nothing changed) when refused."""
     group_id = group.id if group is not None else None
     try:
         if action == "join":
-            change = await join(session, deal_id, user_id, now, group_id=group_id, via=via)
-        elif action == "set":
+            change = await join(
+                session, deal_id, user_id, now, group_id=group_id, via=via, team_id=team_id
+            )
+        elif action == "set" and team_id is None:
             change = await set_quantity(
                 session, deal_id, user_id, quantity, now, group_id=group_id, via=via
             )
         elif action == "cancel":
-            change = await cancel(session, deal_id, user_id, now)
+            change = await cancel(session, deal_id, user_id, now, team_id=team_id)
         else:
             raise BadQuantity(quantity)
     except SoldOut as exc:
@@ -166,10 +184,12 @@ def new_pickup_code() -> str:
 
 
 async def _why_not(
-    session: AsyncSession, deal_id: int, quantity: int, delta: int, now: datetime
+    session: AsyncSession, deal_id: int, quantity: int, delta: int, now: datetime, team: bool
 ) -> OrderError:
     """Why the deal's conditional UPDATE matched no row (read only on a refusal)."""
     deal = await deal_service.get(session, deal_id)
+    if deal.team_only and not team and delta > 0:
+        return TeamOnly(deal_id)
     if deal.per_person_limit is not None and quantity > deal.per_person_limit:
         return LimitExceeded(deal.per_person_limit)
     if deal.status in deal_service.FINAL_STATES or deal.closes_at <= now:
@@ -193,20 +213,24 @@ async def set_quantity(
     group_id: int | None = None,
     via: str | None = None,
     expect: str | None = None,
+    team_id: int | None = None,
 ) -> Change:
     """Make the member's quantity in the deal exactly `quantity` (0 cancels). `via`: where
     an order placed now comes from (button, command, private, card, myorders), kept on a
     new order row. `expect`: "out" (a join: AlreadyJoined if the member holds units) or
-    "in" (a cancel: NotJoined if not), checked on the locked order row."""
+    "in" (a cancel: NotJoined if not), checked on the locked order row. `team_id`: the
+    place of a team buy this order is (see `act`)."""
     if quantity < 0 or quantity > MAX_QUANTITY:
         raise BadQuantity(quantity)
     for attempt in range(5):
         try:
             async with events.savepoint(session):
                 if expect == "out" and group_id is not None and quantity > 0:
-                    return await _place(session, deal_id, user_id, quantity, now, group_id, via)
+                    return await _place(
+                        session, deal_id, user_id, quantity, now, group_id, via, team_id
+                    )
                 return await _set_quantity(
-                    session, deal_id, user_id, quantity, now, group_id, via, expect
+                    session, deal_id, user_id, quantity, now, group_id, via, expect, team_id
                 )
         except IntegrityError:
             # a concurrent first join of the same member, or a pickup code collision
@@ -215,12 +239,13 @@ async def set_quantity(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _counters(deal_id: int, quantity: int, delta: int, joins: int, now: datetime):
+def _counters(deal_id: int, quantity: int, delta: int, joins: int, now: datetime, team: bool):
     """The ONE conditional UPDATE of the deal's counters: it matches only an open deal with
-    the stock for `delta` and a per-person limit that allows `quantity`; it returns the deal
-    as updated (no re-read)."""
+    the stock for `delta`, a per-person limit that allows `quantity` and (outside a team)
+    no rule of teams only for a new unit; it returns the deal as updated (no re-read)."""
     stock_ok = Deal.stock_left.is_(None) | (Deal.stock_left >= delta)
     limit_ok = Deal.per_person_limit.is_(None) | (Deal.per_person_limit >= quantity)
+    alone_ok = [] if team or delta <= 0 else [Deal.team_only.is_(False)]
     return (
         update(Deal)
         .where(
@@ -230,6 +255,7 @@ def _counters(deal_id: int, quantity: int, delta: int, joins: int, now: datetime
             Deal.closes_at > now,
             stock_ok,
             limit_ok,
+            *alone_ok,
         )
         .values(
             total_qty=Deal.total_qty + delta,
@@ -243,11 +269,18 @@ def _counters(deal_id: int, quantity: int, delta: int, joins: int, now: datetime
 
 
 async def _move_counters(
-    session: AsyncSession, deal_id: int, quantity: int, delta: int, joins: int, now: datetime
+    session: AsyncSession,
+    deal_id: int,
+    quantity: int,
+    delta: int,
+    joins: int,
+    now: datetime,
+    team: bool = False,
 ) -> Deal:
-    deal = (await session.scalars(_counters(deal_id, quantity, delta, joins, now))).first()
+    stmt = _counters(deal_id, quantity, delta, joins, now, team)
+    deal = (await session.scalars(stmt)).first()
     if deal is None:
-        raise await _why_not(session, deal_id, quantity, delta, now)
+        raise await _why_not(session, deal_id, quantity, delta, now, team)
     return deal
 
 
@@ -282,11 +315,13 @@ async def _place(
     now: datetime,
     group_id: int,
     via: str | None,
+    team_id: int | None = None,
 ) -> Change:
     """A join into a group's deal: the order row is inserted (or a cancelled one revived) and
     locked in ONE statement that also writes the attribution to the last sharer
     (services.referrals) as scalar subqueries; then the deal's counters move. An order that
-    is active (or confirmed/failed) is left untouched: the join is refused."""
+    is active (or confirmed/failed) is left untouched: the join is refused. A revived order
+    belongs to the team it joins now (or to none)."""
     days = await referrals.attribution_days(session, group_id)
     referrer, code = referrals.attribution_columns(user_id, group_id, days, now)
     ins = insert_for(session, Order).values(
@@ -294,6 +329,7 @@ async def _place(
         referrer_id=referrer,
         share_code=code,
         discount=0,
+        team_id=team_id,
     )
     stmt = (
         ins.on_conflict_do_update(
@@ -304,6 +340,7 @@ async def _place(
                 "group_id": ins.excluded.group_id,
                 "referrer_id": ins.excluded.referrer_id,
                 "share_code": ins.excluded.share_code,
+                "team_id": ins.excluded.team_id,
                 "updated_at": ins.excluded.updated_at,
             },
             where=Order.status == "cancelled",
@@ -314,11 +351,15 @@ async def _place(
     order = (await session.scalars(stmt)).first()
     if order is None:  # the member has an order that is not cancelled
         held = await _locked_order(session, deal_id, user_id)
+        if held is not None and held.team_id is not None and held.status != "failed":
+            raise InOffer(held.team_id)
         if held is not None and held.status == "active" and held.quantity > 0:
             raise AlreadyJoined(held.quantity)
         raise DealClosed(deal_id)  # confirmed or failed: the deal is over
     try:
-        deal = await _move_counters(session, deal_id, quantity, quantity, 1, now)
+        deal = await _move_counters(
+            session, deal_id, quantity, quantity, 1, now, team_id is not None
+        )
     except OrderError:
         session.expire(order)  # the savepoint takes the row back: never trust it in memory
         raise
@@ -345,9 +386,15 @@ async def _set_quantity(
     group_id: int | None,
     via: str | None = None,
     expect: str | None = None,
+    team_id: int | None = None,
 ) -> Change:
     order = await _locked_order(session, deal_id, user_id)
     old = order.quantity if order is not None and order.status == "active" else 0
+    held_team = order.team_id if order is not None and order.status != "cancelled" else None
+    if held_team is not None and held_team != team_id and order.status != "failed":
+        raise InOffer(held_team)  # a team's place: left or changed only through its team
+    if team_id is not None and old > 0 and held_team != team_id:
+        raise AlreadyJoined(old)
     if expect == "out" and old > 0:
         raise AlreadyJoined(old)
     if expect == "in" and old == 0:
@@ -363,7 +410,7 @@ async def _set_quantity(
         return Change(deal, order, old, old)
     delta = quantity - old
     joins = 1 if old == 0 and quantity > 0 else (-1 if old > 0 and quantity == 0 else 0)
-    deal = await _move_counters(session, deal_id, quantity, delta, joins, now)
+    deal = await _move_counters(session, deal_id, quantity, delta, joins, now, team_id is not None)
     placed = old == 0 and quantity > 0
     if order is not None and placed and group_id is not None:
         order.group_id = group_id
@@ -381,6 +428,7 @@ async def _set_quantity(
             **_new_order(deal_id, user_id, group_id, quantity, via, now),
             referrer_id=credit.referrer_id if credit else None,
             share_code=credit.code if credit else None,
+            team_id=team_id,
         )
         session.add(order)
     else:
@@ -390,6 +438,7 @@ async def _set_quantity(
         if placed:
             order.referrer_id = credit.referrer_id if credit else None
             order.share_code = credit.code if credit else None
+            order.team_id = team_id
     await session.flush()
     return Change(deal, order, old, quantity)
 
@@ -402,19 +451,83 @@ async def join(
     *,
     group_id: int | None = None,
     via: str | None = None,
+    team_id: int | None = None,
 ) -> Change:
     """'Join +1': take one unit if not in yet; if already in, change nothing (a double tap)."""
     return await set_quantity(
-        session, deal_id, user_id, 1, now, group_id=group_id, via=via, expect="out"
+        session, deal_id, user_id, 1, now, group_id=group_id, via=via, expect="out",
+        team_id=team_id,
+    )  # fmt: skip
+
+
+async def cancel(
+    session: AsyncSession, deal_id: int, user_id: int, now: datetime, *, team_id: int | None = None
+) -> Change:
+    return await set_quantity(session, deal_id, user_id, 0, now, expect="in", team_id=team_id)
+
+
+async def confirm(
+    session: AsyncSession, deal: Deal, orders: list[Order], unit_price: int, now: datetime
+) -> None:
+    """Confirm these active orders now at `unit_price` (a filled team, services.teams) in
+    one UPDATE: counted as orders, invoiced when the deal takes payments
+    (services.payments), shown on the posts."""
+    ids = [order.id for order in orders]
+    await session.execute(
+        update(Order)
+        .where(Order.id.in_(ids), Order.status == "active")
+        .values(
+            status="confirmed",
+            unit_price=unit_price,
+            amount=Order.quantity * unit_price,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
     )
+    for order in orders:
+        await session.refresh(order)
+    confirmed = [order for order in orders if order.status == "confirmed"]
+    await activity.count_orders(session, confirmed, now)
+    await payments.on_confirmed(session, deal, confirmed, now)
+    events.record(session, events.DealChanged(deal.id))
 
 
-async def cancel(session: AsyncSession, deal_id: int, user_id: int, now: datetime) -> Change:
-    return await set_quantity(session, deal_id, user_id, 0, now, expect="in")
+async def drop(session: AsyncSession, deal_id: int, order_ids: list[int], now: datetime) -> int:
+    """Cancel these active orders of the deal at once, whatever its window (a team that did
+    not fill, services.teams: at its expiry, or as its deal closes): their units go back to
+    the deal's stock and counts in one UPDATE. The caller holds the team's row (its
+    conditional UPDATE), so nothing else changes these orders meanwhile. Returns the units
+    given back."""
+    if not order_ids:
+        return 0
+    mine = (Order.id.in_(order_ids), Order.deal_id == deal_id, Order.status == "active")
+    quantities = list(await session.scalars(select(Order.quantity).where(*mine)))
+    await session.execute(
+        update(Order)
+        .where(*mine)
+        .values(status="cancelled", quantity=0, pay_by=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    units = sum(quantities)
+    people = sum(1 for quantity in quantities if quantity > 0)
+    if units:
+        await session.execute(
+            update(Deal)
+            .where(Deal.id == deal_id)
+            .values(
+                total_qty=Deal.total_qty - units,
+                participants=Deal.participants - people,
+                stock_left=case((Deal.stock_left.is_(None), None), else_=Deal.stock_left + units),
+                updated_at=now,
+            )
+        )
+        events.record(session, events.DealChanged(deal_id))
+    return units
 
 
 async def release(session: AsyncSession, order: Order, now: datetime) -> list:
-    """A confirmed order of a succeeded deal, unpaid at its payment deadline, is cancelled
+    """A confirmed order (of a succeeded deal, or of a filled team), unpaid at its payment
+    deadline, is cancelled
     (services.payments): its units go back to the deal's stock and counts, its referrer's
     commission is reversed and the credit it spent comes back (the ledger entries). The
     order row is locked by the caller."""

@@ -232,8 +232,8 @@ async def on_order_changed(
     """The one order action changed a member's quantity: in a flash sale the units are
     held (priced, a deadline, an invoice); a cancelled hold has no deadline any more."""
     deal, order = change.deal, change.order
-    if order is None or not is_flash(deal):
-        return
+    if order is None or not is_flash(deal) or order.team_id is not None:
+        return  # a team's place is priced and invoiced when the team fills (on_confirmed)
     if change.new_quantity <= 0:
         await session.execute(update(Order).where(Order.id == order.id).values(pay_by=None))
         order.pay_by = None
@@ -275,6 +275,7 @@ async def on_closed(session: AsyncSession, deal: Deal, orders: list[Order], now:
                         Order.status == "confirmed",
                         Order.quantity > 0,
                         Order.paid_at.is_(None),
+                        Order.team_id.is_(None),  # a filled team's are invoiced already
                     )
                     .values(pay_by=pay_by, invoice_no=Order.invoice_no + 1, updated_at=now)
                     .returning(Order.id, Order.invoice_no)
@@ -290,6 +291,21 @@ async def on_closed(session: AsyncSession, deal: Deal, orders: list[Order], now:
     for order in orders:
         for payment in await _applied(session, order.id):
             await _give_back(session, payment, order, deal, now, reason="deal " + deal.status)
+
+
+async def on_confirmed(
+    session: AsyncSession, deal: Deal, orders: list[Order], now: datetime
+) -> None:
+    """Orders confirmed while their deal is open (a filled team): in a paid deal each gets
+    its deadline (a flash sale's hold time, else the deal's payment window) and invoice."""
+    if not is_paid(deal):
+        return
+    window = timedelta(minutes=deal.hold_minutes) if is_flash(deal) else None
+    pay_by = now + (window or timedelta(hours=deal.pay_hours))
+    for order in orders:
+        await session.execute(update(Order).where(Order.id == order.id).values(pay_by=pay_by))
+        order.pay_by = pay_by
+        await _invoice(session, order, now, remind=window is None)
 
 
 async def on_discount(session: AsyncSession, order: Order, deal: Deal, now: datetime) -> None:
@@ -618,7 +634,8 @@ LAPSE_GRACE = timedelta(minutes=2)
 
 def _lapsing(now: datetime):
     """Unpaid orders of paid deals past their deadline: a hold of an open deal, or a
-    confirmed order of a succeeded one (a hold in a paused deal waits for it)."""
+    confirmed order of a deal not cancelled (a succeeded deal's, or a filled team's in a
+    deal open or closed since); a hold in a paused deal waits for it."""
     return (
         Order.pay_by.is_not(None),
         Order.pay_by <= now - LAPSE_GRACE,
@@ -626,7 +643,7 @@ def _lapsing(now: datetime):
         Order.quantity > 0,
         Deal.pay_method.in_(METHODS),
         ((Order.status == "active") & (Deal.status == "open"))
-        | ((Order.status == "confirmed") & (Deal.status == "succeeded")),
+        | ((Order.status == "confirmed") & (Deal.status != "cancelled")),
     )
 
 

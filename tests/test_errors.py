@@ -38,6 +38,7 @@ from handlers.callbacks import (
     PrivateDealCB,
     ScheduleItemCB,
     SettingsCB,
+    TeamCB,
     WizardCB,
 )
 from models import FailedUpdate, Group, ProcessedUpdate, User
@@ -233,6 +234,8 @@ CASES = [
     button("settings", SettingsCB(action="list").pack()),
     command("invites", "/invite"),
     button("invites", InviteCB(group_id=1).pack()),
+    command("teams", "/teambuy D1"),
+    button("teams", TeamCB(action="join", id=1).pack()),
     command("share", "/start deal_1"),
     button("share", PrivateDealCB(action="join", deal_id=1, group_id=1).pack()),
     command("deal_post", "/deals", in_group=True),

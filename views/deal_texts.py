@@ -367,6 +367,10 @@ def domain_error_text(err: DomainError) -> str:
         ).format(n=err.quantity)
     if isinstance(err, order_service.BadQuantity):
         return _("That quantity is not possible.")
+    if isinstance(err, order_service.TeamOnly):
+        return _("This deal sells to teams only: start a team or join one.")
+    if isinstance(err, order_service.InOffer):
+        return _("Your order is a place in a team buy: use the team's card to leave it.")
     if isinstance(err, order_service.OrderPaid):
         return _(
             "Your order is paid, so it cannot be changed here; ask the group's owner for a refund."

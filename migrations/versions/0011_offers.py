@@ -66,6 +66,7 @@ def upgrade() -> None:
     sa.Column('created_at', models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('closed_at', models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('message_id', sa.BigInteger(), nullable=True),
+    sa.Column('posted_at', models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('rendered_at', models.base.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint('members >= 0 AND members <= size', name=op.f('ck_teams_team_members_in_range')),
     sa.ForeignKeyConstraint(['deal_id'], ['deals.id'], name=op.f('fk_teams_deal_id_deals'), ondelete='CASCADE'),
