@@ -129,7 +129,6 @@ async def configure(
     session: AsyncSession,
     deal: Deal,
     now: datetime,
-    *,
     rules: Rules | None,
 ) -> None:
     """Set (or with None, remove) the deal's team offer. Refused once a team of the deal

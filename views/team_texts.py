@@ -183,7 +183,7 @@ def team_error_text(err: DomainError) -> str | None:
     if isinstance(err, teams.AlreadyInTeam):
         return _("You are already in this team.")
     if isinstance(err, teams.InOtherTeam):
-        return _("You are already in another team of this deal.")
+        return _("You are already in a team of this deal.")
     if isinstance(err, teams.OrderedAlone):
         return _("You already ordered this deal alone; cancel that order to join a team.")
     if isinstance(err, teams.NotInTeam):
