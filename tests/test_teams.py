@@ -129,7 +129,8 @@ async def test_a_team_fills_from_the_group_and_from_its_link_at_the_team_price(h
     last_card = [e for e in harness.api.of(EditMessageText) if e.message_id == card_id]
     assert "✅ <b>Team complete: orders confirmed at CN¥8.00</b>" in last_card[-1].text
     assert last_card[-1].reply_markup is None
-    post = [e for e in harness.api.of(EditMessageText) if (e.chat_id, e.message_id) == (GROUP.id, 1)]
+    edits = harness.api.of(EditMessageText)
+    post = [e for e in edits if (e.chat_id, e.message_id) == (GROUP.id, 1)]
     assert "1. Alice ×1 👥" in post[-1].text and "3. Carol ×1 👥" in post[-1].text
     assert await stock(harness, deal_id) == (7, 3, 3)
 
@@ -364,9 +365,9 @@ async def test_simultaneous_joins_of_one_team_fill_it_exactly_once(harness) -> N
     assert (done.status, done.members) == ("filled", 3)
     async with harness.db.read() as s:
         confirmed = await s.scalar(
-            select(func.count()).select_from(Order).where(
-                Order.team_id == team.id, Order.status == "confirmed"
-            )
+            select(func.count())
+            .select_from(Order)
+            .where(Order.team_id == team.id, Order.status == "confirmed")
         )
     assert confirmed == 3
     assert await stock(harness, deal_id) == (7, 3, 3)
