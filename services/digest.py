@@ -67,6 +67,7 @@ from models import (
 )
 from models.upsert import insert_ignore, upsert
 from services import payment_books
+from services import teams as team_service
 from services.errors import DomainError
 
 MAX_RANGE_DAYS = 366
@@ -295,6 +296,8 @@ class GroupDigest:
     cards: CardFigures = field(default_factory=CardFigures)
     collected: dict[str, int] = field(default_factory=dict)  # payments, per currency
     outstanding: dict[str, int] = field(default_factory=dict)  # still owed, per currency
+    # team buys: open now, filled and failed in the period (services.teams)
+    teams: team_service.Counts = field(default_factory=team_service.Counts)
 
 
 def _sum_figure(values: dict[date, int], period: Period, baseline: Period) -> Figure:
@@ -582,6 +585,9 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
             session, group_ids=[group.id], since=lower, until=upper
         ),
         outstanding=await payment_books.outstanding(session, group_ids=[group.id]),
+        teams=await team_service.counts(
+            session, group_id=group.id, closed_from=lower, closed_to=upper
+        ),
     )
 
 

@@ -24,9 +24,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Group, Order, User
+from models import Group, Order, Team, User
 from services import deals as deal_service
 from services import payment_books
+from services import teams as team_service
 from services.money import minor_digits
 from services.timezones import to_local
 
@@ -49,6 +50,7 @@ COLUMNS: tuple[str, ...] = (
     "charge_ids",
     "provider_charge_ids",
     "refund_state",
+    "team",
 )
 TITLES: dict[str, str] = {
     "order_id": "Order",
@@ -69,6 +71,7 @@ TITLES: dict[str, str] = {
     "charge_ids": "Charge ids",
     "provider_charge_ids": "Provider charge ids",
     "refund_state": "Refund state",
+    "team": "Team",
 }
 MONEY = frozenset({"unit_price", "amount", "owed", "paid_amount"})
 DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
@@ -104,6 +107,7 @@ async def rows(session: AsyncSession, deal_id: int) -> list[dict[str, Any]]:
     current_price = deal_service.price_at(deal, deal.total_qty)
     found = result.all()
     payments = await payment_books.of_orders(session, [order.id for order, _u, _g in found])
+    teams = {team.id: team for team in await team_service.of_deal(session, deal_id)}
     out: list[dict[str, Any]] = []
     for order, user, group in found:
         if group is None and fallback_tz is None:
@@ -112,8 +116,10 @@ async def rows(session: AsyncSession, deal_id: int) -> list[dict[str, Any]]:
         timezone = group.timezone if group is not None else fallback_tz
         if order.status == "confirmed":
             unit, amount = order.unit_price, order.amount
-        elif order.status == "active":
-            unit, amount = current_price, current_price * order.quantity
+        elif order.status == "active":  # a team's place at the team's price
+            team = teams.get(order.team_id or 0)
+            unit = team.price if team is not None else current_price
+            amount = unit * order.quantity
         else:  # failed or cancelled with the deal: nothing is charged
             unit, amount = None, None
         if amount is None:
@@ -146,9 +152,15 @@ async def rows(session: AsyncSession, deal_id: int) -> list[dict[str, Any]]:
                     p.provider_charge_id for p in paid if p.provider_charge_id
                 ),
                 "refund_state": payment_books.refund_state(paid),
+                "team": _team_cell(teams.get(order.team_id or 0)),
             }
         )
     return out
+
+
+def _team_cell(team: Team | None) -> str:
+    """A team member's order: the team's code and how it stands (open, filled, failed)."""
+    return f"{team.code} ({team.status})" if team is not None else ""
 
 
 def _header(titles: dict[str, str] | None) -> list[str]:

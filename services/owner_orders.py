@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Deal, Group, Order, Payment, User
+from models import Deal, Group, Order, Payment, Team, User
 from services import deals as deal_service
-from services import payment_books
+from services import payment_books, teams
 
 FULFILMENTS = ("none", "ready", "picked_up", "delivered")
 
@@ -47,6 +47,7 @@ class DealOrders:
     price: int  # the unit price at the deal's current total
     # A paid deal's payments per order id (services.payment_books); empty for cash deals.
     payments: dict[int, list[Payment]] = field(default_factory=dict)
+    teams: list[Team] = field(default_factory=list)  # its team buys (services.teams)
 
     @property
     def units(self) -> int:
@@ -59,8 +60,21 @@ class DealOrders:
 
     @property
     def expected_revenue(self) -> int:
-        """What an open deal would come to at the current price."""
-        return self.units * self.price
+        """What an open deal would come to at the current price (a team's places at the
+        team's price)."""
+        prices = {team.id: team.price for team in self.teams}
+        return sum(
+            o.quantity * prices.get(o.team_id or 0, self.price)
+            for o, _u in self.rows
+            if o.status in ("active", "confirmed")
+        )
+
+    @property
+    def team_counts(self) -> dict[str, int]:
+        counts = {"open": 0, "filled": 0, "failed": 0}
+        for team in self.teams:
+            counts[team.status] = counts.get(team.status, 0) + 1
+        return counts
 
     @property
     def fulfilment_counts(self) -> dict[str, int]:
@@ -83,7 +97,8 @@ async def deal_orders(session: AsyncSession, deal: Deal) -> DealOrders:
         if payment_books.is_paid_deal(deal)
         else {}
     )
-    return DealOrders(deal, rows, timezone, deal_service.price_at(deal, deal.total_qty), payments)
+    price = deal_service.price_at(deal, deal.total_qty)
+    return DealOrders(deal, rows, timezone, price, payments, await teams.of_deal(session, deal.id))
 
 
 @dataclass

@@ -473,6 +473,12 @@ async def get(session: AsyncSession, team_id: int) -> Team:
     return team
 
 
+async def of_deal(session: AsyncSession, deal_id: int) -> list[Team]:
+    return list(
+        await session.scalars(select(Team).where(Team.deal_id == deal_id).order_by(Team.id))
+    )
+
+
 async def by_code(session: AsyncSession, code: str) -> Team | None:
     return await session.scalar(select(Team).where(Team.code == code))
 
@@ -610,6 +616,10 @@ class Counts:
     filled: int = 0
     failed: int = 0
 
+    @property
+    def any(self) -> bool:
+        return bool(self.open or self.filled or self.failed)
+
 
 async def counts(
     session: AsyncSession,
@@ -619,14 +629,18 @@ async def counts(
     closed_from: datetime | None = None,
     closed_to: datetime | None = None,
 ) -> Counts:
-    """Teams by status, of a deal or a group (closed within [from, to) if given)."""
+    """Teams by status, of a deal or a group: the open ones now, and the filled and failed
+    ones (closed within [from, to) if given: a digest's period)."""
     query = select(Team.status, func.count()).group_by(Team.status)
     if deal_id is not None:
         query = query.where(Team.deal_id == deal_id)
     if group_id is not None:
         query = query.where(Team.group_id == group_id)
     if closed_from is not None and closed_to is not None:
-        query = query.where(Team.closed_at >= closed_from, Team.closed_at < closed_to)
+        query = query.where(
+            (Team.status == "open")
+            | ((Team.closed_at >= closed_from) & (Team.closed_at < closed_to))
+        )
     found = Counts()
     for status, n in (await session.execute(query)).all():
         if status in ("open", "filled", "failed"):

@@ -401,3 +401,52 @@ async def test_teams_are_counted_for_the_owner(harness) -> None:
     async with harness.db.read() as s:
         counted = await teams.counts(s, deal_id=deal_id)
     assert (counted.open, counted.filled, counted.failed) == (1, 1, 0)
+
+
+async def test_the_owner_sees_teams_in_orders_and_exports(harness) -> None:
+    import csv
+    import io
+
+    from aiogram import methods as m
+
+    from handlers.callbacks import OrdersCB
+
+    _group_id, deal_id = await team_deal(harness, "2 8.00 24")
+    team = await start_team(harness, ALICE, deal_id)
+    await join(harness, BOB, team.id)
+    waiting = await start_team(harness, CAROL, deal_id)
+    assert (await press(harness, DAVE, deal_id)).text.startswith("You're in")
+    page = await harness.say(OWNER, f"/orders D{deal_id}")
+    assert "👥 Teams: 1 open · 1 filled · 0 failed" in page.text
+    # Expected: Dave alone at ¥12.50, Alice and Bob at ¥8.00, Carol's place at ¥8.00
+    assert "Expected revenue: CN¥36.50" in page.text
+    await harness.tap(OWNER, OrdersCB(action="csv", deal_id=deal_id))
+    [request] = harness.api.of(m.SendDocument)
+    table = list(csv.reader(io.StringIO(request.document.data.decode("utf-8-sig"))))
+    assert table[0][-1] == "Team"
+    by_name = {row[2]: row for row in table[1:]}
+    assert by_name["Alice"][-1] == f"{team.code} (filled)" and by_name["Alice"][5] == "8.00"
+    assert by_name["Carol"][-1] == f"{waiting.code} (open)" and by_name["Carol"][6] == "8.00"
+    assert by_name["Dave"][-1] == "" and by_name["Dave"][5] == "12.50"
+
+
+async def test_the_digest_counts_teams(harness) -> None:
+    from models import Group
+    from services import digest
+    from views.digest_texts import group_text
+
+    group_id, deal_id = await team_deal(harness, "2 8.00 1")
+    team = await start_team(harness, ALICE, deal_id)
+    await join(harness, BOB, team.id)
+    await start_team(harness, CAROL, deal_id)
+    late = await start_team(harness, DAVE, deal_id)
+    await expire_teams(harness.app, late.expires_at + timedelta(seconds=1), TickResult())
+    await start_team(harness, ERIN, deal_id)
+    now = utcnow()
+    async with harness.db.read() as s:
+        group = await s.get(Group, group_id)
+        day = digest.local_today(now, group.timezone)
+        built = await digest.build(s, group, digest.Period(day, day), now)
+    assert (built.teams.filled, built.teams.failed, built.teams.open) == (1, 2, 1)
+    with harness.app.i18n.context(), harness.app.i18n.use_locale("en"):
+        assert "👥 Team buys: 1 filled, 2 failed, 1 open now" in group_text(built)

@@ -182,6 +182,15 @@ def group_text(d: GroupDigest) -> str:
             percent,
         )
     )
+    if d.teams.any:
+        lines.append(
+            "👥 "
+            + _("Team buys: {filled} filled, {failed} failed, {open} open now").format(
+                filled=number(d.teams.filled),
+                failed=number(d.teams.failed),
+                open=number(d.teams.open),
+            )
+        )
     if d.cards.any:
         lines += ["", "📇 <b>" + _("Shared deal cards") + "</b>"]
         lines.append(_line(_("Cards shared into chats"), d.cards.shared))

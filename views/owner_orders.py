@@ -184,7 +184,12 @@ def _totals(view: DealOrders) -> list[str]:
             participants=len(view.rows), units=units
         ),
     ]
-    if deal.status == "succeeded":
+    if view.teams:
+        lines.append(
+            "👥 "
+            + _("Teams: {open} open · {filled} filled · {failed} failed").format(**view.team_counts)
+        )
+    if deal.status == "succeeded" or (not view.is_open and view.revenue > 0):
         lines.append(
             _("Revenue: {amount} ({currency})").format(
                 amount=format_money(view.revenue, deal.currency, language), currency=deal.currency
@@ -549,4 +554,5 @@ def export_titles() -> dict[str, str]:
         "charge_ids": _("Charge ids"),
         "provider_charge_ids": _("Provider charge ids"),
         "refund_state": _("Refund state"),
+        "team": _("Team"),
     }
