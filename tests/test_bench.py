@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bench import broadcast, crash, flash_sale, memory, throughput
+from bench import broadcast, crash, flash_sale, memory, team_rush, throughput
 from bench.__main__ import main as bench_main
 from bench.common import StatementCounter, percentile, prepare
 
@@ -88,6 +88,24 @@ async def test_flash_sale_sells_exactly_the_stock_and_answers_everyone(database_
     assert result["joined_answers"] == 20 and result["sold_out_answers"] == 180
     assert 1 <= result["edits"] <= result["edit_bound"]
     assert result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"]
+
+
+async def test_a_team_rush_never_passes_a_team_size_the_stock_or_one_team_a_member(
+    database_url, tmp_path
+):
+    await prepare(database_url)
+    args = options(team_rush, tmp_path, members=60, teams=20, stock=40)
+    result = await team_rush.run(database_url, args)
+    assert result["taps"] == result["answered"] == 80 and result["baseline_answered"] == 80
+    # 20 units were left after the starters: never more places than that
+    assert result["places_taken"] == 20 - result["stock_left"] and result["places_taken"] > 0
+    assert result["units_held"] + result["stock_left"] == 40 and result["oversold"] == 0
+    assert result["teams_past_size"] == result["teams_inconsistent"] == 0
+    assert result["members_in_two_teams"] == 0
+    assert result["teams_filled"] + result["teams_open"] == 20 and result["teams_filled"] > 0
+    # a member who got a place is refused at their other card (if it came after)
+    assert result["answers"].get("You are already in a team of this deal.", 0) <= 20
+    assert result["ok"]
 
 
 async def test_a_stars_flash_sale_answers_every_pre_checkout_while_members_tap(
