@@ -41,6 +41,7 @@ from services import teams
 from services.timezones import utcnow
 from tests.builders import Updates, group, person
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--members", type=int, default=300)
     parser.add_argument("--teams", type=int, default=100)
