@@ -450,3 +450,20 @@ async def test_the_digest_counts_teams(harness) -> None:
     assert (built.teams.filled, built.teams.failed, built.teams.open) == (1, 2, 1)
     with harness.app.i18n.context(), harness.app.i18n.use_locale("en"):
         assert "👥 Team buys: 1 filled, 2 failed, 1 open now" in group_text(built)
+
+
+async def test_a_team_starts_from_the_deal_shown_in_private_too(harness) -> None:
+    await started(harness, ALICE)
+    group_id, deal_id = await team_deal(harness)
+    await harness.send(ALICE, f"/start deal_{deal_id}")
+    card = harness.last(ALICE)
+    data = harness.buttons(card)["👥 Start a team (CN¥8.00)"]
+    assert data == TeamCB(action="start", id=deal_id, group_id=group_id).pack()
+    answer = await harness.tap(ALICE, data)
+    assert answer.text.startswith("Team started!")
+    async with harness.db.read() as s:
+        team = await s.scalar(select(Team).where(Team.deal_id == deal_id))
+    assert (team.group_id, team.starter_id, team.members) == (group_id, ALICE.id, 1)
+    # a forged group for the private button: refused, nothing started
+    answer = await harness.tap(BOB, TeamCB(action="start", id=deal_id, group_id=group_id + 9))
+    assert answer.text == "This deal is no longer available in that group." and answer.show_alert
