@@ -140,9 +140,10 @@ async def act(
     other order (TeamOnly). `bargain_id`: the order is the starter's buy of that bargain
     (services.bargains, a join of one unit; it confirms the order at the bargain's price);
     such an order is not changed by the member either (InOffer). Stock, the per-person
-    limit, the deal's state and attribution are checked here and in `set_quantity`, once. Records the domain
-    events: OrderChanged when the quantity changed (the effects map refreshes the post,
-    tells the admission gate and counts the sign-up), OrderDenied on a sold-out refusal.
+    limit, the deal's state and attribution are checked here and in `set_quantity`, once.
+    Records the domain events: OrderChanged when the quantity changed (the effects map
+    refreshes the post, tells the admission gate and counts the sign-up), OrderDenied on a
+    sold-out refusal.
     Raises an OrderError (nothing changed) when refused."""
     group_id = group.id if group is not None else None
     try:
