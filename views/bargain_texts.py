@@ -11,7 +11,6 @@ from aiogram.utils.i18n import ngettext
 
 from models import Bargain, Deal, Order, User
 from services import bargains
-from services import orders as order_service
 from services.bargains import BargainView
 from services.errors import DomainError
 from views.common import current_language
@@ -208,8 +207,6 @@ def list_text(deal: Deal, views: list[BargainView], total: int, language: str) -
 
 def bargain_error_text(err: DomainError) -> str | None:
     """The sentence for a refusal of bargains (None: not one of them)."""
-    if isinstance(err, order_service.InOffer) and err.bargain_id is not None:
-        return _("Your order was bought through a bargain: ask the group's owner to change it.")
     if isinstance(err, bargains.NoBargains):
         return _("This deal offers no bargain.")
     if isinstance(err, bargains.BargainNotFound):
