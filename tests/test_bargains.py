@@ -414,3 +414,52 @@ async def test_who_helped_is_in_mydata_and_forgotten_by_forgetme(harness) -> Non
     assert days == 0
     listing = await harness.say(OWNER, f"/bargains D{deal_id}")
     assert "Bob" not in listing.text and "Helped by: a member" in listing.text
+
+
+async def test_simultaneous_helps_of_one_account_count_once_and_never_pass_the_cap(
+    harness,
+) -> None:
+    _group_id, deal_id = await offer(harness)
+    starters = [person(800 + n, f"S{n}") for n in range(8)]
+    ids = [(await bargain_of(harness, await begin(harness, s, deal_id))).id for s in starters]
+    # Bob taps Help on one bargain five times at once (five updates), and on all eight
+    same = [
+        harness.updates.callback(BOB, BargainCB(action="help", id=ids[0]).pack()) for _ in range(5)
+    ]
+    others = [harness.updates.callback(BOB, BargainCB(action="help", id=i).pack()) for i in ids[1:]]
+    before = len(harness.api.answers())
+    await asyncio.gather(*(harness.feed(u) for u in [*same, *others]))
+    answers = [a.text for a in harness.api.answers()[before:]]
+    assert len(answers) == 12
+    assert sum(a.startswith("You cut") for a in answers) == bargains.DAILY_HELPS, answers
+    assert sum("already helped" in a for a in answers) >= 4
+    async with harness.db.read() as s:
+        day = await s.scalar(select(HelpDay.helps).where(HelpDay.helper_id == BOB.id))
+        helps = await s.scalar(
+            select(func.count()).select_from(BargainHelp).where(BargainHelp.helper_id == BOB.id)
+        )
+        first = await s.get(Bargain, ids[0])
+    assert (day, helps, first.helps) == (bargains.DAILY_HELPS, bargains.DAILY_HELPS, 1)
+
+
+async def test_the_service_counts_one_accounts_simultaneous_helps_once(harness) -> None:
+    """Straight to the service, one transaction per task (no update records in between)."""
+    _group_id, deal_id = await offer(harness)
+    bargain = await bargain_of(harness, await begin(harness, ALICE, deal_id))
+    now = utcnow()
+
+    async def one() -> str:
+        try:
+            async with harness.db.transaction() as s:
+                row = await bargains.get(s, bargain.id)
+                await bargains.help_(s, bargain=row, helper_id=BOB.id, is_bot=False, now=now)
+            return "helped"
+        except bargains.AlreadyHelped:
+            return "again"
+
+    outcomes = await asyncio.gather(*(one() for _ in range(6)))
+    assert sorted(outcomes) == ["again"] * 5 + ["helped"]
+    async with harness.db.read() as s:
+        day = await s.scalar(select(HelpDay.helps).where(HelpDay.helper_id == BOB.id))
+        again = await s.get(Bargain, bargain.id)
+    assert (day, again.helps) == (1, 1)
