@@ -463,3 +463,22 @@ async def test_the_service_counts_one_accounts_simultaneous_helps_once(harness) 
         day = await s.scalar(select(HelpDay.helps).where(HelpDay.helper_id == BOB.id))
         again = await s.get(Bargain, bargain.id)
     assert (day, again.helps) == (1, 1)
+
+
+async def test_a_bargain_starts_from_the_deals_private_card_too(harness) -> None:
+    from tests.test_share_links import share, start
+
+    group_id, deal_id = await offer(harness)
+    code = await share(harness, ALICE, deal_id)
+    [card] = await start(harness, BOB, code)
+    data = BargainCB(action="start", id=deal_id, group_id=group_id).pack()
+    assert data in harness.callbacks(card)
+    answer = await harness.tap(BOB, data)
+    assert answer.url.startswith(LINK + "bargain_")
+    bargain = await bargain_of(harness, answer.url.removeprefix(LINK + "bargain_"))
+    assert (bargain.starter_id, bargain.group_id, bargain.deal_id) == (BOB.id, group_id, deal_id)
+    # a group the deal is not posted in: refused, nothing stored
+    other = BargainCB(action="start", id=deal_id, group_id=group_id + 1)
+    assert (await harness.tap(CAROL, other)).show_alert
+    async with harness.db.read() as s:
+        assert await s.scalar(select(func.count()).select_from(Bargain)) == 1
