@@ -10,17 +10,22 @@ import asyncio
 import json
 from datetime import timedelta
 
+import pytest
+from aiogram.methods import SendInvoice
 from aiogram.types import User as TgUser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from bot.factory import create_app
 from handlers.callbacks import BargainCB
 from models import Bargain, BargainHelp, Deal, HelpDay, Order, OutboxMessage
 from scheduler.jobs import TickResult, expire_bargains
 from services import bargains, deals, privacy
 from services.timezones import utcnow
-from tests.builders import person
+from tests.builders import Updates, person
+from tests.conftest import Harness, SettableClock, make_settings
+from tests.fake_api import FakeTelegram
 from tests.test_deal_post import GROUP, OWNER, press, ready
 
 ALICE = person(601, "Alice")
@@ -30,6 +35,7 @@ DAVE = person(604, "Dave")
 ROBOT = TgUser(id=777_000_001, is_bot=True, first_name="Robo")
 ANONYMOUS = person(1087968824, "Group")
 LINK = "https://t.me/tuan_test_bot?start="
+PROVIDER = "284685063:TEST:fake-provider-token"
 
 
 # ---------------------------------------------------------------- the cuts
@@ -241,6 +247,7 @@ async def test_friends_cut_the_price_and_the_starter_buys_at_the_price_reached(h
     bargain = await bargain_of(harness, code)
     assert bargain.status == "bought"
     await harness.settle()
+    assert "1. Alice ×1 ✂️" in harness.last_edit(GROUP).text  # the post's sign-up list
     assert any(
         "You bought Mangoes" in t and order.pickup_code in t for t in harness.api.texts(ALICE.id)
     )
@@ -482,3 +489,40 @@ async def test_a_bargain_starts_from_the_deals_private_card_too(harness) -> None
     assert (await harness.tap(CAROL, other)).show_alert
     async with harness.db.read() as s:
         assert await s.scalar(select(func.count()).select_from(Bargain)) == 1
+
+
+@pytest.fixture
+async def paid(database_url, tmp_path, db):
+    """The app with Stars payments (and a card provider) offered."""
+    settings = make_settings(
+        database_url, tmp_path, payment_provider_token=PROVIDER, stars_payments=True
+    )
+    api = FakeTelegram()
+    app = create_app(settings, session=api, db=db, clock=SettableClock())
+    yield Harness(app, api, Updates())
+    await app.close()
+
+
+async def test_a_bargain_bought_in_a_paid_flash_sale_is_invoiced_at_its_price(paid) -> None:
+    harness = paid
+    values = dict(pay_method="stars", digital=True, currency="XTR", unit_price=50, stock=2)
+    _group_id, deal_id = await ready(harness, **values)
+    answer = await harness.say(OWNER, f"/bargain D{deal_id} 50 30 5 24")
+    assert "Bargain: from" in answer.text, answer.text
+    bargain = await bargain_of(harness, await begin(harness, ALICE, deal_id))
+    await help_(harness, BOB, bargain.id)
+    await help_(harness, CAROL, bargain.id)
+    reached = 50 - sum(json.loads(bargain.schedule)[:2])
+    await harness.tap(ALICE, BargainCB(action="buy", id=bargain.id))
+    await harness.settle()
+    sent = [i for i in harness.api.of(SendInvoice) if i.chat_id == ALICE.id]
+    assert [(i.currency, i.prices[0].amount) for i in sent] == [("XTR", reached)]
+    async with harness.db.read() as s:
+        order = await s.scalar(select(Order).where(Order.user_id == ALICE.id))
+        deal = await s.get(Deal, deal_id)
+    assert (order.status, order.unit_price, order.pay_by is not None) == (
+        "confirmed",
+        reached,
+        True,
+    )
+    assert deal.stock_left == 1
