@@ -295,8 +295,9 @@ async def test_a_member_holding_an_order_cannot_bargain_and_the_floor_is_the_end
     assert any("The floor price is reached" in t for t in harness.api.texts(ALICE.id))
     # a forged bargain id
     assert "does not exist" in (await help_(harness, BOB, 2**31 - 1)).text
-    page = await harness.say(BOB, "/start bargain_nope")
-    assert "bargain" not in page.text.lower() or "link" in page.text.lower()
+    for payload in ("bargain_nope", "bargain_" + "x" * 10, f"bargain_{bargain.code}!"):
+        page = await harness.say(BOB, f"/start {payload}")
+        assert page.text.startswith("This link is unknown"), (payload, page.text)
 
 
 async def test_the_daily_cap_counts_helps_across_bargains(harness) -> None:
