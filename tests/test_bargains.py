@@ -261,6 +261,9 @@ async def test_friends_cut_the_price_and_the_starter_buys_at_the_price_reached(h
     page = await harness.say(ALICE, f"/start bargain_{code}")
     assert "Bought at" in page.text and page.reply_markup is None
 
+    # the owner's books count the bargain's order at its own price
+    books = await harness.say(OWNER, f"/orders D{deal_id}")
+    assert f"Expected revenue: CN¥{reached / 100:.2f} (CNY)" in books.text, books.text
     # the owner sees the bargain and its helpers
     listing = await harness.say(OWNER, f"/bargains D{deal_id}")
     assert "1 bargain" in listing.text and "Alice:" in listing.text and "bought" in listing.text
