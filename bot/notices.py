@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import payment_notices
 from bot.posts import member_text, owner_text, share_link
-from models import Database, Team
+from models import Bargain, Database, Team
+from services import bargains as bargain_service
 from services import deals as deal_service
 from services import digest as digest_service
 from services import notice_reads
@@ -39,6 +40,7 @@ from services.errors import DomainError
 from services.locales import recipient_language
 from services.outbox import Claimed
 from views import digest_texts
+from views.bargain_texts import note_text as bargain_note_text
 from views.credit_texts import change_notice, see_balance
 from views.format import quote
 from views.invites import admin_notice
@@ -235,6 +237,20 @@ async def team_note(ctx: Context, payload: dict[str, Any]) -> SendMessage | None
     return _text(ctx, team_note_text(view, payload["what"], mine, ctx.language, link))
 
 
+async def bargain_note(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    """A bargain's note to its starter (services.bargains): help, bought, expired, closed."""
+    bargain = await ctx.session.get(Bargain, payload["bargain_id"])
+    if bargain is None:
+        return None
+    view = await bargain_service.view(ctx.session, bargain)
+    order = None
+    if payload["what"] == "bought":
+        order = await bargain_service.order_of(ctx.session, bargain.id)
+    me = await ctx.bot.me()
+    link = share_link(me.username, bargain_service.link_payload(bargain))
+    return _text(ctx, bargain_note_text(view, payload["what"], order, ctx.language, link))
+
+
 RENDERERS: dict[str, Renderer] = {
     "digest_text": digest_text,
     "digest_chart": digest_chart,
@@ -250,6 +266,7 @@ RENDERERS: dict[str, Renderer] = {
     "rights": rights,
     "revoke_link": revoke_link,
     team_service.NOTE: team_note,
+    bargain_service.NOTE: bargain_note,
     **payment_notices.RENDERERS,
 }
 AFTER = payment_notices.AFTER  # kinds whose outcome is recorded when the row is settled

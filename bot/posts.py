@@ -42,17 +42,18 @@ from aiogram.types import (
 from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 
-from bot import team_cards
+from bot import bargain_cards, team_cards
 from bot.sender import Sender
 from handlers.callbacks import CardCB, DealCB, WaitlistCB
 from models import Database, Deal, DealPost, Group, InlineCard, Order, User
+from services import bargains, payments, teams
 from services import deals as deal_service
 from services import inline_cards as card_service
-from services import payments, teams
 from services.deals import Closing
 from services.locales import SUPPORTED_LANGUAGES, from_telegram
 from services.teams import TeamView
 from services.timezones import utcnow
+from views.bargain_texts import offer_line as bargain_offer_line
 from views.deal_texts import pay_line
 from views.format import (
     ALERT_LIMIT,
@@ -195,6 +196,8 @@ def _compose(
     lines += _price_lines(deal, language)
     if teams.offers_teams(deal):
         lines.append(offer_line(deal, language))
+    if bargains.offers_bargains(deal):
+        lines.append(bargain_offer_line(deal, language))
     if payments.is_paid(deal):  # cash deals say nothing: they are paid at pickup
         lines.append("💳 " + _pay_line(deal))
     if final:
@@ -245,7 +248,7 @@ def _compose(
     if not signups and not final:
         lines.append(_("Nobody yet: be the first!"))
     for index, (order, user) in enumerate(signups[:shown], start=1):
-        team = " 👥" if order.team_id is not None else ""  # a place in a team buy
+        team = {"team": " 👥", "bargain": " ✂️"}.get(order.offer or "", "")  # its offer
         lines.append(f"{index}. {quote(display_name(user))} ×{order.quantity}{team}")
     if len(signups) > shown:
         more = len(signups) - shown
@@ -326,11 +329,16 @@ def order_rows(
 def offer_rows(
     deal: Deal, rows: list[list[InlineKeyboardButton]], group_id: int = 0
 ) -> list[list[InlineKeyboardButton]]:
-    """The order rows with the deal's team offer: "Start a team" first; a deal for teams
-    only has no buttons to buy alone."""
-    if not teams.offers_teams(deal):
+    """The order rows with the deal's offers: "Start a team" first, then "✂️ Bargain"; a deal
+    for teams only has no buttons to buy alone (nor to bargain)."""
+    offers = []
+    if teams.offers_teams(deal):
+        offers.append([team_cards.start_button(deal, group_id)])
+    if bargains.offers_bargains(deal) and not deal.team_only:
+        offers.append([bargain_cards.start_button(deal, group_id)])
+    if not offers:
         return rows
-    return [[team_cards.start_button(deal, group_id)], *([] if deal.team_only else rows)]
+    return [*offers, *([] if deal.team_only else rows)]
 
 
 def keyboard(deal: Deal) -> InlineKeyboardMarkup | None:

@@ -86,6 +86,16 @@ class TeamCB(CallbackData, prefix="tm"):
     group_id: IdOrNone = 0
 
 
+class BargainCB(CallbackData, prefix="bg"):
+    """Bargains (handlers.bargains): "start" on a deal's post or private card (`id`: the
+    deal; `group_id`: the group of a private card, 0 on a group post), "help" and "buy" on
+    a bargain's page (`id`: the bargain)."""
+
+    action: Word  # start | help | buy
+    id: Id
+    group_id: IdOrNone = 0
+
+
 class PrivateDealCB(CallbackData, prefix="pdj"):
     """Join buttons under a deal shown in private (handlers.share): ids only, checked again
     on the server."""
@@ -242,6 +252,7 @@ FACTORIES: tuple[type[CallbackData], ...] = (
     WaitlistCB,
     PrivateDealCB,
     TeamCB,
+    BargainCB,
     CardCB,
     InviteCB,
     InvitesCB,

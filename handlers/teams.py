@@ -38,7 +38,7 @@ async def team_button(
 ) -> AnswerCallbackQuery:
     now = clock.now()
     if callback_data.action == "start":
-        group = await _group_of_start(query, session, callback_data)
+        group = await group_of_start(query, session, callback_data.id, callback_data.group_id)
         if group is None:
             return query.answer(not_available(), show_alert=True)
         await teams.start(session, deal_id=callback_data.id, user_id=user.id, group=group, now=now)
@@ -53,21 +53,19 @@ async def team_button(
     raise teams.TeamNotFound(callback_data.id)  # an action no button has: out of date
 
 
-async def _group_of_start(
-    query: CallbackQuery, session: AsyncSession, callback_data: TeamCB
+async def group_of_start(
+    query: CallbackQuery, session: AsyncSession, deal_id: int, group_id: int
 ) -> Group | None:
-    """The group a team started from this button counts in: the post's chat, or the group of
-    a private card."""
-    if callback_data.group_id:
-        found = await referral_service.deal_in_group(
-            session, callback_data.id, callback_data.group_id
-        )
+    """The group an offer (a team, a bargain) started from this button counts in: the
+    post's chat, or the group of a private card (`group_id`)."""
+    if group_id:
+        found = await referral_service.deal_in_group(session, deal_id, group_id)
         return found[1] if found is not None else None
     chat = query.message.chat if query.message is not None else None
     if chat is None:
         return None
     try:
-        _deal, group = await deal_service.posted_in_chat(session, callback_data.id, chat.id)
+        _deal, group = await deal_service.posted_in_chat(session, deal_id, chat.id)
     except deal_service.DealNotFound:
         return None
     return group

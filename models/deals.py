@@ -67,14 +67,14 @@ class Deal(Base):
     # flash sale): minutes a joined unit is held for its payment.
     pay_hours: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
     hold_minutes: Mapped[int] = mapped_column(Integer, default=15, server_default="15")
-    # A team buy (issue 15, not built yet): teams of `team_size` members (2–50) at
+    # A team buy (services.teams): teams of `team_size` members (2–50) at
     # `team_price` each, filled within `team_hours` (1–72); `team_only`: no buying alone.
     # NULL size: no teams.
     team_size: Mapped[int | None] = mapped_column(Integer)
     team_price: Mapped[int | None] = mapped_column(BigInteger)
     team_hours: Mapped[int | None] = mapped_column(Integer)
     team_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    # A bargain (issue 15, not built yet): from `bargain_start_price` to
+    # A bargain (services.bargains): from `bargain_start_price` to
     # `bargain_floor_price` in `bargain_helps` helps (2–50) within `bargain_hours`. NULL
     # helps: no bargains.
     bargain_start_price: Mapped[int | None] = mapped_column(BigInteger)
@@ -156,8 +156,8 @@ class Order(Base):
     paid_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     pay_by: Mapped[datetime | None] = mapped_column(UTCDateTime, info=person_id("none"))
     invoice_no: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # A team member's order or a bargain's (issue 15, not built yet): priced and confirmed
-    # by its offer, not by the deal's closing.
+    # A team member's order or a bargain's buy (services.teams, services.bargains): priced
+    # and confirmed by its offer, not by the deal's closing.
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     bargain_id: Mapped[int | None] = mapped_column(ForeignKey("bargains.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())

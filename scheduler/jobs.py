@@ -38,7 +38,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.deals import DueResult, run_due
-from services import calendar, notices, payments, teams
+from services import bargains, calendar, notices, payments, teams
 from services.timezones import utcnow
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ class TickResult:
     lapsed: int = 0  # unpaid orders cancelled at their payment deadline
     waitlist_served: int = 0  # members of a waitlist who got a freed unit
     teams_failed: int = 0  # team buys not filled in time
+    bargains_expired: int = 0  # bargains not bought in time
 
 
 # ---------------------------------------------------------------- sending
@@ -202,6 +203,19 @@ async def expire_teams(app: App, now: datetime, result: TickResult) -> None:
             return
 
 
+async def expire_bargains(app: App, now: datetime, result: TickResult) -> None:
+    """Bargains whose time ran out end (services.bargains), a batch per transaction."""
+    while True:
+        async with app.db.read() as session:
+            if not await bargains.any_expiring(session, now):
+                return
+        async with app.db.transaction() as session:
+            ended = await bargains.expire_due(session, now)
+        result.bargains_expired += ended
+        if ended < bargains.EXPIRE_BATCH:
+            return
+
+
 async def digest_hook(app: App, now: datetime) -> None:
     """The daily digests (scheduler/digests.py): each runs every tick and decides itself,
     from the database, whether a digest is due, and claims it so it goes out once."""
@@ -222,7 +236,7 @@ async def tick(app: App, now: datetime | None = None, *, digests: bool = True) -
         result.deals = await run_due(app.bot, app.db, app.i18n, app.sender, now)
     except Exception:
         log.exception("due-deal check failed")
-    for step in (send_reminders, run_posts, lapse_payments, expire_teams):
+    for step in (send_reminders, run_posts, lapse_payments, expire_teams, expire_bargains):
         try:
             await step(app, now, result)
         except Exception:

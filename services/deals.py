@@ -16,7 +16,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, DealPost, Group, Order, User
-from services import activity, events, notices, payments, rights, teams
+from services import activity, bargains, events, notices, payments, rights, teams
 from services.admins import AdminDirectory
 from services.errors import DealNotFound, DomainError, NotDealOwner  # noqa: F401
 from services.parsing import MAX_QUANTITY, ParseError, check_stored_reminders, parse_id
@@ -382,6 +382,7 @@ async def close(
     if deal.status not in OPEN_STATES:
         return None
     await teams.on_deal_closing(session, deal, now)  # open teams fail: their units go back
+    await bargains.on_deal_closing(session, deal, now)  # open bargains end
     await session.refresh(deal)
     if cancel:
         outcome = "cancelled"
@@ -423,13 +424,13 @@ async def close(
             .where(*active)
             .values(status="failed" if outcome == "failed" else "cancelled", updated_at=now)
         )
-    if outcome == "cancelled":  # a filled team's orders go with the deal (and are refunded)
-        await session.execute(
+    if outcome == "cancelled":  # a filled team's or a bargain's orders go with the deal
+        await session.execute(  # (and are refunded)
             update(Order)
             .where(
                 Order.deal_id == deal_id,
                 Order.status == "confirmed",
-                Order.team_id.is_not(None),
+                Order.team_id.is_not(None) | Order.bargain_id.is_not(None),
                 Order.quantity > 0,
             )
             .values(status="cancelled", pay_by=None, updated_at=now)
@@ -462,9 +463,11 @@ async def close_owned(
 
 async def _closed_orders(session: AsyncSession, deal_id: int, outcome: str) -> list[Order]:
     """The orders a closing decided (confirmed, failed or cancelled with it), in join order.
-    A filled team's orders were decided by their team (services.teams), unless the deal was
-    cancelled."""
-    team_ok = [] if outcome == "cancelled" else [Order.team_id.is_(None)]
+    A filled team's orders were decided by their team (services.teams), a bargain's by its
+    buy (services.bargains), unless the deal was cancelled."""
+    team_ok = (
+        [] if outcome == "cancelled" else [Order.team_id.is_(None), Order.bargain_id.is_(None)]
+    )
     rows = await session.scalars(
         select(Order)
         .where(

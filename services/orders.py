@@ -86,11 +86,13 @@ class TeamOnly(OrderError):
 
 
 class InOffer(OrderError):
-    """The member's order belongs to a team buy: the team's own buttons change it."""
+    """The member's order belongs to a team buy (`team_id`: the team's own buttons change it)
+    or was bought through a bargain (`bargain_id`, services.bargains)."""
 
-    def __init__(self, team_id: int) -> None:
-        super().__init__(team_id)
+    def __init__(self, team_id: int | None, bargain_id: int | None = None) -> None:
+        super().__init__(team_id, bargain_id)
         self.team_id = team_id
+        self.bargain_id = bargain_id
 
 
 class OrderPaid(OrderError):
@@ -124,6 +126,7 @@ async def act(
     quantity: int = 0,
     via: str = "button",
     team_id: int | None = None,
+    bargain_id: int | None = None,
 ) -> Change:
     """The one order action: every path that places, changes or cancels a member's order
     (group buttons, `/buy` and `/cancel`, the private deal card of a share link,
@@ -134,18 +137,28 @@ async def act(
     (its sign-up count, its referral attribution). `team_id`: the order is a place in that
     team buy (services.teams takes the place; a join is one unit, a cancel leaves it); an
     order in a team is changed only that way (InOffer), and a deal for teams only takes no
-    other order (TeamOnly). Stock, the per-person limit, the deal's state and attribution
-    are checked here and in `set_quantity`, once. Records the domain
-    events: OrderChanged when the quantity changed (the effects map refreshes the post,
-    tells the admission gate and counts the sign-up), OrderDenied on a sold-out refusal.
+    other order (TeamOnly). `bargain_id`: the order is the starter's buy of that bargain
+    (services.bargains, a join of one unit; it confirms the order at the bargain's price);
+    such an order is not changed by the member either (InOffer). Stock, the per-person
+    limit, the deal's state and attribution are checked here and in `set_quantity`, once.
+    Records the domain events: OrderChanged when the quantity changed (the effects map
+    refreshes the post, tells the admission gate and counts the sign-up), OrderDenied on a
+    sold-out refusal.
     Raises an OrderError (nothing changed) when refused."""
     group_id = group.id if group is not None else None
     try:
         if action == "join":
             change = await join(
-                session, deal_id, user_id, now, group_id=group_id, via=via, team_id=team_id
+                session,
+                deal_id,
+                user_id,
+                now,
+                group_id=group_id,
+                via=via,
+                team_id=team_id,
+                bargain_id=bargain_id,
             )
-        elif action == "set" and team_id is None:
+        elif action == "set" and team_id is None and bargain_id is None:
             change = await set_quantity(
                 session, deal_id, user_id, quantity, now, group_id=group_id, via=via
             )
@@ -214,12 +227,13 @@ async def set_quantity(
     via: str | None = None,
     expect: str | None = None,
     team_id: int | None = None,
+    bargain_id: int | None = None,
 ) -> Change:
     """Make the member's quantity in the deal exactly `quantity` (0 cancels). `via`: where
     an order placed now comes from (button, command, private, card, myorders), kept on a
     new order row. `expect`: "out" (a join: AlreadyJoined if the member holds units) or
     "in" (a cancel: NotJoined if not), checked on the locked order row. `team_id`: the
-    place of a team buy this order is (see `act`)."""
+    place of a team buy this order is, `bargain_id` the bargain it buys (see `act`)."""
     if quantity < 0 or quantity > MAX_QUANTITY:
         raise BadQuantity(quantity)
     for attempt in range(5):
@@ -227,11 +241,13 @@ async def set_quantity(
             async with events.savepoint(session):
                 if expect == "out" and group_id is not None and quantity > 0:
                     return await _place(
-                        session, deal_id, user_id, quantity, now, group_id, via, team_id
-                    )
+                        session, deal_id, user_id, quantity, now, group_id, via, team_id,
+                        bargain_id,
+                    )  # fmt: skip
                 return await _set_quantity(
-                    session, deal_id, user_id, quantity, now, group_id, via, expect, team_id
-                )
+                    session, deal_id, user_id, quantity, now, group_id, via, expect, team_id,
+                    bargain_id,
+                )  # fmt: skip
         except IntegrityError:
             # a concurrent first join of the same member, or a pickup code collision
             if attempt == 4:
@@ -316,12 +332,13 @@ async def _place(
     group_id: int,
     via: str | None,
     team_id: int | None = None,
+    bargain_id: int | None = None,
 ) -> Change:
     """A join into a group's deal: the order row is inserted (or a cancelled one revived) and
     locked in ONE statement that also writes the attribution to the last sharer
     (services.referrals) as scalar subqueries; then the deal's counters move. An order that
     is active (or confirmed/failed) is left untouched: the join is refused. A revived order
-    belongs to the team it joins now (or to none)."""
+    belongs to the team it joins now or the bargain it buys (or to none)."""
     days = await referrals.attribution_days(session, group_id)
     referrer, code = referrals.attribution_columns(user_id, group_id, days, now)
     ins = insert_for(session, Order).values(
@@ -330,6 +347,7 @@ async def _place(
         share_code=code,
         discount=0,
         team_id=team_id,
+        bargain_id=bargain_id,
     )
     stmt = (
         ins.on_conflict_do_update(
@@ -341,6 +359,7 @@ async def _place(
                 "referrer_id": ins.excluded.referrer_id,
                 "share_code": ins.excluded.share_code,
                 "team_id": ins.excluded.team_id,
+                "bargain_id": ins.excluded.bargain_id,
                 "updated_at": ins.excluded.updated_at,
             },
             where=Order.status == "cancelled",
@@ -351,8 +370,8 @@ async def _place(
     order = (await session.scalars(stmt)).first()
     if order is None:  # the member has an order that is not cancelled
         held = await _locked_order(session, deal_id, user_id)
-        if held is not None and held.team_id is not None and held.status != "failed":
-            raise InOffer(held.team_id)
+        if held is not None and held.status != "failed" and _in_offer(held):
+            raise InOffer(held.team_id, held.bargain_id)
         if held is not None and held.status == "active" and held.quantity > 0:
             raise AlreadyJoined(held.quantity)
         raise DealClosed(deal_id)  # confirmed or failed: the deal is over
@@ -364,6 +383,10 @@ async def _place(
         session.expire(order)  # the savepoint takes the row back: never trust it in memory
         raise
     return Change(deal, order, 0, quantity)
+
+
+def _in_offer(order: Order) -> bool:
+    return order.team_id is not None or order.bargain_id is not None
 
 
 async def _locked_order(session: AsyncSession, deal_id: int, user_id: int) -> Order | None:
@@ -387,13 +410,21 @@ async def _set_quantity(
     via: str | None = None,
     expect: str | None = None,
     team_id: int | None = None,
+    bargain_id: int | None = None,
 ) -> Change:
     order = await _locked_order(session, deal_id, user_id)
     old = order.quantity if order is not None and order.status == "active" else 0
-    held_team = order.team_id if order is not None and order.status != "cancelled" else None
-    if held_team is not None and held_team != team_id and order.status != "failed":
-        raise InOffer(held_team)  # a team's place: left or changed only through its team
-    if team_id is not None and old > 0 and held_team != team_id:
+    kept = order is not None and order.status != "cancelled"
+    held_team = order.team_id if kept else None
+    held_bargain = order.bargain_id if kept else None
+    if (
+        (held_team is not None or held_bargain is not None)
+        and (held_team, held_bargain) != (team_id, bargain_id)
+        and order.status != "failed"
+    ):  # a team's place (left or changed only through its team), a bargain's buy
+        raise InOffer(held_team, held_bargain)
+    offer = team_id is not None or bargain_id is not None
+    if offer and old > 0 and (held_team, held_bargain) != (team_id, bargain_id):
         raise AlreadyJoined(old)
     if expect == "out" and old > 0:
         raise AlreadyJoined(old)
@@ -429,6 +460,7 @@ async def _set_quantity(
             referrer_id=credit.referrer_id if credit else None,
             share_code=credit.code if credit else None,
             team_id=team_id,
+            bargain_id=bargain_id,
         )
         session.add(order)
     else:
@@ -439,6 +471,7 @@ async def _set_quantity(
             order.referrer_id = credit.referrer_id if credit else None
             order.share_code = credit.code if credit else None
             order.team_id = team_id
+            order.bargain_id = bargain_id
     await session.flush()
     return Change(deal, order, old, quantity)
 
@@ -452,11 +485,12 @@ async def join(
     group_id: int | None = None,
     via: str | None = None,
     team_id: int | None = None,
+    bargain_id: int | None = None,
 ) -> Change:
     """'Join +1': take one unit if not in yet; if already in, change nothing (a double tap)."""
     return await set_quantity(
         session, deal_id, user_id, 1, now, group_id=group_id, via=via, expect="out",
-        team_id=team_id,
+        team_id=team_id, bargain_id=bargain_id,
     )  # fmt: skip
 
 
@@ -469,7 +503,8 @@ async def cancel(
 async def confirm(
     session: AsyncSession, deal: Deal, orders: list[Order], unit_price: int, now: datetime
 ) -> None:
-    """Confirm these active orders now at `unit_price` (a filled team, services.teams) in
+    """Confirm these active orders now at `unit_price` (a filled team, services.teams; a
+    bargain's buy, services.bargains) in
     one UPDATE: counted as orders, invoiced when the deal takes payments
     (services.payments), shown on the posts."""
     ids = [order.id for order in orders]

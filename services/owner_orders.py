@@ -61,12 +61,16 @@ class DealOrders:
     @property
     def expected_revenue(self) -> int:
         """What an open deal would come to at the current price (a team's places at the
-        team's price)."""
+        team's price, a bargain's buy at the price it was bought at)."""
         prices = {team.id: team.price for team in self.teams}
+
+        def unit(order: Order) -> int:
+            if order.bargain_id is not None and order.unit_price is not None:
+                return order.unit_price
+            return prices.get(order.team_id or 0, self.price)
+
         return sum(
-            o.quantity * prices.get(o.team_id or 0, self.price)
-            for o, _u in self.rows
-            if o.status in ("active", "confirmed")
+            o.quantity * unit(o) for o, _u in self.rows if o.status in ("active", "confirmed")
         )
 
     @property

@@ -232,8 +232,8 @@ async def on_order_changed(
     """The one order action changed a member's quantity: in a flash sale the units are
     held (priced, a deadline, an invoice); a cancelled hold has no deadline any more."""
     deal, order = change.deal, change.order
-    if order is None or not is_flash(deal) or order.team_id is not None:
-        return  # a team's place is priced and invoiced when the team fills (on_confirmed)
+    if order is None or not is_flash(deal) or order.offer is not None:
+        return  # a team's place or a bargain's buy is priced and invoiced when confirmed
     if change.new_quantity <= 0:
         await session.execute(update(Order).where(Order.id == order.id).values(pay_by=None))
         order.pay_by = None
@@ -276,6 +276,7 @@ async def on_closed(session: AsyncSession, deal: Deal, orders: list[Order], now:
                         Order.quantity > 0,
                         Order.paid_at.is_(None),
                         Order.team_id.is_(None),  # a filled team's are invoiced already
+                        Order.bargain_id.is_(None),  # and a bargain's buy
                     )
                     .values(pay_by=pay_by, invoice_no=Order.invoice_no + 1, updated_at=now)
                     .returning(Order.id, Order.invoice_no)

@@ -265,6 +265,8 @@ async def _take(
     except order_service.AlreadyJoined as exc:  # ordered alone meanwhile
         raise OrderedAlone(exc.quantity) from exc
     except order_service.InOffer as exc:
+        if exc.team_id is None:  # bought through a bargain (services.bargains) meanwhile
+            raise
         raise (AlreadyInTeam if exc.team_id == team.id else InOtherTeam)(exc.team_id) from exc
     await session.refresh(team)
     return change.deal

@@ -23,6 +23,7 @@ from bot.middlewares.chatter import chatter_middleware
 from handlers import callbacks, errors
 from handlers.callbacks import (
     FACTORIES,
+    BargainCB,
     CardCB,
     DealCB,
     DigestCB,
@@ -236,6 +237,8 @@ CASES = [
     button("invites", InviteCB(group_id=1).pack()),
     command("teams", "/teambuy D1"),
     button("teams", TeamCB(action="join", id=1).pack()),
+    command("bargains", "/bargains D1"),
+    button("bargains", BargainCB(action="help", id=1).pack()),
     command("share", "/start deal_1"),
     button("share", PrivateDealCB(action="join", deal_id=1, group_id=1).pack()),
     command("deal_post", "/deals", in_group=True),

@@ -369,6 +369,8 @@ def domain_error_text(err: DomainError) -> str:
         return _("That quantity is not possible.")
     if isinstance(err, order_service.TeamOnly):
         return _("This deal sells to teams only: start a team or join one.")
+    if isinstance(err, order_service.InOffer) and err.bargain_id is not None:
+        return _("Your order was bought through a bargain: ask the group's owner to change it.")
     if isinstance(err, order_service.InOffer):
         return _("Your order is a place in a team buy: use the team's card to leave it.")
     if isinstance(err, order_service.OrderPaid):
