@@ -639,3 +639,35 @@ async def count_of_deal(session: AsyncSession, deal_id: int) -> int:
         )
         or 0
     )
+
+
+@dataclass
+class Counts:
+    """A group's bargains for its digest: open now, bought and expired in the period."""
+
+    open: int = 0
+    bought: int = 0
+    expired: int = 0
+
+    @property
+    def any(self) -> bool:
+        return bool(self.open or self.bought or self.expired)
+
+
+async def counts(
+    session: AsyncSession, *, group_id: int, closed_from: datetime, closed_to: datetime
+) -> Counts:
+    rows = await session.execute(
+        select(Bargain.status, func.count())
+        .where(
+            Bargain.group_id == group_id,
+            (Bargain.status == "open")
+            | ((Bargain.closed_at >= closed_from) & (Bargain.closed_at < closed_to)),
+        )
+        .group_by(Bargain.status)
+    )
+    found = Counts()
+    for status, n in rows.all():
+        if status in ("open", "bought", "expired"):
+            setattr(found, status, n)
+    return found

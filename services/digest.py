@@ -66,6 +66,7 @@ from models import (
     User,
 )
 from models.upsert import insert_ignore, upsert
+from services import bargains as bargain_service
 from services import payment_books
 from services import teams as team_service
 from services.errors import DomainError
@@ -298,6 +299,8 @@ class GroupDigest:
     outstanding: dict[str, int] = field(default_factory=dict)  # still owed, per currency
     # team buys: open now, filled and failed in the period (services.teams)
     teams: team_service.Counts = field(default_factory=team_service.Counts)
+    # bargains: open now, bought and expired in the period (services.bargains)
+    bargains: bargain_service.Counts = field(default_factory=bargain_service.Counts)
 
 
 def _sum_figure(values: dict[date, int], period: Period, baseline: Period) -> Figure:
@@ -586,6 +589,9 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
         ),
         outstanding=await payment_books.outstanding(session, group_ids=[group.id]),
         teams=await team_service.counts(
+            session, group_id=group.id, closed_from=lower, closed_to=upper
+        ),
+        bargains=await bargain_service.counts(
             session, group_id=group.id, closed_from=lower, closed_to=upper
         ),
     )

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Group, Order, Team, User
+from models import Bargain, Group, Order, Team, User
 from services import deals as deal_service
 from services import payment_books
 from services import teams as team_service
@@ -51,6 +51,7 @@ COLUMNS: tuple[str, ...] = (
     "provider_charge_ids",
     "refund_state",
     "team",
+    "bargain",
 )
 TITLES: dict[str, str] = {
     "order_id": "Order",
@@ -72,6 +73,7 @@ TITLES: dict[str, str] = {
     "provider_charge_ids": "Provider charge ids",
     "refund_state": "Refund state",
     "team": "Team",
+    "bargain": "Bargain",
 }
 MONEY = frozenset({"unit_price", "amount", "owed", "paid_amount"})
 DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
@@ -108,6 +110,7 @@ async def rows(session: AsyncSession, deal_id: int) -> list[dict[str, Any]]:
     found = result.all()
     payments = await payment_books.of_orders(session, [order.id for order, _u, _g in found])
     teams = {team.id: team for team in await team_service.of_deal(session, deal_id)}
+    bargains = await bargain_codes(session, [o.bargain_id for o, _u, _g in found if o.bargain_id])
     out: list[dict[str, Any]] = []
     for order, user, group in found:
         if group is None and fallback_tz is None:
@@ -153,9 +156,18 @@ async def rows(session: AsyncSession, deal_id: int) -> list[dict[str, Any]]:
                 ),
                 "refund_state": payment_books.refund_state(paid),
                 "team": _team_cell(teams.get(order.team_id or 0)),
+                "bargain": bargains.get(order.bargain_id or 0, ""),
             }
         )
     return out
+
+
+async def bargain_codes(session: AsyncSession, ids: list[int]) -> dict[int, str]:
+    """A bargain's order: its bargain's code (the owner's `/bargains` lists its helpers)."""
+    if not ids:
+        return {}
+    rows = await session.execute(select(Bargain.id, Bargain.code).where(Bargain.id.in_(ids)))
+    return dict(rows.all())
 
 
 def _team_cell(team: Team | None) -> str:

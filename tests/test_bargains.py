@@ -530,3 +530,36 @@ async def test_a_bargain_bought_in_a_paid_flash_sale_is_invoiced_at_its_price(pa
         True,
     )
     assert deal.stock_left == 1
+
+
+async def test_the_owners_books_show_bargains(harness) -> None:
+    import csv
+    import io
+
+    from aiogram import methods as m
+
+    from handlers.callbacks import OrdersCB
+    from models import Group
+    from services import digest
+    from views.digest_texts import group_text
+
+    group_id, deal_id = await offer(harness, "12.00 8.00 2 1")
+    bought = await bargain_of(harness, await begin(harness, ALICE, deal_id))
+    await help_(harness, BOB, bought.id)
+    answer = await harness.tap(ALICE, BargainCB(action="buy", id=bought.id))
+    assert answer.text.startswith("Bought at")
+    late = await bargain_of(harness, await begin(harness, CAROL, deal_id))
+    await begin(harness, DAVE, deal_id)
+    await expire_bargains(harness.app, late.expires_at + timedelta(seconds=1), TickResult())
+    await harness.tap(OWNER, OrdersCB(action="csv", deal_id=deal_id))
+    [request] = harness.api.of(m.SendDocument)
+    table = list(csv.reader(io.StringIO(request.document.data.decode("utf-8-sig"))))
+    assert table[0][-1] == "Bargain" and table[1][2] == "Alice" and table[1][-1] == bought.code
+    now = utcnow()
+    async with harness.db.read() as s:
+        group = await s.get(Group, group_id)
+        day = digest.local_today(now, group.timezone)
+        built = await digest.build(s, group, digest.Period(day, day), now)
+    assert (built.bargains.bought, built.bargains.expired, built.bargains.open) == (1, 2, 0)
+    with harness.app.i18n.context(), harness.app.i18n.use_locale("en"):
+        assert "✂️ Bargains: 1 bought, 2 expired, 0 open now" in group_text(built)

@@ -225,18 +225,18 @@ async def test_csv_export(harness) -> None:
     assert table[0] == [
         "Order", "Pickup code", "Name", "Username", "Quantity", "Unit price", "Amount",
         "Currency", "Status", "Fulfilment", "Joined at", "Group", "Pay method", "Amount owed",
-        "Paid amount", "Charge ids", "Provider charge ids", "Refund state", "Team",
+        "Paid amount", "Charge ids", "Provider charge ids", "Refund state", "Team", "Bargain",
     ]  # fmt: skip
     assert table[1:] == [
         [str(ids[ALICE.id]), codes[ALICE.id], "Alice", "alice", "2", "12.50", "25.00", "CNY",
          "confirmed", "none", "2026-03-01 20:00", "Fruit 团", "cash", "25.00", "0.00", "", "",
-         "", ""],
+         "", "", ""],
         [str(ids[WANG.id]), codes[WANG.id], "小王", "", "1", "12.50", "12.50", "CNY",
          "confirmed", "none", "2026-03-01 20:00", "Fruit 团", "cash", "12.50", "0.00", "", "",
-         "", ""],
+         "", "", ""],
         [str(ids[EVIL.id]), codes[EVIL.id], "'=HYPERLINK(\"http://evil\")", "", "3", "12.50",
          "37.50", "CNY", "confirmed", "none", "2026-03-01 20:00", "Fruit 团", "cash", "37.50",
-         "0.00", "", "", "", ""],
+         "0.00", "", "", "", "", ""],
     ]  # fmt: skip
 
 
@@ -268,7 +268,7 @@ async def test_xlsx_export(harness) -> None:
         (Decimal("12.50"), Decimal("0")),
         (Decimal("37.50"), Decimal("0")),
     ]
-    assert [r[15:] for r in rows[1:]] == [(None, None, None, None)] * 3
+    assert [r[15:] for r in rows[1:]] == [(None, None, None, None, None)] * 3
     for row in sheet.iter_rows(min_row=1):
         for cell in row:
             assert cell.data_type != "f"  # no formula anywhere

@@ -258,20 +258,20 @@ async def test_exports_have_the_payment_columns(harness) -> None:
     table = list(csv.reader(io.StringIO(request.document.data.decode("utf-8-sig"))))
     assert table[0][12:] == [
         "Pay method", "Amount owed", "Paid amount", "Charge ids", "Provider charge ids",
-        "Refund state", "Team",
+        "Refund state", "Team", "Bargain",
     ]  # fmt: skip
     by_order = {int(row[0]): row for row in table[1:]}
     assert by_order[ids[PAID.id]][12:] == [
-        "card", "0.00", "25.00", f"tg-{PAID.id}", f"prov-{PAID.id}", "paid", "",
+        "card", "0.00", "25.00", f"tg-{PAID.id}", f"prov-{PAID.id}", "paid", "", "",
     ]  # fmt: skip
-    assert by_order[ids[UNPAID.id]][12:] == ["card", "12.50", "0.00", "", "", "", ""]
+    assert by_order[ids[UNPAID.id]][12:] == ["card", "12.50", "0.00", "", "", "", "", ""]
     assert by_order[ids[OWED.id]][12:] == [
-        "card", "0.00", "12.50", f"tg-{OWED.id} tg-again", f"prov-{OWED.id}", "owed", "",
+        "card", "0.00", "12.50", f"tg-{OWED.id} tg-again", f"prov-{OWED.id}", "owed", "", "",
     ]  # fmt: skip
     # refunded: cancelled, so nothing is charged any more
     assert by_order[ids[REFUNDED.id]][8] == "cancelled"
     assert by_order[ids[REFUNDED.id]][12:] == [
-        "card", "", "12.50", f"tg-{REFUNDED.id}", f"prov-{REFUNDED.id}", "refunded_outside", "",
+        "card", "", "12.50", f"tg-{REFUNDED.id}", f"prov-{REFUNDED.id}", "refunded_outside", "", "",
     ]  # fmt: skip
 
     harness.api.clear()
@@ -282,7 +282,7 @@ async def test_exports_have_the_payment_columns(harness) -> None:
     paid = rows[ids[PAID.id]]
     assert paid[12] == "card" and Decimal(str(paid[13])) == 0
     assert Decimal(str(paid[14])) == Decimal("25.00")
-    assert paid[15:] == (f"tg-{PAID.id}", f"prov-{PAID.id}", "paid", None)
+    assert paid[15:] == (f"tg-{PAID.id}", f"prov-{PAID.id}", "paid", None, None)
     assert sheet["O2"].number_format == "0.00"  # money, as numbers
 
 

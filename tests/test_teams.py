@@ -423,11 +423,11 @@ async def test_the_owner_sees_teams_in_orders_and_exports(harness) -> None:
     await harness.tap(OWNER, OrdersCB(action="csv", deal_id=deal_id))
     [request] = harness.api.of(m.SendDocument)
     table = list(csv.reader(io.StringIO(request.document.data.decode("utf-8-sig"))))
-    assert table[0][-1] == "Team"
+    assert table[0][-2:] == ["Team", "Bargain"]
     by_name = {row[2]: row for row in table[1:]}
-    assert by_name["Alice"][-1] == f"{team.code} (filled)" and by_name["Alice"][5] == "8.00"
-    assert by_name["Carol"][-1] == f"{waiting.code} (open)" and by_name["Carol"][6] == "8.00"
-    assert by_name["Dave"][-1] == "" and by_name["Dave"][5] == "12.50"
+    assert by_name["Alice"][-2] == f"{team.code} (filled)" and by_name["Alice"][5] == "8.00"
+    assert by_name["Carol"][-2] == f"{waiting.code} (open)" and by_name["Carol"][6] == "8.00"
+    assert by_name["Dave"][-2] == "" and by_name["Dave"][5] == "12.50"
 
 
 async def test_the_digest_counts_teams(harness) -> None:

@@ -191,6 +191,15 @@ def group_text(d: GroupDigest) -> str:
                 open=number(d.teams.open),
             )
         )
+    if d.bargains.any:
+        lines.append(
+            "✂️ "
+            + _("Bargains: {bought} bought, {expired} expired, {open} open now").format(
+                bought=number(d.bargains.bought),
+                expired=number(d.bargains.expired),
+                open=number(d.bargains.open),
+            )
+        )
     if d.cards.any:
         lines += ["", "📇 <b>" + _("Shared deal cards") + "</b>"]
         lines.append(_line(_("Cards shared into chats"), d.cards.shared))

@@ -555,4 +555,5 @@ def export_titles() -> dict[str, str]:
         "provider_charge_ids": _("Provider charge ids"),
         "refund_state": _("Refund state"),
         "team": _("Team"),
+        "bargain": _("Bargain"),
     }
