@@ -66,6 +66,7 @@ from models import (
     User,
 )
 from models.upsert import insert_ignore, upsert
+from services import coupons as coupon_service
 from services import payment_books
 from services import teams as team_service
 from services.errors import DomainError
@@ -298,6 +299,8 @@ class GroupDigest:
     outstanding: dict[str, int] = field(default_factory=dict)  # still owed, per currency
     # team buys: open now, filled and failed in the period (services.teams)
     teams: team_service.Counts = field(default_factory=team_service.Counts)
+    coupons_claimed: Figure = Figure(0, 0)  # coupons claimed (services.coupons)
+    coupons_redeemed: Figure = Figure(0, 0)  # coupons used on orders
 
 
 def _sum_figure(values: dict[date, int], period: Period, baseline: Period) -> Figure:
@@ -547,6 +550,10 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
             )
         )
 
+    claimed, redeemed = await coupon_service.counts(session, [group.id], lower, upper)
+    claimed_before, redeemed_before = await coupon_service.counts(
+        session, [group.id], base_lower, lower
+    )
     chart_days = Period(chart_start, period.end).each()
     chart_currency = group.currency
     if revenue_by_day and chart_currency not in revenue_by_day:
@@ -588,6 +595,8 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
         teams=await team_service.counts(
             session, group_id=group.id, closed_from=lower, closed_to=upper
         ),
+        coupons_claimed=Figure(claimed, claimed_before / BASELINE_DAYS * period.days),
+        coupons_redeemed=Figure(redeemed, redeemed_before / BASELINE_DAYS * period.days),
     )
 
 
