@@ -15,6 +15,7 @@ from aiogram import Router
 def build_routers() -> list[Router]:
     from handlers import (
         activity,
+        coupons,
         credit,
         deal_post,
         deal_wizard,
@@ -47,6 +48,7 @@ def build_routers() -> list[Router]:
         settings.router(),  # private /settings wizard
         invites.router(),  # /invite, /invites, /start inv_<group> (invite links)
         teams.router(),  # team buys: Start a team, Join / Leave, /start team_<code>, /teambuy
+        coupons.router(),  # /coupon (owners), /coupons, Claim / Use, /start pack_<code>
         share.router(),  # /start <share code> and deal_<id>: a deal in private, Join buttons
         deal_post.router(),  # deal posts in groups: buttons, /buy, /cancel, /deals
         inline.router(),  # inline mode: @bot search, chosen cards, taps on cards in any chat

@@ -325,7 +325,11 @@ async def create(
 
 
 async def end(
-    session: AsyncSession, admins: AdminDirectory | None, user_id: int, coupon_id: int, now: datetime
+    session: AsyncSession,
+    admins: AdminDirectory | None,
+    user_id: int,
+    coupon_id: int,
+    now: datetime,
 ) -> Coupon:
     """No new claims of the coupon (claims made stay valid). Ending twice changes nothing."""
     coupon = await session.get(Coupon, coupon_id)
@@ -336,9 +340,7 @@ async def end(
     except NotGroupAdmin:
         raise CouponNotFound(coupon_id) from None  # no oracle: like one that does not exist
     await session.execute(
-        update(Coupon)
-        .where(Coupon.id == coupon_id, Coupon.ended_at.is_(None))
-        .values(ended_at=now)
+        update(Coupon).where(Coupon.id == coupon_id, Coupon.ended_at.is_(None)).values(ended_at=now)
     )
     await session.refresh(coupon)
     return coupon
@@ -667,7 +669,10 @@ async def _reprice_many(
         return []
     held = await _held(session, [o.id for o in orders])
     lives = await _live(
-        session, [o.user_id for o in orders], {o.group_id for o in orders}, now  # type: ignore[misc]
+        session,
+        [o.user_id for o in orders],
+        {o.group_id for o in orders},
+        now,  # type: ignore[misc]
     )
     changed = []
     for order in orders:
@@ -808,14 +813,10 @@ async def switchable(session: AsyncSession, user_id: int, now: datetime) -> list
         .order_by(Order.id.desc())
         .limit(10)
     )
-    pairs = [
-        (o, d) for o, d in rows.all() if _takes(o) and (o.status == "confirmed" or o.pay_by)
-    ]
+    pairs = [(o, d) for o, d in rows.all() if _takes(o) and (o.status == "confirmed" or o.pay_by)]
     if not pairs:
         return []
-    lives = (await _live(session, [user_id], {o.group_id for o, _d in pairs}, now)).get(
-        user_id, []
-    )
+    lives = (await _live(session, [user_id], {o.group_id for o, _d in pairs}, now)).get(user_id, [])
     held = {}
     for start in range(0, len(pairs), CHUNK):
         for row in await session.scalars(
@@ -950,7 +951,9 @@ async def open_pack(
     )
     made = (
         await session.execute(
-            select(PackClaim).where(PackClaim.group_id == group.id, PackClaim.friend_id == friend_id)
+            select(PackClaim).where(
+                PackClaim.group_id == group.id, PackClaim.friend_id == friend_id
+            )
         )
     ).scalar_one()
     if made.pack_id != pack.id:  # a concurrent opening of another pack won

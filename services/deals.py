@@ -16,8 +16,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, DealPost, Group, Order, User
-from services import activity, events, notices, payments, rights, teams
-from services import coupons
+from services import activity, coupons, events, notices, payments, rights, teams
 from services.admins import AdminDirectory
 from services.errors import DealNotFound, DomainError, NotDealOwner  # noqa: F401
 from services.parsing import MAX_QUANTITY, ParseError, check_stored_reminders, parse_id

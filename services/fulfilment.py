@@ -22,8 +22,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import CreditEntry, Deal, Order
-from services import credit as credit_service
 from services import coupons, events, notices, payments, rights
+from services import credit as credit_service
 from services.admins import AdminDirectory
 from services.deals import DealNotFound, NotDealOwner
 from services.errors import DomainError

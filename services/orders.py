@@ -28,8 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, Group, Order
 from models.upsert import insert_for
-from services import activity, events, payments, referrals
-from services import coupons
+from services import activity, coupons, events, payments, referrals
 from services import credit as credit_service
 from services import deals as deal_service
 from services.errors import DomainError

@@ -50,9 +50,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, Group, Order, Payment, WaitlistEntry
 from models.upsert import insert_ignore
-from services import coupons
+from services import coupons, events, notices, outbox, rights
 from services import credit as credit_service
-from services import events, notices, outbox, rights
 from services import orders as order_service
 from services.admins import AdminDirectory
 from services.errors import DealNotFound, DomainError
