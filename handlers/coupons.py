@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.posts import share_link
 from handlers.callbacks import CouponCB
-from models import Coupon, Group, User
+from models import Coupon, User
 from services import coupons, people
 from services import groups as group_service
 from services.admins import AdminDirectory
@@ -158,9 +158,9 @@ async def coupon_button(
             if group is None:
                 raise coupons.CouponNotFound(callback_data.id)
             group_id = group.id
-        made = await coupons.claim(session, callback_data.id, user.id, now, group_id=group_id)
-        coupon = await session.get(Coupon, made.coupon_id)
-        owner = await session.get(Group, coupon.group_id)
+        made, coupon, owner = await coupons.claim(
+            session, callback_data.id, user.id, now, group_id=group_id
+        )
         text = claimed_text(made, coupon, owner.timezone, current_language())
         return query.answer(text[:200], show_alert=True)
     if callback_data.action == "use" and chat is not None and chat.type == "private":

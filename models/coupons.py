@@ -41,12 +41,12 @@ class Coupon(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(8))  # amount | percent
-    value: Mapped[int] = mapped_column(BigInteger)
-    min_order: Mapped[int] = mapped_column(BigInteger, default=0)
+    value: Mapped[int] = mapped_column(BigInteger, info=person_id("none"))  # money or a percent
+    min_order: Mapped[int] = mapped_column(BigInteger, default=0, info=person_id("none"))
     currency: Mapped[str] = mapped_column(String(3))
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     valid_days: Mapped[int | None] = mapped_column(Integer)
-    per_member: Mapped[int] = mapped_column(Integer, default=1)
+    per_member: Mapped[int] = mapped_column(Integer, default=1, info=person_id("none"))
     total: Mapped[int] = mapped_column(Integer)
     claimed: Mapped[int] = mapped_column(Integer, default=0)
     pack: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -415,8 +415,8 @@ async def claim(
     now: datetime,
     *,
     group_id: int | None = None,
-) -> CouponClaim:
-    """The member claims one of the coupon. `group_id`: the group the Claim button was
+) -> tuple[CouponClaim, Coupon, Group]:
+    """The member claims one of the coupon (the claim, the coupon and its group). `group_id`: the group the Claim button was
     tapped in (a group post); None: from private chat, where the person must be a member
     of the coupon's group."""
     coupon = await session.get(Coupon, coupon_id)
@@ -430,7 +430,8 @@ async def claim(
         raise CouponNotFound(coupon_id)
     made = await _issue(session, coupon, user_id, now, source="claim")
     log.info("coupon %s claimed by %s (claim %s)", coupon_id, user_id, made.id)
-    return made
+    group = await session.get(Group, coupon.group_id)
+    return made, coupon, group  # type: ignore[return-value]
 
 
 async def _issue(

@@ -24,6 +24,7 @@ from handlers import callbacks, errors
 from handlers.callbacks import (
     FACTORIES,
     CardCB,
+    CouponCB,
     DealCB,
     DigestCB,
     ForgetCB,
@@ -236,6 +237,8 @@ CASES = [
     button("invites", InviteCB(group_id=1).pack()),
     command("teams", "/teambuy D1"),
     button("teams", TeamCB(action="join", id=1).pack()),
+    command("coupons", "/coupons"),
+    button("coupons", CouponCB(action="claim", id=1).pack()),
     command("share", "/start deal_1"),
     button("share", PrivateDealCB(action="join", deal_id=1, group_id=1).pack()),
     command("deal_post", "/deals", in_group=True),
