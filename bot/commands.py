@@ -28,6 +28,7 @@ PRIVATE = [
     ("start", N_("Welcome and your groups")),
     ("myorders", N_("Your orders")),
     ("mycredit", N_("Your referral credit")),
+    ("coupons", N_("Coupons: claim, use, share a coupon pack")),
     ("invite", N_("Your personal invite link to a group")),
     ("newdeal", N_("Create a group-buy deal")),
     ("deals", N_("Your deals")),
@@ -37,6 +38,7 @@ PRIVATE = [
     ("digest", N_("Daily digest of your groups")),
     ("settings", N_("Timezone, currency and language of your groups")),
     ("commission", N_("Commission, credit spending and payouts")),
+    ("coupon", N_("Create and end coupons of your groups")),
     ("members", N_("Core and dormant members of your groups")),
     ("invites", N_("Who invited whom into your groups")),
     ("lang", N_("Choose your language")),
@@ -49,6 +51,7 @@ GROUP = [
     ("buy", N_("Order: /buy D17 2")),
     ("cancel", N_("Cancel your order: /cancel D17")),
     ("top", N_("Most active members and top inviters")),
+    ("coupons", N_("Coupons of this group")),
     ("invite", N_("Your personal invite link")),
     ("help", N_("What I can do")),
 ]

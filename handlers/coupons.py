@@ -68,7 +68,8 @@ async def coupon_command(
     language = current_language()
     if not words:
         listed = await coupons.of_groups(session, [g.id for g in groups])
-        await message.answer(owner_text(groups, listed, language))
+        scope = await coupons.scope_of(session, [c.id for c in listed])
+        await message.answer(owner_text(groups, listed, language, scope))
         return
     if words[0].lower() == "end" and len(words) == 2:
         code = words[1].upper().removeprefix("C")
@@ -98,8 +99,9 @@ async def coupons_in_group(message: Message, session: AsyncSession, clock: Clock
     if group is None:
         return
     listed = await coupons.claimable(session, [group.id], clock.now())
+    scope = await coupons.scope_of(session, [c.id for c in listed])
     await message.answer(
-        group_text(listed, group, current_language()), reply_markup=_claim_keyboard(listed)
+        group_text(listed, group, current_language(), scope), reply_markup=_claim_keyboard(listed)
     )
 
 
@@ -142,7 +144,8 @@ async def _member_view(message: Message, session: AsyncSession, user: User, cloc
             )
     builder.adjust(1)
     markup = builder.as_markup() if listed or switches else None
-    text = member_text(groups, listed, held, switches, packs, language, now)
+    scope = await coupons.scope_of(session, [c.id for c in listed])
+    text = member_text(groups, listed, held, switches, packs, language, now, scope)
     return {"text": text, "reply_markup": markup}
 
 

@@ -90,14 +90,21 @@ def usage_text() -> str:
     )
 
 
-def owner_text(groups: list[Group], listed: list[Coupon], language: str) -> str:
+def owner_text(
+    groups: list[Group],
+    listed: list[Coupon],
+    language: str,
+    scope: dict[int, set[int]] | None = None,
+) -> str:
     lines = [usage_text(), ""]
     by_group = {g.id: g for g in groups}
     for number, group in enumerate(groups, start=1):
         lines.append(f"{number}. <b>{quote(group.title)}</b>")
         for coupon in listed:
             if coupon.group_id == group.id:
-                lines.append("   " + rule_text(coupon, language, by_group[group.id].timezone))
+                tz = by_group[group.id].timezone
+                deals = (scope or {}).get(coupon.id)
+                lines.append("   " + rule_text(coupon, language, tz, deals))
     if not groups:
         lines.append(_("You do not run any group yet."))
     return "\n".join(lines)
@@ -146,6 +153,7 @@ def member_text(
     packs: dict[int, str],
     language: str,
     now: datetime,
+    scope: dict[int, set[int]] | None = None,
 ) -> str:
     """/coupons in private chat: coupons to claim, the member's own, their orders' coupons,
     and their pack links."""
@@ -157,7 +165,9 @@ def member_text(
         for coupon in open_coupons:
             lines.append(
                 f"• {quote(title.get(coupon.group_id, ''))}: "
-                + rule_text(coupon, language, tz.get(coupon.group_id, "UTC"))
+                + rule_text(
+                    coupon, language, tz.get(coupon.group_id, "UTC"), (scope or {}).get(coupon.id)
+                )
             )
     else:
         lines.append(_("No coupons to claim in your groups right now."))
@@ -201,11 +211,18 @@ def switched_text() -> str:
     return _("Done: the order's coupon is changed.")
 
 
-def group_text(open_coupons: list[Coupon], group: Group, language: str) -> str:
+def group_text(
+    open_coupons: list[Coupon],
+    group: Group,
+    language: str,
+    scope: dict[int, set[int]] | None = None,
+) -> str:
     if not open_coupons:
         return _("No coupons to claim in this group right now.")
     lines = ["🎟 <b>" + _("Coupons of {title}").format(title=quote(group.title)) + "</b>"]
-    lines += ["• " + rule_text(c, language, group.timezone) for c in open_coupons]
+    lines += [
+        "• " + rule_text(c, language, group.timezone, (scope or {}).get(c.id)) for c in open_coupons
+    ]
     return "\n".join(lines)
 
 
