@@ -416,9 +416,9 @@ async def claim(
     *,
     group_id: int | None = None,
 ) -> tuple[CouponClaim, Coupon, Group]:
-    """The member claims one of the coupon (the claim, the coupon and its group). `group_id`: the group the Claim button was
-    tapped in (a group post); None: from private chat, where the person must be a member
-    of the coupon's group."""
+    """The member claims one of the coupon (the claim, the coupon and its group).
+    `group_id`: the group the Claim button was tapped in (a group post); None: from private
+    chat, where the person must be a member of the coupon's group."""
     coupon = await session.get(Coupon, coupon_id)
     if coupon is None or coupon.pack:
         raise CouponNotFound(coupon_id)
