@@ -405,7 +405,12 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
                 Deal.currency,
                 func.count(Order.id),
                 func.coalesce(func.sum(Order.quantity), 0),
-                func.coalesce(func.sum(func.coalesce(Order.amount, 0) - Order.discount), 0),
+                func.coalesce(
+                    func.sum(
+                        func.coalesce(Order.amount, 0) - Order.discount - Order.coupon_discount
+                    ),
+                    0,
+                ),
             )
             .join(Deal, Deal.id == Order.deal_id)
             .where(confirmed, closed_between)
@@ -643,7 +648,7 @@ async def _cards(
             )
         )
     ).one()
-    net = func.coalesce(Order.amount, 0) - Order.discount
+    net = func.coalesce(Order.amount, 0) - Order.discount - Order.coupon_discount
     sales: dict[str, Figure] = {}
     for currency, now_sum, both in await session.execute(
         select(
@@ -738,7 +743,12 @@ async def build_admin(session: AsyncSession, now: datetime, limit: int = 10) -> 
                 Deal.closed_at,
                 Deal.currency,
                 func.count(Order.id),
-                func.coalesce(func.sum(func.coalesce(Order.amount, 0) - Order.discount), 0),
+                func.coalesce(
+                    func.sum(
+                        func.coalesce(Order.amount, 0) - Order.discount - Order.coupon_discount
+                    ),
+                    0,
+                ),
             )
             .join(Deal, Deal.id == Order.deal_id)
             .where(

@@ -757,6 +757,7 @@ async def serve_waitlist(session: AsyncSession, deal_id: int, now: datetime) -> 
                 continue
             order.pay_by = now + timedelta(hours=deal.pay_hours)
             await session.flush()
+            await coupons.on_confirmed(session, deal, [order], now)  # the best coupon
             await _invoice(session, order, now, remind=True)
         else:
             return served

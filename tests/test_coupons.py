@@ -204,7 +204,9 @@ async def test_closing_applies_the_best_coupon_once_and_the_member_can_switch(ha
     order = await order_of(harness, deal_id, ALICE)
     assert (order.amount, order.coupon_discount) == (2500, 500)
     [invoice] = await invoices(harness, ALICE)
-    assert invoice.prices[0].amount == 2000
+    assert invoice.prices[0].amount == 2000 and "Coupon: −CN¥5.00" in invoice.description
+    told = [m.text for m in harness.api.sent(ALICE.id) if "succeeded" in (m.text or "")]
+    assert told and "Coupon: −CN¥5.00 (/coupons to choose another)" in told[-1]
     mine = {c.coupon_id: c for c in await claims(harness, ALICE)}
     assert mine[five.id].order_id == order.id and mine[five.id].redeemed_at is not None
     assert mine[tenth.id].order_id is None and mine[big_min.id].order_id is None
