@@ -969,6 +969,8 @@ async def on_fulfilled(session: AsyncSession, order: Order, now: datetime) -> li
     sharer within the weekly limit), once. Returns the claims given."""
     if order.fulfilment not in FULFILLED or order.group_id is None or order.status != "confirmed":
         return []
+    if is_pseudonym(order.user_id):  # the buyer used /forgetme: nobody to reward or tell
+        return []
     opened = (
         await session.execute(
             select(PackClaim)

@@ -400,3 +400,24 @@ async def test_the_digest_counts_claims_and_redemptions(harness) -> None:
         await s.execute(update(CouponClaim).values(claimed_at=now - timedelta(days=3)))
     async with harness.db.read() as s:
         assert await coupons.counts(s, [group_id], now - timedelta(hours=1), now) == (0, 1)
+
+
+async def test_a_filled_team_takes_the_best_coupon_before_its_invoices(harness) -> None:
+    from handlers.callbacks import TeamCB
+    from models import Team
+
+    _group, deal_id = await ready(
+        harness, pay_method="card", min_kind="participants", min_value=5, stock=10
+    )
+    assert "Team buy" in (await harness.say(OWNER, f"/teambuy D{deal_id} 2 8.50 24")).text
+    coupon = await new_coupon(harness, "10% min 5 limit 1 total 10")
+    await claim(harness, BOB, coupon.id)
+    await started(harness, ALICE, BOB)
+    await harness.tap(ALICE, TeamCB(action="start", id=deal_id), GROUP)
+    async with harness.db.read() as s:
+        team_id = await s.scalar(select(Team.id))
+    await harness.tap(BOB, TeamCB(action="join", id=team_id), GROUP)
+    bob = await order_of(harness, deal_id, BOB)
+    assert (bob.status, bob.amount, bob.coupon_discount) == ("confirmed", 850, 85)
+    assert (await invoices(harness, BOB))[-1].prices[0].amount == 765
+    assert (await order_of(harness, deal_id, ALICE)).coupon_discount == 0
