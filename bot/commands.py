@@ -28,6 +28,7 @@ PRIVATE = [
     ("start", N_("Welcome and your groups")),
     ("myorders", N_("Your orders")),
     ("mycredit", N_("Your referral credit")),
+    ("coupons", N_("Coupons: claim, use, share a coupon pack")),
     ("invite", N_("Your personal invite link to a group")),
     ("newdeal", N_("Create a group-buy deal")),
     ("deals", N_("Your deals")),
@@ -40,6 +41,7 @@ PRIVATE = [
     ("teambuy", N_("Team buy on a deal: /teambuy D17 3 8.50 24")),
     ("bargain", N_("Bargain on a deal: /bargain D17 12.00 8.00 5 24")),
     ("bargains", N_("A deal's bargains and who helped")),
+    ("coupon", N_("Create and end coupons of your groups")),
     ("members", N_("Core and dormant members of your groups")),
     ("invites", N_("Who invited whom into your groups")),
     ("lang", N_("Choose your language")),
@@ -52,6 +54,7 @@ GROUP = [
     ("buy", N_("Order: /buy D17 2")),
     ("cancel", N_("Cancel your order: /cancel D17")),
     ("top", N_("Most active members and top inviters")),
+    ("coupons", N_("Coupons of this group")),
     ("invite", N_("Your personal invite link")),
     ("help", N_("What I can do")),
 ]

@@ -28,8 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import payment_notices
 from bot.posts import member_text, owner_text, share_link
-from models import Bargain, Database, Team
+from models import Bargain, Coupon, CouponClaim, Database, Group, Team
 from services import bargains as bargain_service
+from services import coupons as coupon_service
 from services import deals as deal_service
 from services import digest as digest_service
 from services import notice_reads
@@ -41,6 +42,7 @@ from services.locales import recipient_language
 from services.outbox import Claimed
 from views import digest_texts
 from views.bargain_texts import note_text as bargain_note_text
+from views.coupon_texts import pack_note_text
 from views.credit_texts import change_notice, see_balance
 from views.format import quote
 from views.invites import admin_notice
@@ -225,6 +227,16 @@ async def digest_chart(ctx: Context, payload: dict[str, Any]) -> SendPhoto | Non
     )
 
 
+async def coupon_note(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    """A coupon pack's reward (services.coupons): the claim given to this person."""
+    claim = await ctx.session.get(CouponClaim, payload["claim_id"])
+    coupon = await ctx.session.get(Coupon, claim.coupon_id) if claim is not None else None
+    if claim is None or coupon is None:
+        return None
+    group = await ctx.session.get(Group, coupon.group_id)
+    return _text(ctx, pack_note_text(coupon, claim, group, ctx.language))
+
+
 async def team_note(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
     """A team buy's note to one member (services.teams): started, filled, expired, closed."""
     team = await ctx.session.get(Team, payload["team_id"])
@@ -267,6 +279,7 @@ RENDERERS: dict[str, Renderer] = {
     "revoke_link": revoke_link,
     team_service.NOTE: team_note,
     bargain_service.NOTE: bargain_note,
+    coupon_service.NOTE: coupon_note,
     **payment_notices.RENDERERS,
 }
 AFTER = payment_notices.AFTER  # kinds whose outcome is recorded when the row is settled

@@ -898,6 +898,13 @@ def member_text(closing: Closing, order: Order, language: str) -> str:
             ),
             _("Pickup code: {code}").format(code=f"<code>{order.pickup_code}</code>"),
         ]
+        if order.coupon_discount:
+            lines.append(
+                "🎟 "
+                + _("Coupon: −{amount} (/coupons to choose another)").format(
+                    amount=money(order.coupon_discount, deal.currency, language)
+                )
+            )
         if deal.pickup_note.strip():
             lines.append("📍 " + quote(deal.pickup_note.strip()))
         return "\n".join(lines)

@@ -16,6 +16,7 @@ def build_routers() -> list[Router]:
     from handlers import (
         activity,
         bargains,
+        coupons,
         credit,
         deal_post,
         deal_wizard,
@@ -50,6 +51,7 @@ def build_routers() -> list[Router]:
         teams.router(),  # team buys: Start a team, Join / Leave, /start team_<code>, /teambuy
         bargains.router(),  # bargains: ✂️ Bargain, Help / Buy, /start bargain_<code>,
         # /bargain, /bargains
+        coupons.router(),  # /coupon (owners), /coupons, Claim / Use, /start pack_<code>
         share.router(),  # /start <share code> and deal_<id>: a deal in private, Join buttons
         deal_post.router(),  # deal posts in groups: buttons, /buy, /cancel, /deals
         inline.router(),  # inline mode: @bot search, chosen cards, taps on cards in any chat

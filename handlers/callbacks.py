@@ -96,6 +96,15 @@ class BargainCB(CallbackData, prefix="bg"):
     group_id: IdOrNone = 0
 
 
+class CouponCB(CallbackData, prefix="cp"):
+    """Coupons (handlers.coupons): "claim" (`id`: the coupon) in a group's /coupons or in
+    private; "use" (`id`: the member's claim, 0: none) on `order`."""
+
+    action: Word  # claim | use
+    id: IdOrNone
+    order: IdOrNone = 0
+
+
 class PrivateDealCB(CallbackData, prefix="pdj"):
     """Join buttons under a deal shown in private (handlers.share): ids only, checked again
     on the server."""
@@ -253,6 +262,7 @@ FACTORIES: tuple[type[CallbackData], ...] = (
     PrivateDealCB,
     TeamCB,
     BargainCB,
+    CouponCB,
     CardCB,
     InviteCB,
     InvitesCB,

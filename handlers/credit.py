@@ -423,7 +423,9 @@ async def my_credit_view(
                 text=_("Use credit on {code} ({amount})").format(
                     code=deal.code,
                     amount=format_money(
-                        min(have, (order.amount or 0) - order.discount), deal.currency, language
+                        min(have, (order.amount or 0) - order.discount - order.coupon_discount),
+                        deal.currency,
+                        language,
                     ),
                 ),
                 callback_data=MyCreditCB(action="use", order_id=order.id).pack(),

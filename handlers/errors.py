@@ -48,6 +48,7 @@ from services.errors import (
     NotGroupAdmin,
 )
 from views.bargain_texts import bargain_error_text
+from views.coupon_texts import coupon_error_text
 from views.credit_texts import bad_days_text, bad_percent_text
 from views.deal_texts import domain_error_text
 from views.digest_texts import arg_error_text, time_error_text
@@ -118,6 +119,9 @@ def error_text(err: DomainError) -> str:
     bargain = bargain_error_text(err)
     if bargain is not None:
         return bargain
+    coupon = coupon_error_text(err)
+    if coupon is not None:
+        return coupon
     return domain_error_text(err)  # deals, orders, parse errors; else "not possible right now"
 
 

@@ -105,7 +105,7 @@ async def teambuy(
     deal = await deal_service.get_owned(session, deal_id, user.id, lock=True, admins=admins)
     if len(words) > 1:
         rules = teams.parse_rules(words[1:], deal)
-        await teams.configure(session, deal, clock.now(), rules)
+        await teams.configure(session, deal, clock.now(), rules=rules)
     await message.answer(rules_text(deal, current_language()))
 
 

@@ -1,6 +1,7 @@
 """ORM models and the database layer (SQLite or PostgreSQL)."""
 
 from models.base import Base
+from models.coupons import Coupon, CouponClaim, CouponDeal, CouponPack, PackClaim
 from models.db import Database, current_session
 from models.deals import Deal, DealPost, Order
 from models.delivery import OutboxMessage, SendFailure
@@ -25,6 +26,10 @@ __all__ = [
     "Bargain",
     "BargainHelp",
     "Base",
+    "Coupon",
+    "CouponClaim",
+    "CouponDeal",
+    "CouponPack",
     "CreditEntry",
     "Database",
     "Deal",
@@ -43,6 +48,7 @@ __all__ = [
     "MemberActivityDay",
     "Membership",
     "Order",
+    "PackClaim",
     "OutboxMessage",
     "Payment",
     "ProcessedUpdate",

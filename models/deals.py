@@ -150,6 +150,9 @@ class Order(Base):
     via: Mapped[str | None] = mapped_column(String(8))
     # Credit spent on this order as a discount (minor units, <= amount).
     discount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # A coupon's discount (services.coupons; the claim names this order), minor units: with
+    # `discount` never more than `amount`.
+    coupon_discount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Payments in the app (services.payments): what applied payments brought in, the moment
     # the order must be paid by (a hold or the payment deadline; NULL: none), and the
     # number of the latest invoice (its key and payload carry it).

@@ -170,8 +170,8 @@ def effective_bp(deal: Deal, group: Group) -> int:
 
 
 def commission_for(order: Order, bp: int) -> int:
-    """floor((amount − discount) × bp / 10000), never negative."""
-    base = max((order.amount or 0) - (order.discount or 0), 0)
+    """floor((amount − discount − coupon discount) × bp / 10000), never negative."""
+    base = max((order.amount or 0) - (order.discount or 0) - (order.coupon_discount or 0), 0)
     return base * max(bp, 0) // 10_000
 
 
@@ -433,7 +433,7 @@ def _spendable(order: Order, deal: Deal) -> bool:
         and order.quantity > 0
         and order.paid_at is None
         and order.fulfilment not in FULFILLED
-        and (order.amount or 0) > (order.discount or 0)
+        and (order.amount or 0) > (order.discount or 0) + (order.coupon_discount or 0)
     )
 
 
@@ -484,7 +484,7 @@ async def spend(session: AsyncSession, order_id: int, user_id: int, now: datetim
         and order.fulfilment not in FULFILLED
     ):
         raise CannotSpend("order")
-    left = (order.amount or 0) - (order.discount or 0)
+    left = (order.amount or 0) - (order.discount or 0) - (order.coupon_discount or 0)
     if left <= 0:
         raise CannotSpend("nothing_to_pay")
     have = await balance(session, group.id, user_id, deal.currency)

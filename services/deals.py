@@ -16,7 +16,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, DealPost, Group, Order, User
-from services import activity, bargains, events, notices, payments, rights, teams
+from services import activity, bargains, coupons, events, notices, payments, rights, teams
 from services.admins import AdminDirectory
 from services.errors import DealNotFound, DomainError, NotDealOwner  # noqa: F401
 from services.parsing import MAX_QUANTITY, ParseError, check_stored_reminders, parse_id
@@ -439,6 +439,7 @@ async def close(
     closed = await _closed_orders(session, deal_id, outcome)
     if outcome == "succeeded":  # the activity counters' "orders", in this same transaction
         await activity.count_orders(session, closed, now)
+    await coupons.on_closed(session, deal, closed, now)  # coupons applied, or given back
     await payments.on_closed(session, deal, closed, now)  # invoices, or payments given back
     done = Closing(deal, outcome, closed)
     await notices.closing(session, done, now)  # every participant and the owner are told

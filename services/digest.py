@@ -67,6 +67,7 @@ from models import (
 )
 from models.upsert import insert_ignore, upsert
 from services import bargains as bargain_service
+from services import coupons as coupon_service
 from services import payment_books
 from services import teams as team_service
 from services.errors import DomainError
@@ -301,6 +302,8 @@ class GroupDigest:
     teams: team_service.Counts = field(default_factory=team_service.Counts)
     # bargains: open now, bought and expired in the period (services.bargains)
     bargains: bargain_service.Counts = field(default_factory=bargain_service.Counts)
+    coupons_claimed: Figure = Figure(0, 0)  # coupons claimed (services.coupons)
+    coupons_redeemed: Figure = Figure(0, 0)  # coupons used on orders
 
 
 def _sum_figure(values: dict[date, int], period: Period, baseline: Period) -> Figure:
@@ -405,7 +408,12 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
                 Deal.currency,
                 func.count(Order.id),
                 func.coalesce(func.sum(Order.quantity), 0),
-                func.coalesce(func.sum(func.coalesce(Order.amount, 0) - Order.discount), 0),
+                func.coalesce(
+                    func.sum(
+                        func.coalesce(Order.amount, 0) - Order.discount - Order.coupon_discount
+                    ),
+                    0,
+                ),
             )
             .join(Deal, Deal.id == Order.deal_id)
             .where(confirmed, closed_between)
@@ -550,6 +558,10 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
             )
         )
 
+    claimed, redeemed = await coupon_service.counts(session, [group.id], lower, upper)
+    claimed_before, redeemed_before = await coupon_service.counts(
+        session, [group.id], base_lower, lower
+    )
     chart_days = Period(chart_start, period.end).each()
     chart_currency = group.currency
     if revenue_by_day and chart_currency not in revenue_by_day:
@@ -594,6 +606,8 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
         bargains=await bargain_service.counts(
             session, group_id=group.id, closed_from=lower, closed_to=upper
         ),
+        coupons_claimed=Figure(claimed, claimed_before / BASELINE_DAYS * period.days),
+        coupons_redeemed=Figure(redeemed, redeemed_before / BASELINE_DAYS * period.days),
     )
 
 
@@ -640,7 +654,7 @@ async def _cards(
             )
         )
     ).one()
-    net = func.coalesce(Order.amount, 0) - Order.discount
+    net = func.coalesce(Order.amount, 0) - Order.discount - Order.coupon_discount
     sales: dict[str, Figure] = {}
     for currency, now_sum, both in await session.execute(
         select(
@@ -735,7 +749,12 @@ async def build_admin(session: AsyncSession, now: datetime, limit: int = 10) -> 
                 Deal.closed_at,
                 Deal.currency,
                 func.count(Order.id),
-                func.coalesce(func.sum(func.coalesce(Order.amount, 0) - Order.discount), 0),
+                func.coalesce(
+                    func.sum(
+                        func.coalesce(Order.amount, 0) - Order.discount - Order.coupon_discount
+                    ),
+                    0,
+                ),
             )
             .join(Deal, Deal.id == Order.deal_id)
             .where(

@@ -130,7 +130,7 @@ async def rows(session: AsyncSession, deal_id: int) -> list[dict[str, Any]]:
         elif order.paid_at is not None:
             owed = 0
         else:
-            owed = max(amount - (order.discount or 0), 0)
+            owed = max(amount - (order.discount or 0) - (order.coupon_discount or 0), 0)
         paid = payments.get(order.id, [])
         out.append(
             {

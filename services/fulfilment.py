@@ -22,8 +22,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import CreditEntry, Deal, Order
+from services import coupons, events, notices, payments, rights
 from services import credit as credit_service
-from services import events, notices, payments, rights
 from services.admins import AdminDirectory
 from services.deals import DealNotFound, NotDealOwner
 from services.errors import DomainError
@@ -169,6 +169,7 @@ async def mark(
         return Marked(order, deal, order.fulfilment, order.fulfilment)
     await session.refresh(order)
     credit = await credit_service.on_fulfilled(session, order, now)
+    await coupons.on_fulfilled(session, order, now)  # a coupon pack's rewards
     marked = Marked(order, deal, previous, state, credit)
     marked.audience = await notices.fulfilment(session, [marked], now)
     await notices.credit(session, [credit], now)
@@ -221,6 +222,7 @@ async def mark_all(
             .execution_options(populate_existing=True)
         ):
             credit = await credit_service.on_fulfilled(session, order, now)
+            await coupons.on_fulfilled(session, order, now)  # a coupon pack's rewards
             bulk.changed.append(Marked(order, deal, previous[order.id], order.fulfilment, credit))
     total = await session.scalar(select(func.count(Order.id)).where(*confirmed))
     bulk.unchanged = int(total or 0) - len(bulk.changed)
@@ -323,6 +325,7 @@ async def refund(
     )
     await session.refresh(order)
     entries = await credit_service.on_cancelled(session, order, now)
+    await coupons.give_back(session, order, now)  # unless it expired
     refunded = Refunded(order, deal, True, entries)
     await notices.refund(session, refunded, now)
     await notices.credit(session, entries, now)

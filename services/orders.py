@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, Group, Order
 from models.upsert import insert_for
-from services import activity, events, payments, referrals
+from services import activity, coupons, events, payments, referrals
 from services import credit as credit_service
 from services import deals as deal_service
 from services.errors import DomainError
@@ -523,6 +523,7 @@ async def confirm(
         await session.refresh(order)
     confirmed = [order for order in orders if order.status == "confirmed"]
     await activity.count_orders(session, confirmed, now)
+    await coupons.on_confirmed(session, deal, confirmed, now)  # the best coupon, before invoices
     await payments.on_confirmed(session, deal, confirmed, now)
     events.record(session, events.DealChanged(deal.id))
 
@@ -587,6 +588,7 @@ async def release(session: AsyncSession, order: Order, now: datetime) -> list:
     )
     await session.refresh(order)
     entries = await credit_service.on_cancelled(session, order, now)
+    await coupons.give_back(session, order, now)  # unless it expired
     events.record(session, events.DealChanged(order.deal_id))  # the sign-up list shows it
     return entries
 

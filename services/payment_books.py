@@ -52,7 +52,8 @@ def is_paid_deal(deal: Deal) -> bool:
 
 
 def owed(order: Order) -> int:
-    """What the order still owes: 0 once paid, else amount − discount (never below 0)."""
+    """What the order still owes: 0 once paid, else amount − credit − coupon (never below
+    0)."""
     return payment_service.owed(order)
 
 
@@ -116,8 +117,8 @@ async def collected(
 
 async def outstanding(session: AsyncSession, *, group_ids: Sequence[int] | None) -> dict[str, int]:
     """Per currency (sorted; zero totals left out): what unpaid confirmed or held orders of
-    paid deals with a deadline still owe (amount − discount)."""
-    due = func.coalesce(Order.amount, 0) - Order.discount
+    paid deals with a deadline still owe (amount − credit − coupon)."""
+    due = func.coalesce(Order.amount, 0) - Order.discount - Order.coupon_discount
     query = (
         select(Deal.currency, func.sum(due))
         .join(Deal, Deal.id == Order.deal_id)

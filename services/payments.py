@@ -50,8 +50,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, Group, Order, Payment, WaitlistEntry
 from models.upsert import insert_ignore
+from services import coupons, events, notices, outbox, rights
 from services import credit as credit_service
-from services import events, notices, outbox, rights
 from services import orders as order_service
 from services.admins import AdminDirectory
 from services.errors import DealNotFound, DomainError
@@ -138,10 +138,11 @@ def method_of(currency: str) -> str:
 
 
 def owed(order: Order) -> int:
-    """What the order asks for now: nothing once paid, else its amount less its discount."""
+    """What the order asks for now: nothing once paid, else its amount less its discounts
+    (credit and a coupon, services.coupons)."""
     if order.paid_at is not None:
         return 0
-    return max((order.amount or 0) - (order.discount or 0), 0)
+    return max((order.amount or 0) - (order.discount or 0) - (order.coupon_discount or 0), 0)
 
 
 def payload_of(order: Order) -> str:
@@ -237,6 +238,7 @@ async def on_order_changed(
     if change.new_quantity <= 0:
         await session.execute(update(Order).where(Order.id == order.id).values(pay_by=None))
         order.pay_by = None
+        await coupons.give_back(session, order, now)
         return
     pay_by = now + timedelta(minutes=deal.hold_minutes)
     await session.execute(
@@ -253,6 +255,7 @@ async def on_order_changed(
         change.new_quantity * deal.unit_price,
         pay_by,
     )
+    await coupons.on_priced(session, order, deal, now)  # the best coupon, before the invoice
     await _invoice(session, order, now, remind=False)
 
 
@@ -755,6 +758,7 @@ async def serve_waitlist(session: AsyncSession, deal_id: int, now: datetime) -> 
                 continue
             order.pay_by = now + timedelta(hours=deal.pay_hours)
             await session.flush()
+            await coupons.on_confirmed(session, deal, [order], now)  # the best coupon
             await _invoice(session, order, now, remind=True)
         else:
             return served

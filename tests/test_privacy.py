@@ -19,6 +19,10 @@ from models import (
     Bargain,
     BargainHelp,
     Base,
+    Coupon,
+    CouponClaim,
+    CouponDeal,
+    CouponPack,
     CreditEntry,
     Deal,
     DealPost,
@@ -34,6 +38,7 @@ from models import (
     Membership,
     Order,
     OutboxMessage,
+    PackClaim,
     Payment,
     Referral,
     ScheduledPost,
@@ -362,6 +367,36 @@ async def seed(harness) -> dict[str, int]:
                 ),
                 HelpDay(helper_id=ALICE_ID, day=date(2026, 3, 1), helps=1),
                 HelpDay(helper_id=BOB_ID, day=date(2026, 3, 1), helps=1),
+            ]
+        )
+        coupon_values = dict(
+            group_id=g1.id, kind="amount", value=300, currency="CNY", valid_days=7, total=10,
+            claimed=2, created_at=now,
+        )  # fmt: skip
+        c_alice = Coupon(created_by=ALICE_ID, **coupon_values)
+        c_owner = Coupon(created_by=OWNER_ID, **coupon_values)
+        pack_a = CouponPack(code="packalice", group_id=g1.id, sharer_id=ALICE_ID, created_at=now)
+        pack_b = CouponPack(code="packbob", group_id=g1.id, sharer_id=BOB_ID, created_at=now)
+        s.add_all([c_alice, c_owner, pack_a, pack_b])
+        await s.flush()
+        s.add_all(
+            [
+                CouponDeal(coupon_id=c_owner.id, deal_id=d1.id),
+                *(
+                    CouponClaim(
+                        coupon_id=c_owner.id,
+                        user_id=order.user_id,
+                        seq=1,
+                        claimed_at=now,
+                        expires_at=later,
+                        order_id=order.id,
+                        redeemed_at=now,
+                        discount=300,
+                    )  # fmt: skip
+                    for order in (o_alice, o_bob)
+                ),
+                PackClaim(pack_id=pack_b.id, group_id=g1.id, friend_id=ALICE_ID, claimed_at=now),
+                PackClaim(pack_id=pack_a.id, group_id=g1.id, friend_id=BOB_ID, claimed_at=now),
             ]
         )
         s.add_all(

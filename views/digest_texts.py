@@ -173,6 +173,9 @@ def group_text(d: GroupDigest) -> str:
                 lambda v, c=currency: format_money(round(v), c, lang),
             )
         )
+    if d.coupons_claimed.value or d.coupons_claimed.baseline or d.coupons_redeemed.value:
+        lines.append(_line(_("Coupons claimed"), d.coupons_claimed))
+        lines.append(_line(_("Coupons used"), d.coupons_redeemed))
     lines.append(
         _line(
             _("Conversion ({buyers} buyers / {active} active)").format(

@@ -53,6 +53,12 @@ def _block(order: Order, deal: Deal, timezone: str, payments: list[Payment] | No
     else:
         amount = _("nothing to pay")
     details = [f"×{order.quantity}", amount, status_label(order.status)]
+    if order.coupon_discount:
+        details.append(
+            _("coupon −{amount}").format(
+                amount=format_money(order.coupon_discount, deal.currency, language)
+            )
+        )
     if order.status == "confirmed":
         details.append(fulfilment_label(order.fulfilment))
     if deal.closed_at is not None or deal.status in deal_service.FINAL_STATES:

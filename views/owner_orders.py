@@ -328,6 +328,12 @@ def order_card(
                 ),
             )
         )
+    if order.coupon_discount:
+        lines.append(
+            _("Coupon: −{amount}").format(
+                amount=format_money(order.coupon_discount, deal.currency, current_language())
+            )
+        )
     if order.paid_at is not None:
         lines.append(_("Paid: {time}").format(time=local_time(order.paid_at, timezone)))
     row = [

@@ -30,6 +30,10 @@ def invoice_description(deal: Deal, order: Order, owed: int, language: str, time
         text += " " + _("Credit used: {credit}.").format(
             credit=format_money(order.discount, deal.currency, language)
         )
+    if order.coupon_discount:
+        text += " " + _("Coupon: −{amount}.").format(
+            amount=format_money(order.coupon_discount, deal.currency, language)
+        )
     return cut(text, DESCRIPTION_MAX)
 
 

@@ -41,7 +41,7 @@ from bot.middlewares.activity import GROUP_TYPES, count
 from services.activity import ActivityBuffer
 
 GROUP_COMMANDS = frozenset(
-    {"help", "settings", "invite", "buy", "cancel", "deals", "top", "hideme", "showme"}
+    {"help", "settings", "invite", "buy", "cancel", "deals", "top", "hideme", "showme", "coupons"}
 )
 COMMAND_PREFIX = "/"
 
