@@ -38,7 +38,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.deals import DueResult, run_due
-from services import bargains, calendar, notices, payments, teams
+from services import bargains, calendar, notices, offers, payments, teams
 from services.timezones import utcnow
 
 if TYPE_CHECKING:
@@ -190,30 +190,29 @@ async def lapse_payments(app: App, now: datetime, result: TickResult) -> None:
             return
 
 
-async def expire_teams(app: App, now: datetime, result: TickResult) -> None:
-    """Team buys whose time ran out fail (services.teams), a batch per transaction."""
+async def _end_offers(app: App, now: datetime, service: Any) -> int:
+    """Offers (services.teams, services.bargains) whose time ran out end, a batch per
+    transaction; how many."""
+    ended = 0
     while True:
         async with app.db.read() as session:
-            if not await teams.any_expiring(session, now):
-                return
+            if not await service.any_expiring(session, now):
+                return ended
         async with app.db.transaction() as session:
-            failed = await teams.expire_due(session, now)
-        result.teams_failed += failed
-        if failed < teams.EXPIRE_BATCH:
-            return
+            batch = await service.expire_due(session, now)
+        ended += batch
+        if batch < offers.EXPIRE_BATCH:
+            return ended
+
+
+async def expire_teams(app: App, now: datetime, result: TickResult) -> None:
+    """Team buys not filled in time fail."""
+    result.teams_failed += await _end_offers(app, now, teams)
 
 
 async def expire_bargains(app: App, now: datetime, result: TickResult) -> None:
-    """Bargains whose time ran out end (services.bargains), a batch per transaction."""
-    while True:
-        async with app.db.read() as session:
-            if not await bargains.any_expiring(session, now):
-                return
-        async with app.db.transaction() as session:
-            ended = await bargains.expire_due(session, now)
-        result.bargains_expired += ended
-        if ended < bargains.EXPIRE_BATCH:
-            return
+    """Bargains not bought in time end."""
+    result.bargains_expired += await _end_offers(app, now, bargains)
 
 
 async def digest_hook(app: App, now: datetime) -> None:

@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Bargain, BargainHelp, Deal, Group, HelpDay, Order, User
 from models.upsert import insert_ignore
 from services import deals as deal_service
-from services import events, outbox
+from services import events, offers, outbox
 from services import orders as order_service
 from services.errors import DomainError
 from services.parsing import MAX_INT, ParseError, parse_int, parse_price_in
@@ -62,7 +62,6 @@ LINK_PREFIX = "bargain_"  # /start bargain_<code>: the bargain in private chat
 CODE_ALPHABET = string.ascii_letters + string.digits
 CODE_LENGTH = 10
 NOTE = "bargain_note"
-EXPIRE_BATCH = 100
 LIST_MAX = 30  # bargains shown to the owner at once
 
 
@@ -515,31 +514,17 @@ async def on_deal_closing(session: AsyncSession, deal: Deal, now: datetime) -> i
     return ended
 
 
-def _expiring(now: datetime):
-    return (Bargain.status == "open", Bargain.expires_at <= now)
+async def _expire_due_one(session: AsyncSession, bargain: Bargain, now: datetime) -> bool:
+    return await _expire(session, bargain, now, "expired")
 
 
 async def any_expiring(session: AsyncSession, now: datetime) -> bool:
-    return await session.scalar(select(Bargain.id).where(*_expiring(now)).limit(1)) is not None
+    return await offers.any_expiring(session, Bargain, now)
 
 
-async def expire_due(session: AsyncSession, now: datetime, limit: int = EXPIRE_BATCH) -> int:
-    """End the open bargains whose time ran out; returns how many."""
-    due = list(
-        await session.execute(
-            select(Bargain.id, Bargain.deal_id)
-            .where(*_expiring(now))
-            .order_by(Bargain.expires_at, Bargain.id)
-            .limit(limit)
-        )
-    )
-    ended = 0
-    for bargain_id, deal_id in due:
-        await deal_service.get(session, deal_id, lock=True)  # deal first, as everywhere
-        bargain = await session.get(Bargain, bargain_id, populate_existing=True)
-        if bargain is not None and bargain.status == "open" and bargain.expires_at <= now:
-            ended += await _expire(session, bargain, now, "expired")
-    return ended
+async def expire_due(session: AsyncSession, now: datetime) -> int:
+    """End the open bargains whose time ran out (a batch); returns how many."""
+    return await offers.expire_due(session, Bargain, now, _expire_due_one)
 
 
 async def _note(
@@ -657,17 +642,7 @@ class Counts:
 async def counts(
     session: AsyncSession, *, group_id: int, closed_from: datetime, closed_to: datetime
 ) -> Counts:
-    rows = await session.execute(
-        select(Bargain.status, func.count())
-        .where(
-            Bargain.group_id == group_id,
-            (Bargain.status == "open")
-            | ((Bargain.closed_at >= closed_from) & (Bargain.closed_at < closed_to)),
-        )
-        .group_by(Bargain.status)
+    found = await offers.status_counts(
+        session, Bargain, group_id=group_id, closed_from=closed_from, closed_to=closed_to
     )
-    found = Counts()
-    for status, n in rows.all():
-        if status in ("open", "bought", "expired"):
-            setattr(found, status, n)
-    return found
+    return Counts(found.get("open", 0), found.get("bought", 0), found.get("expired", 0))

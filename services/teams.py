@@ -31,13 +31,13 @@ import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, Group, Order, Team, User
 from services import deals as deal_service
-from services import events, outbox
+from services import events, offers, outbox
 from services import orders as order_service
 from services.errors import DomainError
 from services.parsing import MAX_INT, ParseError, parse_int, parse_price_in
@@ -48,7 +48,6 @@ LINK_PREFIX = "team_"  # /start team_<code>: the team in private chat
 CODE_ALPHABET = string.ascii_letters + string.digits
 CODE_LENGTH = 10
 NOTE = "team_note"
-EXPIRE_BATCH = 100
 
 
 class TeamError(DomainError):
@@ -425,32 +424,17 @@ async def on_deal_closing(session: AsyncSession, deal: Deal, now: datetime) -> i
     return failed
 
 
-def _expiring(now: datetime):
-    return (Team.status == "open", Team.expires_at <= now)
+async def _expire(session: AsyncSession, team: Team, now: datetime) -> bool:
+    return await _fail(session, team, now, "expired")
 
 
 async def any_expiring(session: AsyncSession, now: datetime) -> bool:
-    """One read: is a team due to fail (the tick opens a write transaction only then)."""
-    return await session.scalar(select(Team.id).where(*_expiring(now)).limit(1)) is not None
+    return await offers.any_expiring(session, Team, now)
 
 
-async def expire_due(session: AsyncSession, now: datetime, limit: int = EXPIRE_BATCH) -> int:
-    """Fail the open teams whose time ran out; returns how many."""
-    due = list(
-        await session.execute(
-            select(Team.id, Team.deal_id)
-            .where(*_expiring(now))
-            .order_by(Team.expires_at, Team.id)
-            .limit(limit)
-        )
-    )
-    failed = 0
-    for team_id, deal_id in due:
-        await deal_service.get(session, deal_id, lock=True)  # deal first, as everywhere
-        team = await session.get(Team, team_id, populate_existing=True)
-        if team is not None and team.status == "open" and team.expires_at <= now:
-            failed += await _fail(session, team, now, "expired")
-    return failed
+async def expire_due(session: AsyncSession, now: datetime) -> int:
+    """Fail the open teams whose time ran out (a batch); returns how many."""
+    return await offers.expire_due(session, Team, now, _expire)
 
 
 async def _note(session: AsyncSession, team: Team, user_id: int, what: str, now: datetime) -> None:
@@ -633,18 +617,8 @@ async def counts(
 ) -> Counts:
     """Teams by status, of a deal or a group: the open ones now, and the filled and failed
     ones (closed within [from, to) if given: a digest's period)."""
-    query = select(Team.status, func.count()).group_by(Team.status)
-    if deal_id is not None:
-        query = query.where(Team.deal_id == deal_id)
-    if group_id is not None:
-        query = query.where(Team.group_id == group_id)
-    if closed_from is not None and closed_to is not None:
-        query = query.where(
-            (Team.status == "open")
-            | ((Team.closed_at >= closed_from) & (Team.closed_at < closed_to))
-        )
-    found = Counts()
-    for status, n in (await session.execute(query)).all():
-        if status in ("open", "filled", "failed"):
-            setattr(found, status, n)
-    return found
+    found = await offers.status_counts(
+        session, Team, deal_id=deal_id, group_id=group_id,
+        closed_from=closed_from, closed_to=closed_to,
+    )  # fmt: skip
+    return Counts(found.get("open", 0), found.get("filled", 0), found.get("failed", 0))

@@ -33,7 +33,8 @@ __all__ = [
 
 def off_text(coupon: Coupon, language: str) -> str:
     if coupon.kind == "percent":
-        return _("{percent}% off").format(percent=coupon.value)
+        # the sign comes with the number: "% o" would read as a printf conversion to gettext
+        return _("{percent} off").format(percent=f"{coupon.value}%")
     return _("{amount} off").format(amount=money(coupon.value, coupon.currency, language))
 
 
