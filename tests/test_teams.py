@@ -10,12 +10,15 @@ import asyncio
 from datetime import timedelta
 
 from aiogram.methods import EditMessageText, SendInvoice
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from handlers.callbacks import DealCB, TeamCB
 from models import Deal, Order, Team
 from scheduler.jobs import TickResult, expire_teams
 from services import teams
+from services.parsing import ParseError
 from services.timezones import utcnow
 from tests.builders import person
 from tests.test_deal_closing import close_now, started
@@ -468,3 +471,50 @@ async def test_a_team_starts_from_the_deal_shown_in_private_too(harness) -> None
     # a forged group for the private button: refused, nothing started
     answer = await harness.tap(BOB, TeamCB(action="start", id=deal_id, group_id=group_id + 9))
     assert answer.text == "This deal is no longer available in that group." and answer.show_alert
+
+
+# ---------------------------------------------------------------- the rules' parser
+
+
+def _deal(unit_price: int = 1250, stock: int | None = 10) -> Deal:
+    return Deal(unit_price=unit_price, currency="CNY", stock_total=stock)
+
+
+@given(
+    size=st.integers(min_value=-5, max_value=60),
+    price=st.integers(min_value=0, max_value=2000),
+    hours=st.integers(min_value=-2, max_value=80),
+    only=st.booleans(),
+    suffix=st.sampled_from(["", "h", "H"]),
+)
+def test_teambuy_rules_parse_exactly_within_their_bounds(size, price, hours, only, suffix) -> None:
+    words = [str(size), f"{price // 100}.{price % 100:02d}", f"{hours}{suffix}"]
+    if only:
+        words.append("ONLY")
+    deal = _deal()
+    valid = 2 <= size <= 10 and 0 < price < 1250 and 1 <= hours <= 72  # stock 10
+    try:
+        rules = teams.parse_rules(words, deal)
+    except (teams.BadTeamRules, ParseError):
+        assert not valid
+        return
+    assert valid
+    assert rules == teams.Rules(size, price, hours, only)
+
+
+@given(st.lists(st.text(max_size=12), max_size=6))
+def test_teambuy_rules_never_raise_anything_but_a_refusal(words) -> None:
+    try:
+        rules = teams.parse_rules(words, _deal(stock=None))
+    except (teams.BadTeamRules, ParseError):
+        return
+    if rules is not None:
+        assert 2 <= rules.size <= 50 and 0 < rules.price < 1250 and 1 <= rules.hours <= 72
+
+
+@given(st.text(max_size=40))
+def test_team_links_parse_only_their_own_shape(payload) -> None:
+    code = teams.parse_link(payload)
+    if code is not None:
+        assert payload == "team_" + code and len(code) == 10 and code.isascii() and code.isalnum()
+    assert teams.parse_link("team_" + teams.new_code()) is not None
