@@ -421,3 +421,33 @@ async def test_a_filled_team_takes_the_best_coupon_before_its_invoices(harness) 
     assert (bob.status, bob.amount, bob.coupon_discount) == ("confirmed", 850, 85)
     assert (await invoices(harness, BOB))[-1].prices[0].amount == 765
     assert (await order_of(harness, deal_id, ALICE)).coupon_discount == 0
+
+
+WORDS = st.sampled_from(
+    ["5.00", "10%", "95%", "0", "min", "30", "days", "7", "until", "2026-12-31", "limit", "1",
+     "total", "100", "deals", "D3,D4", "pack", "0%", "１０％", "x", "", "-3", "9" * 12]
+)  # fmt: skip
+
+
+@given(st.lists(WORDS | st.text(max_size=8), max_size=10))
+def test_coupon_rules_never_raise_anything_but_a_refusal_and_stay_in_bounds(words) -> None:
+    from datetime import UTC, datetime
+
+    from models import Group
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    shop = Group(chat_id=-1, title="g", timezone="Asia/Shanghai", currency="CNY", language="en")
+    try:
+        spec = coupons.parse_spec(words, shop, now)
+    except coupons.BadCoupon:
+        return
+    assert (spec.valid_days is None) != (spec.valid_until is None)
+    if spec.kind == "percent":
+        assert 1 <= spec.value <= coupons.MAX_PERCENT
+    else:
+        assert spec.value > 0
+    assert 1 <= spec.per_member <= coupons.MAX_PER_MEMBER and 1 <= spec.total <= coupons.MAX_TOTAL
+    assert spec.min_order >= 0 and all(d > 0 for d in spec.deal_ids)
+    if spec.valid_until is not None:
+        assert now < spec.valid_until
+    assert not (spec.pack and spec.deal_ids)
