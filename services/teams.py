@@ -307,13 +307,33 @@ async def start(
     return Joined(team, deal, False)
 
 
+def _refuse_closed(team: Team, now: datetime) -> None:
+    if team.status != "open" or team.expires_at <= now:
+        raise TeamOver("failed" if team.status == "open" else team.status)
+
+
+async def _refuse_early(session: AsyncSession, team: Team, user_id: int, now: datetime) -> None:
+    """What committed state already refuses, read before the deal's lock so that a rush's
+    refusals do not queue behind its joins: the member holds an order of the deal, the
+    team is over or full, the deal has no unit left. Each is a fact of a read begun after
+    the tap arrived (a place or a unit freed a moment later is the same as a tap a moment
+    earlier); the locked path checks everything again."""
+    _refuse_holder(await _held(session, team.deal_id, user_id), team.id)
+    _refuse_closed(team, now)
+    if team.members >= team.size:
+        raise TeamFull(team.id)
+    left = await session.scalar(select(Deal.stock_left).where(Deal.id == team.deal_id))
+    if left is not None and left < 1:
+        raise order_service.SoldOut(0)
+
+
 async def join(session: AsyncSession, *, team: Team, user_id: int, now: datetime) -> Joined:
     """The member takes a place in `team`; the size-th place fills it."""
+    await _refuse_early(session, team, user_id, now)
     deal = await deal_service.get(session, team.deal_id, lock=True)
     await session.refresh(team)
     _refuse_holder(await _held(session, team.deal_id, user_id), team.id)
-    if team.status != "open" or team.expires_at <= now:
-        raise TeamOver("failed" if team.status == "open" else team.status)
+    _refuse_closed(team, now)
     group = await session.get(Group, team.group_id)
     assert group is not None
     async with events.savepoint(session):
