@@ -42,6 +42,8 @@ PRIVATE = [
     ("bargain", N_("Bargain on a deal: /bargain D17 12.00 8.00 5 24")),
     ("bargains", N_("A deal's bargains and who helped")),
     ("coupon", N_("Create and end coupons of your groups")),
+    ("poll", N_("Ask your groups: /poll 1,2 3d Question? | A | B")),
+    ("polls", N_("Your polls and their votes")),
     ("members", N_("Core and dormant members of your groups")),
     ("invites", N_("Who invited whom into your groups")),
     ("lang", N_("Choose your language")),

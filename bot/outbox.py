@@ -165,7 +165,10 @@ class OutboxSender:
         # A person who has not started the bot (or blocked it) gets it when they /start; a
         # row to erase is not kept for anyone.
         park = outcome.refused and row.chat_id > 0 and not row.payload.get(outbox.ERASE)
-        await self._settle(row, outcome.reason, outcome.transient, outcome.retry_after, park=park)
+        await self._settle(
+            row, outcome.reason, outcome.transient, outcome.retry_after, park=park,
+            result=outcome.result,
+        )  # fmt: skip
 
     async def _settle(
         self,
@@ -175,6 +178,7 @@ class OutboxSender:
         after: float = 0.0,
         *,
         park: bool = False,
+        result: object = None,
     ) -> None:
         now = utcnow()
         if transient and row.attempts >= MAX_ATTEMPTS:
@@ -186,6 +190,9 @@ class OutboxSender:
                     record_outcome = notices.AFTER.get(row.kind)
                     if record_outcome is not None:  # its outcome is recorded with the settling
                         await record_outcome(session, row, reason, transient, now)
+                    record_result = notices.SETTLED.get(row.kind)
+                    if record_result is not None:  # ... with what Telegram answered
+                        await record_result(session, row, reason, transient, result, now)
                     if reason is None:
                         settled = await outbox.mark_sent(session, row, now)
                     elif park:

@@ -29,6 +29,7 @@ def build_routers() -> list[Router]:
         owner_deals,
         owner_orders,
         payments,
+        polls,
         privacy,
         schedule,
         settings,
@@ -52,6 +53,7 @@ def build_routers() -> list[Router]:
         bargains.router(),  # bargains: ✂️ Bargain, Help / Buy, /start bargain_<code>,
         # /bargain, /bargains
         coupons.router(),  # /coupon (owners), /coupons, Claim / Use, /start pack_<code>
+        polls.router(),  # /poll, /polls (owners), poll_answer and poll updates, Start a deal
         share.router(),  # /start <share code> and deal_<id>: a deal in private, Join buttons
         deal_post.router(),  # deal posts in groups: buttons, /buy, /cancel, /deals
         inline.router(),  # inline mode: @bot search, chosen cards, taps on cards in any chat

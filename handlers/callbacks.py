@@ -105,6 +105,15 @@ class CouponCB(CallbackData, prefix="cp"):
     order: IdOrNone = 0
 
 
+class PollCB(CallbackData, prefix="pl"):
+    """Polls (handlers.polls): "deal" under a poll's results (`id`: the poll, `option`: the
+    option's index) starts /newdeal with that option as the title."""
+
+    action: Word  # deal
+    id: Id
+    option: Annotated[int, Field(ge=0, le=9)] = 0
+
+
 class PrivateDealCB(CallbackData, prefix="pdj"):
     """Join buttons under a deal shown in private (handlers.share): ids only, checked again
     on the server."""
@@ -263,6 +272,7 @@ FACTORIES: tuple[type[CallbackData], ...] = (
     TeamCB,
     BargainCB,
     CouponCB,
+    PollCB,
     CardCB,
     InviteCB,
     InvitesCB,

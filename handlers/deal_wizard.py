@@ -212,6 +212,28 @@ async def start_wizard(
     await show_step(bot, user_id, "title", state, session, admins, settings, clock, draft=draft)
 
 
+async def start_titled(
+    bot: Bot,
+    user_id: int,
+    state: FSMContext,
+    session: AsyncSession,
+    admins: AdminDirectory,
+    settings: Settings,
+    clock: Clock,
+    title: str,
+) -> None:
+    """Start the wizard with its title filled in (a poll's winning option, handlers.polls):
+    the next step is asked (a title the draft refuses is asked again). Replaces an unfinished
+    draft, as Restart does."""
+    draft = DealDraft(methods=list(settings.pay_methods))
+    targets = await targets_of(session, draft, settings)
+    try:
+        step = draft.apply("title", title, targets, clock.now())
+    except ParseError:
+        step = "title"
+    await show_step(bot, user_id, step, state, session, admins, settings, clock, draft=draft)
+
+
 async def newdeal_command(
     message: Message,
     state: FSMContext,

@@ -20,6 +20,7 @@ from models.growth import (
 )
 from models.offers import Bargain, BargainHelp, HelpDay, Team
 from models.payments import Payment, WaitlistEntry
+from models.polls import Poll, PollPost, PollVote
 from models.schedule import DealReminderSent, ScheduledPost, ScheduledTarget
 
 __all__ = [
@@ -51,6 +52,9 @@ __all__ = [
     "PackClaim",
     "OutboxMessage",
     "Payment",
+    "Poll",
+    "PollPost",
+    "PollVote",
     "ProcessedUpdate",
     "Referral",
     "ScheduledPost",

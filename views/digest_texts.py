@@ -203,6 +203,15 @@ def group_text(d: GroupDigest) -> str:
                 open=number(d.bargains.open),
             )
         )
+    if d.polls.any:
+        lines.append(
+            "📊 "
+            + _("Polls: {closed} closed, {open} open now, {voters} voters").format(
+                closed=number(d.polls.closed),
+                open=number(d.polls.open),
+                voters=number(d.polls.voters),
+            )
+        )
     if d.cards.any:
         lines += ["", "📇 <b>" + _("Shared deal cards") + "</b>"]
         lines.append(_line(_("Cards shared into chats"), d.cards.shared))
