@@ -221,6 +221,7 @@ async def start_titled(
     settings: Settings,
     clock: Clock,
     title: str,
+    note: str | None = None,
 ) -> None:
     """Start the wizard with its title filled in (a poll's winning option, handlers.polls):
     the next step is asked (a title the draft refuses is asked again). Replaces an unfinished
@@ -230,8 +231,10 @@ async def start_titled(
     try:
         step = draft.apply("title", title, targets, clock.now())
     except ParseError:
-        step = "title"
-    await show_step(bot, user_id, step, state, session, admins, settings, clock, draft=draft)
+        step, note = "title", None
+    await show_step(
+        bot, user_id, step, state, session, admins, settings, clock, note=note, draft=draft
+    )
 
 
 async def newdeal_command(

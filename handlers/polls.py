@@ -22,7 +22,7 @@ from services.admins import AdminDirectory
 from services.errors import NotGroupAdmin
 from services.timezones import Clock
 from views.common import current_language
-from views.poll_texts import created_text, groups_text, list_text
+from views.poll_texts import created_text, groups_text, list_text, titled_note
 
 
 async def poll_command(
@@ -84,7 +84,7 @@ async def deal_button(
     await query.answer()
     title = options[callback_data.option]
     await deal_wizard.start_titled(
-        query.bot, user.id, state, session, admins, settings, clock, title
+        query.bot, user.id, state, session, admins, settings, clock, title, titled_note(poll, title)
     )
 
 

@@ -33,6 +33,8 @@ from aiogram.types import (
     ChatMemberMember,
     ChatMemberOwner,
     Message,
+    Poll,
+    PollOption,
     Update,
     User,
 )
@@ -162,6 +164,11 @@ class FakeTelegram(BaseSession):
         self._arrived = asyncio.Event()
         self.on_request: Callable[[TelegramMethod[Any]], Any] | None = None
         self.block: asyncio.Event | None = None  # when set to an unset Event, sends wait on it
+        # Polls sent (sendPoll): poll id → (chat id, message id, the SendPoll); their counts
+        # per option (a test sets them: what Telegram would count) are in poll_counts.
+        self.polls: dict[str, tuple[int, int, m.SendPoll]] = {}
+        self.poll_counts: dict[str, list[int]] = {}
+        self.stopped: set[str] = set()
 
     # ------------------------------------------------------------------ configuration
     def set_admins(
@@ -290,6 +297,18 @@ class FakeTelegram(BaseSession):
                 text=getattr(method, "text", None),
                 edit_date=int(time.time()),
             )
+        if isinstance(method, m.SendPoll):
+            return self._poll_message(method)
+        if isinstance(method, m.StopPoll):
+            for poll_id, (chat_id, message_id, _sent) in self.polls.items():
+                if (chat_id, message_id) == (method.chat_id, method.message_id):
+                    if poll_id in self.stopped:
+                        raise TelegramBadRequest(
+                            method=method, message="Bad Request: poll has already been closed"
+                        )
+                    self.stopped.add(poll_id)
+                    return self.poll_state(poll_id, closed=True)
+            raise TelegramBadRequest(method=method, message="Bad Request: poll can't be stopped")
         if isinstance(method, m.GetChatAdministrators):
             return self.admins.get(method.chat_id, [])
         if isinstance(method, m.GetChatMember):
@@ -321,6 +340,40 @@ class FakeTelegram(BaseSession):
             from_user=self.me,
             text=getattr(method, "text", None),
             caption=getattr(method, "caption", None),
+        )
+
+    def _poll_message(self, method: m.SendPoll) -> Message:
+        message_id = next(self._message_ids[method.chat_id])
+        poll_id = f"poll{method.chat_id}x{message_id}"
+        self.polls[poll_id] = (method.chat_id, message_id, method)
+        self.poll_counts[poll_id] = [0] * len(method.options)
+        return Message(
+            message_id=message_id,
+            date=int(time.time()),
+            chat=chat_for(method.chat_id),
+            from_user=self.me,
+            poll=self.poll_state(poll_id),
+        )
+
+    def poll_state(self, poll_id: str, *, closed: bool = False) -> Poll:
+        """A sent poll as Telegram describes it (in a `poll` update, stopPoll's answer)."""
+        _chat_id, _message_id, sent = self.polls[poll_id]
+        counts = self.poll_counts[poll_id]
+        texts = [o.text if hasattr(o, "text") else str(o) for o in sent.options]
+        return Poll(
+            id=poll_id,
+            question=sent.question,
+            options=[
+                PollOption(persistent_id=str(i), text=text, voter_count=counts[i])
+                for i, text in enumerate(texts)
+            ],
+            total_voter_count=sum(counts),
+            is_closed=closed,
+            is_anonymous=sent.is_anonymous is not False,
+            type="regular",
+            allows_multiple_answers=bool(sent.allows_multiple_answers),
+            allows_revoting=True,
+            members_only=False,
         )
 
     def push_update(self, *updates: Update) -> None:

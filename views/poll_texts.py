@@ -19,6 +19,7 @@ __all__ = [
     "list_text",
     "poll_error_text",
     "results_text",
+    "titled_note",
     "usage_text",
 ]
 
@@ -117,6 +118,11 @@ def list_text(listed: list[Results], language: str) -> str:
 
 def deal_label(option: str) -> str:
     return _("Start a deal: {option}").format(option=cut(option, LABEL_MAX))
+
+
+def titled_note(poll: Poll, title: str) -> str:
+    """Above the first step of /newdeal started from a poll's option."""
+    return _("Deal title from poll P{id}: <b>{title}</b>").format(id=poll.id, title=quote(title))
 
 
 def poll_error_text(err: DomainError) -> str | None:
