@@ -40,6 +40,9 @@ from models import (
     OutboxMessage,
     PackClaim,
     Payment,
+    Poll,
+    PollPost,
+    PollVote,
     Referral,
     ScheduledPost,
     ScheduledTarget,
@@ -397,6 +400,25 @@ async def seed(harness) -> dict[str, int]:
                 ),
                 PackClaim(pack_id=pack_b.id, group_id=g1.id, friend_id=ALICE_ID, claimed_at=now),
                 PackClaim(pack_id=pack_a.id, group_id=g1.id, friend_id=BOB_ID, claimed_at=now),
+            ]
+        )
+        poll_values = dict(
+            question="Which fruit?", options='["Mangoes", "Lychees"]', anonymous=False,
+            multiple=False, status="open", closes_at=later, created_at=now,
+        )  # fmt: skip
+        poll_alice = Poll(owner_id=ALICE_ID, **poll_values)
+        poll_owner = Poll(owner_id=OWNER_ID, **poll_values)
+        s.add_all([poll_alice, poll_owner])
+        await s.flush()
+        poll_post = PollPost(
+            poll_id=poll_owner.id, group_id=g1.id, message_id=41, tg_poll_id="tgpoll41"
+        )
+        s.add_all([poll_post, PollPost(poll_id=poll_alice.id, group_id=g1.id)])
+        await s.flush()
+        s.add_all(
+            [
+                PollVote(post_id=poll_post.id, voter_id=ALICE_ID, option_ids="0", voted_at=now),
+                PollVote(post_id=poll_post.id, voter_id=BOB_ID, option_ids="1", voted_at=now),
             ]
         )
         s.add_all(
