@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Group, Poll, PollPost, PollVote
 from models.upsert import upsert
-from services import outbox, rights
+from services import outbox, privacy, rights
 from services.admins import AdminDirectory
 from services.errors import DomainError, NotGroupAdmin
 from services.parsing import MAX_INT, ParseError, clean_text, parse_int, parse_local_datetime
@@ -424,7 +424,7 @@ async def _finish(session: AsyncSession, poll_id: int, now: datetime) -> None:
         .select_from(PollPost)
         .where(PollPost.poll_id == poll_id, PollPost.stopped_at.is_(None))
     )
-    if waiting:
+    if waiting or privacy.is_pseudonym(poll.owner_id):  # never sent to a forgotten owner
         return
     await outbox.promise(
         session,
