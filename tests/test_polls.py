@@ -500,3 +500,23 @@ async def test_the_digest_shows_poll_figures(harness) -> None:
     with harness.app.i18n.context(), harness.app.i18n.use_locale("en"):
         assert "📊 Polls: 1 closed, 1 open now, 2 voters" in group_text(built)
         assert "Polls:" not in group_text(empty)  # shown only when not zero
+
+
+async def test_the_longest_polls_stay_within_telegrams_limits(harness) -> None:
+    await add_group(harness, GROUP)
+    question = "Q&<" * 100  # 300 characters, each escaped in HTML
+    options = " | ".join(f"{n}" + "&" * 99 for n in range(10))
+    for _ in range(polls.LIST_MAX):
+        await create(harness, f"1 1h {question} | {options}")
+    text = (await harness.say(OWNER, "/polls")).text
+    assert text.endswith("…") and text.count("<b>P") < polls.LIST_MAX
+    async with harness.db.read() as s:
+        poll = await s.scalar(select(Poll).order_by(Poll.id).limit(1))
+    [post] = await posts_of(harness, poll.id)
+    await vote(harness, post.tg_poll_id, [3], ALICE)
+    await close_at(harness, poll)  # they all close (the group's stopPolls keep its pace)
+    closed = [r for r in harness.api.sent(OWNER.id) if "has closed" in r.text]
+    [results] = [r for r in closed if f"Poll P{poll.id} has closed" in r.text]
+    [label] = harness.buttons(results)
+    assert label.startswith("Start a deal: 3&&&") and len(label) <= 64
+    # (the harness fails the test if any text went beyond Telegram's limits)

@@ -10,7 +10,7 @@ from models import Group, Poll
 from services import polls
 from services.errors import DomainError
 from services.polls import Results
-from views.format import cut, echo, post_time, quote
+from views.format import cut, echo, post_time, quote, tg_len
 
 __all__ = [
     "created_text",
@@ -25,6 +25,15 @@ __all__ = [
 
 MAX_TEXT = 4096
 LABEL_MAX = 40  # an option in a button's label
+TITLE_MAX = 40  # a group's title in a list of groups
+GROUPS_SHOWN = 5  # groups named under the results
+
+
+def _titles(groups: list[Group], shown: int | None = None) -> str:
+    names = [quote(cut(g.title, TITLE_MAX)) for g in groups[:shown]]
+    if shown is not None and len(groups) > shown:
+        names.append(_("…and {n} more").format(n=len(groups) - shown))
+    return ", ".join(names)
 
 
 def usage_text() -> str:
@@ -56,7 +65,7 @@ def _kind(poll: Poll) -> str:
 
 
 def created_text(poll: Poll, groups: list[Group], language: str) -> str:
-    where = ", ".join(f"<b>{quote(g.title)}</b>" for g in groups)
+    where = "<b>" + _titles(groups) + "</b>"
     return _("Poll P{id} is on its way to {groups} ({kind}). It closes {when}.").format(
         id=poll.id,
         groups=where,
@@ -98,22 +107,24 @@ def results_text(found: Results, language: str) -> str:
         *_figures(found),
     ]
     if found.groups:
-        groups = ", ".join(quote(g.title) for g in found.groups)
+        groups = _titles(found.groups, GROUPS_SHOWN)
         lines.append(_("Asked in: {groups}").format(groups=groups))
     if found.top:
         lines += ["", _("Start a deal from the winning option with a button below.")]
-    return cut("\n".join(lines), MAX_TEXT)
+    return "\n".join(lines)  # within 4096: a question of 300, 10 options of 100, 5 titles
 
 
 def list_text(listed: list[Results], language: str) -> str:
     """/polls: the owner's latest polls with their figures."""
     if not listed:
         return _("You have not created any poll yet.") + "\n\n" + usage_text()
-    lines = [_("Your polls (the latest first):")]
-    for found in listed:
-        lines += ["", _head(found, language), *_figures(found)]
-    text = "\n".join(lines)
-    return text if len(text) <= MAX_TEXT else cut(text, MAX_TEXT)
+    text = _("Your polls (the latest first):")
+    for found in listed:  # whole polls only, within Telegram's 4096 (the rest: "…")
+        block = "\n".join(["", _head(found, language), *_figures(found)])
+        if tg_len(text + block + "\n…") > MAX_TEXT:
+            return text + "\n…"
+        text += "\n" + block
+    return text
 
 
 def deal_label(option: str) -> str:
