@@ -105,6 +105,14 @@ class CouponCB(CallbackData, prefix="cp"):
     order: IdOrNone = 0
 
 
+class LotteryCB(CallbackData, prefix="lt"):
+    """Lotteries (handlers.lotteries): "enter" on a lottery's post in its group, "claim" on
+    a winner's note in private (`id`: the lottery)."""
+
+    action: Word  # enter | claim
+    id: Id
+
+
 class PrivateDealCB(CallbackData, prefix="pdj"):
     """Join buttons under a deal shown in private (handlers.share): ids only, checked again
     on the server."""
@@ -263,6 +271,7 @@ FACTORIES: tuple[type[CallbackData], ...] = (
     TeamCB,
     BargainCB,
     CouponCB,
+    LotteryCB,
     CardCB,
     InviteCB,
     InvitesCB,
