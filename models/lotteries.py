@@ -93,7 +93,7 @@ class LotteryWinner(Base):
     ticket: Mapped[str] = mapped_column(String(8))
     user_id: Mapped[int] = mapped_column(BigInteger, info=person_id("anonymise"))
     status: Mapped[str] = mapped_column(String(8), default="pending")
-    claim_by: Mapped[datetime] = mapped_column(UTCDateTime)
+    claim_by: Mapped[datetime] = mapped_column(UTCDateTime, info=person_id("none"))
     drawn_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

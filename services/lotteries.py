@@ -52,6 +52,7 @@ from services import activity, events, lottery_draw, outbox, rights
 from services.admins import AdminDirectory
 from services.errors import DomainError, NotGroupAdmin
 from services.parsing import MAX_INT, ParseError, clean_text, parse_int, parse_local_datetime
+from services.privacy import is_pseudonym
 
 log = logging.getLogger(__name__)
 
@@ -458,6 +459,8 @@ async def _add_winner(
     )
     session.add(winner)
     await session.flush()
+    if is_pseudonym(winner.user_id):  # forgotten: never told (the prize lapses to a redraw)
+        return winner
     await outbox.promise(
         session,
         key=f"lottery:{lottery.id}:won:{seq}",
@@ -576,6 +579,8 @@ async def claim(
     if (done.rowcount or 0) == 0:
         raise ClaimOver(lottery_id)
     await session.refresh(winner)
+    if is_pseudonym(lottery.created_by):  # its creator was forgotten: nobody to tell
+        return lottery, winner, True
     await outbox.promise(
         session,
         key=f"lottery:{lottery.id}:claimed:{winner.seq}",

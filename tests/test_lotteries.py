@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-import subprocess
 import sys
 from contextlib import redirect_stdout
 from datetime import date, timedelta
@@ -357,10 +356,14 @@ async def test_a_lottery_from_announcement_to_claims_and_a_checked_redraw(harnes
     command = [sys.executable, "-m", "bot", "verify-lottery", "--commitment", commitment]
     command += ["--secret", secret, "--entries", str(entries), "--winners", "2", "--draws", "3"]
     command += ["--entries-hash", published_hash]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "commitment: ok" in done.stdout and "(matches the published hash)" in done.stdout
-    checked = re.findall(r"^\d+\. ([0-9a-f]{8}) \((winner|redraw)\)$", done.stdout, re.M)
+    proc = await asyncio.create_subprocess_exec(
+        *command, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    stdout = out.decode()
+    assert proc.returncode == 0, err.decode()
+    assert "commitment: ok" in stdout and "(matches the published hash)" in stdout
+    checked = re.findall(r"^\d+\. ([0-9a-f]{8}) \((winner|redraw)\)$", stdout, re.M)
     assert [t for t, role in checked if role == "winner"] == expected
 
     # winners are told in private, with a Claim button
