@@ -48,7 +48,7 @@ async def lottery_command(
     if lottery_id is not None and len(words) == 1:
         lottery, group = await lotteries.owned(session, admins, user.id, lottery_id)
         drawn = await lotteries.winners_of(session, lottery.id)
-        await message.answer(detail_text(lottery, group, drawn, language, now))
+        await message.answer(detail_text(lottery, group, drawn, language))
         return
     try:
         index = parse_int(words[0], minimum=1, maximum=999)

@@ -620,3 +620,25 @@ async def test_a_long_entry_list_is_posted_as_a_document(harness) -> None:
     stored = await row(harness, lottery_id)
     assert stored.entries_hash in sent.caption and stored.entries == 200
     assert group_id and len(sent.caption) <= 1024
+
+
+async def test_a_winner_who_hid_from_leaderboards_is_announced_by_ticket_only(harness) -> None:
+    start = utcnow().replace(microsecond=0)
+    harness.clock.set(start)
+    await add_group(harness)
+    hidden = await lottery_in(harness, "1 1h Hidden")
+    shown = await lottery_in(harness, "1 1h Shown")
+    await harness.send(CAROL, "/hideme", GROUP)
+    ticket = ticket_of(await enter(harness, CAROL, hidden))
+    await enter(harness, BOB, shown)
+    stored = await row(harness, hidden)
+    await tick(harness, stored.closes_at)
+    await tick(harness, stored.closes_at + lotteries.DRAW_DELAY)
+    [hidden_post] = [t for t in group_texts(harness) if f"L{hidden}: the draw" in t]
+    [shown_post] = [t for t in group_texts(harness) if f"L{shown}: the draw" in t]
+    assert f"1. a member (ticket <code>{ticket}</code>)" in hidden_post
+    assert "Carol" not in hidden_post
+    assert "1. Bob (ticket" in shown_post
+    # she is still told in private, by name of the prize, with her Claim button
+    [note] = [m for m in harness.api.sent(CAROL.id) if "You won the lottery" in m.text]
+    assert "Hidden" in note.text and ticket in note.text

@@ -5,8 +5,6 @@ answers and the refusals. HTML; user text is escaped here."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
@@ -264,8 +262,7 @@ def owner_text(groups: list[Group], listed: list[Lottery], language: str) -> str
     return "\n".join(lines)
 
 
-def detail_text(lottery: Lottery, group: Group, drawn: list[Drawn], language: str,
-                now: datetime) -> str:  # fmt: skip
+def detail_text(lottery: Lottery, group: Group, drawn: list[Drawn], language: str) -> str:
     """/lottery L3 for its owner: the rules, the published values and the winners by name."""
     lines = [
         announce_text(lottery, group, language),
