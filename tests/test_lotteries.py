@@ -37,7 +37,7 @@ from models import (
 from scheduler.jobs import TickResult, run_lotteries
 from services import digest, lotteries, lottery_draw, privacy
 from services.timezones import utcnow
-from tests.builders import person
+from tests.builders import person, private
 from tests.test_deal_post import GROUP, OWNER, add_group, create_deal, publish_deal
 
 ALICE = person(601, "Alice")
@@ -642,3 +642,27 @@ async def test_a_winner_who_hid_from_leaderboards_is_announced_by_ticket_only(ha
     # she is still told in private, by name of the prize, with her Claim button
     [note] = [m for m in harness.api.sent(CAROL.id) if "You won the lottery" in m.text]
     assert "Hidden" in note.text and ticket in note.text
+
+
+async def test_a_replayed_creation_or_claim_changes_nothing(harness) -> None:
+    start = utcnow().replace(microsecond=0)
+    harness.clock.set(start)
+    await add_group(harness)
+    update = harness.updates.command(private(OWNER), OWNER, "/lottery 1 1 1h Tea")
+    for _ in range(3):
+        await harness.feed(update)
+    await harness.settle()
+    async with harness.db.read() as s:
+        [lottery] = list(await s.scalars(select(Lottery)))
+    assert sum(f"Lottery L{lottery.id}</b>" in t for t in group_texts(harness)) == 1
+    await enter(harness, ALICE, lottery.id)
+    await tick(harness, lottery.closes_at)
+    await tick(harness, lottery.closes_at + lotteries.DRAW_DELAY)
+    harness.clock.set(lottery.closes_at + lotteries.DRAW_DELAY + timedelta(hours=1))
+    claim = harness.updates.callback(ALICE, LotteryCB(action="claim", id=lottery.id).pack())
+    for _ in range(3):
+        await harness.feed(claim)
+    await harness.settle()
+    [w] = await winners(harness, lottery.id)
+    assert w.status == "claimed" and w.claimed_at == harness.clock.now()
+    assert sum("claimed the prize" in t for t in harness.api.texts(OWNER.id)) == 1
