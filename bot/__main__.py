@@ -1,4 +1,4 @@
-"""`python -m bot [run|migrate|healthcheck]` — run is the default.
+"""`python -m bot [run|migrate|healthcheck|verify-lottery ...]` — run is the default.
 
 `run` applies the migrations in a short-lived child process (`python -m bot migrate`, same
 interpreter, environment and working directory, hence the same settings and `.env`) before
@@ -124,6 +124,11 @@ def cmd_healthcheck(max_age: float = 90.0) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "verify-lottery":  # its own options (bot/verify_lottery.py)
+        from bot.verify_lottery import main as verify_lottery
+
+        return verify_lottery(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bot", description="Tuan Telegram bot")
     parser.add_argument(
         "command", nargs="?", default="run", choices=["run", "migrate", "healthcheck"]

@@ -44,6 +44,7 @@ PRIVATE = [
     ("coupon", N_("Create and end coupons of your groups")),
     ("poll", N_("Ask your groups: /poll 1,2 3d Question? | A | B")),
     ("polls", N_("Your polls and their votes")),
+    ("lottery", N_("Lotteries in your groups, drawn verifiably")),
     ("members", N_("Core and dormant members of your groups")),
     ("invites", N_("Who invited whom into your groups")),
     ("lang", N_("Choose your language")),

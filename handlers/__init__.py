@@ -25,6 +25,7 @@ def build_routers() -> list[Router]:
         groups,
         inline,
         invites,
+        lotteries,
         my_orders,
         owner_deals,
         owner_orders,
@@ -54,6 +55,7 @@ def build_routers() -> list[Router]:
         # /bargain, /bargains
         coupons.router(),  # /coupon (owners), /coupons, Claim / Use, /start pack_<code>
         polls.router(),  # /poll, /polls (owners), poll_answer and poll updates, Start a deal
+        lotteries.router(),  # /lottery (owners), Enter on a lottery's post, Claim a prize
         share.router(),  # /start <share code> and deal_<id>: a deal in private, Join buttons
         deal_post.router(),  # deal posts in groups: buttons, /buy, /cancel, /deals
         inline.router(),  # inline mode: @bot search, chosen cards, taps on cards in any chat

@@ -114,6 +114,14 @@ class PollCB(CallbackData, prefix="pl"):
     option: Annotated[int, Field(ge=0, le=9)] = 0
 
 
+class LotteryCB(CallbackData, prefix="lt"):
+    """Lotteries (handlers.lotteries): "enter" on a lottery's post in its group, "claim" on
+    a winner's note in private (`id`: the lottery)."""
+
+    action: Word  # enter | claim
+    id: Id
+
+
 class PrivateDealCB(CallbackData, prefix="pdj"):
     """Join buttons under a deal shown in private (handlers.share): ids only, checked again
     on the server."""
@@ -273,6 +281,7 @@ FACTORIES: tuple[type[CallbackData], ...] = (
     BargainCB,
     CouponCB,
     PollCB,
+    LotteryCB,
     CardCB,
     InviteCB,
     InvitesCB,

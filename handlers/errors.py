@@ -53,6 +53,7 @@ from views.credit_texts import bad_days_text, bad_percent_text
 from views.deal_texts import domain_error_text
 from views.digest_texts import arg_error_text, time_error_text
 from views.format import ALERT_LIMIT, cut, echo
+from views.lottery_texts import lottery_error_text
 from views.poll_texts import poll_error_text
 from views.team_texts import team_error_text
 
@@ -126,6 +127,9 @@ def error_text(err: DomainError) -> str:
     poll = poll_error_text(err)
     if poll is not None:
         return poll
+    lottery = lottery_error_text(err)
+    if lottery is not None:
+        return lottery
     return domain_error_text(err)  # deals, orders, parse errors; else "not possible right now"
 
 

@@ -18,6 +18,7 @@ from models.growth import (
     ShareClick,
     ShareLink,
 )
+from models.lotteries import Lottery, LotteryEntry, LotteryWinner
 from models.offers import Bargain, BargainHelp, HelpDay, Team
 from models.payments import Payment, WaitlistEntry
 from models.polls import Poll, PollPost, PollVote
@@ -46,6 +47,9 @@ __all__ = [
     "HelpDay",
     "InlineCard",
     "InviteLink",
+    "Lottery",
+    "LotteryEntry",
+    "LotteryWinner",
     "MemberActivityDay",
     "Membership",
     "Order",

@@ -13,7 +13,8 @@ next runs), so APScheduler only provides the heartbeat: one periodic job, `max_i
    skipped and logged, never sent late;
 3. content posts whose next run came: each target is claimed with a conditional UPDATE (one
    instance wins), sent, then moved to its next FUTURE run in the group's timezone;
-4. `digest_hook(app, now)`: the daily digests (scheduler/digests.py).
+4. offers and lotteries whose time came (teams, bargains, `run_lotteries`);
+5. `digest_hook(app, now)`: the daily digests (scheduler/digests.py).
 
 After a restart whatever fell due while the bot was down is thus handled once. Two instances
 sharing a database never do the same item twice.
@@ -38,7 +39,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.deals import DueResult, run_due
-from services import bargains, calendar, notices, offers, payments, polls, teams
+from services import bargains, calendar, lotteries, notices, offers, payments, polls, teams
 from services.timezones import utcnow
 
 if TYPE_CHECKING:
@@ -60,6 +61,9 @@ class TickResult:
     teams_failed: int = 0  # team buys not filled in time
     bargains_expired: int = 0  # bargains not bought in time
     polls_closed: int = 0  # polls whose closing time came (stopPoll rows promised)
+    lotteries_closed: int = 0  # lotteries whose entries closed (entry list posted)
+    lotteries_drawn: int = 0  # lotteries drawn (secret revealed, winners told)
+    lottery_redraws: int = 0  # winners who did not claim in time, replaced
 
 
 # ---------------------------------------------------------------- sending
@@ -230,6 +234,25 @@ async def close_polls(app: App, now: datetime, result: TickResult) -> None:
             return
 
 
+async def run_lotteries(app: App, now: datetime, result: TickResult) -> None:
+    """Lotteries (services.lotteries): entries close at the deadline, the draw follows
+    DRAW_DELAY later, unclaimed winners are redrawn; each a batch per transaction."""
+    for step, field_name in (
+        (lotteries.close_due, "lotteries_closed"),
+        (lotteries.draw_due, "lotteries_drawn"),
+        (lotteries.redraw_due, "lottery_redraws"),
+    ):
+        while True:
+            async with app.db.read() as session:
+                if not await lotteries.any_due(session, now):
+                    return
+            async with app.db.transaction() as session:
+                done = await step(session, now)
+            setattr(result, field_name, getattr(result, field_name) + done)
+            if done < lotteries.BATCH:
+                break
+
+
 async def digest_hook(app: App, now: datetime) -> None:
     """The daily digests (scheduler/digests.py): each runs every tick and decides itself,
     from the database, whether a digest is due, and claims it so it goes out once."""
@@ -250,7 +273,15 @@ async def tick(app: App, now: datetime | None = None, *, digests: bool = True) -
         result.deals = await run_due(app.bot, app.db, app.i18n, app.sender, now)
     except Exception:
         log.exception("due-deal check failed")
-    steps = (send_reminders, run_posts, lapse_payments, expire_teams, expire_bargains, close_polls)
+    steps = (
+        send_reminders,
+        run_posts,
+        lapse_payments,
+        expire_teams,
+        expire_bargains,
+        close_polls,
+        run_lotteries,
+    )
     for step in steps:
         try:
             await step(app, now, result)

@@ -68,6 +68,7 @@ from models import (
 from models.upsert import insert_ignore, upsert
 from services import bargains as bargain_service
 from services import coupons as coupon_service
+from services import lotteries as lottery_service
 from services import payment_books
 from services import polls as poll_service
 from services import teams as team_service
@@ -307,6 +308,8 @@ class GroupDigest:
     coupons_redeemed: Figure = Figure(0, 0)  # coupons used on orders
     # polls: open now, closed in the period, and their voters (services.polls)
     polls: poll_service.Counts = field(default_factory=poll_service.Counts)
+    # lotteries: entries, draws and prizes claimed in the period, open now (services.lotteries)
+    lotteries: lottery_service.Counts = field(default_factory=lottery_service.Counts)
 
 
 def _sum_figure(values: dict[date, int], period: Period, baseline: Period) -> Figure:
@@ -613,6 +616,9 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
         coupons_redeemed=Figure(redeemed, redeemed_before / BASELINE_DAYS * period.days),
         polls=await poll_service.counts(
             session, group_id=group.id, closed_from=lower, closed_to=upper
+        ),
+        lotteries=await lottery_service.counts(
+            session, group_id=group.id, since=lower, until=upper
         ),
     )
 

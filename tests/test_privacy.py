@@ -34,6 +34,9 @@ from models import (
     HelpDay,
     InlineCard,
     InviteLink,
+    Lottery,
+    LotteryEntry,
+    LotteryWinner,
     MemberActivityDay,
     Membership,
     Order,
@@ -421,6 +424,22 @@ async def seed(harness) -> dict[str, int]:
                 PollVote(post_id=poll_post.id, voter_id=BOB_ID, option_ids="1", voted_at=now),
             ]
         )
+        lottery_values = dict(
+            group_id=g1.id, prize="Mangoes", winners=1, rule="any", claim_hours=48,
+            secret="00" * 32, commitment="11" * 32, entries=2, status="drawn", closes_at=now,
+            created_at=now,
+        )  # fmt: skip
+        l_alice = Lottery(created_by=ALICE_ID, **lottery_values)
+        l_owner = Lottery(created_by=OWNER_ID, **lottery_values)
+        s.add_all([l_alice, l_owner])
+        await s.flush()
+        for lottery in (l_alice, l_owner):
+            for n, who in enumerate((ALICE_ID, BOB_ID)):
+                s.add(LotteryEntry(lottery_id=lottery.id, user_id=who, ticket=f"0000000{n}",
+                                   created_at=now))  # fmt: skip
+                s.add(LotteryWinner(lottery_id=lottery.id, seq=n + 1, ticket=f"0000000{n}",
+                                    user_id=who, status="pending", claim_by=later,
+                                    drawn_at=now))  # fmt: skip
         s.add_all(
             [
                 Referral(

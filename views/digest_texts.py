@@ -212,6 +212,19 @@ def group_text(d: GroupDigest) -> str:
                 voters=number(d.polls.voters),
             )
         )
+    if d.lotteries.any:
+        lines.append(
+            "🎁 "
+            + _(
+                "Lotteries: {entries} entries, {drawn} drawn, {claimed} prizes claimed, "
+                "{open} open now"
+            ).format(
+                entries=number(d.lotteries.entries),
+                drawn=number(d.lotteries.drawn),
+                claimed=number(d.lotteries.claimed),
+                open=number(d.lotteries.open),
+            )
+        )
     if d.cards.any:
         lines += ["", "📇 <b>" + _("Shared deal cards") + "</b>"]
         lines.append(_line(_("Cards shared into chats"), d.cards.shared))
