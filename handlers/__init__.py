@@ -22,6 +22,7 @@ def build_routers() -> list[Router]:
         deal_wizard,
         digest,
         errors,
+        gatherings,
         groups,
         inline,
         invites,
@@ -52,6 +53,8 @@ def build_routers() -> list[Router]:
         bargains.router(),  # bargains: ✂️ Bargain, Help / Buy, /start bargain_<code>,
         # /bargain, /bargains
         coupons.router(),  # /coupon (owners), /coupons, Claim / Use, /start pack_<code>
+        gatherings.router(),  # offline events: Join / Cancel my place on an event's post,
+        # private /event (owners), /checkin CODE and /start ci_<code> (a scanned ticket)
         share.router(),  # /start <share code> and deal_<id>: a deal in private, Join buttons
         deal_post.router(),  # deal posts in groups: buttons, /buy, /cancel, /deals
         inline.router(),  # inline mode: @bot search, chosen cards, taps on cards in any chat

@@ -49,6 +49,7 @@ from services.errors import (
 )
 from views.bargain_texts import bargain_error_text
 from views.coupon_texts import coupon_error_text
+from views.event_texts import event_error_text
 from views.credit_texts import bad_days_text, bad_percent_text
 from views.deal_texts import domain_error_text
 from views.digest_texts import arg_error_text, time_error_text
@@ -122,6 +123,9 @@ def error_text(err: DomainError) -> str:
     coupon = coupon_error_text(err)
     if coupon is not None:
         return coupon
+    event = event_error_text(err)
+    if event is not None:
+        return event
     return domain_error_text(err)  # deals, orders, parse errors; else "not possible right now"
 
 

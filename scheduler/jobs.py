@@ -13,7 +13,8 @@ next runs), so APScheduler only provides the heartbeat: one periodic job, `max_i
    skipped and logged, never sent late;
 3. content posts whose next run came: each target is claimed with a conditional UPDATE (one
    instance wins), sent, then moved to its next FUTURE run in the group's timezone;
-4. `digest_hook(app, now)`: the daily digests (scheduler/digests.py).
+4. offline events' reminders to attendees, 24 h and 2 h before (services.gatherings);
+5. `digest_hook(app, now)`: the daily digests (scheduler/digests.py).
 
 After a restart whatever fell due while the bot was down is thus handled once. Two instances
 sharing a database never do the same item twice.
@@ -38,7 +39,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.deals import DueResult, run_due
-from services import bargains, calendar, notices, offers, payments, teams
+from services import bargains, calendar, gatherings, notices, offers, payments, teams
 from services.timezones import utcnow
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class TickResult:
     waitlist_served: int = 0  # members of a waitlist who got a freed unit
     teams_failed: int = 0  # team buys not filled in time
     bargains_expired: int = 0  # bargains not bought in time
+    event_reminders: int = 0  # reminders before offline events promised to attendees
 
 
 # ---------------------------------------------------------------- sending
@@ -215,6 +217,16 @@ async def expire_bargains(app: App, now: datetime, result: TickResult) -> None:
     result.bargains_expired += await _end_offers(app, now, bargains)
 
 
+async def remind_events(app: App, now: datetime, result: TickResult) -> None:
+    """Offline events' reminders 24 h and 2 h before the start (services.gatherings), each
+    taken once per event, promised to every attendee in the same transaction."""
+    async with app.db.read() as session:
+        if not await gatherings.any_due(session, now):
+            return
+    async with app.db.transaction() as session:
+        result.event_reminders += await gatherings.remind_due(session, now)
+
+
 async def digest_hook(app: App, now: datetime) -> None:
     """The daily digests (scheduler/digests.py): each runs every tick and decides itself,
     from the database, whether a digest is due, and claims it so it goes out once."""
@@ -235,7 +247,15 @@ async def tick(app: App, now: datetime | None = None, *, digests: bool = True) -
         result.deals = await run_due(app.bot, app.db, app.i18n, app.sender, now)
     except Exception:
         log.exception("due-deal check failed")
-    for step in (send_reminders, run_posts, lapse_payments, expire_teams, expire_bargains):
+    steps = (
+        send_reminders,
+        run_posts,
+        lapse_payments,
+        expire_teams,
+        expire_bargains,
+        remind_events,
+    )
+    for step in steps:
         try:
             await step(app, now, result)
         except Exception:
