@@ -53,8 +53,8 @@ from services.deals import Closing
 from services.locales import SUPPORTED_LANGUAGES, from_telegram
 from services.teams import TeamView
 from services.timezones import utcnow
-from views.bargain_texts import offer_line as bargain_offer_line
 from views import event_texts
+from views.bargain_texts import offer_line as bargain_offer_line
 from views.deal_texts import pay_line
 from views.format import (
     ALERT_LIMIT,
@@ -609,9 +609,7 @@ async def _edit_posts(
         key = (group.language, group.timezone)  # all a post's text depends on, beside the deal
         if key not in rendered:
             with i18n.context(), i18n.use_locale(group.language):
-                rendered[key] = render_card(
-                    deal, state.signups, group, read_at, event=state.event
-                )
+                rendered[key] = render_card(deal, state.signups, group, read_at, event=state.event)
         text, markup = rendered[key]
         chat_id = group.chat_id
         if deal.photo_file_id:

@@ -49,10 +49,10 @@ from services.errors import (
 )
 from views.bargain_texts import bargain_error_text
 from views.coupon_texts import coupon_error_text
-from views.event_texts import event_error_text
 from views.credit_texts import bad_days_text, bad_percent_text
 from views.deal_texts import domain_error_text
 from views.digest_texts import arg_error_text, time_error_text
+from views.event_texts import event_error_text
 from views.format import ALERT_LIMIT, cut, echo
 from views.team_texts import team_error_text
 

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from handlers.callbacks import EventCB
 from models import User
-from services import gatherings, people
 from services import deals as deal_service
+from services import gatherings, people
 from services import orders as order_service
 from services.admins import AdminDirectory
 from services.parsing import ParseError, parse_int

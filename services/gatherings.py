@@ -41,8 +41,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, EventCheckin, Group, OfflineEvent, Order, User, WaitlistEntry
 from models.upsert import insert_ignore
-from services import events, outbox, payments
 from services import deals as deal_service
+from services import events, outbox, payments
 from services.admins import AdminDirectory
 from services.errors import DomainError
 from services.parsing import (

@@ -11,8 +11,8 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
 from models import Deal, Group, OfflineEvent, Order, User
-from services import gatherings, payments
 from services import deals as deal_service
+from services import gatherings, payments
 from services.errors import DomainError
 from services.parsing import ParseError
 from views.format import cut, echo, money, post_time, quote, wall_clock
@@ -65,7 +65,8 @@ def _compose(deal, event, signups, group, now, language, shown) -> str:
     lines.append("💰 " + _price(deal, language))
     if payments.is_paid(deal):
         lines.append(
-            "💳 " + _("Pay in the chat within {n} minutes to keep your place.").format(
+            "💳 "
+            + _("Pay in the chat within {n} minutes to keep your place.").format(
                 n=deal.hold_minutes
             )
         )
@@ -90,8 +91,10 @@ def _compose(deal, event, signups, group, now, language, shown) -> str:
         else:
             lines.append("🪑 " + _("Full: join the waitlist, a freed seat goes to the first."))
         lines.append(
-            "⏰ " + _("Sign up by {when}").format(when=post_time(deal.closes_at, group.timezone,
-                                                                  language))
+            "⏰ "
+            + _("Sign up by {when}").format(
+                when=post_time(deal.closes_at, group.timezone, language)
+            )
         )
     lines.append("")
     lines.append(
@@ -185,8 +188,10 @@ def joined_answer(title: str) -> str:
 def waitlisted_answer(position: int, added: bool) -> str:
     if not added:
         return _("You are on the waitlist already (number {n}).").format(n=position)
-    return _("The event is full: you are on the waitlist (number {n}). We'll tell you if a "
-             "seat frees up.").format(n=position)
+    return _(
+        "The event is full: you are on the waitlist (number {n}). We'll tell you if a "
+        "seat frees up."
+    ).format(n=position)
 
 
 def already_in_answer() -> str:
@@ -208,11 +213,7 @@ def not_in_answer() -> str:
 def ticket_caption(ticket: gatherings.Ticket, what: str, language: str) -> str:
     deal, event, order = ticket.deal, ticket.event, ticket.order
     timezone = ticket.group.timezone if ticket.group is not None else "UTC"
-    head = (
-        _("🎉 A seat freed up: you're in!")
-        if what == "admitted"
-        else _("🎟 You're signed up!")
-    )
+    head = _("🎉 A seat freed up: you're in!") if what == "admitted" else _("🎟 You're signed up!")
     lines = [
         head,
         f"<b>{quote(deal.title)}</b>",
@@ -229,9 +230,9 @@ def ticket_caption(ticket: gatherings.Ticket, what: str, language: str) -> str:
 def reminder_text(ticket: gatherings.Ticket, what: str, language: str) -> str:
     deal, event, order = ticket.deal, ticket.event, ticket.order
     timezone = ticket.group.timezone if ticket.group is not None else "UTC"
-    head = (
-        _("⏰ Tomorrow: {title}") if what == "day" else _("⏰ Starting soon: {title}")
-    ).format(title=f"<b>{quote(deal.title)}</b>")
+    head = (_("⏰ Tomorrow: {title}") if what == "day" else _("⏰ Starting soon: {title}")).format(
+        title=f"<b>{quote(deal.title)}</b>"
+    )
     return "\n".join(
         [
             head,
@@ -280,9 +281,7 @@ def event_error_text(err: DomainError) -> str | None:
 
 def _parse_text(err: ParseError) -> str | None:
     if err.reason == "event_usage":
-        return _(
-            "Usage: {usage}. Example: {example}"
-        ).format(
+        return _("Usage: {usage}. Example: {example}").format(
             usage="<code>/event N YYYY-MM-DD HH:MM capacity [deadline] [price|free] "
             "Title | Place</code>",
             example="<code>/event 1 2026-12-20 19:30 30 free Book club | Cafe Lu, 2F</code>",
