@@ -120,6 +120,9 @@ async def event_command(
         index = parse_int(words[0], minimum=1, maximum=999)
     except ParseError:
         index = 0
+    if not groups:
+        await message.answer(usage_text(groups))
+        return
     if not 1 <= index <= len(groups):
         await message.answer(no_group_text(len(groups)) + "\n\n" + usage_text(groups))
         return

@@ -68,6 +68,7 @@ from models import (
 from models.upsert import insert_ignore, upsert
 from services import bargains as bargain_service
 from services import coupons as coupon_service
+from services import gatherings as event_service
 from services import payment_books
 from services import teams as team_service
 from services.errors import DomainError
@@ -304,6 +305,8 @@ class GroupDigest:
     bargains: bargain_service.Counts = field(default_factory=bargain_service.Counts)
     coupons_claimed: Figure = Figure(0, 0)  # coupons claimed (services.coupons)
     coupons_redeemed: Figure = Figure(0, 0)  # coupons used on orders
+    # offline events: places taken and check-ins in the period (services.gatherings)
+    events: event_service.Counts = field(default_factory=event_service.Counts)
 
 
 def _sum_figure(values: dict[date, int], period: Period, baseline: Period) -> Figure:
@@ -608,6 +611,7 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
         ),
         coupons_claimed=Figure(claimed, claimed_before / BASELINE_DAYS * period.days),
         coupons_redeemed=Figure(redeemed, redeemed_before / BASELINE_DAYS * period.days),
+        events=await event_service.counts(session, group.id, lower, upper),
     )
 
 
