@@ -42,6 +42,8 @@ PRIVATE = [
     ("bargain", N_("Bargain on a deal: /bargain D17 12.00 8.00 5 24")),
     ("bargains", N_("A deal's bargains and who helped")),
     ("coupon", N_("Create and end coupons of your groups")),
+    ("event", N_("Create an offline event in one of your groups")),
+    ("checkin", N_("Check a member in at an event by their code")),
     ("members", N_("Core and dormant members of your groups")),
     ("invites", N_("Who invited whom into your groups")),
     ("lang", N_("Choose your language")),
