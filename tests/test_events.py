@@ -213,7 +213,7 @@ async def test_bad_event_commands_change_nothing(harness) -> None:
     await add_group(harness, timezone=TZ)
     starts = local(utcnow() + timedelta(days=2))
     answers = {
-        f"/event 2 {starts} 5 Walk | Park": "by its number",
+        f"/event 2 {starts} 5 Walk | Park": "Choose the group by its number",
         f"/event 1 {starts} 5 Walk": "Usage",
         f"/event 1 {starts} 0 Walk | Park": "",
         "/event 1 2020-01-01 10:00 5 Walk | Park": "",

@@ -169,8 +169,8 @@ def no_group_text(count: int) -> str:
     if count == 0:
         return _("You administer no group with the bot in it.")
     return ngettext(
-        "Choose the group by its number: 1.",
-        "Choose the group by its number, from 1 to {n}.",
+        "Choose the group by its number (you have {n} group).",
+        "Choose the group by its number (you have {n} groups).",
         count,
     ).format(n=count)
 
