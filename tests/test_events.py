@@ -11,11 +11,13 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from aiogram.methods import SendPhoto
+import pytest
+from aiogram.methods import SendInvoice, SendPhoto
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 
+from bot.factory import create_app
 from handlers.callbacks import EventCB
 from models import (
     Deal,
@@ -33,7 +35,9 @@ from services import digest as digest_service
 from services.digest import Period
 from services.parsing import ParseError
 from services.timezones import utcnow
-from tests.builders import person, private
+from tests.builders import Updates, person, private
+from tests.conftest import Harness, SettableClock, make_settings
+from tests.fake_api import FakeTelegram
 from tests.test_deal_post import GROUP, OWNER, add_group, refresher
 
 ALICE = person(601, "Alice")
@@ -41,6 +45,7 @@ BOB = person(602, "Bob")
 CAROL = person(603, "Carol")
 DAVE = person(604, "Dave")
 TZ = "Asia/Shanghai"
+PROVIDER = "284685063:TEST:fake-provider-token"
 
 
 def local(moment: datetime) -> str:
@@ -439,6 +444,75 @@ async def test_attendance_counts_in_core_members_and_the_digest(harness) -> None
 
     with harness.app.i18n.context(), harness.app.i18n.use_locale("en"):
         text = group_text(digest)
-    assert "Event sign-ups" in text and "Event attendance" in text
-    report = await harness.say(OWNER, "/members")
-    assert report is not None
+    assert "Event sign-ups: 2 · Event attendance: 1" in text
+    digest.events = gatherings.Counts()
+    with harness.app.i18n.context(), harness.app.i18n.use_locale("en"):
+        assert "Event sign-ups" not in group_text(digest)  # shown only when not zero
+    from views.activity import report_text
+
+    async with harness.db.read() as s:
+        report = await activity.member_report(s, await s.get(Group, group_id))
+    with harness.app.i18n.context(), harness.app.i18n.use_locale("en"):
+        text = report_text(report)
+    assert "Alice (1) 🎟1" in text and "offline events attended" in text
+
+
+# ---------------------------------------------------------------- the sign-up deadline
+
+
+async def test_at_the_deadline_sign_up_closes_quietly_and_check_in_still_works(harness) -> None:
+    deal_id = await make_event(harness, 3, hours=30)
+    await join(harness, ALICE, deal_id)
+    async with harness.db.read() as s:
+        deal = await s.get(Deal, deal_id)
+    await jobs.tick(harness.app, deal.closes_at + timedelta(seconds=5))
+    await harness.settle()
+    async with harness.db.read() as s:
+        deal = await s.get(Deal, deal_id)
+        kinds = set(await s.scalars(select(OutboxMessage.kind)))
+    assert deal.status == "succeeded"
+    assert "closing_member" not in kinds and "closing_post" not in kinds  # members hold tickets
+    assert "closing_owner" in kinds
+    edit = harness.last_edit(GROUP)
+    assert "Sign-up is closed" in edit.text and edit.reply_markup is None
+    code = (await order_of(harness, deal_id, ALICE)).pickup_code
+    assert "Alice is checked in" in (await harness.say(OWNER, f"/checkin {code}")).text
+
+
+# ---------------------------------------------------------------- paid in the chat
+
+
+@pytest.fixture
+async def paid(database_url, tmp_path, db):
+    """The app with a card payment provider: paid events are paid in the chat."""
+    settings = make_settings(database_url, tmp_path, payment_provider_token=PROVIDER)
+    api = FakeTelegram()
+    app = create_app(settings, session=api, db=db, clock=SettableClock())
+    yield Harness(app, api, Updates())
+    await app.close()
+
+
+async def test_a_paid_event_holds_the_seat_and_an_unpaid_hold_goes_to_the_waitlist(paid) -> None:
+    harness = paid
+    deal_id = await make_event(harness, 1, extra="30")
+    async with harness.db.read() as s:
+        deal = await s.get(Deal, deal_id)
+    assert (deal.unit_price, deal.pay_method) == (3000, "card")
+    await join(harness, ALICE, deal_id)
+    await harness.settle()
+    assert [i.prices[0].amount for i in harness.api.of(SendInvoice) if i.chat_id == ALICE.id] == [
+        3000
+    ]
+    assert "Pay the invoice" in photos(harness, ALICE)[0].caption
+    code = (await order_of(harness, deal_id, ALICE)).pickup_code
+    assert "not paid yet" in (await harness.say(OWNER, f"/checkin {code}")).text
+    assert "waitlist (number 1)" in (await join(harness, BOB, deal_id)).text
+    result = await jobs.tick(harness.app, utcnow() + timedelta(minutes=deal.hold_minutes + 3))
+    await harness.settle()
+    assert result.lapsed == 1
+    assert (await order_of(harness, deal_id, ALICE)).status == "cancelled"
+    bob = await order_of(harness, deal_id, BOB)
+    assert (bob.status, bob.quantity, bob.pay_by is not None) == ("active", 1, True)
+    assert [i.chat_id for i in harness.api.of(SendInvoice)] == [ALICE.id, BOB.id]
+    assert "A seat freed up" in photos(harness, BOB)[0].caption
+    assert await waiting(harness, deal_id) == []
