@@ -778,7 +778,7 @@ async def join_waitlist(
     Only a paid deal has one (its unpaid orders lapse and free units), or an offline event
     (`free`, services.gatherings: a cancellation frees a place, served through the one
     order action)."""
-    deal = await session.get(Deal, deal_id)
+    deal = await session.get(Deal, deal_id, populate_existing=True)  # its stock now
     if deal is None or deal.status not in ("open", "paused", "succeeded"):
         raise WaitlistRefused("closed")
     if not is_paid(deal) and not free:
