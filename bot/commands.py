@@ -45,6 +45,8 @@ PRIVATE = [
     ("poll", N_("Ask your groups: /poll 1,2 3d Question? | A | B")),
     ("polls", N_("Your polls and their votes")),
     ("lottery", N_("Lotteries in your groups, drawn verifiably")),
+    ("event", N_("Create an offline event in one of your groups")),
+    ("checkin", N_("Check a member in at an event by their code")),
     ("members", N_("Core and dormant members of your groups")),
     ("invites", N_("Who invited whom into your groups")),
     ("lang", N_("Choose your language")),

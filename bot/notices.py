@@ -26,7 +26,7 @@ from aiogram.types import BufferedInputFile, ReplyParameters
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import lottery_notices, payment_notices, poll_notices
+from bot import event_notices, lottery_notices, payment_notices, poll_notices
 from bot.posts import member_text, owner_text, share_link
 from models import Bargain, Coupon, CouponClaim, Database, Group, Team
 from services import bargains as bargain_service
@@ -283,6 +283,7 @@ RENDERERS: dict[str, Renderer] = {
     **payment_notices.RENDERERS,
     **poll_notices.RENDERERS,
     **lottery_notices.RENDERERS,
+    **event_notices.RENDERERS,
 }
 AFTER = payment_notices.AFTER  # kinds whose outcome is recorded when the row is settled
 # ... and kinds that record what Telegram answered (the sent message, a stopped poll)

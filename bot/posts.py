@@ -44,15 +44,16 @@ from aiogram.utils.i18n import gettext as _
 
 from bot import bargain_cards, team_cards
 from bot.sender import Sender
-from handlers.callbacks import CardCB, DealCB, WaitlistCB
-from models import Database, Deal, DealPost, Group, InlineCard, Order, User
-from services import bargains, payments, teams
+from handlers.callbacks import CardCB, DealCB, EventCB, WaitlistCB
+from models import Database, Deal, DealPost, Group, InlineCard, OfflineEvent, Order, User
+from services import bargains, gatherings, payments, teams
 from services import deals as deal_service
 from services import inline_cards as card_service
 from services.deals import Closing
 from services.locales import SUPPORTED_LANGUAGES, from_telegram
 from services.teams import TeamView
 from services.timezones import utcnow
+from views import event_texts
 from views.bargain_texts import offer_line as bargain_offer_line
 from views.deal_texts import pay_line
 from views.format import (
@@ -275,8 +276,11 @@ def render_card(
     limit: int | None = None,
     private: bool = False,
     language: str | None = None,
+    event: OfflineEvent | None = None,
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     """The post's text and buttons (None once the deal is closed), in the current locale.
+    `event`: the deal is an offline event (services.gatherings): its post shows the event
+    (place, local time, seats left, who is going) with Join / Cancel my place.
 
     Long content is folded to fit `limit` (default: 1024 for a photo caption, else 4096):
     first long notes are shortened, then fewer sign-up entries are listed. `private`: the
@@ -284,6 +288,11 @@ def render_card(
     the language of money and times (default: the group's; an inline card: the reader's).
     """
     limit = limit or (CAPTION_LIMIT if deal.photo_file_id else TEXT_LIMIT)
+    if event is not None:
+        text = event_texts.post_text(
+            deal, event, signups, group, now, language or group.language, limit
+        )
+        return text, event_keyboard(deal)
     shown = min(len(signups), MAX_LISTED)
     note_cap: int | None = None
     while True:
@@ -354,6 +363,25 @@ def keyboard(deal: Deal) -> InlineKeyboardMarkup | None:
         rows.append([InlineKeyboardButton(text="⏳ " + _("Join waitlist"), callback_data=waitlist)])
     details = InlineKeyboardButton(text="ℹ️ " + _("Details"), callback_data=pack("info"))
     return InlineKeyboardMarkup(inline_keyboard=[*rows, [share_button(deal), details]])
+
+
+def event_keyboard(deal: Deal) -> InlineKeyboardMarkup | None:
+    """An event post's buttons: Join (a seat, or the waitlist when full) and Cancel my place
+    (or leave the waitlist); none once sign-up is over."""
+    if deal.status in deal_service.FINAL_STATES:
+        return None
+
+    def button(text: str, action: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(
+            text=text, callback_data=EventCB(action=action, deal_id=deal.id).pack()
+        )
+
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [button(event_texts.join_label(), "join")],
+            [button(event_texts.cancel_label(), "cancel")],
+        ]
+    )
 
 
 def share_button(deal: Deal) -> InlineKeyboardButton:
@@ -447,6 +475,7 @@ async def publish(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: S
         if deal.status not in ("open", "paused"):
             return 0
         signups = await deal_service.sign_up_list(session, deal_id)
+        event = await gatherings.get(session, deal_id)
         targets = [
             (post.group_id, group)
             for post, group in await deal_service.posts(session, deal_id)
@@ -458,7 +487,7 @@ async def publish(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: S
             if not await deal_service.claim_post(session, deal_id, group_id, utcnow()):
                 continue
         with i18n.context(), i18n.use_locale(group.language):
-            text, markup = render_card(deal, signups, group, now)
+            text, markup = render_card(deal, signups, group, now, event=event)
         chat_id = group.chat_id
         try:
             message = await _send_card(sender, deal, chat_id, text, markup)
@@ -524,6 +553,7 @@ class DealState:
     signups: list[tuple[Order, User | None]]
     cards: list[tuple[InlineCard, User | None]]
     teams: list[TeamView] = field(default_factory=list)
+    event: OfflineEvent | None = None  # an offline event's deal (services.gatherings)
 
 
 async def read_states(db: Database, deal_ids: Sequence[int]) -> dict[int, DealState]:
@@ -540,9 +570,15 @@ async def read_states(db: Database, deal_ids: Sequence[int]) -> dict[int, DealSt
         signups = await deal_service.sign_up_lists(session, found)
         cards = await card_service.live_of(session, found)
         team_views = await teams.cards_of(session, found)
+        event_rows = await gatherings.of_deals(session, found)
     return {
         deal_id: DealState(
-            p.deal, p.posts, signups[deal_id], cards[deal_id], team_views.get(deal_id, [])
+            p.deal,
+            p.posts,
+            signups[deal_id],
+            cards[deal_id],
+            team_views.get(deal_id, []),
+            event_rows.get(deal_id),
         )
         for deal_id, p in posted.items()
     }
@@ -573,7 +609,7 @@ async def _edit_posts(
         key = (group.language, group.timezone)  # all a post's text depends on, beside the deal
         if key not in rendered:
             with i18n.context(), i18n.use_locale(group.language):
-                rendered[key] = render_card(deal, state.signups, group, read_at)
+                rendered[key] = render_card(deal, state.signups, group, read_at, event=state.event)
         text, markup = rendered[key]
         chat_id = group.chat_id
         if deal.photo_file_id:

@@ -22,6 +22,7 @@ def build_routers() -> list[Router]:
         deal_wizard,
         digest,
         errors,
+        gatherings,
         groups,
         inline,
         invites,
@@ -56,6 +57,8 @@ def build_routers() -> list[Router]:
         coupons.router(),  # /coupon (owners), /coupons, Claim / Use, /start pack_<code>
         polls.router(),  # /poll, /polls (owners), poll_answer and poll updates, Start a deal
         lotteries.router(),  # /lottery (owners), Enter on a lottery's post, Claim a prize
+        gatherings.router(),  # offline events: Join / Cancel my place on an event's post,
+        # private /event (owners), /checkin CODE and /start ci_<code> (a scanned ticket)
         share.router(),  # /start <share code> and deal_<id>: a deal in private, Join buttons
         deal_post.router(),  # deal posts in groups: buttons, /buy, /cancel, /deals
         inline.router(),  # inline mode: @bot search, chosen cards, taps on cards in any chat

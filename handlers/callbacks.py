@@ -67,6 +67,14 @@ class WaitlistCB(CallbackData, prefix="wl"):
     deal_id: Id
 
 
+class EventCB(CallbackData, prefix="ev"):
+    """Join / Cancel my place on an offline event's post (handlers.gatherings): the deal
+    only; the chat it was tapped in is checked again on the server."""
+
+    action: Word  # join | cancel
+    deal_id: Id
+
+
 class CardCB(CallbackData, prefix="ic"):
     """Buttons of a deal card sent through inline mode (into any chat): the share code names
     the deal, the group its orders count in and the member who shared the card."""
@@ -276,6 +284,7 @@ FACTORIES: tuple[type[CallbackData], ...] = (
     DealCB,
     PayCB,
     WaitlistCB,
+    EventCB,
     PrivateDealCB,
     TeamCB,
     BargainCB,

@@ -52,6 +52,7 @@ from views.coupon_texts import coupon_error_text
 from views.credit_texts import bad_days_text, bad_percent_text
 from views.deal_texts import domain_error_text
 from views.digest_texts import arg_error_text, time_error_text
+from views.event_texts import event_error_text
 from views.format import ALERT_LIMIT, cut, echo
 from views.lottery_texts import lottery_error_text
 from views.poll_texts import poll_error_text
@@ -130,6 +131,9 @@ def error_text(err: DomainError) -> str:
     lottery = lottery_error_text(err)
     if lottery is not None:
         return lottery
+    event = event_error_text(err)
+    if event is not None:
+        return event
     return domain_error_text(err)  # deals, orders, parse errors; else "not possible right now"
 
 

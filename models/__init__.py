@@ -8,6 +8,7 @@ from models.delivery import OutboxMessage, SendFailure
 from models.digest import DigestRun, DigestSubscription
 from models.entities import FsmState, Group, GroupAdmin, Membership, ProcessedUpdate, User
 from models.failures import FailedUpdate
+from models.gatherings import EventCheckin, OfflineEvent
 from models.growth import (
     CreditEntry,
     GroupActivityDay,
@@ -39,6 +40,7 @@ __all__ = [
     "DealReminderSent",
     "DigestRun",
     "DigestSubscription",
+    "EventCheckin",
     "FailedUpdate",
     "FsmState",
     "Group",
@@ -52,6 +54,7 @@ __all__ = [
     "LotteryWinner",
     "MemberActivityDay",
     "Membership",
+    "OfflineEvent",
     "Order",
     "PackClaim",
     "OutboxMessage",

@@ -14,7 +14,8 @@ next runs), so APScheduler only provides the heartbeat: one periodic job, `max_i
 3. content posts whose next run came: each target is claimed with a conditional UPDATE (one
    instance wins), sent, then moved to its next FUTURE run in the group's timezone;
 4. offers and lotteries whose time came (teams, bargains, `run_lotteries`);
-5. `digest_hook(app, now)`: the daily digests (scheduler/digests.py).
+5. offline events' reminders to attendees, 24 h and 2 h before (services.gatherings);
+6. `digest_hook(app, now)`: the daily digests (scheduler/digests.py).
 
 After a restart whatever fell due while the bot was down is thus handled once. Two instances
 sharing a database never do the same item twice.
@@ -39,7 +40,17 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.deals import DueResult, run_due
-from services import bargains, calendar, lotteries, notices, offers, payments, polls, teams
+from services import (
+    bargains,
+    calendar,
+    gatherings,
+    lotteries,
+    notices,
+    offers,
+    payments,
+    polls,
+    teams,
+)
 from services.timezones import utcnow
 
 if TYPE_CHECKING:
@@ -64,6 +75,7 @@ class TickResult:
     lotteries_closed: int = 0  # lotteries whose entries closed (entry list posted)
     lotteries_drawn: int = 0  # lotteries drawn (secret revealed, winners told)
     lottery_redraws: int = 0  # winners who did not claim in time, replaced
+    event_reminders: int = 0  # reminders before offline events promised to attendees
 
 
 # ---------------------------------------------------------------- sending
@@ -253,6 +265,16 @@ async def run_lotteries(app: App, now: datetime, result: TickResult) -> None:
                 break
 
 
+async def remind_events(app: App, now: datetime, result: TickResult) -> None:
+    """Offline events' reminders 24 h and 2 h before the start (services.gatherings), each
+    taken once per event, promised to every attendee in the same transaction."""
+    async with app.db.read() as session:
+        if not await gatherings.any_due(session, now):
+            return
+    async with app.db.transaction() as session:
+        result.event_reminders += await gatherings.remind_due(session, now)
+
+
 async def digest_hook(app: App, now: datetime) -> None:
     """The daily digests (scheduler/digests.py): each runs every tick and decides itself,
     from the database, whether a digest is due, and claims it so it goes out once."""
@@ -281,6 +303,7 @@ async def tick(app: App, now: datetime | None = None, *, digests: bool = True) -
         expire_bargains,
         close_polls,
         run_lotteries,
+        remind_events,
     )
     for step in steps:
         try:

@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import (
     Database,
+    EventCheckin,
     Group,
     GroupActivityDay,
     MemberActivityDay,
@@ -552,6 +553,7 @@ class Member:
     user_id: int
     first_name: str
     days: int = 0  # active days in the window (core members)
+    events: int = 0  # offline events attended in the window (services.gatherings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -571,27 +573,51 @@ async def core_members(
     session: AsyncSession, group: Group, *, now: datetime | None = None
 ) -> list[Member]:
     """Members active on at least `group.core_min_days` of the last 14 local days (today
-    included), most active days first; members known to have left are left out."""
+    included), most active days first; members known to have left are left out. A day a
+    member attended one of the group's offline events (checked in, services.gatherings)
+    is an active day too, and the events attended are counted."""
     today = local_today(group.timezone, now)
     since = today - timedelta(days=CORE_WINDOW_DAYS - 1)
     m = MemberActivityDay
-    days = func.count().label("days")
-    gone = (
-        select(Membership.user_id)
-        .where(Membership.group_id == group.id, _absent_statuses())
-        .scalar_subquery()
-    )
-    rows = (
-        await session.execute(
-            select(m.user_id, days)
-            .where(m.group_id == group.id, m.day >= since, m.day <= today, m.user_id.not_in(gone))
-            .group_by(m.user_id)
-            .having(func.count() >= group.core_min_days)
-            .order_by(days.desc(), m.user_id)
+    gone = set(
+        await session.scalars(
+            select(Membership.user_id).where(Membership.group_id == group.id, _absent_statuses())
         )
-    ).all()
-    people = await _names(session, [r[0] for r in rows])
-    return [Member(uid, _first(people.get(uid), uid), int(d)) for uid, d in rows]
+    )
+    days: dict[int, set[date]] = {}
+    rows = await session.execute(
+        select(m.user_id, m.day).where(m.group_id == group.id, m.day >= since, m.day <= today)
+    )
+    for uid, day in rows.all():
+        days.setdefault(uid, set()).add(day)
+    events: dict[int, int] = {}
+    checkins = await session.execute(
+        select(EventCheckin.user_id, EventCheckin.checked_in_at).where(
+            EventCheckin.group_id == group.id,
+            EventCheckin.checked_in_at >= local_midnight_utc(since, group.timezone),
+        )
+    )
+    for uid, at in checkins.all():
+        day = local_day_of_moment(at, group.timezone)
+        if since <= day <= today:
+            days.setdefault(uid, set()).add(day)
+            events[uid] = events.get(uid, 0) + 1
+    ranked = sorted(
+        (
+            (uid, len(seen))
+            for uid, seen in days.items()
+            if uid not in gone and len(seen) >= group.core_min_days
+        ),
+        key=lambda item: (-item[1], item[0]),
+    )
+    people = await _names(session, [uid for uid, _d in ranked])
+    return [Member(uid, _first(people.get(uid), uid), d, events.get(uid, 0)) for uid, d in ranked]
+
+
+def local_day_of_moment(moment: datetime, timezone: str) -> date:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(_zone(timezone)).date()
 
 
 async def dormant_members(

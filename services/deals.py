@@ -105,13 +105,15 @@ def check_audience(audience: str) -> str:
     return audience
 
 
-def validate(spec: DealSpec, now: datetime) -> None:
-    """Rules that involve several fields (each field was parsed on its own before)."""
+def validate(spec: DealSpec, now: datetime, *, free: bool = False) -> None:
+    """Rules that involve several fields (each field was parsed on its own before).
+    `free`: a price of 0 is allowed (a free offline event, services.gatherings; it takes
+    no payment)."""
     check_closes(spec.closes_at, now)
     if spec.opens_at is not None:
         check_opens(spec.opens_at, now)
     check_window(spec.opens_at or now, spec.closes_at)
-    if spec.unit_price <= 0:
+    if spec.unit_price < 0 or (spec.unit_price == 0 and not (free and spec.pay_method == "cash")):
         raise ParseError("price_positive")
     if spec.min_kind not in (None, "units", "participants"):
         raise ParseError("min_kind")
@@ -152,8 +154,10 @@ def check_payment(spec: DealSpec) -> None:
         raise ParseError("hold_minutes", min=HOLD_MINUTES[0], max=HOLD_MINUTES[1])
 
 
-async def create(session: AsyncSession, owner_id: int, spec: DealSpec, now: datetime) -> Deal:
-    validate(spec, now)
+async def create(
+    session: AsyncSession, owner_id: int, spec: DealSpec, now: datetime, *, free: bool = False
+) -> Deal:
+    validate(spec, now, free=free)
     opens = spec.opens_at or now
     deal = Deal(
         owner_id=owner_id,

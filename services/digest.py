@@ -68,6 +68,7 @@ from models import (
 from models.upsert import insert_ignore, upsert
 from services import bargains as bargain_service
 from services import coupons as coupon_service
+from services import gatherings as event_service
 from services import lotteries as lottery_service
 from services import payment_books
 from services import polls as poll_service
@@ -310,6 +311,8 @@ class GroupDigest:
     polls: poll_service.Counts = field(default_factory=poll_service.Counts)
     # lotteries: entries, draws and prizes claimed in the period, open now (services.lotteries)
     lotteries: lottery_service.Counts = field(default_factory=lottery_service.Counts)
+    # offline events: places taken and check-ins in the period (services.gatherings)
+    events: event_service.Counts = field(default_factory=event_service.Counts)
 
 
 def _sum_figure(values: dict[date, int], period: Period, baseline: Period) -> Figure:
@@ -620,6 +623,7 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
         lotteries=await lottery_service.counts(
             session, group_id=group.id, since=lower, until=upper
         ),
+        events=await event_service.counts(session, group.id, lower, upper),
     )
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import CreditEntry, Deal, DealPost, Group, User
+from models import CreditEntry, Deal, DealPost, Group, OfflineEvent, User
 from services import outbox
 
 if TYPE_CHECKING:  # they promise notices through this module
@@ -66,11 +66,14 @@ async def _reachable(session: AsyncSession, user_ids: Iterable[int]) -> set[int]
 
 
 async def closing(session: AsyncSession, done: Closing, now: datetime) -> Audience:
-    """Each participant's outcome, and the owner's summary."""
+    """Each participant's outcome, and the owner's summary. An offline event whose sign-up
+    closed (succeeded; services.gatherings) tells only its owner: the members hold their
+    tickets, and the post shows that sign-up is closed; a cancelled event tells everyone."""
     deal = done.deal
     reachable = await _reachable(session, [o.user_id for o in done.orders])
     found = Audience()
-    for order in done.orders:
+    quiet = done.outcome == "succeeded" and await session.get(OfflineEvent, deal.id) is not None
+    for order in [] if quiet else done.orders:
         if order.user_id not in reachable:
             found.not_started += 1
             continue
@@ -94,7 +97,8 @@ async def closing(session: AsyncSession, done: Closing, now: datetime) -> Audien
         payload={"deal_id": deal.id, "outcome": done.outcome},
         now=now,
     )
-    await closing_post(session, deal.id, done.outcome, now)
+    if not quiet:
+        await closing_post(session, deal.id, done.outcome, now)
     return found
 
 

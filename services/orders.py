@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Deal, Group, Order
 from models.upsert import insert_for
-from services import activity, coupons, events, payments, referrals
+from services import activity, coupons, events, gatherings, payments, referrals
 from services import credit as credit_service
 from services import deals as deal_service
 from services.errors import DomainError
@@ -141,6 +141,8 @@ async def act(
     (services.bargains, a join of one unit; it confirms the order at the bargain's price);
     such an order is not changed by the member either (InOffer). Stock, the per-person
     limit, the deal's state and attribution are checked here and in `set_quantity`, once.
+    An offline event's place (services.gatherings) gets its ticket; a place freed goes to
+    the event's first waiter, through this action again.
     Records the domain events: OrderChanged when the quantity changed (the effects map
     refreshes the post, tells the admission gate and counts the sign-up), OrderDenied on a
     sold-out refusal.
@@ -189,6 +191,7 @@ async def act(
             ),
         )
         await payments.on_order_changed(session, change, now)  # a flash sale's hold
+        await gatherings.on_order_changed(session, change, now, via)  # an event's ticket, waitlist
     return change
 
 

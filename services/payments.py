@@ -766,14 +766,22 @@ async def serve_waitlist(session: AsyncSession, deal_id: int, now: datetime) -> 
 
 
 async def join_waitlist(
-    session: AsyncSession, deal_id: int, user_id: int, group_id: int | None, now: datetime
+    session: AsyncSession,
+    deal_id: int,
+    user_id: int,
+    group_id: int | None,
+    now: datetime,
+    *,
+    free: bool = False,
 ) -> bool:
     """Put a member refused "sold out" on the deal's waitlist (True; False: already on it).
-    Only a paid deal has one: its unpaid orders lapse and free units."""
-    deal = await session.get(Deal, deal_id)
+    Only a paid deal has one (its unpaid orders lapse and free units), or an offline event
+    (`free`, services.gatherings: a cancellation frees a place, served through the one
+    order action)."""
+    deal = await session.get(Deal, deal_id, populate_existing=True)  # its stock now
     if deal is None or deal.status not in ("open", "paused", "succeeded"):
         raise WaitlistRefused("closed")
-    if not is_paid(deal):
+    if not is_paid(deal) and not free:
         raise WaitlistRefused("not_paid")
     if deal.stock_left is None:
         raise WaitlistRefused("in_stock")

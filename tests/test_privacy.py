@@ -27,6 +27,7 @@ from models import (
     Deal,
     DealPost,
     DigestSubscription,
+    EventCheckin,
     FailedUpdate,
     FsmState,
     Group,
@@ -39,6 +40,7 @@ from models import (
     LotteryWinner,
     MemberActivityDay,
     Membership,
+    OfflineEvent,
     Order,
     OutboxMessage,
     PackClaim,
@@ -324,6 +326,25 @@ async def seed(harness) -> dict[str, int]:
                 ),
                 WaitlistEntry(deal_id=d2.id, user_id=ALICE_ID, group_id=g1.id, created_at=now),
                 WaitlistEntry(deal_id=d2.id, user_id=BOB_ID, group_id=g1.id, created_at=now),
+                OfflineEvent(
+                    deal_id=d1.id, group_id=g1.id, place="Hall", starts_at=later, created_at=now
+                ),
+                EventCheckin(
+                    order_id=o_alice.id,
+                    deal_id=d1.id,
+                    group_id=g1.id,
+                    user_id=ALICE_ID,
+                    checked_by=OWNER_ID,
+                    checked_in_at=now,
+                ),  # fmt: skip
+                EventCheckin(
+                    order_id=o_bob.id,
+                    deal_id=d1.id,
+                    group_id=g1.id,
+                    user_id=BOB_ID,
+                    checked_by=ALICE_ID,
+                    checked_in_at=now,
+                ),  # fmt: skip
             ]
         )
         offers = []

@@ -93,6 +93,8 @@ def _names(members: list[Member], *, with_days: bool) -> str:
         part = _cut(member.first_name)
         if with_days:
             part += f" ({member.days})"
+            if member.events:
+                part += " 🎟" + str(member.events)
         if used + len(part) + 2 > LIST_BUDGET:
             break
         parts.append(part)
@@ -114,6 +116,8 @@ def report_text(report: activity_service.MemberReport) -> str:
     ]
     if report.core:
         lines.append(_names(report.core, with_days=True))
+        if any(member.events for member in report.core):
+            lines.append(_("(🎟 N: offline events attended, checked in)"))
     lines += [
         "",
         _("<b>Dormant members</b> (no activity in the last {days} days): {count}").format(

@@ -173,6 +173,13 @@ def group_text(d: GroupDigest) -> str:
                 lambda v, c=currency: format_money(round(v), c, lang),
             )
         )
+    if d.events.any:
+        lines.append(
+            "🎟 "
+            + _("Event sign-ups: {signups} · Event attendance: {attended}").format(
+                signups=number(d.events.signups), attended=number(d.events.attended)
+            )
+        )
     if d.coupons_claimed.value or d.coupons_claimed.baseline or d.coupons_redeemed.value:
         lines.append(_line(_("Coupons claimed"), d.coupons_claimed))
         lines.append(_line(_("Coupons used"), d.coupons_redeemed))
