@@ -53,6 +53,7 @@ from views.credit_texts import bad_days_text, bad_percent_text
 from views.deal_texts import domain_error_text
 from views.digest_texts import arg_error_text, time_error_text
 from views.format import ALERT_LIMIT, cut, echo
+from views.review_texts import review_error_text
 from views.team_texts import team_error_text
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,9 @@ def error_text(err: DomainError) -> str:
     coupon = coupon_error_text(err)
     if coupon is not None:
         return coupon
+    review = review_error_text(err)
+    if review is not None:
+        return review
     return domain_error_text(err)  # deals, orders, parse errors; else "not possible right now"
 
 

@@ -20,6 +20,7 @@ from models.growth import (
 )
 from models.offers import Bargain, BargainHelp, HelpDay, Team
 from models.payments import Payment, WaitlistEntry
+from models.reviews import Review
 from models.schedule import DealReminderSent, ScheduledPost, ScheduledTarget
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "Payment",
     "ProcessedUpdate",
     "Referral",
+    "Review",
     "ScheduledPost",
     "ScheduledTarget",
     "SendFailure",

@@ -68,6 +68,7 @@ from models import (
 from models.upsert import insert_ignore, upsert
 from services import bargains as bargain_service
 from services import coupons as coupon_service
+from services import reviews as review_service
 from services import payment_books
 from services import teams as team_service
 from services.errors import DomainError
@@ -304,6 +305,8 @@ class GroupDigest:
     bargains: bargain_service.Counts = field(default_factory=bargain_service.Counts)
     coupons_claimed: Figure = Figure(0, 0)  # coupons claimed (services.coupons)
     coupons_redeemed: Figure = Figure(0, 0)  # coupons used on orders
+    # reviews first rated in the period (services.reviews): how many, their stars' sum
+    reviews: review_service.Rating = field(default_factory=review_service.Rating)
 
 
 def _sum_figure(values: dict[date, int], period: Period, baseline: Period) -> Figure:
@@ -608,6 +611,7 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
         ),
         coupons_claimed=Figure(claimed, claimed_before / BASELINE_DAYS * period.days),
         coupons_redeemed=Figure(redeemed, redeemed_before / BASELINE_DAYS * period.days),
+        reviews=await review_service.counts(session, [group.id], lower, upper),
     )
 
 
