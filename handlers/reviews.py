@@ -7,6 +7,8 @@ form step they are answered here, and the form ends."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
@@ -26,6 +28,8 @@ from views import review_texts as texts
 from views.deal_texts import domain_error_text, parse_error_text
 
 KEY = "review_id"
+COMMENT_WAIT = timedelta(minutes=30)
+SINCE = "asked_at"  # when the comment was asked for: a later message is not taken as one
 
 
 class ReviewForm(StatesGroup):
@@ -41,6 +45,11 @@ async def _review_in_form(state: FSMContext) -> int:
     return int((await state.get_data()).get(KEY) or 0)
 
 
+async def _ask_comment(state: FSMContext, review_id: int, now: datetime) -> None:
+    await state.set_state(ReviewForm.comment)
+    await state.set_data({KEY: review_id, SINCE: now.isoformat()})
+
+
 async def rate_button(
     query: CallbackQuery,
     callback_data: ReviewCB,
@@ -51,8 +60,7 @@ async def rate_button(
 ) -> None:
     now = clock.now()
     rated = await reviews.rate(session, callback_data.id, user.id, callback_data.stars, now)
-    await state.set_state(ReviewForm.comment)
-    await state.set_data({KEY: rated.review.id})
+    await _ask_comment(state, rated.review.id, now)
     await query.answer(texts.rated_answer(rated))
     await query.bot.send_message(
         user.id,
@@ -71,8 +79,7 @@ async def comment_button(
 ) -> None:
     now = clock.now()
     review, deal = await reviews.for_comment(session, callback_data.id, user.id, now)
-    await state.set_state(ReviewForm.comment)
-    await state.set_data({KEY: review.id})
+    await _ask_comment(state, review.id, now)
     await query.answer()
     await query.bot.send_message(
         user.id, texts.ask_comment(deal, review, now), reply_markup=comment_keyboard(review)
@@ -125,11 +132,17 @@ async def reply_button(
 async def comment_typed(
     message: Message, state: FSMContext, session: AsyncSession, user: User, clock: Clock
 ) -> None:
-    """The member's comment: what they send here, and only this, is stored (their words)."""
+    """The member's comment: what they send here, and only this, is stored (their words);
+    a message long after the question (COMMENT_WAIT) is not taken as a comment."""
+    now = clock.now()
+    data = await state.get_data()
+    asked = data.get(SINCE)
+    if not asked or now - datetime.fromisoformat(asked) > COMMENT_WAIT:
+        await state.clear()
+        await message.answer(texts.comment_expired())
+        return
     try:
-        await reviews.comment(
-            session, await _review_in_form(state), user.id, message.text, clock.now()
-        )
+        await reviews.comment(session, int(data.get(KEY) or 0), user.id, message.text, now)
     except ParseError as err:
         await message.answer(parse_error_text(err))
         return

@@ -68,8 +68,8 @@ from models import (
 from models.upsert import insert_ignore, upsert
 from services import bargains as bargain_service
 from services import coupons as coupon_service
-from services import reviews as review_service
 from services import payment_books
+from services import reviews as review_service
 from services import teams as team_service
 from services.errors import DomainError
 

@@ -114,6 +114,7 @@ async def order_rows(harness, deal_id: int) -> list[tuple[int, str, str]]:
 def notices(harness, user) -> list[m.SendMessage]:
     """What the member was told, but the invitation to review a handed-over order (one per
     order: tests/test_reviews.py)."""
+
     def invitation(request: m.SendMessage) -> bool:
         markup = request.reply_markup
         rows = markup.inline_keyboard if markup is not None else []

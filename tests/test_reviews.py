@@ -479,3 +479,18 @@ async def test_the_rating_line_and_stars(harness) -> None:
         assert rating_line(reviews.Rating(12, 55)) == "★ 4.6 (12 reviews)"
         assert rating_line(reviews.Rating(1, 3)) == "★ 3.0 (1 review)"
     assert stars(4) == "★★★★☆" and stars(0) == "☆☆☆☆☆" and stars(9) == "★★★★★"
+
+
+async def test_a_message_long_after_the_question_is_not_taken_as_a_comment(harness) -> None:
+    _group_id, _deal_id, orders = await closed_deal(harness, ALICE)
+    alice = orders[ALICE.id]
+    await harness.say(OWNER, f"/pickup {alice.pickup_code}")
+    now = utcnow()
+    harness.clock.set(now)
+    await harness.tap(ALICE, rate(alice.id, 4))
+    harness.clock.set(now + timedelta(minutes=31))
+    answer = await harness.say(ALICE, "my address is 5 Main St")
+    assert "did not save this as a comment" in answer.text
+    assert (await review_rows(harness))[0].comment is None
+    await harness.say(ALICE, "and again")  # the form is over
+    assert (await review_rows(harness))[0].comment is None

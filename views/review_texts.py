@@ -93,6 +93,13 @@ def comment_saved() -> str:
     return _("Your comment is saved. Send /reviews to see or change your reviews.")
 
 
+def comment_expired() -> str:
+    return _(
+        "That was a while ago, so I did not save this as a comment. To comment on your "
+        "review, tap Comment in /reviews."
+    )
+
+
 def skipped() -> str:
     return _("No comment, fine. Send /reviews to see or change your reviews.")
 
@@ -157,7 +164,7 @@ def owner_text(deal: Deal, items: Sequence[Review], rating: Rating) -> str:
         if review.reply_text:
             lines.append("↩️ " + quote(review.reply_text))
     if not items:
-        lines += ["", _("(The reviews shown come from copies of this deal.)")]
+        lines += ["", _("(The figures count the reviews of the same product's other deals.)")]
     return _fit(lines)
 
 
