@@ -28,6 +28,7 @@ PRIVATE = [
     ("start", N_("Welcome and your groups")),
     ("myorders", N_("Your orders")),
     ("mycredit", N_("Your referral credit")),
+    ("reviews", N_("Your reviews; /reviews D17: a deal's reviews")),
     ("coupons", N_("Coupons: claim, use, share a coupon pack")),
     ("invite", N_("Your personal invite link to a group")),
     ("newdeal", N_("Create a group-buy deal")),

@@ -28,12 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import event_notices, lottery_notices, payment_notices, poll_notices
 from bot.posts import member_text, owner_text, share_link
-from models import Bargain, Coupon, CouponClaim, Database, Group, Team
+from bot.review_cards import invite_keyboard
+from models import Bargain, Coupon, CouponClaim, Database, Group, Review, Team
 from services import bargains as bargain_service
 from services import coupons as coupon_service
 from services import deals as deal_service
 from services import digest as digest_service
 from services import notice_reads
+from services import reviews as review_service
 from services import teams as team_service
 from services.deals import Closing
 from services.digest import Period
@@ -53,6 +55,7 @@ from views.notices import (
     refund_text,
     reminder_text,
 )
+from views.review_texts import invite_text, reply_post
 from views.team_texts import note_text as team_note_text
 
 MAX_TEXT = 4096
@@ -263,6 +266,43 @@ async def bargain_note(ctx: Context, payload: dict[str, Any]) -> SendMessage | N
     return _text(ctx, bargain_note_text(view, payload["what"], order, ctx.language, link))
 
 
+async def review_invite(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    """The invitation to rate an order (services.reviews.invite), with its star buttons;
+    nothing once the order is no longer reviewable (refunded) or already reviewed."""
+    found = await notice_reads.order_with_deal(ctx.session, payload["order_id"])
+    if found is None:
+        return None
+    order, deal = found
+    if order.status != "confirmed" or order.fulfilment not in review_service.RECEIVED:
+        return None
+    if await ctx.session.scalar(review_service.exists_for(order.id)):
+        return None
+    return SendMessage(
+        chat_id=ctx.row.chat_id, text=invite_text(deal), reply_markup=invite_keyboard(order)
+    )
+
+
+async def review_reply(ctx: Context, payload: dict[str, Any]) -> SendMessage | None:
+    """The organiser's reply, as a reply to the deal's post (a removed review: nothing)."""
+    review = await ctx.session.get(Review, payload["review_id"])
+    if review is None or review.reply_text is None:
+        return None
+    try:
+        deal = await deal_service.get(ctx.session, review.deal_id)
+    except DomainError:
+        return None
+    group = await notice_reads.group(ctx.session, ctx.row.group_id or 0)
+    if group is None or not group.is_active:
+        return None
+    return SendMessage(
+        chat_id=ctx.row.chat_id,
+        text=reply_post(deal, review),
+        reply_parameters=ReplyParameters(
+            message_id=payload["message_id"], allow_sending_without_reply=True
+        ),
+    )
+
+
 RENDERERS: dict[str, Renderer] = {
     "digest_text": digest_text,
     "digest_chart": digest_chart,
@@ -280,6 +320,8 @@ RENDERERS: dict[str, Renderer] = {
     team_service.NOTE: team_note,
     bargain_service.NOTE: bargain_note,
     coupon_service.NOTE: coupon_note,
+    review_service.INVITE: review_invite,
+    review_service.REPLY: review_reply,
     **payment_notices.RENDERERS,
     **poll_notices.RENDERERS,
     **lottery_notices.RENDERERS,

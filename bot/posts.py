@@ -46,11 +46,12 @@ from bot import bargain_cards, team_cards
 from bot.sender import Sender
 from handlers.callbacks import CardCB, DealCB, EventCB, WaitlistCB
 from models import Database, Deal, DealPost, Group, InlineCard, OfflineEvent, Order, User
-from services import bargains, gatherings, payments, teams
+from services import bargains, gatherings, payments, reviews, teams
 from services import deals as deal_service
 from services import inline_cards as card_service
 from services.deals import Closing
 from services.locales import SUPPORTED_LANGUAGES, from_telegram
+from services.reviews import Rating
 from services.teams import TeamView
 from services.timezones import utcnow
 from views import event_texts
@@ -67,6 +68,7 @@ from views.format import (
     quote,
     tg_len,
 )
+from views.review_texts import rating_line
 from views.team_texts import offer_line
 
 log = logging.getLogger(__name__)
@@ -183,6 +185,7 @@ def _compose(
     note_cap: int | None,
     private: bool = False,
     language: str | None = None,
+    rating: Rating | None = None,
 ) -> str:
     language = language or group.language
     final = deal.status in deal_service.FINAL_STATES
@@ -195,6 +198,8 @@ def _compose(
         lines.append(note(deal.description))
     lines.append("")
     lines += _price_lines(deal, language)
+    if rating is not None and rating.count:  # reviews of the product (its family of deals)
+        lines.append(rating_line(rating))
     if teams.offers_teams(deal):
         lines.append(offer_line(deal, language))
     if bargains.offers_bargains(deal):
@@ -277,6 +282,7 @@ def render_card(
     private: bool = False,
     language: str | None = None,
     event: OfflineEvent | None = None,
+    rating: Rating | None = None,
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     """The post's text and buttons (None once the deal is closed), in the current locale.
     `event`: the deal is an offline event (services.gatherings): its post shows the event
@@ -286,6 +292,7 @@ def render_card(
     first long notes are shortened, then fewer sign-up entries are listed. `private`: the
     text for a private chat (no /buy hint; the caller brings its own buttons). `language`:
     the language of money and times (default: the group's; an inline card: the reader's).
+    `rating`: the reviews of the deal's product ("★ 4.6 (12 reviews)" when there are any).
     """
     limit = limit or (CAPTION_LIMIT if deal.photo_file_id else TEXT_LIMIT)
     if event is not None:
@@ -296,7 +303,7 @@ def render_card(
     shown = min(len(signups), MAX_LISTED)
     note_cap: int | None = None
     while True:
-        text = _compose(deal, signups, group, now, shown, note_cap, private, language)
+        text = _compose(deal, signups, group, now, shown, note_cap, private, language, rating)
         if tg_len(text) <= limit:
             break
         if note_cap is None:
@@ -476,6 +483,7 @@ async def publish(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: S
             return 0
         signups = await deal_service.sign_up_list(session, deal_id)
         event = await gatherings.get(session, deal_id)
+        rating = await reviews.rating_of(session, deal)
         targets = [
             (post.group_id, group)
             for post, group in await deal_service.posts(session, deal_id)
@@ -487,7 +495,7 @@ async def publish(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: S
             if not await deal_service.claim_post(session, deal_id, group_id, utcnow()):
                 continue
         with i18n.context(), i18n.use_locale(group.language):
-            text, markup = render_card(deal, signups, group, now, event=event)
+            text, markup = render_card(deal, signups, group, now, event=event, rating=rating)
         chat_id = group.chat_id
         try:
             message = await _send_card(sender, deal, chat_id, text, markup)
@@ -554,11 +562,13 @@ class DealState:
     cards: list[tuple[InlineCard, User | None]]
     teams: list[TeamView] = field(default_factory=list)
     event: OfflineEvent | None = None  # an offline event's deal (services.gatherings)
+    rating: Rating | None = None  # the reviews of its product (services.reviews)
 
 
 async def read_states(db: Database, deal_ids: Sequence[int]) -> dict[int, DealState]:
-    """The state of several deals in three statements however many there are (deals with
-    their posts and groups; every sign-up list; every live card with its sharer). The deal
+    """The state of several deals in a few statements however many there are (deals with
+    their posts and groups; every sign-up list; every live card with its sharer; their
+    reviews' figures). The deal
     is read first: a change committed meanwhile can only make a post show a newer state
     than the version it records (so it is rendered again), never an older one."""
     ids = list(dict.fromkeys(deal_ids))
@@ -571,6 +581,7 @@ async def read_states(db: Database, deal_ids: Sequence[int]) -> dict[int, DealSt
         cards = await card_service.live_of(session, found)
         team_views = await teams.cards_of(session, found)
         event_rows = await gatherings.of_deals(session, found)
+        ratings = await reviews.ratings_of(session, [p.deal for p in posted.values()])
     return {
         deal_id: DealState(
             p.deal,
@@ -579,6 +590,7 @@ async def read_states(db: Database, deal_ids: Sequence[int]) -> dict[int, DealSt
             cards[deal_id],
             team_views.get(deal_id, []),
             event_rows.get(deal_id),
+            ratings.get(deal_id),
         )
         for deal_id, p in posted.items()
     }
@@ -609,7 +621,9 @@ async def _edit_posts(
         key = (group.language, group.timezone)  # all a post's text depends on, beside the deal
         if key not in rendered:
             with i18n.context(), i18n.use_locale(group.language):
-                rendered[key] = render_card(deal, state.signups, group, read_at, event=state.event)
+                rendered[key] = render_card(
+                    deal, state.signups, group, read_at, event=state.event, rating=state.rating
+                )
         text, markup = rendered[key]
         chat_id = group.chat_id
         if deal.photo_file_id:
@@ -653,7 +667,13 @@ async def _edit_cards(
             key = (language, group.timezone)
             if key not in texts:
                 texts[key] = render_card(
-                    deal, state.signups, group, read_at, private=True, language=language
+                    deal,
+                    state.signups,
+                    group,
+                    read_at,
+                    private=True,
+                    language=language,
+                    rating=state.rating,
                 )[0]
             text = texts[key]
             markup = card_keyboard(deal, code, share_link(bot_username, code))

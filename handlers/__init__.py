@@ -33,6 +33,7 @@ def build_routers() -> list[Router]:
         payments,
         polls,
         privacy,
+        reviews,
         schedule,
         settings,
         share,
@@ -65,6 +66,8 @@ def build_routers() -> list[Router]:
         digest.router(),  # private /digest: digests on demand and their settings
         owner_orders.router(),  # private /orders, exports, fulfilment, /pickup (owners)
         my_orders.router(),  # private /myorders (members)
+        reviews.router(),  # private: rate an order (stars), its comment, /reviews, the
+        # owner's /reviews D17 and Reply
         credit.router(),  # private /commission (owners: rates, payouts) and /mycredit (members)
         privacy.router(),  # private /mydata (export) and /forgetme (delete, anonymise)
         activity.router(),  # group /top, /hideme and /showme, private /members (owners)

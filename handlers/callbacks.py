@@ -183,6 +183,16 @@ class MyOrdersCB(CallbackData, prefix="my"):
     page: Page = 0
 
 
+class ReviewCB(CallbackData, prefix="rv"):
+    """Reviews (handlers.reviews): "rate" an order (`id`: the order, `stars` 1–5) from the
+    invitation or /reviews; "skip" the comment, "comment" (ask for one again), "remove"
+    (`id`: the member's review); "reply" (`id`: a review of a deal the owner manages)."""
+
+    action: Word  # rate | skip | comment | remove | reply
+    id: Id
+    stars: Annotated[int, Field(ge=0, le=5)] = 0
+
+
 class MyCreditCB(CallbackData, prefix="mc"):
     """/mycredit (handlers.credit)."""
 
@@ -299,6 +309,7 @@ FACTORIES: tuple[type[CallbackData], ...] = (
     ForgetCB,
     MyOrdersCB,
     MyCreditCB,
+    ReviewCB,
     WizardCB,
     OwnerDealCB,
     ScheduleCB,

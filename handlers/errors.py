@@ -56,6 +56,7 @@ from views.event_texts import event_error_text
 from views.format import ALERT_LIMIT, cut, echo
 from views.lottery_texts import lottery_error_text
 from views.poll_texts import poll_error_text
+from views.review_texts import review_error_text
 from views.team_texts import team_error_text
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,9 @@ def error_text(err: DomainError) -> str:
     event = event_error_text(err)
     if event is not None:
         return event
+    review = review_error_text(err)
+    if review is not None:
+        return review
     return domain_error_text(err)  # deals, orders, parse errors; else "not possible right now"
 
 

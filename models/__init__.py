@@ -23,6 +23,7 @@ from models.lotteries import Lottery, LotteryEntry, LotteryWinner
 from models.offers import Bargain, BargainHelp, HelpDay, Team
 from models.payments import Payment, WaitlistEntry
 from models.polls import Poll, PollPost, PollVote
+from models.reviews import Review
 from models.schedule import DealReminderSent, ScheduledPost, ScheduledTarget
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "PollVote",
     "ProcessedUpdate",
     "Referral",
+    "Review",
     "ScheduledPost",
     "ScheduledTarget",
     "SendFailure",

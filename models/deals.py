@@ -81,6 +81,9 @@ class Deal(Base):
     bargain_floor_price: Mapped[int | None] = mapped_column(BigInteger)
     bargain_helps: Mapped[int | None] = mapped_column(Integer)
     bargain_hours: Mapped[int | None] = mapped_column(Integer)
+    # The product family for reviews (models.reviews): the origin deal this one was
+    # duplicated from, directly or through other copies; NULL: an original (its own id).
+    product_key: Mapped[int | None] = mapped_column(Integer, index=True)
     total_qty: Mapped[int] = mapped_column(Integer, default=0)
     participants: Mapped[int] = mapped_column(Integer, default=0)
     final_price: Mapped[int | None] = mapped_column(BigInteger)
@@ -100,6 +103,11 @@ class Deal(Base):
     @property
     def code(self) -> str:
         return f"D{self.id}"
+
+    @property
+    def family(self) -> int:
+        """The product family its reviews count in (the origin deal's id)."""
+        return self.product_key or self.id
 
 
 class DealPost(Base):

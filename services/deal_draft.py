@@ -185,6 +185,8 @@ class DealDraft(Draft):
     # None: cash only, and the pay steps are passed.
     methods: list[str] | None = field(default=None)
     quick: bool = field(default=False)  # a copied deal: closes → preview
+    # A copied deal's product family (DealSpec.product_key): set by the copy, never a step.
+    product: int | None = field(default=None)
     # A time that no longer held at Publish ("closes" or "opens"): only it is asked again,
     # then the preview (None: the steps in their order).
     fixing: str | None = field(default=None)
@@ -195,7 +197,7 @@ class DealDraft(Draft):
         draft: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("quick", "fixing", "methods") or not self.given(f.name):
+            if f.name in ("quick", "fixing", "methods", "product") or not self.given(f.name):
                 continue
             if f.name in ("closes_at", "opens_at"):
                 value = iso(value)
@@ -207,6 +209,8 @@ class DealDraft(Draft):
         data: dict[str, Any] = {"draft": draft}
         if self.quick:
             data["quick"] = True
+        if self.product:
+            data["product"] = self.product
         if self.fixing:
             data["fixing"] = self.fixing
         if self.offers_choice():
@@ -243,6 +247,7 @@ class DealDraft(Draft):
             hold_minutes=num("hold_minutes"),
             methods=[m for m in data.get("methods") or [] if m in deals.PAY_METHODS] or None,
             quick=bool(data.get("quick")),
+            product=int(data["product"]) if data.get("product") else None,
             fixing=data.get("fixing") if data.get("fixing") in FIXABLE else None,
         )._mark_given(d)
 
@@ -269,6 +274,7 @@ class DealDraft(Draft):
             pay_hours=spec.pay_hours,
             hold_minutes=spec.hold_minutes,
             quick=True,
+            product=spec.product_key,
         )
 
     def spec(self) -> DealSpec:
@@ -295,6 +301,7 @@ class DealDraft(Draft):
             digital=bool(self.digital) and self.pay_method == "stars",
             pay_hours=self.pay_hours or DEFAULT_PAY_HOURS,
             hold_minutes=self.hold_minutes or DEFAULT_HOLD_MINUTES,
+            product_key=self.product,
         )
 
     # ------------------------------------------------------------ the order of the steps

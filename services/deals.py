@@ -61,6 +61,9 @@ class DealSpec:
     digital: bool = False
     pay_hours: int = 24
     hold_minutes: int = 15
+    # A duplicated deal's product family (Deal.product_key: the origin deal's id), so its
+    # reviews count with the deal it was copied from; None: a new product.
+    product_key: int | None = None
 
 
 def minute_of(moment: datetime) -> datetime:
@@ -181,6 +184,7 @@ async def create(
         digital=spec.digital,
         pay_hours=spec.pay_hours,
         hold_minutes=spec.hold_minutes,
+        product_key=spec.product_key,
         status="open" if opens <= now else "scheduled",
         total_qty=0,
         participants=0,
@@ -717,6 +721,7 @@ async def duplicate(
         group_ids=group_ids,
         reminders=deal.reminders,
         audience=deal.audience or "members",
+        product_key=deal.family,  # the copy's reviews count with its origin's
     )
 
 

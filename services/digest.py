@@ -72,6 +72,7 @@ from services import gatherings as event_service
 from services import lotteries as lottery_service
 from services import payment_books
 from services import polls as poll_service
+from services import reviews as review_service
 from services import teams as team_service
 from services.errors import DomainError
 
@@ -313,6 +314,8 @@ class GroupDigest:
     lotteries: lottery_service.Counts = field(default_factory=lottery_service.Counts)
     # offline events: places taken and check-ins in the period (services.gatherings)
     events: event_service.Counts = field(default_factory=event_service.Counts)
+    # reviews first rated in the period (services.reviews): how many, their stars' sum
+    reviews: review_service.Rating = field(default_factory=review_service.Rating)
 
 
 def _sum_figure(values: dict[date, int], period: Period, baseline: Period) -> Figure:
@@ -624,6 +627,7 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
             session, group_id=group.id, since=lower, until=upper
         ),
         events=await event_service.counts(session, group.id, lower, upper),
+        reviews=await review_service.counts(session, [group.id], lower, upper),
     )
 
 

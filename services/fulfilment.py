@@ -9,7 +9,8 @@ Only the person who manages the deal now may mark (services.rights). Callers lea
 which orders changed (to notify them).
 
 Commission (services.credit): picking up, delivering or marking paid credits the order's
-referrer in the same transaction (`Marked.credit`); refunding a confirmed order cancels it
+referrer in the same transaction (`Marked.credit`), and invites the buyer to review the order
+once (services.reviews.invite); refunding a confirmed order cancels it
 and reverses that credit (`Refunded.entries`).
 """
 
@@ -22,7 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import CreditEntry, Deal, Order
-from services import coupons, events, notices, payments, rights
+from services import coupons, events, notices, payments, reviews, rights
 from services import credit as credit_service
 from services.admins import AdminDirectory
 from services.deals import DealNotFound, NotDealOwner
@@ -173,6 +174,7 @@ async def mark(
     marked = Marked(order, deal, previous, state, credit)
     marked.audience = await notices.fulfilment(session, [marked], now)
     await notices.credit(session, [credit], now)
+    await reviews.invite(session, [order], now)  # picked up or delivered: once per order
     return marked
 
 
@@ -228,6 +230,7 @@ async def mark_all(
     bulk.unchanged = int(total or 0) - len(bulk.changed)
     bulk.audience = await notices.fulfilment(session, bulk.changed, now)
     await notices.credit(session, [m.credit for m in bulk.changed], now)
+    await reviews.invite(session, [m.order for m in bulk.changed], now)  # once per order
     return bulk
 
 

@@ -19,6 +19,9 @@ sent. Keys make each promise unique, so a replay or a second closing promises no
     digest:<scope>:<day>:<user>:<part>  a daily digest (text, then chart) (digest_text/_chart)
     revoke:<chat>:<link>          an invite link to revoke after /forgetme (revoke_link)
     edit:<chat>:<message>         a message of the bot replaced by its outcome (edit_text)
+    review:<order>                the invitation to rate a handed-over order (review_invite,
+                                  services.reviews)
+    review:reply:<review>:<group> the organiser's reply under the deal's post (review_reply)
 
 No aiogram here.
 """

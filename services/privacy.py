@@ -27,7 +27,7 @@ from sqlalchemy import Column, String, Table, Text, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from models import Base, Deal, Group, InviteLink, Order
+from models import Base, Deal, Group, InviteLink, Order, Review
 from services import events
 from services.timezones import utcnow
 
@@ -209,11 +209,16 @@ async def forget(session: AsyncSession, user_id: int) -> ForgetSummary:
 
 
 async def _deals_showing(session: AsyncSession, user_id: int) -> list[int]:
-    """The deals whose group posts may show the person's name: those they ordered in."""
+    """The deals whose group posts may show the person: those they ordered in, and every
+    deal of a product they reviewed (the posts show the reviews' figures)."""
     rows = await session.scalars(
         select(Order.deal_id).where(Order.user_id == user_id).distinct().order_by(Order.deal_id)
     )
-    return list(rows)
+    families = select(Review.product_key).where(Review.user_id == user_id)
+    reviewed = await session.scalars(
+        select(Deal.id).where(or_(Deal.id.in_(families), Deal.product_key.in_(families)))
+    )
+    return sorted(set(rows) | set(reviewed))
 
 
 async def _new_versions(session: AsyncSession, deal_ids: list[int]) -> None:

@@ -21,6 +21,7 @@ from tests.test_owner_orders import (
     WANG,
     make_deal,
     money,
+    notices,
     remember,
 )
 
@@ -78,7 +79,7 @@ async def test_pickup_credits_the_referrer_once_and_tells_them(harness) -> None:
     [notice] = harness.api.sent(REF.id)
     assert f"You earned {money(250)} of credit in Fruit 团" in notice.text
     assert f"D{deal_id}" in notice.text and "Mangoes &lt;b&gt;" in notice.text
-    assert len(harness.api.sent(ALICE.id)) == 1  # her "picked up" notice, once
+    assert len(notices(harness, ALICE)) == 1  # her "picked up" notice, once
     # the replay got no answer; the pickup reply still counts only the buyer as told
     first, second = harness.api.texts(OWNER.id)
     assert "Marked picked up. 1 member is told privately." in first

@@ -111,6 +111,18 @@ async def order_rows(harness, deal_id: int) -> list[tuple[int, str, str]]:
         return [tuple(r) for r in rows]
 
 
+def notices(harness, user) -> list[m.SendMessage]:
+    """What the member was told, but the invitation to review a handed-over order (one per
+    order: tests/test_reviews.py)."""
+
+    def invitation(request: m.SendMessage) -> bool:
+        markup = request.reply_markup
+        rows = markup.inline_keyboard if markup is not None else []
+        return any((b.callback_data or "").startswith("rv:rate:") for row in rows for b in row)
+
+    return [r for r in harness.api.sent(user.id) if not invitation(r)]
+
+
 def money(minor: int) -> str:
     return format_money(minor, "CNY", "en")
 
@@ -314,8 +326,9 @@ async def test_mark_one_order_tells_the_member_once(harness) -> None:
     answer = await harness.tap(OWNER, mark_ready)  # backwards: refused
     assert answer.show_alert and "already picked up" in answer.text
     await harness.settle()
-    assert "was picked up" in harness.last(ALICE).text
-    assert len(harness.api.sent(ALICE.id)) == 2
+    assert "was picked up" in notices(harness, ALICE)[-1].text
+    assert len(notices(harness, ALICE)) == 2
+    assert len(harness.api.sent(ALICE.id)) == 3  # and invited to review it, once
     assert await order_rows(harness, deal_id) == [
         (ALICE.id, "confirmed", "picked_up"),
         (WANG.id, "confirmed", "none"),
@@ -344,11 +357,11 @@ async def test_mark_all_with_a_member_who_never_started_and_one_who_blocked(harn
     assert "delivered 4" in summary
     await harness.settle()
     assert harness.api.sent(SILENT.id) == []
-    assert len(harness.api.sent(ALICE.id)) == 1  # tried, refused with 403
+    assert len(notices(harness, ALICE)) == 1  # tried, refused with 403
     # the 403 did not stop the others; each is told in their own language
-    [notice] = harness.api.sent(carol.id)
+    [notice] = notices(harness, carol)
     assert "was delivered" in notice.text
-    [notice] = harness.api.sent(WANG.id)  # Telegram language zh-hans
+    [notice] = notices(harness, WANG)  # Telegram language zh-hans
     assert "已送达" in notice.text
     async with harness.db.read() as s:
         assert (await s.get(User, ALICE.id)).started is False
@@ -425,13 +438,13 @@ async def test_pickup_by_code(harness) -> None:
     assert f"Order <code>{code}</code>: Alice (@alice) ×2" in reply
     assert "Marked picked up. 1 member is told privately." in reply
     await harness.settle()
-    [notice] = harness.api.sent(ALICE.id)
+    [notice] = notices(harness, ALICE)
     assert "was picked up" in notice.text
 
     reply = (await harness.say(OWNER, f"/pickup {code}")).text
     assert "already picked up; nothing changed" in reply
     await harness.settle()
-    assert len(harness.api.sent(ALICE.id)) == 1
+    assert len(notices(harness, ALICE)) == 1
     assert await order_rows(harness, deal_id) == [
         (ALICE.id, "confirmed", "picked_up"),
         (WANG.id, "confirmed", "none"),

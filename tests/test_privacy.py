@@ -49,6 +49,7 @@ from models import (
     PollPost,
     PollVote,
     Referral,
+    Review,
     ScheduledPost,
     ScheduledTarget,
     SendFailure,
@@ -552,6 +553,23 @@ async def seed(harness) -> dict[str, int]:
                 ScheduledTarget(post_id=post_o.id, group_id=g1.id, next_run_at=later),
             ]
         )
+        # Reviews: Alice's own (deleted with her), and Bob's that Alice replied to as an
+        # administrator of G1 (her id and her reply go; Bob's words stay his).
+        s.add_all(
+            [
+                Review(
+                    order_id=o_alice.id, deal_id=d1.id, group_id=g1.id, product_key=d1.id,
+                    user_id=ALICE_ID, rating=4, comment="Alicia loved them", created_at=now,
+                    updated_at=now,
+                ),
+                Review(
+                    order_id=o_bob.id, deal_id=d1.id, group_id=g1.id, product_key=d1.id,
+                    user_id=BOB_ID, rating=2, comment="Bobrov found them sour", created_at=now,
+                    updated_at=now, reply_text="Sorry, from Alicia", replied_by=ALICE_ID,
+                    replied_at=later,
+                ),
+            ]
+        )  # fmt: skip
         ids["o_alice"], ids["o_bob"] = o_alice.id, o_bob.id
         ids["post_a"] = post_a.id
 
@@ -817,6 +835,12 @@ async def test_mydata_exports_every_table_and_nothing_of_others(harness) -> None
         f"fsm:{BOT_ID}:{ALICE_ID}:{ALICE_ID}:default"
     ]
     assert [c["code"] for c in tables["share_clicks"]] == ["bobcode"]
+    # Her review with her comment; Bob's she replied to: her reply, not his id or words.
+    assert sorted(
+        ((r["user_id"], r["comment"], r["reply_text"]) for r in tables["reviews"]), key=repr
+    ) == sorted(
+        [(ALICE_ID, "Alicia loved them", None), (None, None, "Sorry, from Alicia")], key=repr
+    )
     # Nothing of Bob or the owner: no id, no name, no pickup code, no invite link.
     low = raw.lower()
     assert [n for n in BOB_NEEDLES if n in low] == []

@@ -232,6 +232,15 @@ def group_text(d: GroupDigest) -> str:
                 open=number(d.lotteries.open),
             )
         )
+    if d.reviews.count:
+        lines.append(
+            "★ "
+            + ngettext(
+                "Reviews: {n} new, average {average}",
+                "Reviews: {n} new, average {average}",
+                d.reviews.count,
+            ).format(n=number(d.reviews.count), average=f"{d.reviews.average:.1f}")
+        )
     if d.cards.any:
         lines += ["", "📇 <b>" + _("Shared deal cards") + "</b>"]
         lines.append(_line(_("Cards shared into chats"), d.cards.shared))
