@@ -10,7 +10,6 @@ import models.base
 
 
 revision = '0016_reviews'
-# The coordinator re-chains the parts of issue 16 at merge; the coupons migration's id is '0012'.
 down_revision = '0015_events'
 branch_labels = None
 depends_on = None
