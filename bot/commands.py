@@ -44,6 +44,7 @@ PRIVATE = [
     ("coupon", N_("Create and end coupons of your groups")),
     ("members", N_("Core and dormant members of your groups")),
     ("invites", N_("Who invited whom into your groups")),
+    ("modlog", N_("What the spam rules did in your groups")),
     ("lang", N_("Choose your language")),
     ("mydata", N_("A copy of everything stored about you")),
     ("forgetme", N_("Delete your personal data")),
@@ -61,6 +62,8 @@ GROUP = [
 GROUP_ADMINS = [
     *GROUP,
     ("settings", N_("Set up this group (in private chat)")),
+    ("allow", N_("Exempt a member from the spam rules (reply)")),
+    ("unallow", N_("Remove a member from the allow-list")),
 ]
 
 SCOPES = (

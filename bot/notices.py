@@ -26,7 +26,7 @@ from aiogram.types import BufferedInputFile, ReplyParameters
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import payment_notices
+from bot import moderation_notices, payment_notices
 from bot.posts import member_text, owner_text, share_link
 from models import Bargain, Coupon, CouponClaim, Database, Group, Team
 from services import bargains as bargain_service
@@ -281,8 +281,11 @@ RENDERERS: dict[str, Renderer] = {
     bargain_service.NOTE: bargain_note,
     coupon_service.NOTE: coupon_note,
     **payment_notices.RENDERERS,
+    **moderation_notices.RENDERERS,
 }
 AFTER = payment_notices.AFTER  # kinds whose outcome is recorded when the row is settled
+# kinds whose sent message is recorded with the settling (its result: the Message)
+SENT = moderation_notices.SENT
 
 
 async def render(

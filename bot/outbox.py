@@ -165,7 +165,14 @@ class OutboxSender:
         # A person who has not started the bot (or blocked it) gets it when they /start; a
         # row to erase is not kept for anyone.
         park = outcome.refused and row.chat_id > 0 and not row.payload.get(outbox.ERASE)
-        await self._settle(row, outcome.reason, outcome.transient, outcome.retry_after, park=park)
+        await self._settle(
+            row,
+            outcome.reason,
+            outcome.transient,
+            outcome.retry_after,
+            park=park,
+            result=outcome.result,
+        )
 
     async def _settle(
         self,
@@ -175,6 +182,7 @@ class OutboxSender:
         after: float = 0.0,
         *,
         park: bool = False,
+        result: object = None,
     ) -> None:
         now = utcnow()
         if transient and row.attempts >= MAX_ATTEMPTS:
@@ -186,6 +194,9 @@ class OutboxSender:
                     record_outcome = notices.AFTER.get(row.kind)
                     if record_outcome is not None:  # its outcome is recorded with the settling
                         await record_outcome(session, row, reason, transient, now)
+                    record_sent = notices.SENT.get(row.kind)
+                    if record_sent is not None and reason is None:  # e.g. the message's id
+                        await record_sent(session, row, result, now)
                     if reason is None:
                         settled = await outbox.mark_sent(session, row, now)
                     elif park:

@@ -18,12 +18,14 @@ from models.growth import (
     ShareClick,
     ShareLink,
 )
+from models.moderation import Challenge, ModAction, ModAllowed, ModSettings
 from models.offers import Bargain, BargainHelp, HelpDay, Team
 from models.payments import Payment, WaitlistEntry
 from models.schedule import DealReminderSent, ScheduledPost, ScheduledTarget
 
 __all__ = [
     "Bargain",
+    "Challenge",
     "BargainHelp",
     "Base",
     "Coupon",
@@ -46,6 +48,9 @@ __all__ = [
     "InlineCard",
     "InviteLink",
     "MemberActivityDay",
+    "ModAction",
+    "ModAllowed",
+    "ModSettings",
     "Membership",
     "Order",
     "PackClaim",

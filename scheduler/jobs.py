@@ -38,7 +38,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.deals import DueResult, run_due
-from services import bargains, calendar, notices, offers, payments, teams
+from services import bargains, calendar, moderation, notices, offers, payments, teams
 from services.timezones import utcnow
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class TickResult:
     waitlist_served: int = 0  # members of a waitlist who got a freed unit
     teams_failed: int = 0  # team buys not filled in time
     bargains_expired: int = 0  # bargains not bought in time
+    challenges_failed: int = 0  # new members' challenges not passed in time
 
 
 # ---------------------------------------------------------------- sending
@@ -215,6 +216,19 @@ async def expire_bargains(app: App, now: datetime, result: TickResult) -> None:
     result.bargains_expired += await _end_offers(app, now, bargains)
 
 
+async def expire_challenges(app: App, now: datetime, result: TickResult) -> None:
+    """New members' challenges not answered in time fail (they stay restricted)."""
+    while True:
+        async with app.db.read() as session:
+            if not await moderation.any_expiring(session, now):
+                return
+        async with app.db.transaction() as session:
+            batch = await moderation.expire_due(session, now)
+        result.challenges_failed += batch
+        if batch < moderation.EXPIRE_BATCH:
+            return
+
+
 async def digest_hook(app: App, now: datetime) -> None:
     """The daily digests (scheduler/digests.py): each runs every tick and decides itself,
     from the database, whether a digest is due, and claims it so it goes out once."""
@@ -235,7 +249,8 @@ async def tick(app: App, now: datetime | None = None, *, digests: bool = True) -
         result.deals = await run_due(app.bot, app.db, app.i18n, app.sender, now)
     except Exception:
         log.exception("due-deal check failed")
-    for step in (send_reminders, run_posts, lapse_payments, expire_teams, expire_bargains):
+    steps = (send_reminders, run_posts, lapse_payments, expire_teams, expire_bargains)
+    for step in (*steps, expire_challenges):
         try:
             await step(app, now, result)
         except Exception:
