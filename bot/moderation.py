@@ -49,7 +49,7 @@ def link_kind(message: Message, bot_username: str | None = None) -> str | None:
             url = entity.url if kind == "text_link" else entity.extract_from(text or "")
             if any(host in (url or "").lower() for host in INVITE_HOSTS):
                 return "invite"
-            found = found or "link"
+            found = "link"  # a link outweighs a mention
         elif kind == "mention" and found is None:
             name = entity.extract_from(text or "")[1:].lower()
             if not bot_username or name != bot_username.lower():

@@ -68,6 +68,7 @@ from models import (
 from models.upsert import insert_ignore, upsert
 from services import bargains as bargain_service
 from services import coupons as coupon_service
+from services import moderation as moderation_service
 from services import payment_books
 from services import teams as team_service
 from services.errors import DomainError
@@ -304,6 +305,8 @@ class GroupDigest:
     bargains: bargain_service.Counts = field(default_factory=bargain_service.Counts)
     coupons_claimed: Figure = Figure(0, 0)  # coupons claimed (services.coupons)
     coupons_redeemed: Figure = Figure(0, 0)  # coupons used on orders
+    # protection from spam: messages deleted, mutes, challenges passed and failed
+    moderation: moderation_service.Counts = field(default_factory=moderation_service.Counts)
 
 
 def _sum_figure(values: dict[date, int], period: Period, baseline: Period) -> Figure:
@@ -608,6 +611,9 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
         ),
         coupons_claimed=Figure(claimed, claimed_before / BASELINE_DAYS * period.days),
         coupons_redeemed=Figure(redeemed, redeemed_before / BASELINE_DAYS * period.days),
+        moderation=await moderation_service.counts(
+            session, group_id=group.id, since=lower, until=upper
+        ),
     )
 
 
