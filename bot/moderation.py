@@ -14,11 +14,10 @@ the text is kept: the window holds message ids and dates.
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass
 
 from aiogram import Bot
-from aiogram.types import Message
+from aiogram.types import Message, MessageEntity
 
 from models import Database
 from services import moderation
@@ -34,6 +33,14 @@ class Verdict:
     policy: Policy
 
 
+def _part(entity: MessageEntity, text: str | None) -> str:
+    """The entity's text (offsets in UTF-16 units); "" for offsets that split a character."""
+    try:
+        return entity.extract_from(text or "")
+    except UnicodeDecodeError:
+        return ""
+
+
 def link_kind(message: Message, bot_username: str | None = None) -> str | None:
     """The first kind of link the message carries: a forwarded channel post, an invite or
     t.me link, another link, an @mention of anyone but the bot; None without any."""
@@ -46,12 +53,12 @@ def link_kind(message: Message, bot_username: str | None = None) -> str | None:
     for entity in entities or ():
         kind = entity.type
         if kind == "url" or kind == "text_link":
-            url = entity.url if kind == "text_link" else entity.extract_from(text or "")
+            url = entity.url if kind == "text_link" else _part(entity, text)
             if any(host in (url or "").lower() for host in INVITE_HOSTS):
                 return "invite"
             found = "link"  # a link outweighs a mention
         elif kind == "mention" and found is None:
-            name = entity.extract_from(text or "")[1:].lower()
+            name = _part(entity, text)[1:].lower()
             if not bot_username or name != bot_username.lower():
                 found = "mention"
     if found is None and text and any(host in text.lower() for host in INVITE_HOSTS):
@@ -66,7 +73,7 @@ class ModerationGate:
         self.max_items = max_items
         self._policies: dict[int, tuple[float, Policy | None]] = {}
         # (chat, member) → recent (date, message id); and the member's mute end, in memory
-        self._windows: dict[tuple[int, int], deque[tuple[int, int]]] = {}
+        self._windows: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self._muted: dict[tuple[int, int], int] = {}
         self.reads = 0
 
@@ -102,13 +109,16 @@ class ModerationGate:
             if len(self._windows) >= self.max_items:
                 self._windows.clear()
                 self._muted.clear()
-            window = self._windows[key] = deque()
-        start = date - policy.flood_seconds
-        while window and window[0][0] <= start:
-            window.popleft()
+            window = []
+        # updates may come out of order: the window ends at the newest date seen
+        newest = max([date, *(seen_at for seen_at, _id in window)])
+        start = newest - policy.flood_seconds
         if any(seen == message_id for _date, seen in window):
-            return False
-        window.append((date, message_id))
+            return False  # a replay
+        window = [entry for entry in window if entry[0] > start]
+        if date > start:
+            window.append((date, message_id))
+        self._windows[key] = window
         if len(window) <= policy.flood_count:
             return False
         window.clear()

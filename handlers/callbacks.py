@@ -269,7 +269,7 @@ class ChallengeCB(CallbackData, prefix="chl"):
     code (opaque: which one is right is known only on the server)."""
 
     token: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")]
-    code: Annotated[str, Field(min_length=1, max_length=8, pattern=r"^[0-9a-f]+$")]
+    code: Annotated[str, Field(min_length=1, max_length=8, pattern=r"^[A-Za-z0-9]+$")]
 
 
 FACTORIES: tuple[type[CallbackData], ...] = (

@@ -212,7 +212,7 @@ def _fields(policy: Policy) -> dict:
 
 # ---------------------------------------------------------------- the allow-list
 
-ALLOW_ARG = re.compile(r"^(?:@([A-Za-z][A-Za-z0-9_]{3,31})|(\d{1,15}))$")
+ALLOW_ARG = re.compile(r"^(?:@([A-Za-z][A-Za-z0-9_]{3,31})|(\d{1,16}))$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from handlers.callbacks import (
     InviteCB,
     LangCB,
     MembersCB,
+    ModCB,
     MyCreditCB,
     MyOrdersCB,
     OrdersCB,
@@ -264,6 +265,8 @@ CASES = [
     button("payments", PayCB(action="out", payment_id=1).pack()),
     command("start", "/help"),
     button("start", LangCB(code="en").pack()),
+    command("moderation", "/modlog"),
+    button("moderation", ModCB(action="open", group_id=1).pack()),
     command("fallback", "/nonsense"),
     button("fallback", "zz:garbage"),
 ]

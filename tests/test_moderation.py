@@ -126,7 +126,7 @@ async def test_every_rule_is_off_by_default_and_the_card_explains_and_changes_th
         await harness.tap(OWNER, ModCB(action=rule, group_id=group_id))
     text = harness.last(OWNER).text
     assert "Challenge for new members: on" in text
-    assert "deleted during their first day" in text
+    assert "deleted during their first 1 day" in text
     assert "more than 5 messages in 10 seconds mutes for 10 minutes" in text
     # the bot's rights are not known (no my_chat_member seen): each rule's failure is named
     assert "<b>Ban users</b>" in text and "<b>Delete messages</b>" in text
@@ -515,3 +515,23 @@ def test_the_screen_reads_any_entities_without_raising(text, spans, caption) -> 
         )
     if any(t in {"url", "text_link"} for t, _o, _n in spans):
         assert kind in {"link", "invite"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    limit=st.integers(min_value=1, max_value=10),
+    dates=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=40),
+    replays=st.integers(min_value=0, max_value=3),
+)
+def test_the_flood_window_triggers_once_per_flood_whatever_the_order(limit, dates, replays) -> None:
+    """Over the limit within the window (any arrival order, replays included): exactly one
+    trigger while the mute lasts; never one without more than `limit` messages in it."""
+    policy = moderation.Policy(1, -100, flood_count=limit, flood_seconds=10, mute_minutes=10)
+    gate = ModerationGate(db=None)  # type: ignore[arg-type]  # the window needs no database
+    stream = list(enumerate(dates)) + list(enumerate(dates))[: replays * 3]
+    triggers = [gate.flooding(policy, 7, message_id, date) for message_id, date in stream]
+    assert sum(triggers) <= 1  # every date is within the 10 minutes of a first mute
+    if sum(triggers):
+        assert len(set(dates)) and len(dates) > limit
+    if len(dates) > limit and max(dates) - min(dates) < 10:
+        assert sum(triggers) == 1  # all within one window: muted

@@ -19,6 +19,7 @@ from models import (
     Bargain,
     BargainHelp,
     Base,
+    Challenge,
     Coupon,
     CouponClaim,
     CouponDeal,
@@ -36,6 +37,8 @@ from models import (
     InviteLink,
     MemberActivityDay,
     Membership,
+    ModAction,
+    ModAllowed,
     Order,
     OutboxMessage,
     PackClaim,
@@ -490,6 +493,20 @@ async def seed(harness) -> dict[str, int]:
                 ScheduledTarget(post_id=post_o.id, group_id=g1.id, next_run_at=later),
             ]
         )
+        moderation_rows = [  # the allow-list, challenges and the moderation log
+            ModAllowed(group_id=g1.id, user_id=ALICE_ID, added_by=OWNER_ID, created_at=now),
+            ModAllowed(group_id=g1.id, user_id=BOB_ID, added_by=ALICE_ID, created_at=now),
+            *(
+                Challenge(group_id=g1.id, member_id=member, token=f"tok{member}", options="[]",
+                          answer="abc", status="pending", deadline=later, created_at=now)
+                for member in (ALICE_ID, BOB_ID)
+            ),
+            ModAction(key="m1", group_id=g1.id, member_id=ALICE_ID, kind="flood",
+                      action="mute", at=now, until=later),
+            ModAction(key="m2", group_id=g1.id, member_id=BOB_ID, kind="link", action="mute",
+                      at=now, until=later, undone_at=now, undone_by=ALICE_ID),
+        ]  # fmt: skip
+        s.add_all(moderation_rows)
         ids["o_alice"], ids["o_bob"] = o_alice.id, o_bob.id
         ids["post_a"] = post_a.id
 

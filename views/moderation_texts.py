@@ -77,7 +77,7 @@ def settings_text(group: Group, row: ModSettings, allowed: int) -> str:
         "🔗 "
         + (
             ngettext(
-                "Links from newcomers: deleted during their first day",
+                "Links from newcomers: deleted during their first {n} day",
                 "Links from newcomers: deleted during their first {n} days",
                 row.link_days,
             ).format(n=row.link_days)
