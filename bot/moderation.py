@@ -13,6 +13,7 @@ the text is kept: the window holds message ids and dates.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -67,11 +68,21 @@ def link_kind(message: Message, bot_username: str | None = None) -> str | None:
 
 
 class ModerationGate:
+    """The rules of every moderated group, held in memory as one snapshot (one read of all
+    groups with a rule on, again every `ttl` seconds: so a second instance sees a change
+    within that time); a group whose rules, admins or allow-list changed here is read
+    again at its next message (`forget`). A group without rules is simply absent: chatter
+    there costs a dictionary lookup and no SQL once the snapshot is loaded (`warm`, at
+    start-up)."""
+
     def __init__(self, db: Database, ttl: float = 60.0, max_items: int = 100_000) -> None:
         self.db = db
         self.ttl = ttl
         self.max_items = max_items
-        self._policies: dict[int, tuple[float, Policy | None]] = {}
+        self._policies: dict[int, Policy] = {}
+        self._until = 0.0  # the snapshot's end (monotonic); 0: never loaded
+        self._dirty: set[int] = set()
+        self._loading: asyncio.Task[None] | None = None
         # (chat, member) → recent (date, message id); and the member's mute end, in memory
         self._windows: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self._muted: dict[tuple[int, int], int] = {}
@@ -80,19 +91,39 @@ class ModerationGate:
     # ------------------------------------------------------------ the rules, cached
     def forget(self, chat_id: int) -> None:
         """The group's rules, admins or allow-list changed: read them again."""
-        self._policies.pop(chat_id, None)
+        self._dirty.add(chat_id)
 
-    async def policy(self, chat_id: int) -> Policy | None:
-        hit = self._policies.get(chat_id)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+    async def _load_all(self) -> None:
         self.reads += 1
         async with self.db.read() as session:
-            value = await moderation.load_policy(session, chat_id)
-        if len(self._policies) >= self.max_items:
-            self._policies.clear()
-        self._policies[chat_id] = (time.monotonic() + self.ttl, value)
-        return value
+            self._policies = await moderation.load_policies(session)
+        self._dirty.clear()
+        self._until = time.monotonic() + self.ttl
+
+    async def warm(self) -> None:
+        """Load the snapshot now (single-flight: concurrent callers share one read)."""
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._load_all())
+        task = self._loading
+        try:
+            await asyncio.shield(task)
+        finally:
+            if self._loading is task and task.done():
+                self._loading = None
+
+    async def policy(self, chat_id: int) -> Policy | None:
+        if time.monotonic() >= self._until:
+            await self.warm()
+        if chat_id in self._dirty:
+            self._dirty.discard(chat_id)
+            self.reads += 1
+            async with self.db.read() as session:
+                value = await moderation.load_policy(session, chat_id)
+            if value is None:
+                self._policies.pop(chat_id, None)
+            else:
+                self._policies[chat_id] = value
+        return self._policies.get(chat_id)
 
     # ------------------------------------------------------------ the flood window
     def flooding(self, policy: Policy, user_id: int, message_id: int, date: int) -> bool:

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import (
@@ -172,42 +172,55 @@ def missing_rights(row: ModSettings) -> tuple[bool, bool]:
     )
 
 
+ANY_RULE = or_(
+    ModSettings.challenge.is_(True),
+    ModSettings.link_days > 0,
+    ModSettings.flood_count > 0,
+    ModSettings.delete_joins.is_(True),
+)
+
+
+async def load_policies(session: AsyncSession, chat_id: int | None = None) -> dict[int, Policy]:
+    """The rules of every active group with a rule on (or of the one with `chat_id`), by
+    chat id, with their exempt members (stored administrators and the allow-list)."""
+    query = (
+        select(Group.id, Group.chat_id, ModSettings)
+        .join(ModSettings, ModSettings.group_id == Group.id)
+        .where(Group.is_active.is_(True), ANY_RULE)
+    )
+    if chat_id is not None:
+        query = query.where(Group.chat_id == chat_id)
+    found = (await session.execute(query)).all()
+    if not found:
+        return {}
+    ids = [group_id for group_id, _chat, _row in found]
+    exempt: dict[int, set[int]] = {group_id: set() for group_id in ids}
+    for model in (GroupAdmin, ModAllowed):
+        rows = await session.execute(
+            select(model.group_id, model.user_id).where(model.group_id.in_(ids))
+        )
+        for group_id, user_id in rows:
+            exempt[group_id].add(user_id)
+    return {
+        chat: Policy(
+            group_id,
+            chat,
+            row.challenge,
+            row.challenge_minutes,
+            row.link_days,
+            row.flood_count,
+            row.flood_seconds,
+            row.mute_minutes,
+            row.delete_joins,
+            frozenset(exempt[group_id]),
+        )
+        for group_id, chat, row in found
+    }
+
+
 async def load_policy(session: AsyncSession, chat_id: int) -> Policy | None:
     """The rules of the group with this chat id; None when none is on (or no such group)."""
-    found = (
-        await session.execute(
-            select(Group.id, ModSettings)
-            .join(ModSettings, ModSettings.group_id == Group.id)
-            .where(Group.chat_id == chat_id, Group.is_active.is_(True))
-        )
-    ).first()
-    if found is None:
-        return None
-    group_id, row = found
-    policy = Policy(
-        group_id,
-        chat_id,
-        row.challenge,
-        row.challenge_minutes,
-        row.link_days,
-        row.flood_count,
-        row.flood_seconds,
-        row.mute_minutes,
-        row.delete_joins,
-    )
-    if not policy.active:
-        return None
-    admins = await session.scalars(
-        select(GroupAdmin.user_id).where(GroupAdmin.group_id == group_id)
-    )
-    allowed = await session.scalars(
-        select(ModAllowed.user_id).where(ModAllowed.group_id == group_id)
-    )
-    return Policy(**{**_fields(policy), "exempt": frozenset([*admins, *allowed])})
-
-
-def _fields(policy: Policy) -> dict:
-    return {name: getattr(policy, name) for name in Policy.__slots__}
+    return (await load_policies(session, chat_id)).get(chat_id)
 
 
 # ---------------------------------------------------------------- the allow-list
