@@ -26,6 +26,11 @@ Two more streams, in the same run, after the mix:
 - chatter only (as many plain group texts as the mix has updates, same groups and members):
   `chatter_us` is Tuan's mean µs per text, `bare_chatter_us` the bare Dispatcher's (faster
   of a run before and one after Tuan's), `chatter_vs_bare` their ratio (target ≤ 1.5);
+- the same chatter with protection from spam on in every group (challenge, links from
+  newcomers, a flood limit of 5 messages in 10 s, join messages: services.moderation) and
+  off again, alternating off / on / off / on over fresh streams of the same shape; the
+  faster run of each is taken: `chatter_us` (off), `chatter_moderated_us` (on) and
+  `moderation_ratio` their ratio (target ≤ 1.2: the anti-spam screen adds at most 20 %);
 - Join taps only (members who have no order yet, on the deals without a stock limit, so
   every tap creates an order): `statements_per_join` is the SQL statements and COMMITs per
   tap and `round_trips_per_join` everything sent, BEGIN, SAVEPOINT, RELEASE and ROLLBACK
@@ -69,7 +74,7 @@ from bench.common import (
 from bot.posts import publish
 from bot.runner import InFlight, chat_key, process_batch
 from handlers.callbacks import CardCB, DealCB
-from models import Deal, Order
+from models import Deal, Group, ModSettings, Order
 from services import referrals
 from services.timezones import utcnow
 from tests.builders import Updates, group, person
@@ -78,6 +83,7 @@ from tests.fake_api import FakeTelegram
 TARGET_RATIO = {"sqlite": 0.25, "postgresql": 0.20}
 TARGET_CHATTER_VS_BARE = 1.5
 TARGET_STATEMENTS_PER_JOIN = 6.0
+TARGET_MODERATION_RATIO = 1.2
 GROUPS = 50
 DEALS = 20
 BATCH = 100
@@ -249,6 +255,43 @@ async def run_bare(updates: list[Update]) -> float:
         await bot.session.close()
 
 
+async def set_moderation(app: Any, on: bool) -> None:
+    """Every rule of protection from spam on (or off) in every group, and the rules'
+    snapshot loaded again, as after a change in /settings."""
+    async with app.db.transaction() as session:
+        for group_id in await session.scalars(select(Group.id)):
+            row = await session.get(ModSettings, group_id) or ModSettings(group_id=group_id)
+            row.challenge, row.delete_joins = on, on
+            row.link_days, row.flood_count = (1 if on else 0), (5 if on else 0)
+            row.flood_seconds, row.mute_minutes, row.challenge_minutes = 10, 10, 5
+            session.add(row)
+    await app.dispatcher["moderation"].warm()
+
+
+async def chatter_runs(app: Any, args: argparse.Namespace, first_id: int) -> dict[str, Any]:
+    """Mean µs per chatter text with protection from spam off and on, alternating over
+    fresh streams (off, on, off, on); the faster run of each."""
+    seconds: dict[bool, list[float]] = {False: [], True: []}
+    errors = 0
+    for n, on in enumerate((False, True, False, True)):
+        await set_moderation(app, on)
+        texts = chatter_stream(args.updates, args.members, args.seed + 100 + n, first_id)
+        first_id += len(texts)
+        mounted = mount(texts, app.bot)
+        with ErrorCounter() as counter:
+            seconds[on].append(await feed(app, mounted))
+        errors += counter.count
+    await set_moderation(app, False)
+    off = min(seconds[False]) / args.updates * 1e6
+    on_ = min(seconds[True]) / args.updates * 1e6
+    return {
+        "chatter_off_us": round(off, 1),
+        "chatter_moderated_us": round(on_, 1),
+        "moderation_ratio": round(on_ / off, 3),
+        "moderation_errors": errors,
+    }
+
+
 async def run(db_url: str, args: argparse.Namespace) -> dict:
     app, api = make_app(db_url, f"{args.tmp}/data")
     try:
@@ -286,6 +329,7 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         with ErrorCounter() as chatter_errors:
             chatter_seconds = await feed(app, mounted)
         bare_chatter.append(await run_bare(chatter))
+        moderated = await chatter_runs(app, args, first_id=3 * len(updates) + 1)
 
         joins = join_stream(
             max(args.updates // 20, 20), deals, args.members, first_id=2 * len(updates) + 1
@@ -326,6 +370,7 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         errors.count == 0
         and chatter_errors.count == 0
         and join_errors.count == 0
+        and moderated["moderation_errors"] == 0
         and joins_answered == len(joins)
         and answered == kinds["callback"] + kinds["card"]
         and replies == kinds["command"]
@@ -360,6 +405,7 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
         "chatter_us": round(chatter_us, 1),
         "bare_chatter_us": round(bare_chatter_us, 1),
         "chatter_vs_bare": round(chatter_vs_bare, 2),
+        **moderated,
         "join_taps": len(joins),
         "joins_answered": joins_answered,
         "join_statements": join_statements,
@@ -369,10 +415,12 @@ async def run(db_url: str, args: argparse.Namespace) -> dict:
             "ratio": TARGET_RATIO[dialect],
             "chatter_vs_bare": TARGET_CHATTER_VS_BARE,
             "statements_per_join": TARGET_STATEMENTS_PER_JOIN,
+            "moderation_ratio": TARGET_MODERATION_RATIO,
         },
         "processed_ok": processed_ok,
         "ok": processed_ok
         and ratio >= TARGET_RATIO[dialect]
         and chatter_vs_bare <= TARGET_CHATTER_VS_BARE
-        and statements_per_join <= TARGET_STATEMENTS_PER_JOIN,
+        and statements_per_join <= TARGET_STATEMENTS_PER_JOIN
+        and moderated["moderation_ratio"] <= TARGET_MODERATION_RATIO,
     }

@@ -50,6 +50,7 @@ PRIVATE = [
     ("checkin", N_("Check a member in at an event by their code")),
     ("members", N_("Core and dormant members of your groups")),
     ("invites", N_("Who invited whom into your groups")),
+    ("modlog", N_("What the spam rules did in your groups")),
     ("lang", N_("Choose your language")),
     ("mydata", N_("A copy of everything stored about you")),
     ("forgetme", N_("Delete your personal data")),
@@ -67,6 +68,8 @@ GROUP = [
 GROUP_ADMINS = [
     *GROUP,
     ("settings", N_("Set up this group (in private chat)")),
+    ("allow", N_("Exempt a member from the spam rules (reply)")),
+    ("unallow", N_("Remove a member from the allow-list")),
 ]
 
 SCOPES = (

@@ -22,6 +22,7 @@ from bot.middlewares.admission import AdmissionMiddleware
 from bot.middlewares.chatter import ChatterMiddleware
 from bot.middlewares.database import TransactionMiddleware
 from bot.middlewares.speaker import SpeakerMiddleware
+from bot.moderation import ModerationGate
 from bot.outbox import OutboxSender
 from bot.posts import PostRefresher
 from bot.sender import Sender
@@ -173,6 +174,7 @@ def create_app(
     posts = PostRefresher(bot, db, i18n, sender=sender)
     activity = ActivityBuffer()
     gate = AdmissionGate()
+    moderation = ModerationGate(db)
     outbox = OutboxSender(
         db,
         sender,
@@ -195,6 +197,7 @@ def create_app(
         outbox=outbox,
         activity=activity,
         gate=gate,
+        moderation=moderation,  # anti-spam rules cached per group, flood windows
         memberships=MembershipCheck(member_fetcher(bot)),  # members-only inline cards
         clock=clock or Clock(),  # handlers take `clock` and read the time from it
     )
@@ -203,7 +206,7 @@ def create_app(
     LocaleMiddleware(i18n, locales).setup(dispatcher)
     dispatcher.message.outer_middleware(ActivityMiddleware(activity))  # counts, no SQL
     # group chatter no handler can take: counted and finished before the routers
-    ChatterMiddleware(activity).setup(dispatcher)
+    ChatterMiddleware(activity, moderation).setup(dispatcher)
     speaker = SpeakerMiddleware()  # first: only a person's own account records anything
     dispatcher.callback_query.middleware(speaker)
     dispatcher.message.middleware(speaker)

@@ -26,7 +26,7 @@ from aiogram.types import BufferedInputFile, ReplyParameters
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import event_notices, lottery_notices, payment_notices, poll_notices
+from bot import event_notices, lottery_notices, moderation_notices, payment_notices, poll_notices
 from bot.posts import member_text, owner_text, share_link
 from bot.review_cards import invite_keyboard
 from models import Bargain, Coupon, CouponClaim, Database, Group, Review, Team
@@ -326,10 +326,11 @@ RENDERERS: dict[str, Renderer] = {
     **poll_notices.RENDERERS,
     **lottery_notices.RENDERERS,
     **event_notices.RENDERERS,
+    **moderation_notices.RENDERERS,
 }
 AFTER = payment_notices.AFTER  # kinds whose outcome is recorded when the row is settled
-# ... and kinds that record what Telegram answered (the sent message, a stopped poll)
-SETTLED = poll_notices.SETTLED
+# ... and kinds that record what Telegram answered (a sent poll or challenge, a stopped poll)
+SETTLED = {**poll_notices.SETTLED, **moderation_notices.SETTLED}
 
 
 async def render(

@@ -384,6 +384,7 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     ]
     jobs = start_jobs(app)
     app.outbox.start()  # what is promised and due, this instance's or a dead one's
+    await app.dispatcher["moderation"].warm()  # the anti-spam rules: chatter reads no SQL
     await app.posts.catch_up()  # posts whose deal changed after their last render
     try:
         if app.settings.mode.value == "webhook":

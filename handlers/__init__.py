@@ -27,6 +27,7 @@ def build_routers() -> list[Router]:
         inline,
         invites,
         lotteries,
+        moderation,
         my_orders,
         owner_deals,
         owner_orders,
@@ -46,6 +47,7 @@ def build_routers() -> list[Router]:
         errors.router(),  # first: whatever a handler raised is answered (and logged) here
         payments.router(),  # pre-checkout, successful payments (before any form's state),
         # /terms, /paysupport
+        moderation.router(),  # anti-spam: flagged group messages, challenges, /modlog, /allow
         groups.router(),  # my_chat_member, chat_member, migrations, group /help and /settings
         deal_wizard.router(),  # private /newdeal wizard (state before the generic handlers)
         owner_deals.router(),  # private /deals: the owner's deals and their actions

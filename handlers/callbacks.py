@@ -290,6 +290,23 @@ class CommissionCB(CallbackData, prefix="com"):
     cur: Currency = ""
 
 
+class ModCB(CallbackData, prefix="mod"):
+    """Protection from spam (handlers.moderation): its /settings card (open, and a rule to
+    change: chal | link | flood | joins) and /modlog's Undo of one logged action."""
+
+    action: Word
+    group_id: Id
+    action_id: IdOrNone = 0
+
+
+class ChallengeCB(CallbackData, prefix="chl"):
+    """A button of a new member's challenge: the challenge's token and the button's own
+    code (opaque: which one is right is known only on the server)."""
+
+    token: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")]
+    code: Annotated[str, Field(min_length=1, max_length=8, pattern=r"^[A-Za-z0-9]+$")]
+
+
 FACTORIES: tuple[type[CallbackData], ...] = (
     DealCB,
     PayCB,
@@ -319,4 +336,6 @@ FACTORIES: tuple[type[CallbackData], ...] = (
     DigestCB,
     OrdersCB,
     CommissionCB,
+    ModCB,
+    ChallengeCB,
 )

@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.i18n import LocaleCache
+from bot.moderation import ModerationGate
 from bot.telegram import admin_info
 from handlers import invites
+from handlers import moderation as moderation_hooks
 from handlers.common import help_text, quote
 from models import Group, User
 from services import events, notices, people
@@ -61,6 +63,7 @@ async def bot_membership_changed(
         )
         locales.set_group(chat.id, group.language)
         await admins.refresh(session, group)
+        await moderation_hooks.record_rights(session, group, event.new_chat_member)
         if old in PRESENT:
             log.info("bot status in chat %s changed %s -> %s", chat.id, old, new)
             return
@@ -98,7 +101,12 @@ async def bot_blocked_in_private(
 
 
 async def member_changed(
-    event: ChatMemberUpdated, session: AsyncSession, user: User | None
+    event: ChatMemberUpdated,
+    session: AsyncSession,
+    user: User | None,
+    admins: AdminDirectory,
+    moderation: ModerationGate,
+    clock: Clock,
 ) -> None:
     """A member joined, left, or had their rights changed (needs the bot to be an admin)."""
     group = await group_service.get_by_chat(session, event.chat.id)
@@ -113,10 +121,15 @@ async def member_changed(
             group,
             info or AdminInfo(member.user.id, member.status, False, member.user.is_bot),
         )
+        moderation.forget(event.chat.id)  # administrators are exempt from the rules
     await invites.credit_from(event, session, group)  # before the membership is recorded
     if not member.user.is_bot:
         await group_service.record_membership(session, group, member.user.id, member.status)
         _count_join_or_leave(session, event)
+        if member.status in PRESENT and event.old_chat_member.status not in PRESENT:
+            await moderation_hooks.member_joined(
+                session, group, member.user.id, admins, moderation, clock.now()
+            )
 
 
 def _count_join_or_leave(session: AsyncSession, event: ChatMemberUpdated) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.i18n import LocaleCache
+from bot.moderation_cards import settings_button as moderation_button
 from handlers.callbacks import GroupLangCB, SettingsCB
 from handlers.common import group_gone, group_of_form, group_picker, quote
 from models import Group, User
@@ -101,6 +102,7 @@ def group_card(group: Group, settings: Settings) -> tuple[str, InlineKeyboardMar
                 ),
             ],
             *pay_rows,
+            [moderation_button(group.id)],
             [
                 InlineKeyboardButton(
                     text=_("« All groups"), callback_data=SettingsCB(action="list").pack()

@@ -20,6 +20,7 @@ from models.growth import (
     ShareLink,
 )
 from models.lotteries import Lottery, LotteryEntry, LotteryWinner
+from models.moderation import Challenge, ModAction, ModAllowed, ModSettings
 from models.offers import Bargain, BargainHelp, HelpDay, Team
 from models.payments import Payment, WaitlistEntry
 from models.polls import Poll, PollPost, PollVote
@@ -28,6 +29,7 @@ from models.schedule import DealReminderSent, ScheduledPost, ScheduledTarget
 
 __all__ = [
     "Bargain",
+    "Challenge",
     "BargainHelp",
     "Base",
     "Coupon",
@@ -54,6 +56,9 @@ __all__ = [
     "LotteryEntry",
     "LotteryWinner",
     "MemberActivityDay",
+    "ModAction",
+    "ModAllowed",
+    "ModSettings",
     "Membership",
     "OfflineEvent",
     "Order",

@@ -13,9 +13,11 @@ next runs), so APScheduler only provides the heartbeat: one periodic job, `max_i
    skipped and logged, never sent late;
 3. content posts whose next run came: each target is claimed with a conditional UPDATE (one
    instance wins), sent, then moved to its next FUTURE run in the group's timezone;
-4. offers and lotteries whose time came (teams, bargains, `run_lotteries`);
+4. offers, polls and lotteries whose time came (teams, bargains, `close_polls`,
+   `run_lotteries`);
 5. offline events' reminders to attendees, 24 h and 2 h before (services.gatherings);
-6. `digest_hook(app, now)`: the daily digests (scheduler/digests.py).
+6. newcomers' challenges not answered in time fail (services.moderation);
+7. `digest_hook(app, now)`: the daily digests (scheduler/digests.py).
 
 After a restart whatever fell due while the bot was down is thus handled once. Two instances
 sharing a database never do the same item twice.
@@ -45,6 +47,7 @@ from services import (
     calendar,
     gatherings,
     lotteries,
+    moderation,
     notices,
     offers,
     payments,
@@ -76,6 +79,7 @@ class TickResult:
     lotteries_drawn: int = 0  # lotteries drawn (secret revealed, winners told)
     lottery_redraws: int = 0  # winners who did not claim in time, replaced
     event_reminders: int = 0  # reminders before offline events promised to attendees
+    challenges_failed: int = 0  # new members' challenges not passed in time
 
 
 # ---------------------------------------------------------------- sending
@@ -275,6 +279,19 @@ async def remind_events(app: App, now: datetime, result: TickResult) -> None:
         result.event_reminders += await gatherings.remind_due(session, now)
 
 
+async def expire_challenges(app: App, now: datetime, result: TickResult) -> None:
+    """New members' challenges not answered in time fail (they stay restricted)."""
+    while True:
+        async with app.db.read() as session:
+            if not await moderation.any_expiring(session, now):
+                return
+        async with app.db.transaction() as session:
+            batch = await moderation.expire_due(session, now)
+        result.challenges_failed += batch
+        if batch < moderation.EXPIRE_BATCH:
+            return
+
+
 async def digest_hook(app: App, now: datetime) -> None:
     """The daily digests (scheduler/digests.py): each runs every tick and decides itself,
     from the database, whether a digest is due, and claims it so it goes out once."""
@@ -304,6 +321,7 @@ async def tick(app: App, now: datetime | None = None, *, digests: bool = True) -
         close_polls,
         run_lotteries,
         remind_events,
+        expire_challenges,
     )
     for step in steps:
         try:

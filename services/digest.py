@@ -70,6 +70,7 @@ from services import bargains as bargain_service
 from services import coupons as coupon_service
 from services import gatherings as event_service
 from services import lotteries as lottery_service
+from services import moderation as moderation_service
 from services import payment_books
 from services import polls as poll_service
 from services import reviews as review_service
@@ -316,6 +317,8 @@ class GroupDigest:
     events: event_service.Counts = field(default_factory=event_service.Counts)
     # reviews first rated in the period (services.reviews): how many, their stars' sum
     reviews: review_service.Rating = field(default_factory=review_service.Rating)
+    # protection from spam: messages deleted, mutes, challenges passed and failed
+    moderation: moderation_service.Counts = field(default_factory=moderation_service.Counts)
 
 
 def _sum_figure(values: dict[date, int], period: Period, baseline: Period) -> Figure:
@@ -628,6 +631,9 @@ async def build(session: AsyncSession, group: Group, period: Period, now: dateti
         ),
         events=await event_service.counts(session, group.id, lower, upper),
         reviews=await review_service.counts(session, [group.id], lower, upper),
+        moderation=await moderation_service.counts(
+            session, group_id=group.id, since=lower, until=upper
+        ),
     )
 
 

@@ -27,11 +27,14 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import TelegramMethod
 from aiogram.types import (
+    AcceptedGiftTypes,
     Chat,
+    ChatFullInfo,
     ChatInviteLink,
     ChatMemberAdministrator,
     ChatMemberMember,
     ChatMemberOwner,
+    ChatPermissions,
     Message,
     Poll,
     PollOption,
@@ -309,6 +312,23 @@ class FakeTelegram(BaseSession):
                     self.stopped.add(poll_id)
                     return self.poll_state(poll_id, closed=True)
             raise TelegramBadRequest(method=method, message="Bad Request: poll can't be stopped")
+        if isinstance(method, m.GetChat):
+            chat = chat_for(method.chat_id)
+            return ChatFullInfo(
+                id=chat.id,
+                type=chat.type,
+                title=chat.title,
+                accent_color_id=0,
+                max_reaction_count=11,
+                accepted_gift_types=AcceptedGiftTypes(
+                    unlimited_gifts=False,
+                    limited_gifts=False,
+                    unique_gifts=False,
+                    premium_subscription=False,
+                    gifts_from_channels=False,
+                ),
+                permissions=ChatPermissions(can_send_messages=True, can_send_photos=False),
+            )
         if isinstance(method, m.GetChatAdministrators):
             return self.admins.get(method.chat_id, [])
         if isinstance(method, m.GetChatMember):

@@ -78,6 +78,7 @@ async def messages_counted(harness, user_id: int) -> int:
 
 async def test_group_chatter_is_counted_and_touches_nothing(harness) -> None:
     await add_group(harness)
+    await harness.app.dispatcher["moderation"].warm()  # as the runner does at start-up
     harness.api.clear()
     texts = ["hello", "who is coming on Saturday?", "50% off / today", "", "🍋"]
     with Watch(harness.app) as watch:  # a cold locale cache: even so no SQL
@@ -103,6 +104,7 @@ async def test_replies_service_messages_and_strangers_in_groups_are_chatter(harn
     """A reply to the bot's own message (forms are private-chat only), a member who joined,
     someone else's bot's command: no handler takes them, and no router sees them."""
     await add_group(harness)
+    await harness.app.dispatcher["moderation"].warm()  # as the runner does at start-up
     bot_message = harness.updates.message(GROUP, None, "…").message
     updates = [
         harness.updates.message(GROUP, ALICE, "5", reply_to_message=bot_message),

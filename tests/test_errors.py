@@ -34,6 +34,7 @@ from handlers.callbacks import (
     LangCB,
     LotteryCB,
     MembersCB,
+    ModCB,
     MyCreditCB,
     MyOrdersCB,
     OrdersCB,
@@ -276,6 +277,8 @@ CASES = [
     button("payments", PayCB(action="out", payment_id=1).pack()),
     command("start", "/help"),
     button("start", LangCB(code="en").pack()),
+    command("moderation", "/modlog"),
+    button("moderation", ModCB(action="open", group_id=1).pack()),
     command("fallback", "/nonsense"),
     button("fallback", "zz:garbage"),
 ]

@@ -19,6 +19,7 @@ from models import (
     Bargain,
     BargainHelp,
     Base,
+    Challenge,
     Coupon,
     CouponClaim,
     CouponDeal,
@@ -40,6 +41,8 @@ from models import (
     LotteryWinner,
     MemberActivityDay,
     Membership,
+    ModAction,
+    ModAllowed,
     OfflineEvent,
     Order,
     OutboxMessage,
@@ -570,6 +573,20 @@ async def seed(harness) -> dict[str, int]:
                 ),
             ]
         )  # fmt: skip
+        moderation_rows = [  # the allow-list, challenges and the moderation log
+            ModAllowed(group_id=g1.id, user_id=ALICE_ID, added_by=OWNER_ID, created_at=now),
+            ModAllowed(group_id=g1.id, user_id=BOB_ID, added_by=ALICE_ID, created_at=now),
+            *(
+                Challenge(group_id=g1.id, member_id=member, token=f"tok{member}", options="[]",
+                          answer="abc", status="pending", deadline=later, created_at=now)
+                for member in (ALICE_ID, BOB_ID)
+            ),
+            ModAction(key="m1", group_id=g1.id, member_id=ALICE_ID, kind="flood",
+                      action="mute", at=now, until=later),
+            ModAction(key="m2", group_id=g1.id, member_id=BOB_ID, kind="link", action="mute",
+                      at=now, until=later, undone_at=now, undone_by=ALICE_ID),
+        ]  # fmt: skip
+        s.add_all(moderation_rows)
         ids["o_alice"], ids["o_bob"] = o_alice.id, o_bob.id
         ids["post_a"] = post_a.id
 

@@ -241,6 +241,19 @@ def group_text(d: GroupDigest) -> str:
                 d.reviews.count,
             ).format(n=number(d.reviews.count), average=f"{d.reviews.average:.1f}")
         )
+    if d.moderation.any:
+        lines.append(
+            "🛡 "
+            + _(
+                "Spam protection: {deleted} messages deleted, {muted} mutes, challenges "
+                "{passed} passed and {failed} failed"
+            ).format(
+                deleted=number(d.moderation.deleted),
+                muted=number(d.moderation.muted),
+                passed=number(d.moderation.passed),
+                failed=number(d.moderation.failed),
+            )
+        )
     if d.cards.any:
         lines += ["", "📇 <b>" + _("Shared deal cards") + "</b>"]
         lines.append(_line(_("Cards shared into chats"), d.cards.shared))

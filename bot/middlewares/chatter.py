@@ -16,7 +16,11 @@ messages to private chats, FSM states included, and no handler reacts to replies
 bot's forms or to any other service field):
 
 - groups: `migrate_to_chat_id`, `migrate_from_chat_id` (any chat); /help, /settings;
-- invites: /invite; deal_post: /buy, /cancel, /deals; activity: /top, /hideme, /showme.
+- invites: /invite; deal_post: /buy, /cancel, /deals; activity: /top, /hideme, /showme;
+- moderation: /allow, /unallow; and any message the anti-spam screen (bot/moderation.py)
+  flags in a group with rules on: the screen runs here, on the update in memory (a cached
+  lookup of the group's rules; no rule on: nothing more), and its verdict goes on in the
+  data (`moderation_verdict`) so the full path does not screen the message twice.
 
 The commands are aiogram `Command` filters (prefix "/", case-sensitive, on `text`, else
 `caption`; a mention must be the bot's username). `is_chatter` is the exact complement: a
@@ -38,12 +42,15 @@ from aiogram.dispatcher.middlewares.error import ErrorsMiddleware
 from aiogram.types import Message, TelegramObject, Update
 
 from bot.middlewares.activity import GROUP_TYPES, count
+from bot.moderation import ModerationGate
 from services.activity import ActivityBuffer
 
 GROUP_COMMANDS = frozenset(
     {"help", "settings", "invite", "buy", "cancel", "deals", "top", "hideme", "showme", "coupons"}
+    | {"allow", "unallow"}
 )
 COMMAND_PREFIX = "/"
+VERDICT = "moderation_verdict"
 
 
 async def is_chatter(message: Message, bot: Bot) -> bool:
@@ -71,8 +78,9 @@ async def is_chatter(message: Message, bot: Bot) -> bool:
 class ChatterMiddleware(BaseMiddleware):
     """`enabled = False` sends everything the full way (tests compare the two)."""
 
-    def __init__(self, buffer: ActivityBuffer) -> None:
+    def __init__(self, buffer: ActivityBuffer, moderation: ModerationGate | None = None) -> None:
         self.buffer = buffer
+        self.moderation = moderation
         self.enabled = True
 
     async def __call__(
@@ -84,6 +92,11 @@ class ChatterMiddleware(BaseMiddleware):
         message = event.message if isinstance(event, Update) else None
         if message is None or not self.enabled or not await is_chatter(message, data["bot"]):
             return await handler(event, data)
+        if self.moderation is not None:
+            verdict = await self.moderation.screen(message, data["bot"])
+            if verdict is not None:  # a rule may apply: the full path checks and acts
+                data[VERDICT] = verdict
+                return await handler(event, data)
         count(self.buffer, message)
         return UNHANDLED
 
