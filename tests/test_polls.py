@@ -26,7 +26,7 @@ from scheduler.jobs import TickResult, close_polls, tick
 from services import digest, polls
 from services.polls import BadPoll
 from services.timezones import utcnow
-from tests.builders import group, person
+from tests.builders import group, person, private
 from tests.test_deal_post import GROUP, OTHER, OWNER, add_group
 from views.digest_texts import group_text
 
@@ -217,9 +217,17 @@ async def test_owner_creates_a_poll_sent_into_each_group(harness) -> None:
     by_chat = {chat: poll_id for poll_id, (chat, _mid, _s) in harness.api.polls.items()}
     assert {p.tg_poll_id for p in posts} == set(by_chat.values())
     assert all(p.message_id is not None for p in posts)
-    # Settling again sends nothing twice.
+    # Settling again sends nothing twice; the /poll update delivered again creates nothing.
     await harness.settle()
     assert len(harness.api.of(m.SendPoll)) == 2
+    update = harness.updates.command(private(OWNER), OWNER, "/poll 1 2h Again? | a | b")
+    await harness.feed(update)
+    await harness.feed(update)
+    await harness.settle()
+    async with harness.db.read() as s:
+        assert await s.scalar(select(func.count()).select_from(Poll)) == 2
+        assert await s.scalar(select(func.count()).select_from(PollPost)) == 3
+    assert len(harness.api.of(m.SendPoll)) == 3
 
 
 async def test_bad_polls_are_refused_and_change_nothing(harness) -> None:
