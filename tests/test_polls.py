@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from handlers.callbacks import ForgetCB, PollCB
 from models import Group, OutboxMessage, Poll, PollPost, PollVote
 from scheduler.jobs import TickResult, close_polls, tick
-from services import digest, polls
+from services import digest, polls, privacy
 from services.polls import BadPoll
 from services.timezones import utcnow
 from tests.builders import group, person, private
@@ -528,3 +528,18 @@ async def test_the_longest_polls_stay_within_telegrams_limits(harness) -> None:
     [label] = harness.buttons(results)
     assert label.startswith("Start a deal: 3&&&") and len(label) <= 64
     # (the harness fails the test if any text went beyond Telegram's limits)
+
+
+async def test_a_forgotten_owner_is_never_sent_the_results(harness) -> None:
+    await add_group(harness, GROUP)
+    poll = await create(harness, "1 1h Which? | A | B")
+    await harness.send(OWNER, "/forgetme")
+    await harness.tap(OWNER, ForgetCB(action="confirm"))
+    await harness.settle()
+    async with harness.db.read() as s:
+        assert privacy.is_pseudonym((await s.get(Poll, poll.id)).owner_id)
+    await close_at(harness, poll)
+    assert len(harness.api.of(m.StopPoll)) == 1  # the group's poll is still stopped
+    async with harness.db.read() as s:
+        kinds = list(await s.scalars(select(OutboxMessage.kind)))
+    assert polls.RESULTS not in kinds
