@@ -543,3 +543,31 @@ async def test_a_forgotten_owner_is_never_sent_the_results(harness) -> None:
     async with harness.db.read() as s:
         kinds = list(await s.scalars(select(OutboxMessage.kind)))
     assert polls.RESULTS not in kinds
+
+
+async def test_stops_settling_at_the_same_moment_promise_the_results_once(harness) -> None:
+    """Each group poll's stopPoll settles in its own transaction, possibly at the same
+    moment: whichever is last sees the others and promises the results, exactly once."""
+    groups = [group(-1001000005000 - n, f"G{n}") for n in range(4)]
+    for chat in groups:
+        await add_group(harness, chat)
+    numbers = ",".join(str(n) for n in range(1, len(groups) + 1))
+    for _round in range(5):
+        poll = await create(harness, f"{numbers} 1h Which? | A | B")
+        async with harness.db.transaction() as s:
+            assert await polls.close(s, poll.id, utcnow())
+        posts = await posts_of(harness, poll.id)
+        assert len(posts) == len(groups)
+
+        async def stop(post_id: int) -> None:
+            async with harness.db.transaction() as s:
+                await polls.record_stopped(s, post_id, utcnow())
+
+        await asyncio.gather(*(stop(p.id) for p in posts))
+        async with harness.db.read() as s:
+            promised = await s.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.key == f"poll:{poll.id}:results")
+            )
+        assert promised == 1
