@@ -270,8 +270,8 @@ async def record_sent(
     post = await session.get(PollPost, post_id)
     if post is None:
         return
+    poll = await _lock(session, post.poll_id)  # against a closing at the same moment
     post.message_id, post.tg_poll_id = message_id, tg_poll_id[:64]
-    poll = await session.get(Poll, post.poll_id)
     await session.flush()
     if poll is not None and poll.status != "open":
         post.stopped_at = None
@@ -409,10 +409,23 @@ async def record_stopped(session: AsyncSession, post_id: int, now: datetime) -> 
     post = await session.get(PollPost, post_id)
     if post is None:
         return
+    # The poll's row first: the group polls' stops settle at the same moment, and each must
+    # see the others' once they committed, or none would find itself the last (PostgreSQL's
+    # read committed) and the results would never be promised.
+    await _lock(session, post.poll_id)
     if post.stopped_at is None:
         post.stopped_at = now
         await session.flush()
     await _finish(session, post.poll_id, now)
+
+
+async def _lock(session: AsyncSession, poll_id: int) -> Poll | None:
+    return await session.scalar(
+        select(Poll)
+        .where(Poll.id == poll_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 async def _finish(session: AsyncSession, poll_id: int, now: datetime) -> None:

@@ -23,10 +23,10 @@ from sqlalchemy import func, select
 from handlers.callbacks import ForgetCB, PollCB
 from models import Group, OutboxMessage, Poll, PollPost, PollVote
 from scheduler.jobs import TickResult, close_polls, tick
-from services import digest, polls
+from services import digest, polls, privacy
 from services.polls import BadPoll
 from services.timezones import utcnow
-from tests.builders import group, person
+from tests.builders import group, person, private
 from tests.test_deal_post import GROUP, OTHER, OWNER, add_group
 from views.digest_texts import group_text
 
@@ -217,9 +217,17 @@ async def test_owner_creates_a_poll_sent_into_each_group(harness) -> None:
     by_chat = {chat: poll_id for poll_id, (chat, _mid, _s) in harness.api.polls.items()}
     assert {p.tg_poll_id for p in posts} == set(by_chat.values())
     assert all(p.message_id is not None for p in posts)
-    # Settling again sends nothing twice.
+    # Settling again sends nothing twice; the /poll update delivered again creates nothing.
     await harness.settle()
     assert len(harness.api.of(m.SendPoll)) == 2
+    update = harness.updates.command(private(OWNER), OWNER, "/poll 1 2h Again? | a | b")
+    await harness.feed(update)
+    await harness.feed(update)
+    await harness.settle()
+    async with harness.db.read() as s:
+        assert await s.scalar(select(func.count()).select_from(Poll)) == 2
+        assert await s.scalar(select(func.count()).select_from(PollPost)) == 3
+    assert len(harness.api.of(m.SendPoll)) == 3
 
 
 async def test_bad_polls_are_refused_and_change_nothing(harness) -> None:
@@ -520,3 +528,46 @@ async def test_the_longest_polls_stay_within_telegrams_limits(harness) -> None:
     [label] = harness.buttons(results)
     assert label.startswith("Start a deal: 3&&&") and len(label) <= 64
     # (the harness fails the test if any text went beyond Telegram's limits)
+
+
+async def test_a_forgotten_owner_is_never_sent_the_results(harness) -> None:
+    await add_group(harness, GROUP)
+    poll = await create(harness, "1 1h Which? | A | B")
+    await harness.send(OWNER, "/forgetme")
+    await harness.tap(OWNER, ForgetCB(action="confirm"))
+    await harness.settle()
+    async with harness.db.read() as s:
+        assert privacy.is_pseudonym((await s.get(Poll, poll.id)).owner_id)
+    await close_at(harness, poll)
+    assert len(harness.api.of(m.StopPoll)) == 1  # the group's poll is still stopped
+    async with harness.db.read() as s:
+        kinds = list(await s.scalars(select(OutboxMessage.kind)))
+    assert polls.RESULTS not in kinds
+
+
+async def test_stops_settling_at_the_same_moment_promise_the_results_once(harness) -> None:
+    """Each group poll's stopPoll settles in its own transaction, possibly at the same
+    moment: whichever is last sees the others and promises the results, exactly once."""
+    groups = [group(-1001000005000 - n, f"G{n}") for n in range(4)]
+    for chat in groups:
+        await add_group(harness, chat)
+    numbers = ",".join(str(n) for n in range(1, len(groups) + 1))
+    for _round in range(5):
+        poll = await create(harness, f"{numbers} 1h Which? | A | B")
+        async with harness.db.transaction() as s:
+            assert await polls.close(s, poll.id, utcnow())
+        posts = await posts_of(harness, poll.id)
+        assert len(posts) == len(groups)
+
+        async def stop(post_id: int) -> None:
+            async with harness.db.transaction() as s:
+                await polls.record_stopped(s, post_id, utcnow())
+
+        await asyncio.gather(*(stop(p.id) for p in posts))
+        async with harness.db.read() as s:
+            promised = await s.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.key == f"poll:{poll.id}:results")
+            )
+        assert promised == 1
