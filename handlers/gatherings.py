@@ -77,7 +77,7 @@ async def event_button(
         except order_service.OrderError as exc:
             await deal_service.fresh(session, deal)
             return query.answer(refusal(exc, deal, group), show_alert=True)
-        return query.answer(joined_answer(deal.title), show_alert=True)
+        return query.answer(joined_answer(deal.title, user.started), show_alert=True)
     if callback_data.action == "cancel":
         try:
             await order_service.act(

@@ -54,11 +54,17 @@ def local(moment: datetime) -> str:
 
 
 async def make_event(
-    harness, capacity: int = 3, *, hours: float = 30, extra: str = "free", title="Book club"
+    harness,
+    capacity: int = 3,
+    *,
+    hours: float = 30,
+    extra: str = "free",
+    title="Book club",
+    language: str = "en",
 ) -> int:
     """The owner creates an event in GROUP starting in `hours`: its deal id."""
     refresher(harness).interval = 0.05
-    await add_group(harness, timezone=TZ)
+    await add_group(harness, timezone=TZ, language=language)
     starts = utcnow() + timedelta(hours=hours)
     answer = await harness.say(
         OWNER, f"/event 1 {local(starts)} {capacity} {extra} {title} | Cafe Lu, 2F"
@@ -214,6 +220,18 @@ async def test_owner_creates_an_event_posted_with_seats_and_buttons(harness) -> 
     ]
 
 
+async def test_the_event_post_and_ticket_speak_chinese_in_a_chinese_group(harness) -> None:
+    deal_id = await make_event(harness, 2, language="zh_Hans", title="读书会")
+    post = harness.last(GROUP)
+    assert "剩余 2/2 个名额" in post.text and "免费" in post.text and "读书会" in post.text
+    assert "报名截止" in post.text
+    await join(harness, ALICE, deal_id)
+    await harness.settle()
+    alice = await order_of(harness, deal_id, ALICE)
+    [ticket] = photos(harness, ALICE)  # Alice's language is English: her own choice first
+    assert "Check-in code" in ticket.caption and alice.pickup_code in ticket.caption
+
+
 async def test_bad_event_commands_change_nothing(harness) -> None:
     await add_group(harness, timezone=TZ)
     starts = local(utcnow() + timedelta(days=2))
@@ -239,7 +257,8 @@ async def test_sign_up_sends_a_ticket_with_a_qr_code_and_a_cancel_admits_the_fir
     harness,
 ) -> None:
     deal_id = await make_event(harness, 1)
-    assert "You're in" in (await join(harness, ALICE, deal_id)).text
+    joined = (await join(harness, ALICE, deal_id)).text
+    assert "You're in" in joined and "press Start" in joined  # Alice never started the bot
     await harness.settle()
     alice = await order_of(harness, deal_id, ALICE)
     [ticket] = photos(harness, ALICE)

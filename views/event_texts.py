@@ -178,11 +178,13 @@ def no_group_text(count: int) -> str:
 # ---------------------------------------------------------------- members
 
 
-def joined_answer(title: str) -> str:
-    return cut(
-        _("You're in: {title}. Your check-in code is in our private chat.").format(title=title),
-        200,
+def joined_answer(title: str, started: bool = True) -> str:
+    text = _("You're in: {title}. Your check-in code is in our private chat.").format(
+        title=cut(title, 60)
     )
+    if not started:
+        text += " " + _("Open a private chat with me and press Start to get it.")
+    return cut(text, 200)
 
 
 def waitlisted_answer(position: int, added: bool) -> str:
