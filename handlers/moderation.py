@@ -236,6 +236,7 @@ def router() -> Router:
     r = Router(name="moderation")
     in_group = F.chat.type.in_(GROUP_TYPES)
     r.message.register(moderate, in_group, flagged)
+    r.edited_message.register(moderate, in_group, flagged)  # a link edited in later
     r.message.register(allow_command, Command("allow", "unallow"), in_group)
     r.message.register(modlog, Command("modlog"), F.chat.type == "private")
     r.callback_query.register(challenge_tapped, ChallengeCB.filter())
