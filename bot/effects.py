@@ -17,6 +17,7 @@ others.
     MemberForgotten → forget in memory (activity buffer, sender, locale cache); the deals the
                       member ordered in get DealChanged from services.privacy (posts re-render)
     NoticesPromised → wake the outbox sender
+    RulesChanged    → the group's anti-spam rules read again (bot/moderation.py)
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ from services.events import (
     NoticesPromised,
     OrderChanged,
     OrderDenied,
+    RulesChanged,
 )
 
 if TYPE_CHECKING:
     from bot.i18n import LocaleCache
+    from bot.moderation import ModerationGate
     from bot.outbox import OutboxSender
     from bot.posts import PostRefresher
     from bot.sender import Sender
@@ -58,6 +61,7 @@ class Effects:
     outbox: OutboxSender
     sender: Sender
     locales: LocaleCache
+    moderation: ModerationGate | None = None
 
     def __call__(self, happened: list[Event]) -> None:
         for event in happened:
@@ -109,6 +113,11 @@ def wake_outbox(fx: Effects, _event: NoticesPromised) -> None:
     fx.outbox.kick()
 
 
+def reread_rules(fx: Effects, event: RulesChanged) -> None:
+    if fx.moderation is not None:
+        fx.moderation.forget(event.chat_id)
+
+
 EFFECTS: dict[type[Event], tuple[Callable[[Effects, Event], None], ...]] = {
     OrderChanged: (refresh_if_changed, teach_gate, count_signup),
     OrderDenied: (teach_gate,),
@@ -119,4 +128,5 @@ EFFECTS: dict[type[Event], tuple[Callable[[Effects, Event], None], ...]] = {
     MemberLeft: (count_leave,),
     MemberForgotten: (forget,),
     NoticesPromised: (wake_outbox,),
+    RulesChanged: (reread_rules,),
 }

@@ -184,7 +184,7 @@ def create_app(
         provider_token=settings.provider_token,
         timezone=settings.default_timezone,
     )
-    db.effects = Effects(posts, gate, activity, outbox, sender, locales)
+    db.effects = Effects(posts, gate, activity, outbox, sender, locales, moderation)
     dispatcher = Dispatcher(
         storage=storage,
         events_isolation=isolation,

@@ -121,7 +121,7 @@ async def member_changed(
             group,
             info or AdminInfo(member.user.id, member.status, False, member.user.is_bot),
         )
-        moderation.forget(event.chat.id)  # administrators are exempt from the rules
+        events.record(session, events.RulesChanged(event.chat.id))  # admins are exempt
     await invites.credit_from(event, session, group)  # before the membership is recorded
     if not member.user.is_bot:
         await group_service.record_membership(session, group, member.user.id, member.status)

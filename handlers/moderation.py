@@ -18,6 +18,7 @@ from bot.moderation_cards import settings_keyboard, undo_keyboard
 from handlers.callbacks import ChallengeCB, ModCB
 from handlers.common import group_gone
 from models import Group, User
+from services import events
 from services import groups as group_service
 from services import moderation as mod_service
 from services.admins import AdminDirectory
@@ -41,7 +42,6 @@ async def moderate(
     verdict: Verdict,
     session: AsyncSession,
     admins: AdminDirectory,
-    moderation: ModerationGate,
     clock: Clock,
 ) -> None:
     """Act on a flagged message, re-checked against the database and the current admins;
@@ -139,7 +139,6 @@ async def mod_button(
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
-    moderation: ModerationGate,
     clock: Clock,
 ) -> None:
     action = callback_data.action
@@ -156,7 +155,7 @@ async def mod_button(
         return
     if action in mod_service.TOGGLES:
         await mod_service.toggle(session, group.id, action, clock.now())
-        moderation.forget(group.chat_id)
+        events.record(session, events.RulesChanged(group.chat_id))  # read again once committed
         await query.answer(_("Saved."))
     elif action == "open":
         await query.answer()
@@ -205,7 +204,6 @@ async def allow_command(
     session: AsyncSession,
     user: User,
     admins: AdminDirectory,
-    moderation: ModerationGate,
     clock: Clock,
 ) -> None:
     group = await group_service.get_by_chat(session, message.chat.id)
@@ -228,7 +226,7 @@ async def allow_command(
     changed = await mod_service.set_allowed(
         session, group.id, target_id, allowed, user.id, clock.now()
     )
-    moderation.forget(group.chat_id)
+    events.record(session, events.RulesChanged(group.chat_id))
     await message.answer(texts.allow_done(allowed, changed))
 
 
@@ -236,6 +234,7 @@ def router() -> Router:
     r = Router(name="moderation")
     in_group = F.chat.type.in_(GROUP_TYPES)
     r.message.register(moderate, in_group, flagged)
+    r.edited_message.register(moderate, in_group, flagged)  # a link edited in later
     r.message.register(allow_command, Command("allow", "unallow"), in_group)
     r.message.register(modlog, Command("modlog"), F.chat.type == "private")
     r.callback_query.register(challenge_tapped, ChallengeCB.filter())

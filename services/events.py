@@ -99,6 +99,14 @@ class MemberForgotten(Event):
 
 
 @dataclass(frozen=True)
+class RulesChanged(Event):
+    """A group's anti-spam rules, administrators or allow-list changed (services.moderation):
+    its rules are read again once this commits."""
+
+    chat_id: int
+
+
+@dataclass(frozen=True)
 class NoticesPromised(Event):
     """Outbox rows were written: the sender may deliver them now."""
 

@@ -135,6 +135,10 @@ async def _merge_into(session: AsyncSession, *, source_id: int, target_id: int) 
                 list(c.columns) for c in table.constraints if isinstance(c, UniqueConstraint)
             ]
             for key in keys:
+                if key == [col]:  # one row per group (settings): the target's is kept
+                    if await session.scalar(select(col).where(col == target_id)) is not None:
+                        await session.execute(delete(table).where(col == source_id))
+                    continue
                 if col not in key or len(key) < 2:
                     continue
                 others = [c for c in key if c is not col]

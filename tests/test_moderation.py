@@ -309,10 +309,23 @@ async def test_links_from_newcomers_are_deleted_and_logged_without_text(harness)
         await harness.feed(update_)
     for update_ in spam:  # replays
         await harness.feed(update_)
+    innocent = message(harness, ALICE, "nice weather")
+    await harness.feed(innocent)
+    edited = Message(
+        message_id=innocent.message.message_id,
+        date=innocent.message.date,
+        edit_date=int(innocent.message.date.timestamp()),
+        chat=GROUP,
+        from_user=ALICE,
+        text=text,
+        entities=[url(text, 15, 20)],
+    )
+    await harness.feed(Update(update_id=harness.updates.next_id(), edited_message=edited))
+    spam.append(innocent)  # edited into a link later: deleted too
     await harness.settle()
     assert sorted(deleted(harness)) == [u.message.message_id for u in spam]
     kinds = [kind for _member, kind, _action in await actions(harness)]
-    assert kinds == ["link", "invite", "mention", "link", "forward", "invite"]
+    assert kinds == ["link", "invite", "mention", "link", "forward", "invite", "link"]
     async with harness.db.read() as s:
         stored = " ".join(
             str(v) for row in await s.scalars(select(ModAction)) for v in vars(row).values()

@@ -58,6 +58,7 @@ async def test_full_flow_timezone_currency_language(harness) -> None:
         f"set:tz:{g.id}",
         f"set:cur:{g.id}",
         f"set:lang:{g.id}",
+        f"mod:open:{g.id}:0",  # protection from spam (tests/test_moderation.py)
         "set:list:0",
     ]
 
