@@ -36,7 +36,6 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.posts import display_name
-from bot.telegram import person
 from bot.webapp import auth
 from bot.webapp.limits import TokenBuckets
 from models import Deal, Group, Order
@@ -71,6 +70,17 @@ class Refused(Exception):
         super().__init__(text)
         self.status = status
         self.text = text
+
+
+def _person(user: Any) -> people.Person:
+    return people.Person(
+        id=user.id,
+        first_name=user.first_name or "",
+        last_name=user.last_name,
+        username=user.username,
+        is_bot=bool(user.is_bot),
+        language_code=user.language_code,
+    )
 
 
 def _id(request: web.Request, name: str) -> int:
@@ -148,7 +158,7 @@ class WebApp:
                 opener = self.app.db.transaction if write else self.app.db.read
                 async with opener() as session:
                     if write:
-                        stored = await people.remember(session, person(caller.user))
+                        stored = await people.remember(session, _person(caller.user))
                     else:
                         stored = await people.get(session, caller.user.id)
                     language = self._language(caller, stored)
