@@ -332,6 +332,7 @@
   var state = { me: null, shop: null };
 
   function route() {
+    document.getElementById("toast").hidden = true;
     var parts = (location.hash || "").replace(/^#/, "").split("/");
     var shown;
     if (parts[0] === "shop" && parts[1]) { state.shop = parts[1]; shown = shop(parts[1]); }
@@ -352,7 +353,7 @@
       state.me = me;
       L = me.labels;
       document.documentElement.lang = me.language === "zh_Hans" ? "zh-Hans" : me.language;
-      mine.textContent = "🧾 " + t("my_orders");
+      mine.textContent = t("my_orders");
       mine.hidden = false;
       mine.onclick = function () { location.hash = "orders"; };
       window.addEventListener("hashchange", route);
