@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
@@ -17,6 +16,7 @@ from aiogram.methods import EditMessageText
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from bot.runner import webapp_only
@@ -456,6 +456,60 @@ async def test_simultaneous_joins_from_the_app_never_oversell(harness, client) -
     assert active == 3
 
 
+# ---------------------------------------------------------------- serving
+
+
+async def test_the_page_and_its_files_are_served_in_both_modes(harness, client) -> None:
+    response = await client.get("/app/")
+    page = await response.text()
+    assert response.status == 200 and "telegram-web-app.js" in page and "static/app.js" in page
+    # no file from anywhere else than Telegram's script
+    assert page.count("https://") == 1
+    for name, kind in (("app.js", "javascript"), ("app.css", "text/css")):
+        response = await client.get(f"/app/static/{name}")
+        assert response.status == 200 and kind in response.headers["Content-Type"]
+    assert (await client.get("/app/static/../routes.py")).status in (403, 404)
+    assert (await client.get("/healthz")).status == 200
+    # webhook mode: the webhook server serves the same routes
+    from bot.runner import InFlight, webhook_app
+
+    harness.app.settings.webhook_secret = SecretStr("s" * 20)
+    routes = {
+        r.resource.canonical
+        for r in webhook_app(harness.app, asyncio.Event(), InFlight()).router.routes()
+    }
+    assert {"/webhook", "/app/", "/app/api/me", "/app/api/orders"} <= routes
+
+
+async def test_posts_carry_the_shop_button_only_when_the_app_is_set_up(harness) -> None:
+    harness.app.posts.shop = None  # WEBAPP_URL or WEBAPP_SHORT_NAME unset
+    group_id = await add_group(harness)
+    deal_id = await create_deal(harness, [group_id])
+    await publish_deal(harness, deal_id)
+    post = harness.api.sent(GROUP.id)[-1]
+    assert "🛍 Shop" not in {b.text for row in post.reply_markup.inline_keyboard for b in row}
+    harness.app.posts.shop = "shop"
+    await press(harness, ALICE, deal_id)
+    await harness.settle()
+    edit = harness.last_edit(GROUP)
+    code = await shop_of(harness, group_id)
+    assert edit.reply_markup.inline_keyboard[-1][0].url.endswith(f"/shop?startapp={code}")
+
+
+def test_settings_of_the_app(tmp_path) -> None:
+    base = dict(database_url="sqlite+aiosqlite:///x.db", tmp_path=tmp_path)
+    assert not make_settings(**base).shop_links
+    assert not make_settings(**base, webapp_url="https://a.example").shop_links
+    assert make_settings(
+        **base, webapp_url="https://a.example", webapp_short_name="shop"
+    ).shop_links
+    for bad in ("a", "has space", "x" * 31):
+        with pytest.raises(ValueError, match="WEBAPP_SHORT_NAME"):
+            make_settings(**base, webapp_short_name=bad)
+    with pytest.raises(ValueError, match="not an http"):
+        make_settings(**base, webapp_url="ftp://a.example")
+
+
 # ---------------------------------------------------------------- properties
 
 
@@ -510,4 +564,3 @@ def test_expiry_bound_is_a_setting(tmp_path) -> None:
     settings_ = make_settings("sqlite+aiosqlite:///x.db", tmp_path, webapp_auth_seconds=120)
     data = sign(TOKEN, web_user(5, "Eve"), auth_date=int(time.time()) - 300)
     assert auth.authenticate(TOKEN, "tma " + data, utcnow(), settings_.webapp_auth_seconds) is None
-    assert utcnow() - timedelta(seconds=1) < utcnow()

@@ -334,6 +334,7 @@
   function route() {
     document.getElementById("toast").hidden = true;
     var parts = (location.hash || "").replace(/^#/, "").split("/");
+    mine.hidden = parts[0] === "orders";
     var shown;
     if (parts[0] === "shop" && parts[1]) { state.shop = parts[1]; shown = shop(parts[1]); }
     else if (parts[0] === "deal" && parts[2]) { state.shop = parts[1]; shown = deal(parts[1], parts[2]); }
