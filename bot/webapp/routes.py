@@ -114,6 +114,14 @@ def _int(body: dict[str, Any], key: str, low: int, high: int) -> int:
     return value
 
 
+class After:
+    """What an endpoint does once its transaction has ended (a network call to Telegram
+    must not hold the database)."""
+
+    def __init__(self, run: Callable[[], Awaitable[Any]]) -> None:
+        self.run = run
+
+
 class WebApp:
     """The API's handlers, bound to the running App."""
 
@@ -155,8 +163,9 @@ class WebApp:
                 if (write or limited) and not self.buckets.take(caller.user.id):
                     with i18n.context(), i18n.use_locale(language):
                         raise Refused(429, texts.too_many())
-                opener = self.app.db.transaction if write else self.app.db.read
-                async with opener() as session:
+                # a unit of work even for reads: checking rights may refresh a group's
+                # administrators (as every update's transaction may)
+                async with self.app.db.transaction() as session:
                     if write:
                         stored = await people.remember(session, _person(caller.user))
                     else:
@@ -169,6 +178,9 @@ class WebApp:
                             raise Refused(409, texts.refusal(exc)) from None
                         except Refused:
                             raise
+                if isinstance(result, After):  # a call to Telegram, outside the transaction
+                    with i18n.context(), i18n.use_locale(language):
+                        result = await result.run()
                 if isinstance(result, web.StreamResponse):
                     return result
                 return web.json_response(result)
@@ -329,16 +341,21 @@ class WebApp:
         deal = await webapp.posted_in(session, group, _id(request, "deal"))
         if not deal.photo_file_id:
             raise Refused(404, texts.not_found())
-        data = self.photos.get(deal.photo_file_id)
+        file_id = deal.photo_file_id
+        deal_id = deal.id
+        return After(lambda: self._photo(deal_id, file_id))
+
+    async def _photo(self, deal_id: int, file_id: str) -> web.StreamResponse:
+        data = self.photos.get(file_id)
         if data is None:
             buffer = io.BytesIO()
             try:
-                await self.app.bot.download(deal.photo_file_id, destination=buffer)
+                await self.app.bot.download(file_id, destination=buffer)
             except Exception as exc:
-                log.warning("deal %s: its photo could not be fetched: %s", deal.id, exc)
+                log.warning("deal %s: its photo could not be fetched: %s", deal_id, exc)
                 raise Refused(404, texts.not_found()) from None
             data = buffer.getvalue()
-            self.photos[deal.photo_file_id] = data
+            self.photos[file_id] = data
             while len(self.photos) > PHOTOS_KEPT:
                 self.photos.popitem(last=False)
         return web.Response(
@@ -471,15 +488,19 @@ class WebApp:
             raise Refused(409, texts.no_payment())
         owed = payments.owed(order)
         zone = self.settings.default_timezone
-        link = await self.app.bot.create_invoice_link(
-            title=payment_texts.invoice_title(deal),
-            description=payment_texts.invoice_description(deal, order, owed, language, zone),
-            payload=payments.payload_of(order),
-            currency=deal.currency,
-            prices=[LabeledPrice(label=payment_texts.price_label(deal, order), amount=owed)],
-            provider_token=None if stars else self.settings.provider_token,
-        )
-        return {"link": link}
+        invoice = {
+            "title": payment_texts.invoice_title(deal),
+            "description": payment_texts.invoice_description(deal, order, owed, language, zone),
+            "payload": payments.payload_of(order),
+            "currency": deal.currency,
+            "prices": [LabeledPrice(label=payment_texts.price_label(deal, order), amount=owed)],
+            "provider_token": None if stars else self.settings.provider_token,
+        }
+
+        async def link() -> dict:
+            return {"link": await self.app.bot.create_invoice_link(**invoice)}
+
+        return After(link)
 
 
 def _refund(paid: list[Any]) -> str | None:
