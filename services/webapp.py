@@ -13,6 +13,7 @@ and the group post is refreshed the same way.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 
@@ -40,8 +41,12 @@ def new_shop_code() -> str:
     return secrets.token_urlsafe(9)
 
 
+CODE_RE = re.compile(rf"[A-Za-z0-9_-]{{1,{CODE_MAX}}}")
+
+
 def valid_code(code: str | None) -> bool:
-    return bool(code) and len(code) <= CODE_MAX and code.replace("-", "").replace("_", "").isalnum()
+    """A shop code's shape (what `startapp` allows), checked before any SQL."""
+    return bool(code) and CODE_RE.fullmatch(code) is not None
 
 
 async def shop_code(session: AsyncSession, group: Group) -> str:

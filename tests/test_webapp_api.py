@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 from bot.runner import webapp_only
 from bot.webapp import auth
 from bot.webapp.limits import TokenBuckets
-from models import Coupon, Group, GroupAdmin, Membership, Order
+from handlers.callbacks import LangCB
+from models import Coupon, Deal, Group, GroupAdmin, Membership, Order
 from services import coupons, people
 from services.people import Person
 from services.timezones import utcnow
@@ -337,6 +338,37 @@ async def test_photo_comes_through_getfile(harness, client) -> None:
     assert status == 403
 
 
+async def test_a_repeated_request_changes_nothing_more(harness, client) -> None:
+    _group_id, deal_id, code = await open_shop(harness, stock=5)
+    path = f"shop/{code}/deals/{deal_id}/order"
+    first = await call(client, "POST", path, init(ALICE), {"action": "set", "quantity": 2})
+    await harness.settle()
+    edits = len(harness.api.of(EditMessageText))
+    again = await call(client, "POST", path, init(ALICE), {"action": "set", "quantity": 2})
+    assert first == (200, {"quantity": 2, "changed": True})
+    assert again == (200, {"quantity": 2, "changed": False})
+    status, answer = await call(client, "POST", path, init(ALICE), {"action": "join"})
+    assert status == 409 and answer["error"] == "You are already in with 2 units."
+    await harness.settle()
+    assert len(harness.api.of(EditMessageText)) == edits  # no change, no edit
+    async with harness.db.read() as s:
+        deal = await s.get(Deal, deal_id)
+        assert (deal.total_qty, deal.stock_left) == (2, 3)
+
+
+async def test_the_lang_choice_comes_before_telegrams_language(harness, client) -> None:
+    _group_id, _deal_id, code = await open_shop(harness)
+    status, me = await call(client, "GET", "me", init(ALICE, language="en"))
+    assert me["language"] == "en" and me["labels"]["my_orders"] == "My orders"
+    await harness.tap(ALICE, LangCB(code="zh_Hans"))  # /lang's button
+    status, me = await call(client, "GET", "me", init(ALICE, language="en"))
+    assert me["language"] == "zh_Hans" and me["labels"]["my_orders"] == "我的订单"
+    status, answer = await call(client, "GET", "shop/nope", init(ALICE))
+    assert status == 403 and answer["error"] == "这个卖场只对本群成员开放。"
+    status, answer = await call(client, "GET", "me", "forged", None)
+    assert status == 401  # before knowing the person: the default language
+
+
 # ---------------------------------------------------------------- teams, coupons, payment
 
 
@@ -530,6 +562,15 @@ def test_any_tampered_field_fails_the_check(key: str, value: str) -> None:
 
 
 @settings(max_examples=60, deadline=None)
+@given(st.text(max_size=60))
+def test_shop_codes_outside_the_alphabet_or_too_long_are_refused(code: str) -> None:
+    from services.webapp import CODE_MAX, valid_code
+
+    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert valid_code(code) == (0 < len(code) <= CODE_MAX and set(code) <= allowed)
+    assert valid_code(code + "x" * (CODE_MAX + 1)) is False
+
+
 @given(st.text(max_size=300))
 def test_arbitrary_headers_never_authenticate(raw: str) -> None:
     now = utcnow()
