@@ -411,6 +411,12 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     me = await app.bot.get_me()
     log.info("started as @%s (id %s) in %s mode", me.username, me.id, app.settings.mode.value)
     await set_commands(app.bot, app.i18n, app.settings.default_language)
+    if app.settings.webapp_url:
+        from bot.webapp.menu import set_menu_button
+
+        await set_menu_button(
+            app.bot, app.settings.webapp_url, app.i18n, app.settings.default_language
+        )
     inflight = InFlight()
     background = [
         asyncio.create_task(heartbeat(Path(app.settings.data_dir) / "heartbeat", stop)),

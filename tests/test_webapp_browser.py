@@ -291,6 +291,8 @@ async def test_storefront_in_a_real_browser(tmp_path: Path) -> None:
             proc.kill()
         await server.stop()
     assert proc.returncode == 0, log_path.read_text(errors="replace")[-2000:]
+    [menu] = server.called("setChatMenuButton")  # the private chat's menu opens the app
+    assert menu["menu_button"]["web_app"]["url"] == f"{base}/app/"
     shots = sorted(p.name for p in out.glob("*.png"))
     assert shots == [
         f"{page}-{tag}.png" for page in ("deal", "orders", "shop") for tag in ("en", "zh")
