@@ -212,6 +212,27 @@ async def test_a_shop_code_is_opaque_and_bounded(harness, client) -> None:
     assert me["labels"]["join"] == "Join"
 
 
+async def test_every_registered_group_gets_its_own_code(db) -> None:
+    from services import groups, webapp
+
+    defaults = groups.Defaults("Asia/Shanghai", "CNY", "en")
+    async with db.transaction() as s:
+        made = [
+            (await groups.register(
+                s, chat_id=-100100 - n, title=f"G{n}", chat_type="supergroup", added_by=None,
+                defaults=defaults,
+            ))[0]
+            for n in range(5)
+        ]  # fmt: skip
+        codes = {g.shop_code for g in made}
+        assert len(codes) == 5 and all(webapp.valid_code(c) and len(c) == 12 for c in codes)
+        made[0].shop_code = None  # a group from before the column: issued when first needed
+        await s.flush()
+        issued = await webapp.shop_code(s, made[0])
+        assert webapp.valid_code(issued) and issued not in codes - {None}
+        assert await webapp.shop_codes(s, [g.id for g in made]) == {g.id: g.shop_code for g in made}
+
+
 # ---------------------------------------------------------------- the storefront and a deal
 
 
@@ -315,6 +336,7 @@ async def test_owners_view_is_for_current_administrators_only(harness, client) -
     status, view = await call(client, "GET", f"shop/{code}/deals/{deal_id}/orders", init(OWNER))
     assert status == 200
     assert (view["units"], view["people"]) == (2, 1)
+    assert (view["paid"], view["owed"]) == ("CN¥0.00", "CN¥0.00")  # cash on pickup
     assert [(o["name"], o["quantity"]) for o in view["orders"]] == [("Alice", 2)]
     status, page = await call(client, "GET", f"shop/{code}/deals/{deal_id}", init(OWNER))
     assert page["manages"] is True

@@ -318,10 +318,13 @@ class WebApp:
         from services import owner_orders
 
         rows = await owner_orders.orders_with_users(session, deal.id)
+        held = [(order, user) for order, user in rows if order.quantity > 0]
         return {
             "title": deal.title,
             "units": deal.total_qty,
             "people": deal.participants,
+            "paid": money(sum(o.paid_amount or 0 for o, _u in held), deal.currency, language),
+            "owed": money(sum(payments.owed(o) for o, _u in held), deal.currency, language),
             "orders": [
                 {
                     "name": display_name(user),
@@ -331,8 +334,7 @@ class WebApp:
                     "paid": money(order.paid_amount or 0, deal.currency, language),
                     "owed": money(payments.owed(order), deal.currency, language),
                 }
-                for order, user in rows
-                if order.quantity > 0
+                for order, user in held
             ],
         }
 

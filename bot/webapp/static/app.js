@@ -277,7 +277,8 @@
       });
       show(el("p", { class: "hint", text: t("owner_view") }),
         el("div", { class: "card" }, el("div", null, t("total_units") + ": " + data.units + " · " +
-          t("total_people") + ": " + data.people)),
+          t("total_people") + ": " + data.people),
+          el("div", null, t("paid") + ": " + data.paid + " · " + t("owed") + ": " + data.owed)),
         el("div", { class: "card" }, table));
     });
   }
