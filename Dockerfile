@@ -92,7 +92,8 @@ VOLUME ["/app/data"]
 # host-side tooling can verify it without the image's /etc/passwd.
 USER 10001:10001
 
-# Webhook mode (MODE=webhook) listens here; polling mode opens no port.
+# Webhook mode (MODE=webhook) listens here; polling mode opens it only to serve
+# the Mini App (WEBAPP_URL set).
 EXPOSE 8080
 
 # `python -m bot healthcheck` exits 0 when ./data/heartbeat is fresh and the

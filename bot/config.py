@@ -69,6 +69,14 @@ class Settings(DatabaseSettings):
     stars_payments: bool = True
     terms_text: str = ""
     paysupport_text: str = ""
+    # The Mini App storefront (bot/webapp): its public https address (the bot's aiohttp
+    # server serves it at /app/ and its API at /app/api/, in both modes), the app's short
+    # name registered in @BotFather (t.me/<bot>/<short name>), how old initData may be,
+    # and each person's writes per minute.
+    webapp_url: str | None = None
+    webapp_short_name: str | None = None
+    webapp_auth_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
+    webapp_writes_per_minute: int = Field(default=30, ge=1, le=600)
 
     @field_validator("bot_token")
     @classmethod
@@ -128,7 +136,17 @@ class Settings(DatabaseSettings):
             raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value
 
-    @field_validator("telegram_api_url", "webhook_url")
+    @field_validator("webapp_short_name")
+    @classmethod
+    def _short_name(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not re.match(r"^[A-Za-z0-9_]{3,30}$", value):
+            raise ValueError("WEBAPP_SHORT_NAME must be 3-30 characters of A-Z, a-z, 0-9 and _")
+        return value
+
+    @field_validator("telegram_api_url", "webhook_url", "webapp_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None:
@@ -150,6 +168,11 @@ class Settings(DatabaseSettings):
                     "(16-256 characters of A-Z, a-z, 0-9, _ and -)"
                 )
         return self
+
+    @property
+    def shop_links(self) -> bool:
+        """Deal posts carry a 🛍 Shop button (the Mini App is served and registered)."""
+        return bool(self.webapp_url and self.webapp_short_name)
 
     @property
     def is_sqlite(self) -> bool:

@@ -171,7 +171,8 @@ def create_app(
         global_limit=settings.send_global_per_second,
         global_window=1.0,
     )
-    posts = PostRefresher(bot, db, i18n, sender=sender)
+    shop = settings.webapp_short_name if settings.shop_links else None
+    posts = PostRefresher(bot, db, i18n, sender=sender, shop=shop)
     activity = ActivityBuffer()
     gate = AdmissionGate()
     moderation = ModerationGate(db)

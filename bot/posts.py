@@ -465,7 +465,31 @@ async def _send_card(sender: Sender, deal: Deal, chat_id: int, text: str, markup
     return await sender.send(method, chat_id=chat_id)
 
 
-async def publish(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: Sender) -> int:
+def shop_url(bot_username: str | None, shop_app: str | None, code: str | None) -> str | None:
+    """The Mini App storefront of a group: t.me/<bot>/<app>?startapp=<the group's code>."""
+    if not (bot_username and shop_app and code):
+        return None
+    return f"https://t.me/{bot_username}/{shop_app}?startapp={code}"
+
+
+def with_shop(markup: InlineKeyboardMarkup | None, url: str | None) -> InlineKeyboardMarkup | None:
+    """The post's buttons with 🛍 Shop (a URL button: web_app buttons work only in private
+    chats) last, while the deal takes orders and the Mini App is set up."""
+    if markup is None or url is None:
+        return markup
+    shop = InlineKeyboardButton(text="🛍 " + _("Shop"), url=url)
+    return InlineKeyboardMarkup(inline_keyboard=[*markup.inline_keyboard, [shop]])
+
+
+async def publish(
+    bot: Bot,
+    db: Database,
+    i18n: I18n,
+    deal_id: int,
+    *,
+    sender: Sender,
+    shop: str | None = None,
+) -> int:
     """Post the deal's card into each of its groups that has no post yet; returns posts sent.
 
     Only open (or paused) deals are posted; a scheduled deal is posted when it opens. Each
@@ -490,12 +514,14 @@ async def publish(bot: Bot, db: Database, i18n: I18n, deal_id: int, *, sender: S
             if post.message_id is None and group.is_active
         ]
     sent = 0
+    bot_username = (await bot.me()).username if shop and targets else None
     for group_id, group in targets:
         async with db.transaction() as session:
             if not await deal_service.claim_post(session, deal_id, group_id, utcnow()):
                 continue
         with i18n.context(), i18n.use_locale(group.language):
             text, markup = render_card(deal, signups, group, now, event=event, rating=rating)
+            markup = with_shop(markup, shop_url(bot_username, shop, group.shop_code))
         chat_id = group.chat_id
         try:
             message = await _send_card(sender, deal, chat_id, text, markup)
@@ -609,7 +635,12 @@ class Edited:
 
 
 async def _edit_posts(
-    state: DealState, i18n: I18n, read_at: datetime, sender: Sender, done: Edited
+    state: DealState,
+    i18n: I18n,
+    read_at: datetime,
+    sender: Sender,
+    done: Edited,
+    shop: tuple[str | None, str | None] = (None, None),
 ) -> None:
     """Edit every post of the deal to `state`. Each post edited (or whose edit can never
     succeed: deleted, 400) is settled: it records the version of the deal it shows."""
@@ -625,6 +656,10 @@ async def _edit_posts(
                     deal, state.signups, group, read_at, event=state.event, rating=state.rating
                 )
         text, markup = rendered[key]
+        url = shop_url(shop[0], shop[1], group.shop_code)
+        if url is not None:
+            with i18n.context(), i18n.use_locale(group.language):
+                markup = with_shop(markup, url)
         chat_id = group.chat_id
         if deal.photo_file_id:
             method: Any = EditMessageCaption(
@@ -696,7 +731,13 @@ async def _edit_cards(
 
 
 async def edit_deals(
-    bot: Bot, db: Database, i18n: I18n, deal_ids: Sequence[int], *, sender: Sender
+    bot: Bot,
+    db: Database,
+    i18n: I18n,
+    deal_ids: Sequence[int],
+    *,
+    sender: Sender,
+    shop: str | None = None,
 ) -> dict[int, Edited]:
     """Edit every post and live inline card of these deals to their current state (read
     now, once for all of them); the deals' edits run side by side, each deal's in turn.
@@ -707,14 +748,14 @@ async def edit_deals(
     if not states:
         return {}
     bot_username = None
-    if any(state.cards or state.teams for state in states.values()):
+    if shop or any(state.cards or state.teams for state in states.values()):
         bot_username = (await bot.me()).username
 
     async def one(state: DealState) -> Edited:
         done = Edited()
         deal_id = state.deal.id
         try:
-            await _edit_posts(state, i18n, read_at, sender, done)
+            await _edit_posts(state, i18n, read_at, sender, done, (bot_username, shop))
         except Exception:
             log.exception("deal %s: refreshing its posts failed", deal_id)
         try:
@@ -778,8 +819,10 @@ class PostRefresher:
         *,
         sender: Sender,
         interval: float = 2.5,
+        shop: str | None = None,
     ) -> None:
         self.bot = bot
+        self.shop = shop  # the Mini App's short name when posts carry 🛍 Shop (else None)
         self.db = db
         self.i18n = i18n
         self.interval = interval
@@ -819,7 +862,9 @@ class PostRefresher:
     def publish_soon(self, deal_id: int) -> None:
         """Post the deal into its groups (outside the transaction that opened it)."""
         if not self._closed:
-            self.spawn(publish(self.bot, self.db, self.i18n, deal_id, sender=self.sender))
+            self.spawn(
+                publish(self.bot, self.db, self.i18n, deal_id, sender=self.sender, shop=self.shop)
+            )
 
     @staticmethod
     def _create(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -874,7 +919,9 @@ class PostRefresher:
                 await held.enter_async_context(lock)
             edited: dict[int, Edited] = {}
             try:
-                edited = await edit_deals(self.bot, self.db, self.i18n, ids, sender=self.sender)
+                edited = await edit_deals(
+                    self.bot, self.db, self.i18n, ids, sender=self.sender, shop=self.shop
+                )
             except Exception:
                 log.exception("deals %s: refreshing their posts failed", ids)
             finally:

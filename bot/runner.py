@@ -290,7 +290,42 @@ def webhook_app(app: App, stop: asyncio.Event, inflight: InFlight) -> web.Applic
     web_app = web.Application()
     web_app.router.add_post(settings.webhook_path, receive)
     web_app.router.add_get("/healthz", health)
+    if settings.webapp_url:  # the Mini App storefront is served by the same server
+        from bot.webapp.routes import add_routes
+
+        add_routes(web_app, app)
     return web_app
+
+
+def webapp_only(app: App) -> web.Application:
+    """Polling mode with WEBAPP_URL: the server serves the Mini App (and /healthz) only."""
+    from bot.webapp.routes import add_routes
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    web_app = web.Application()
+    web_app.router.add_get("/healthz", health)
+    add_routes(web_app, app)
+    return web_app
+
+
+async def start_webapp(app: App) -> web.AppRunner | None:
+    """Polling mode: serve the Mini App on WEBHOOK_HOST:WEBHOOK_PORT when WEBAPP_URL is set."""
+    settings = app.settings
+    if not settings.webapp_url:
+        return None
+    runner = web.AppRunner(webapp_only(app), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.webhook_host, settings.webhook_port)
+    await site.start()
+    log.info(
+        "Mini App served on %s:%s/app/ (public %s)",
+        settings.webhook_host,
+        settings.webhook_port,
+        settings.webapp_url,
+    )
+    return runner
 
 
 async def serve_webhook(app: App, stop: asyncio.Event, *, inflight: InFlight | None = None) -> None:
@@ -376,6 +411,12 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     me = await app.bot.get_me()
     log.info("started as @%s (id %s) in %s mode", me.username, me.id, app.settings.mode.value)
     await set_commands(app.bot, app.i18n, app.settings.default_language)
+    if app.settings.webapp_url:
+        from bot.webapp.menu import set_menu_button
+
+        await set_menu_button(
+            app.bot, app.settings.webapp_url, app.i18n, app.settings.default_language
+        )
     inflight = InFlight()
     background = [
         asyncio.create_task(heartbeat(Path(app.settings.data_dir) / "heartbeat", stop)),
@@ -390,7 +431,12 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
         if app.settings.mode.value == "webhook":
             await serve_webhook(app, stop, inflight=inflight)
         else:
-            await poll(app, stop, inflight=inflight)
+            web_runner = await start_webapp(app)
+            try:
+                await poll(app, stop, inflight=inflight)
+            finally:
+                if web_runner is not None:
+                    await web_runner.cleanup()
     finally:
         stop.set()
         await inflight.drained(within=50)

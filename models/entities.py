@@ -3,6 +3,7 @@ processed updates (replay protection) and persisted FSM state."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import (
@@ -18,6 +19,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, person_id, personal
+
+
+def _shop_code() -> str:
+    return secrets.token_urlsafe(9)  # 12 characters of A-Z a-z 0-9 - _
 
 
 def _now_default():
@@ -77,6 +82,9 @@ class Group(Base):
     # The group's own /terms and /paysupport texts ("": the deployment's).
     terms_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     paysupport_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The Mini App storefront's opaque code (t.me/<bot>/<app>?startapp=<code>): random, not
+    # the chat id; issued with the group (services.webapp.new_shop_code).
+    shop_code: Mapped[str | None] = mapped_column(String(16), unique=True, default=_shop_code)
     admins_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())

@@ -39,7 +39,13 @@ class DueResult:
 
 
 async def run_due(
-    bot: Bot, db: Database, i18n: I18n, sender: Sender, now: datetime | None = None
+    bot: Bot,
+    db: Database,
+    i18n: I18n,
+    sender: Sender,
+    now: datetime | None = None,
+    *,
+    shop: str | None = None,
 ) -> DueResult:
     """Open and post what is due, close what is past its closing time, retry unsent posts."""
     now = now or utcnow()
@@ -54,7 +60,7 @@ async def run_due(
             if opened:
                 result.opened.append(deal_id)
                 log.info("deal %s opened", deal_id)
-                result.posted += await publish(bot, db, i18n, deal_id, sender=sender)
+                result.posted += await publish(bot, db, i18n, deal_id, sender=sender, shop=shop)
         except Exception:
             log.exception("deal %s: opening failed", deal_id)
             result.failed.append(deal_id)
@@ -95,7 +101,7 @@ async def run_due(
         unsent = []
     for deal_id in unsent:
         try:
-            result.posted += await publish(bot, db, i18n, deal_id, sender=sender)
+            result.posted += await publish(bot, db, i18n, deal_id, sender=sender, shop=shop)
         except Exception:
             log.exception("deal %s: posting failed", deal_id)
             result.failed.append(deal_id)

@@ -309,7 +309,9 @@ async def tick(app: App, now: datetime | None = None, *, digests: bool = True) -
     now = now or utcnow()
     result = TickResult()
     try:
-        result.deals = await run_due(app.bot, app.db, app.i18n, app.sender, now)
+        result.deals = await run_due(
+            app.bot, app.db, app.i18n, app.sender, now, shop=app.posts.shop
+        )
     except Exception:
         log.exception("due-deal check failed")
     steps = (

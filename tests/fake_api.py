@@ -35,6 +35,7 @@ from aiogram.types import (
     ChatMemberMember,
     ChatMemberOwner,
     ChatPermissions,
+    File,
     Message,
     Poll,
     PollOption,
@@ -142,6 +143,9 @@ class Injected:
     inline_message_id: str | None = None  # an edit of that inline card only
 
 
+FILE_BYTES = b"\xff\xd8\xff\xe0fake-jpeg"  # what a downloaded file holds
+
+
 class FakeTelegram(BaseSession):
     def __init__(self) -> None:
         super().__init__()
@@ -230,8 +234,8 @@ class FakeTelegram(BaseSession):
         timeout: int = 30,
         chunk_size: int = 65536,
         raise_for_status: bool = True,
-    ) -> AsyncGenerator[bytes, None]:  # pragma: no cover
-        yield b""
+    ) -> AsyncGenerator[bytes, None]:
+        yield FILE_BYTES  # every file downloaded (getFile's path) has these bytes
 
     def _fault_for(self, method: TelegramMethod[Any]) -> Injected | None:
         chat_id = getattr(method, "chat_id", None)
@@ -339,6 +343,12 @@ class FakeTelegram(BaseSession):
                 (method.chat_id, method.user_id),
                 ChatMemberMember(user=User(id=method.user_id, is_bot=False, first_name="member")),
             )
+        if isinstance(method, m.GetFile):
+            return File(
+                file_id=method.file_id, file_unique_id=method.file_id[:16], file_path="photos/f.jpg"
+            )
+        if isinstance(method, m.CreateInvoiceLink):
+            return f"https://t.me/$invoice-{method.payload}"
         if isinstance(method, m.CreateChatInviteLink):
             n = len(self.of(m.CreateChatInviteLink))
             return ChatInviteLink(

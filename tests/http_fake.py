@@ -87,6 +87,8 @@ class FakeBotApiServer:
             return message
         if method == "getChatAdministrators":
             return []
+        if method == "createInvoiceLink":
+            return f"https://t.me/$invoice-{params.get('payload')}"
         return True  # refundStarPayment, answerCallbackQuery, answerPreCheckoutQuery…
 
     async def start(self) -> None:
