@@ -56,47 +56,24 @@ async def event_button(
     if await gatherings.get(session, deal.id) is None:
         return query.answer(not_posted_here(), show_alert=True)
     now = clock.now()
-    if callback_data.action == "join":
-        try:
-            await order_service.act(
-                session,
-                deal_id=deal.id,
-                user_id=user.id,
-                action="join",
-                group=group,
-                now=now,
-                via="button",
+    try:
+        if callback_data.action == "join":
+            done = await gatherings.sign_up(session, deal, group, user.id, now, via="button")
+            if done.waiting is not None:
+                return query.answer(waitlisted_answer(done.waiting, done.added), show_alert=True)
+            return query.answer(joined_answer(deal.title, user.started), show_alert=True)
+        if callback_data.action == "cancel":
+            seat = await gatherings.give_up(session, deal, group, user.id, now, via="button")
+            return query.answer(
+                cancelled_answer() if seat else left_waitlist_answer(), show_alert=True
             )
-        except order_service.SoldOut:
-            added, position = await gatherings.join_waitlist(
-                session, deal.id, user.id, group.id, now
-            )
-            return query.answer(waitlisted_answer(position, added), show_alert=True)
-        except order_service.AlreadyJoined:
-            return query.answer(already_in_answer(), show_alert=True)
-        except order_service.OrderError as exc:
-            await deal_service.fresh(session, deal)
-            return query.answer(refusal(exc, deal, group), show_alert=True)
-        return query.answer(joined_answer(deal.title, user.started), show_alert=True)
-    if callback_data.action == "cancel":
-        try:
-            await order_service.act(
-                session,
-                deal_id=deal.id,
-                user_id=user.id,
-                action="cancel",
-                group=group,
-                now=now,
-                via="button",
-            )
-        except order_service.NotJoined:
-            if await gatherings.leave_waitlist(session, deal.id, user.id):
-                return query.answer(left_waitlist_answer(), show_alert=True)
-            return query.answer(not_in_answer(), show_alert=True)
-        except order_service.OrderError as exc:
-            await deal_service.fresh(session, deal)
-            return query.answer(refusal(exc, deal, group), show_alert=True)
-        return query.answer(cancelled_answer(), show_alert=True)
+    except order_service.AlreadyJoined:
+        return query.answer(already_in_answer(), show_alert=True)
+    except order_service.NotJoined:
+        return query.answer(not_in_answer(), show_alert=True)
+    except order_service.OrderError as exc:
+        await deal_service.fresh(session, deal)
+        return query.answer(refusal(exc, deal, group), show_alert=True)
     return query.answer(not_posted_here(), show_alert=True)
 
 

@@ -43,6 +43,7 @@ from models import Deal, EventCheckin, Group, OfflineEvent, Order, User, Waitlis
 from models.upsert import insert_ignore
 from services import deals as deal_service
 from services import events, outbox, payments
+from services import orders as order_service
 from services.admins import AdminDirectory
 from services.errors import DomainError
 from services.parsing import (
@@ -324,15 +325,59 @@ async def on_order_changed(session: AsyncSession, change, now: datetime, via: st
             log.info("event D%s: a place freed, %d waiting member admitted", event.deal_id, served)
 
 
-async def join_waitlist(
-    session: AsyncSession, deal_id: int, user_id: int, group_id: int, now: datetime
-) -> tuple[bool, int]:
-    """The member goes on the full event's waitlist: (added now, position)."""
-    added = await payments.join_waitlist(session, deal_id, user_id, group_id, now, free=True)
-    return added, await waiting_position(session, deal_id, user_id) or 0
+@dataclass(frozen=True)
+class SignUp:
+    """What Join did: a seat taken (`waiting` None), or a place on the full event's waitlist
+    (`waiting`: the position, `added`: put there by this tap rather than before)."""
+
+    waiting: int | None = None
+    added: bool = False
 
 
-async def leave_waitlist(session: AsyncSession, deal_id: int, user_id: int) -> bool:
+async def sign_up(
+    session: AsyncSession, deal: Deal, group: Group, user_id: int, now: datetime, via: str
+) -> SignUp:
+    """Join: a seat through the one order action; a full event puts the member on its
+    waitlist instead. Other refusals (already in, closed, ...) are the order action's."""
+    try:
+        await order_service.act(
+            session,
+            deal_id=deal.id,
+            user_id=user_id,
+            action="join",
+            group=group,
+            now=now,
+            via=via,
+        )
+    except order_service.SoldOut:
+        added = await payments.join_waitlist(session, deal.id, user_id, group.id, now, free=True)
+        return SignUp(await waiting_position(session, deal.id, user_id) or 0, added)
+    return SignUp()
+
+
+async def give_up(
+    session: AsyncSession, deal: Deal, group: Group, user_id: int, now: datetime, via: str
+) -> bool:
+    """Cancel my place: the seat back through the one order action (True), or, holding none,
+    off the waitlist (False); neither: NotJoined."""
+    try:
+        await order_service.act(
+            session,
+            deal_id=deal.id,
+            user_id=user_id,
+            action="cancel",
+            group=group,
+            now=now,
+            via=via,
+        )
+    except order_service.NotJoined:
+        if await _leave_waitlist(session, deal.id, user_id):
+            return False
+        raise
+    return True
+
+
+async def _leave_waitlist(session: AsyncSession, deal_id: int, user_id: int) -> bool:
     result = await session.execute(
         delete(WaitlistEntry).where(
             WaitlistEntry.deal_id == deal_id,
