@@ -84,6 +84,9 @@ class Deal(Base):
     # The product family for reviews (models.reviews): the origin deal this one was
     # duplicated from, directly or through other copies; NULL: an original (its own id).
     product_key: Mapped[int | None] = mapped_column(Integer, index=True)
+    # An offline event's deal (models.gatherings.OfflineEvent beside it): known from the row
+    # already read, so the one order action asks nothing more of an ordinary deal.
+    is_event: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     total_qty: Mapped[int] = mapped_column(Integer, default=0)
     participants: Mapped[int] = mapped_column(Integer, default=0)
     final_price: Mapped[int | None] = mapped_column(BigInteger)

@@ -196,6 +196,7 @@ async def create(
         now,
         free=True,
     )
+    deal.is_event = True
     event = OfflineEvent(
         deal_id=deal.id,
         group_id=group.id,
@@ -295,7 +296,7 @@ async def on_order_changed(session: AsyncSession, change, now: datetime, via: st
     """Called by the one order action after a change: a place taken gets its ticket; a
     place freed goes to the first waiter (through the one order action again)."""
     order = change.order
-    if order is None:
+    if order is None or not change.deal.is_event:
         return
     event = await session.get(OfflineEvent, change.deal.id)
     if event is None:

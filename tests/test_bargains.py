@@ -550,7 +550,8 @@ async def test_the_owners_books_show_bargains(harness) -> None:
     assert answer.text.startswith("Bought at")
     late = await bargain_of(harness, await begin(harness, CAROL, deal_id))
     await begin(harness, DAVE, deal_id)
-    await expire_bargains(harness.app, late.expires_at + timedelta(seconds=1), TickResult())
+    expired_at = late.expires_at + timedelta(seconds=1)
+    await expire_bargains(harness.app, expired_at, TickResult())
     await harness.tap(OWNER, OrdersCB(action="csv", deal_id=deal_id))
     [request] = harness.api.of(m.SendDocument)
     table = list(csv.reader(io.StringIO(request.document.data.decode("utf-8-sig"))))
@@ -558,8 +559,13 @@ async def test_the_owners_books_show_bargains(harness) -> None:
     now = utcnow()
     async with harness.db.read() as s:
         group = await s.get(Group, group_id)
-        day = digest.local_today(now, group.timezone)
-        built = await digest.build(s, group, digest.Period(day, day), now)
+        # the period runs from today to the (local) day the bargains expired: late in the
+        # day their expiry falls on the next one
+        period = digest.Period(
+            digest.local_today(now, group.timezone),
+            digest.local_today(expired_at, group.timezone),
+        )
+        built = await digest.build(s, group, period, expired_at)
     assert (built.bargains.bought, built.bargains.expired, built.bargains.open) == (1, 2, 0)
     with harness.app.i18n.context(), harness.app.i18n.use_locale("en"):
         assert "✂️ Bargains: 1 bought, 2 expired, 0 open now" in group_text(built)

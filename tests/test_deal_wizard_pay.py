@@ -312,7 +312,7 @@ async def test_settings_terms_and_payment_support_texts(harness) -> None:
     assert "Terms: default" in card.text and "Payment support: default" in card.text
     assert harness.callbacks(card) == [
         f"set:tz:{g.id}", f"set:cur:{g.id}", f"set:lang:{g.id}",
-        f"set:terms:{g.id}", f"set:support:{g.id}", "set:list:0",
+        f"set:terms:{g.id}", f"set:support:{g.id}", f"mod:open:{g.id}:0", "set:list:0",
     ]  # fmt: skip
 
     await harness.tap(setting.OWNER, f"set:terms:{g.id}")

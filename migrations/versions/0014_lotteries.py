@@ -1,7 +1,7 @@
 """lotteries
 
 Revision ID: 0014_lotteries
-Revises: 0012
+Revises: 0013_polls
 """
 from alembic import op
 import sqlalchemy as sa

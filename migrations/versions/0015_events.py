@@ -1,7 +1,7 @@
 """offline events
 
 Revision ID: 0015_events
-Revises: 0012
+Revises: 0014_lotteries
 
 """
 from alembic import op
@@ -16,6 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('deals', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('is_event', sa.Boolean(), server_default=sa.false(), nullable=False))
     op.create_table('offline_events',
     sa.Column('deal_id', sa.Integer(), nullable=False),
     sa.Column('group_id', sa.Integer(), nullable=False),
@@ -58,3 +60,5 @@ def downgrade() -> None:
         batch_op.drop_index('ix_offline_events_starts_at')
         batch_op.drop_index('ix_offline_events_group_id')
     op.drop_table('offline_events')
+    with op.batch_alter_table('deals', schema=None) as batch_op:
+        batch_op.drop_column('is_event')

@@ -1,7 +1,7 @@
 """reviews
 
 Revision ID: 0016_reviews
-Revises: 0012
+Revises: 0015_events
 
 """
 from alembic import op

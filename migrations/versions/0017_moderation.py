@@ -1,7 +1,7 @@
 """moderation
 
 Revision ID: 0017_moderation
-Revises: 0012
+Revises: 0016_reviews
 Create Date: 2026-12-03 14:24:18.179836
 """
 from alembic import op

@@ -1,7 +1,7 @@
 """webapp: the Mini App storefront's opaque code per group
 
 Revision ID: 0018_webapp
-Revises: 0012
+Revises: 0017_moderation
 
 """
 import secrets
