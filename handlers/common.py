@@ -64,6 +64,12 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
                 _("/members: core and dormant members of your groups"),
                 _("/digest: yesterday's digest of your groups (/digest 7d, /digest settings)"),
                 _("/invites: who invited whom into your groups"),
+                _("/teambuy D17: team buys of a deal; /bargain D17: bargains with friends"),
+                _("/coupon: coupons and coupon packs for your groups"),
+                _("/poll: ask your groups a question (/polls: the results)"),
+                _("/lottery: a lottery in a group, drawn verifiably"),
+                _("/event: an offline event; /checkin CODE: check a member in"),
+                _("/modlog: what spam protection did in your groups, with Undo"),
             ]
         else:
             lines += [
@@ -94,6 +100,7 @@ def help_text(*, private: bool, is_owner: bool, is_admin: bool) -> str:
             lines += [
                 "",
                 _("You administer this group: open a private chat with me and use /settings."),
+                _("/allow (as a reply): exempt a member from spam protection"),
             ]
         else:
             lines += ["", _("Open a private chat with me for your language and your groups.")]
